@@ -1,0 +1,52 @@
+package v1
+
+// Group, version and kinds served under /apis/serving.knative.dev/v1.
+const (
+	Group      = "serving.knative.dev"
+	Version    = "v1"
+	APIVersion = Group + "/" + Version
+
+	KindService       = "Service"
+	KindConfiguration = "Configuration"
+	KindRevision      = "Revision"
+	KindRoute         = "Route"
+)
+
+// Resource names (plural, lower case) used in URLs and etcd keys.
+const (
+	ResourceServices       = "services"
+	ResourceConfigurations = "configurations"
+	ResourceRevisions      = "revisions"
+	ResourceRoutes         = "routes"
+)
+
+// Well-known labels and annotations, as Knative names them.
+const (
+	ServiceLabelKey              = Group + "/service"
+	ConfigurationLabelKey        = Group + "/configuration"
+	ConfigurationGenerationLabel = Group + "/configurationGeneration"
+	RevisionLabelKey             = Group + "/revision"
+	RouteLabelKey                = Group + "/route"
+	RoutingStateLabelKey         = Group + "/routingState"
+	CreatorAnnotation            = Group + "/creator"
+	RoutesAnnotationKey          = Group + "/routes"
+	UserImageAnnotation          = "client.knative.dev/user-image"
+	VisibilityLabelKey           = "networking.knative.dev/visibility"
+	VisibilityClusterLocal       = "cluster-local"
+
+	AutoscalingMinScaleAnnotation = "autoscaling.knative.dev/min-scale"
+	AutoscalingMaxScaleAnnotation = "autoscaling.knative.dev/max-scale"
+	AutoscalingInitialScale       = "autoscaling.knative.dev/initial-scale"
+	AutoscalingTargetAnnotation   = "autoscaling.knative.dev/target"
+	AutoscalingMetricAnnotation   = "autoscaling.knative.dev/metric"
+	AutoscalingClassAnnotation    = "autoscaling.knative.dev/class"
+	AutoscalingUtilization        = "autoscaling.knative.dev/target-utilization-percentage"
+	AutoscalingWindow             = "autoscaling.knative.dev/window"
+)
+
+// Request headers the edge adds for every weighted cluster so the activator
+// (and logs) know the target revision.
+const (
+	RevisionHeaderName  = "Knative-Serving-Revision"
+	NamespaceHeaderName = "Knative-Serving-Namespace"
+)

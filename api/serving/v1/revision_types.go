@@ -1,0 +1,219 @@
+package v1
+
+import metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+
+// Revision is an immutable snapshot of code and configuration.
+type Revision struct {
+	metav1.TypeMeta `json:",inline"`
+	Metadata        metav1.ObjectMeta `json:"metadata"`
+	Spec            RevisionSpec      `json:"spec"`
+	Status          RevisionStatus    `json:"status,omitempty"`
+}
+
+// RevisionTemplateSpec is the template a Configuration stamps Revisions from.
+type RevisionTemplateSpec struct {
+	Metadata metav1.ObjectMeta `json:"metadata,omitempty"`
+	Spec     RevisionSpec      `json:"spec,omitempty"`
+}
+
+// RevisionSpec is the PodSpec subset Knative allows plus Knative's own fields.
+type RevisionSpec struct {
+	Containers         []Container            `json:"containers,omitempty"`
+	Volumes            []Volume               `json:"volumes,omitempty"`
+	InitContainers     []Container            `json:"initContainers,omitempty"`
+	ServiceAccountName string                 `json:"serviceAccountName,omitempty"`
+	ImagePullSecrets   []LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	EnableServiceLinks *bool                  `json:"enableServiceLinks,omitempty"`
+
+	// ContainerConcurrency is the hard limit of concurrent requests per
+	// instance; 0 means unlimited. Optional, defaults from config.
+	ContainerConcurrency *int64 `json:"containerConcurrency,omitempty"`
+	// TimeoutSeconds bounds a request's duration. Optional, default 300.
+	TimeoutSeconds *int64 `json:"timeoutSeconds,omitempty"`
+	// ResponseStartTimeoutSeconds bounds the time to the first byte.
+	ResponseStartTimeoutSeconds *int64 `json:"responseStartTimeoutSeconds,omitempty"`
+	// IdleTimeoutSeconds bounds the time between bytes.
+	IdleTimeoutSeconds *int64 `json:"idleTimeoutSeconds,omitempty"`
+}
+
+// LocalObjectReference names an object in the same namespace.
+type LocalObjectReference struct {
+	Name string `json:"name,omitempty"`
+}
+
+// Container is the Kubernetes container shape, restricted as Knative does.
+type Container struct {
+	Name                     string               `json:"name"`
+	Image                    string               `json:"image,omitempty"`
+	Command                  []string             `json:"command,omitempty"`
+	Args                     []string             `json:"args,omitempty"`
+	WorkingDir               string               `json:"workingDir,omitempty"`
+	Ports                    []ContainerPort      `json:"ports,omitempty"`
+	Env                      []EnvVar             `json:"env,omitempty"`
+	EnvFrom                  []EnvFromSource      `json:"envFrom,omitempty"`
+	Resources                ResourceRequirements `json:"resources"`
+	VolumeMounts             []VolumeMount        `json:"volumeMounts,omitempty"`
+	ReadinessProbe           *Probe               `json:"readinessProbe,omitempty"`
+	LivenessProbe            *Probe               `json:"livenessProbe,omitempty"`
+	ImagePullPolicy          string               `json:"imagePullPolicy,omitempty"`
+	SecurityContext          *SecurityContext     `json:"securityContext,omitempty"`
+	TerminationMessagePath   string               `json:"terminationMessagePath,omitempty"`
+	TerminationMessagePolicy string               `json:"terminationMessagePolicy,omitempty"`
+}
+
+// ContainerPort declares the port the container listens on.
+type ContainerPort struct {
+	Name          string `json:"name,omitempty"`
+	ContainerPort int32  `json:"containerPort"`
+	Protocol      string `json:"protocol,omitempty"`
+}
+
+// EnvVar is one environment variable.
+type EnvVar struct {
+	Name      string        `json:"name"`
+	Value     string        `json:"value,omitempty"`
+	ValueFrom *EnvVarSource `json:"valueFrom,omitempty"`
+}
+
+// EnvVarSource references a value held elsewhere.
+type EnvVarSource struct {
+	SecretKeyRef    *KeySelector `json:"secretKeyRef,omitempty"`
+	ConfigMapKeyRef *KeySelector `json:"configMapKeyRef,omitempty"`
+}
+
+// KeySelector selects a key of a Secret or ConfigMap.
+type KeySelector struct {
+	Name     string `json:"name"`
+	Key      string `json:"key"`
+	Optional *bool  `json:"optional,omitempty"`
+}
+
+// EnvFromSource imports a whole Secret or ConfigMap.
+type EnvFromSource struct {
+	Prefix       string                `json:"prefix,omitempty"`
+	SecretRef    *LocalObjectReference `json:"secretRef,omitempty"`
+	ConfigMapRef *LocalObjectReference `json:"configMapRef,omitempty"`
+}
+
+// ResourceRequirements holds limits and requests as Kubernetes quantities.
+type ResourceRequirements struct {
+	Limits   map[string]string `json:"limits,omitempty"`
+	Requests map[string]string `json:"requests,omitempty"`
+}
+
+// VolumeMount mounts a volume into a container.
+type VolumeMount struct {
+	Name      string `json:"name"`
+	MountPath string `json:"mountPath"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+	SubPath   string `json:"subPath,omitempty"`
+}
+
+// Volume is a named volume source.
+type Volume struct {
+	Name                  string                `json:"name"`
+	EmptyDir              *EmptyDirVolumeSource `json:"emptyDir,omitempty"`
+	Secret                *SecretVolumeSource   `json:"secret,omitempty"`
+	ConfigMap             *LocalObjectReference `json:"configMap,omitempty"`
+	PersistentVolumeClaim *PVCVolumeSource      `json:"persistentVolumeClaim,omitempty"`
+}
+
+// EmptyDirVolumeSource is a scratch directory living as long as the instance.
+type EmptyDirVolumeSource struct {
+	Medium    string `json:"medium,omitempty"`
+	SizeLimit string `json:"sizeLimit,omitempty"`
+}
+
+// SecretVolumeSource mounts a secret.
+type SecretVolumeSource struct {
+	SecretName string `json:"secretName,omitempty"`
+}
+
+// PVCVolumeSource references a persistent volume claim.
+type PVCVolumeSource struct {
+	ClaimName string `json:"claimName"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
+}
+
+// Probe describes a readiness or liveness check.
+type Probe struct {
+	HTTPGet             *HTTPGetAction   `json:"httpGet,omitempty"`
+	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
+	Exec                *ExecAction      `json:"exec,omitempty"`
+	InitialDelaySeconds int32            `json:"initialDelaySeconds,omitempty"`
+	TimeoutSeconds      int32            `json:"timeoutSeconds,omitempty"`
+	PeriodSeconds       int32            `json:"periodSeconds,omitempty"`
+	SuccessThreshold    int32            `json:"successThreshold,omitempty"`
+	FailureThreshold    int32            `json:"failureThreshold,omitempty"`
+}
+
+// HTTPGetAction probes with an HTTP GET.
+type HTTPGetAction struct {
+	Path        string       `json:"path,omitempty"`
+	Port        *intOrString `json:"port,omitempty"`
+	Host        string       `json:"host,omitempty"`
+	Scheme      string       `json:"scheme,omitempty"`
+	HTTPHeaders []HTTPHeader `json:"httpHeaders,omitempty"`
+}
+
+// HTTPHeader is a header sent by an HTTP probe.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// TCPSocketAction probes by opening a TCP connection.
+type TCPSocketAction struct {
+	Port *intOrString `json:"port,omitempty"`
+	Host string       `json:"host,omitempty"`
+}
+
+// ExecAction probes by running a command in the container.
+type ExecAction struct {
+	Command []string `json:"command,omitempty"`
+}
+
+// SecurityContext is the subset of container security settings Knative allows.
+type SecurityContext struct {
+	RunAsUser                *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup               *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot             *bool           `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem   *bool           `json:"readOnlyRootFilesystem,omitempty"`
+	AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation,omitempty"`
+	Capabilities             *Capabilities   `json:"capabilities,omitempty"`
+	SeccompProfile           *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// Capabilities adds or drops Linux capabilities.
+type Capabilities struct {
+	Add  []string `json:"add,omitempty"`
+	Drop []string `json:"drop,omitempty"`
+}
+
+// SeccompProfile selects a seccomp profile.
+type SeccompProfile struct {
+	Type string `json:"type"`
+}
+
+// RevisionStatus is the observed state of a Revision.
+type RevisionStatus struct {
+	metav1.Status     `json:",inline"`
+	LogURL            string            `json:"logUrl,omitempty"`
+	ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
+	ActualReplicas    *int32            `json:"actualReplicas,omitempty"`
+	DesiredReplicas   *int32            `json:"desiredReplicas,omitempty"`
+}
+
+// ContainerStatus records the digest an image tag resolved to.
+type ContainerStatus struct {
+	Name        string `json:"name,omitempty"`
+	ImageDigest string `json:"imageDigest,omitempty"`
+}
+
+// Revision condition types.
+const (
+	RevisionConditionReady              = "Ready"
+	RevisionConditionResourcesAvailable = "ResourcesAvailable"
+	RevisionConditionContainerHealthy   = "ContainerHealthy"
+	RevisionConditionActive             = "Active"
+)

@@ -1,0 +1,90 @@
+package cluster
+
+import "time"
+
+// Node is written by the agent under nodes/<name>, on the agent's lease.
+type Node struct {
+	Name string `json:"name"`
+	// Address is the host address the node's queue-proxies listen on.
+	Address string `json:"address"`
+	// CapacityMilliCPU and CapacityMemoryMiB are what the node offers to
+	// instances. Instances counts the slots (max instances) the node runs.
+	CapacityMilliCPU  int64             `json:"capacityMilliCPU"`
+	CapacityMemoryMiB int64             `json:"capacityMemoryMiB"`
+	MaxInstances      int               `json:"maxInstances"`
+	Labels            map[string]string `json:"labels,omitempty"`
+	StartedAt         time.Time         `json:"startedAt"`
+}
+
+// Scale is written by the autoscaler under scale/<namespace>/<revision>.
+type Scale struct {
+	Namespace string    `json:"namespace"`
+	Revision  string    `json:"revision"`
+	Desired   int       `json:"desired"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// InstanceSpec is everything an agent needs to run one instance of a
+// revision. The scheduler copies it from the Revision so the agent never
+// reads the registry.
+type InstanceSpec struct {
+	Namespace     string            `json:"namespace"`
+	Service       string            `json:"service,omitempty"`
+	Configuration string            `json:"configuration,omitempty"`
+	Revision      string            `json:"revision"`
+	Image         string            `json:"image"`
+	Command       []string          `json:"command,omitempty"`
+	Args          []string          `json:"args,omitempty"`
+	WorkingDir    string            `json:"workingDir,omitempty"`
+	Env           map[string]string `json:"env,omitempty"`
+	// EnvOrder keeps the user's order of Env keys.
+	EnvOrder []string `json:"envOrder,omitempty"`
+	// Port is the container port the app listens on (default 8080).
+	Port int32 `json:"port"`
+	// ContainerConcurrency is the hard per-instance limit (0 = unlimited).
+	ContainerConcurrency int64 `json:"containerConcurrency"`
+	// TimeoutSeconds bounds requests and the drain on stop.
+	TimeoutSeconds int64 `json:"timeoutSeconds"`
+	// ReadinessPath, when set, is probed with HTTP GET; otherwise readiness
+	// is a TCP connect to Port.
+	ReadinessPath string `json:"readinessPath,omitempty"`
+	MilliCPU      int64  `json:"milliCPU,omitempty"`
+	MemoryMiB     int64  `json:"memoryMiB,omitempty"`
+}
+
+// Placement is written by the scheduler under placements/<node>/<instance>.
+type Placement struct {
+	Instance string       `json:"instance"`
+	Node     string       `json:"node"`
+	Spec     InstanceSpec `json:"spec"`
+	PlacedAt time.Time    `json:"placedAt"`
+}
+
+// Instance phases.
+const (
+	PhasePending  = "Pending"
+	PhasePulling  = "Pulling"
+	PhaseStarting = "Starting"
+	PhaseRunning  = "Running"
+	PhaseStopping = "Stopping"
+	PhaseFailed   = "Failed"
+)
+
+// Instance is written by the agent under instances/<node>/<instance>, on the
+// agent's lease, so a dead node's instances vanish.
+type Instance struct {
+	Instance  string `json:"instance"`
+	Node      string `json:"node"`
+	Namespace string `json:"namespace"`
+	Revision  string `json:"revision"`
+	Phase     string `json:"phase"`
+	Ready     bool   `json:"ready"`
+	// Endpoint is host:port of the instance's queue-proxy.
+	Endpoint string `json:"endpoint,omitempty"`
+	// ContainerIP is the instance's own address (CNI) or empty (host network).
+	ContainerIP string    `json:"containerIP,omitempty"`
+	ImageDigest string    `json:"imageDigest,omitempty"`
+	Message     string    `json:"message,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
+	UpdatedAt   time.Time `json:"updatedAt"`
+}

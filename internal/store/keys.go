@@ -1,0 +1,60 @@
+package store
+
+import "strings"
+
+// The etcd key layout. Every key kiln writes is built here.
+const (
+	Root            = "/kiln/"
+	RegistryPrefix  = Root + "registry/"
+	ConfigPrefix    = Root + "config/"
+	NodesPrefix     = Root + "nodes/"
+	ScalePrefix     = Root + "scale/"
+	PlacementPrefix = Root + "placements/"
+	InstancePrefix  = Root + "instances/"
+	ElectionPrefix  = Root + "election/"
+)
+
+// RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
+func RegistryKey(group, resource, namespace, name string) string {
+	return RegistryPrefix + group + "/" + resource + "/" + namespace + "/" + name
+}
+
+// RegistryListPrefix lists a resource in one namespace, or in all namespaces
+// when namespace is empty.
+func RegistryListPrefix(group, resource, namespace string) string {
+	p := RegistryPrefix + group + "/" + resource + "/"
+	if namespace != "" {
+		p += namespace + "/"
+	}
+	return p
+}
+
+// ConfigKey is config/<name>.
+func ConfigKey(name string) string { return ConfigPrefix + name }
+
+// NodeKey is nodes/<node>.
+func NodeKey(node string) string { return NodesPrefix + node }
+
+// ScaleKey is scale/<namespace>/<revision>.
+func ScaleKey(namespace, revision string) string { return ScalePrefix + namespace + "/" + revision }
+
+// PlacementKey is placements/<node>/<instance>.
+func PlacementKey(node, instance string) string { return PlacementPrefix + node + "/" + instance }
+
+// InstanceKey is instances/<node>/<instance>.
+func InstanceKey(node, instance string) string { return InstancePrefix + node + "/" + instance }
+
+// ElectionKey is election/<role>.
+func ElectionKey(role string) string { return ElectionPrefix + role }
+
+// SplitLast returns the last two path segments of key (e.g. node and
+// instance of placements/<node>/<instance>).
+func SplitLast(key string) (parent, name string) {
+	i := strings.LastIndexByte(key, '/')
+	if i < 0 {
+		return "", key
+	}
+	rest := key[:i]
+	j := strings.LastIndexByte(rest, '/')
+	return rest[j+1:], key[i+1:]
+}
