@@ -1,0 +1,196 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+// ContainerdBinary is the containerd the tests run: the Debian package's.
+const ContainerdBinary = "/usr/bin/containerd"
+
+// RequireRoot skips the test when not running as root. As root (CI, the dev
+// VM) it never skips, so root-only tests always run where they can.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("test needs root (containerd, runc, CNI); run as root to exercise it")
+	}
+}
+
+// StartContainerd starts a private containerd with its root and state in
+// temporary directories and returns its gRPC socket address. It skips the
+// test when not root; as root a missing containerd is a failure (install
+// the Debian packages containerd, runc and containernetworking-plugins).
+// When the test ends, every task and container it holds (in any namespace)
+// is killed and deleted, then containerd is stopped.
+func StartContainerd(t testing.TB) string {
+	t.Helper()
+	RequireRoot(t)
+	if _, err := os.Stat(ContainerdBinary); err != nil {
+		t.Fatalf("containerd not installed (%v): apt-get install -y containerd runc containernetworking-plugins", err)
+	}
+
+	data := t.TempDir()
+	// unix socket paths are limited to 108 bytes; t.TempDir() paths embed
+	// the test name and can be far longer.
+	sockDir, err := os.MkdirTemp("/tmp", "kctd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	address := filepath.Join(sockDir, "c.sock")
+
+	config := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+
+[grpc]
+  address = %q
+
+[ttrpc]
+  address = %q
+`, filepath.Join(data, "root"), filepath.Join(data, "state"), address, address+".ttrpc")
+	configPath := filepath.Join(data, "config.toml")
+	if err := os.WriteFile(configPath, []byte(config), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(data, "containerd.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cmd := exec.Command(ContainerdBinary, "--config", configPath)
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	// Its own process group, so a signal to the test's group (Ctrl-C) does
+	// not kill containerd before the cleanup below ran.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("start containerd: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(exited)
+	}()
+
+	dumpLog := func() {
+		b, _ := os.ReadFile(logPath)
+		if len(b) > 4000 {
+			b = b[len(b)-4000:]
+		}
+		t.Logf("containerd log (tail):\n%s", b)
+	}
+	stop := func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	}
+
+	if err := waitContainerd(address, exited, 30*time.Second); err != nil {
+		stop()
+		dumpLog()
+		t.Fatalf("containerd did not come up: %v", err)
+	}
+
+	t.Cleanup(func() {
+		if err := removeAll(address); err != nil {
+			t.Logf("containerd cleanup: %v", err)
+		}
+		stop()
+		if t.Failed() {
+			dumpLog()
+		}
+	})
+	return address
+}
+
+func waitContainerd(address string, exited <-chan struct{}, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var lastErr error
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return errors.New("containerd exited")
+		default:
+		}
+		if _, err := os.Stat(address); err == nil {
+			ok, err := ping(address)
+			if ok {
+				return nil
+			}
+			lastErr = err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("timeout after %s: %v", timeout, lastErr)
+}
+
+func ping(address string) (bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c, err := containerd.New(address, containerd.WithTimeout(2*time.Second))
+	if err != nil {
+		return false, err
+	}
+	defer c.Close()
+	if _, err := c.Version(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// removeAll kills and deletes every task and container in every namespace,
+// so no runc process or shim outlives the test.
+func removeAll(address string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c, err := containerd.New(address)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	nss, err := c.NamespaceService().List(ctx)
+	if err != nil {
+		return fmt.Errorf("list namespaces: %w", err)
+	}
+	var errs []error
+	for _, ns := range nss {
+		nctx := namespaces.WithNamespace(ctx, ns)
+		ctrs, err := c.Containers(nctx)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("list containers in %s: %w", ns, err))
+			continue
+		}
+		for _, ctr := range ctrs {
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				_ = task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll)
+				if _, err := task.Delete(nctx, containerd.WithProcessKill); err != nil {
+					errs = append(errs, fmt.Errorf("delete task %s/%s: %w", ns, ctr.ID(), err))
+				}
+			}
+			if err := ctr.Delete(nctx, containerd.WithSnapshotCleanup); err != nil {
+				errs = append(errs, fmt.Errorf("delete container %s/%s: %w", ns, ctr.ID(), err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
