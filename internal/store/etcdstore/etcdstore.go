@@ -8,6 +8,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
@@ -25,7 +26,7 @@ func New(c *clientv3.Client) *Store { return &Store{c: c} }
 
 // Dial connects to etcd endpoints.
 func Dial(endpoints []string, dialTimeout time.Duration) (*Store, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: dialTimeout})
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: dialTimeout, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w: %v", endpoints, errdefs.ErrUnavailable, err)
 	}

@@ -1,0 +1,85 @@
+package election
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/concurrency"
+
+	"github.com/kiln-serving/kiln/internal/store"
+)
+
+// LeadFunc is the work a leader does. It must return soon after ctx ends
+// (the process lost leadership or is shutting down) and make every write with
+// store.WithFence(fence).
+type LeadFunc func(ctx context.Context, fence *store.Fence) error
+
+// Config names the candidate.
+type Config struct {
+	Role     string        // required: "controller", "scheduler", "autoscaler"
+	Identity string        // required: unique per process, e.g. hostname-pid
+	TTL      time.Duration // session TTL; default 5s. A dead leader is replaced after about this long.
+}
+
+// Run campaigns for cfg.Role and runs lead while this process leads,
+// campaigning again after losing. It returns when ctx ends.
+func Run(ctx context.Context, c *clientv3.Client, cfg Config, log *slog.Logger, lead LeadFunc) error {
+	if cfg.Role == "" || cfg.Identity == "" {
+		return errors.New("election: role and identity are required")
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 5 * time.Second
+	}
+	log = log.With("component", "election", "role", cfg.Role, "identity", cfg.Identity)
+	for ctx.Err() == nil {
+		err := runOnce(ctx, c, cfg, log, lead)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			log.Warn("leadership term ended", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func runOnce(ctx context.Context, c *clientv3.Client, cfg Config, log *slog.Logger, lead LeadFunc) error {
+	sess, err := concurrency.NewSession(c, concurrency.WithTTL(int(cfg.TTL/time.Second)), concurrency.WithContext(ctx))
+	if err != nil {
+		return fmt.Errorf("new session: %w", err)
+	}
+	defer sess.Close()
+	e := concurrency.NewElection(sess, store.ElectionKey(cfg.Role))
+	if err := e.Campaign(ctx, cfg.Identity); err != nil {
+		return fmt.Errorf("campaign: %w", err)
+	}
+	fence := &store.Fence{Key: e.Key(), Rev: e.Rev()}
+	log.Info("became leader", "key", fence.Key, "rev", fence.Rev)
+	leadCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sess.Done():
+			log.Warn("session lost; stepping down")
+			cancel()
+		case <-leadCtx.Done():
+		}
+	}()
+	err = lead(leadCtx, fence)
+	rctx, rcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer rcancel()
+	_ = e.Resign(rctx)
+	log.Info("stepped down")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
