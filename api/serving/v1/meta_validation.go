@@ -1,0 +1,101 @@
+package v1
+
+import (
+	"regexp"
+	"strconv"
+
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+)
+
+const maxLabelLength = 63
+
+var (
+	dns1035Label = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
+	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
+)
+
+// validateDNS1035Label checks a name that must be usable as a DNS label and
+// start with a letter (Service, Route, Revision names, traffic tags), at path.
+func validateDNS1035Label(value, path string) *FieldError {
+	if len(value) > maxLabelLength {
+		return ErrInvalidValue(value, path, "must be no more than 63 characters")
+	}
+	if !dns1035Label.MatchString(value) {
+		return ErrInvalidValue(value, path,
+			"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character")
+	}
+	return nil
+}
+
+// validateDNS1123Label checks a namespace or container name.
+func validateDNS1123Label(value, path string) *FieldError {
+	if len(value) > maxLabelLength {
+		return ErrInvalidValue(value, path, "must be no more than 63 characters")
+	}
+	if !dns1123Label.MatchString(value) {
+		return ErrInvalidValue(value, path,
+			"a DNS-1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")
+	}
+	return nil
+}
+
+// validateObjectMeta checks a top-level object's metadata; paths are
+// relative to metadata. Namespace may be empty: the API server fills it
+// from the URL and the CLI from --namespace before validating.
+func validateObjectMeta(m *metav1.ObjectMeta) *FieldError {
+	var errs *FieldError
+	if m.Name == "" {
+		errs = errs.Also(ErrMissingField("name"))
+	} else {
+		errs = errs.Also(validateDNS1035Label(m.Name, "name"))
+	}
+	if m.Namespace != "" {
+		errs = errs.Also(validateDNS1123Label(m.Namespace, "namespace"))
+	}
+	return errs.Also(validateMapKeys(m.Labels, "labels"), validateMapKeys(m.Annotations, "annotations"))
+}
+
+func validateMapKeys(m map[string]string, path string) *FieldError {
+	var errs *FieldError
+	for k := range m {
+		if k == "" {
+			errs = errs.Also(ErrInvalidValue(`""`, path, "keys must not be empty"))
+		}
+	}
+	return errs
+}
+
+// validateScaleAnnotations checks the autoscaling bounds a revision (or
+// template) carries; paths are relative to metadata.
+func validateScaleAnnotations(ann map[string]string) *FieldError {
+	var errs *FieldError
+	parse := func(key string) (int64, bool) {
+		v, ok := ann[key]
+		if !ok {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(v, 10, 32)
+		if err != nil || n < 0 {
+			errs = errs.Also(ErrInvalidValue(v, "annotations."+key, "must be an integer >= 0"))
+			return 0, false
+		}
+		return n, true
+	}
+	lo, okLo := parse(AutoscalingMinScaleAnnotation)
+	hi, okHi := parse(AutoscalingMaxScaleAnnotation)
+	if okLo && okHi && hi > 0 && lo > hi {
+		errs = errs.Also(ErrGeneric("min-scale="+strconv.FormatInt(lo, 10)+" is greater than max-scale="+strconv.FormatInt(hi, 10),
+			"annotations."+AutoscalingMinScaleAnnotation, "annotations."+AutoscalingMaxScaleAnnotation))
+	}
+	if v, ok := ann[AutoscalingTargetAnnotation]; ok {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0.01 {
+			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingTargetAnnotation, "must be a number >= 0.01"))
+		}
+	}
+	if v, ok := ann[AutoscalingInitialScale]; ok {
+		if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 0 {
+			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingInitialScale, "must be an integer >= 0"))
+		}
+	}
+	return errs
+}
