@@ -1,0 +1,29 @@
+// Package xds turns kiln's routing state into Envoy v3 resources and serves
+// them over ADS to every edge (Envoy, or the kilnd gateway).
+//
+// It owns two things:
+//
+//   - Translate, a pure function from a snapshot of Knative Routes, observed
+//     instances and per-revision timeouts to one Listener, one
+//     RouteConfiguration, one EDS Cluster per referenced revision and one
+//     ClusterLoadAssignment per cluster. It does no I/O and reads no clock.
+//   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
+//     instances), recomputes the snapshot on change and publishes it through
+//     a go-control-plane snapshot cache in ADS mode.
+//
+// One snapshot for every edge: all edges serve the same routes, so the cache
+// is keyed by a node hash that maps every node to the same key ("kiln").
+// SetSnapshot then wakes every connected edge at once and an edge that
+// connects later is answered from the same snapshot, without the server
+// having to notice new node IDs. The price is that the cache's per-node
+// status is shared; nothing here reads it.
+//
+// Each resource type carries its own version, bumped only when that type's
+// content changes, so an endpoint change pushes EDS alone and edges do not
+// re-receive listeners and clusters on the cold-start path.
+//
+// The package must never write to the store: xds is a pure reader (one
+// writer per prefix), and it must never publish a snapshot before every
+// watched prefix has been listed once, or a restarting xds server would
+// briefly tell every edge that no routes exist.
+package xds
