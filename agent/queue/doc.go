@@ -1,0 +1,9 @@
+// Package queue is the per-instance queue-proxy the node agent runs in
+// front of every container: a reverse proxy that enforces the revision's
+// containerConcurrency with a breaker (bounded in-flight requests plus a
+// bounded wait queue), bounds each request by the revision's timeout,
+// answers the network probe itself, counts requests for the autoscaler and
+// drains on stop. It knows nothing about containerd, CNI or etcd: it is
+// given a target address and a readiness flag, and must never decide on its
+// own whether the instance lives or dies.
+package queue

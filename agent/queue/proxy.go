@@ -1,0 +1,181 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync/atomic"
+	"time"
+)
+
+// ProbeHeader is the request header that makes the queue-proxy answer
+// itself instead of forwarding: K-Network-Probe: queue (as in Knative).
+const (
+	ProbeHeader = "K-Network-Probe"
+	ProbeValue  = "queue"
+)
+
+// Config describes one queue-proxy. Target is required; the rest are
+// optional and immutable once the proxy is built.
+type Config struct {
+	// Target is the container's host:port.
+	Target string
+	// ContainerConcurrency is the hard in-flight limit; 0 means unlimited.
+	ContainerConcurrency int64
+	// QueueDepth is how many requests may wait for a slot beyond
+	// ContainerConcurrency; default max(10*ContainerConcurrency, 100).
+	QueueDepth int
+	// Timeout bounds each request, queueing included; 0 means none.
+	Timeout time.Duration
+}
+
+// Stats are the proxy's counters, for the autoscaler's metrics.
+type Stats struct {
+	// InFlight counts requests being forwarded to the container now.
+	InFlight int64
+	// Queued counts requests waiting for a breaker slot now.
+	Queued int64
+	// Total counts every proxied request since start (probes excluded).
+	Total int64
+}
+
+// Proxy is one instance's queue-proxy.
+type Proxy struct {
+	log     *slog.Logger
+	timeout time.Duration
+	breaker *Breaker // nil when unlimited
+	rp      *httputil.ReverseProxy
+	srv     *http.Server
+
+	ready    atomic.Bool
+	draining atomic.Bool
+	inFlight atomic.Int64
+	queued   atomic.Int64
+	total    atomic.Int64
+}
+
+// New builds a proxy for cfg. It is not ready until SetReady(true).
+func New(cfg Config, log *slog.Logger) (*Proxy, error) {
+	if cfg.Target == "" {
+		return nil, errors.New("queue: empty target")
+	}
+	target := &url.URL{Scheme: "http", Host: cfg.Target}
+	p := &Proxy{log: log, timeout: cfg.Timeout}
+	if cfg.ContainerConcurrency > 0 {
+		depth := cfg.QueueDepth
+		if depth <= 0 {
+			depth = max(10*int(cfg.ContainerConcurrency), 100)
+		}
+		p.breaker = NewBreaker(int(cfg.ContainerConcurrency), depth)
+	}
+	transport := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        1000,
+		MaxIdleConnsPerHost: 1000,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.Host = r.In.Host
+			r.SetXForwarded()
+		},
+		Transport:     transport,
+		FlushInterval: -1, // stream responses (SSE, chunked) without buffering
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+				http.Error(w, "kiln queue-proxy: request timed out", http.StatusGatewayTimeout)
+				return
+			}
+			p.log.Warn("proxy to container failed", "error", err)
+			http.Error(w, "kiln queue-proxy: container unreachable: "+err.Error(), http.StatusBadGateway)
+		},
+	}
+	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
+	return p, nil
+}
+
+// SetReady flips the readiness the probe answers.
+func (p *Proxy) SetReady(ready bool) { p.ready.Store(ready) }
+
+// Ready reports the current readiness.
+func (p *Proxy) Ready() bool { return p.ready.Load() && !p.draining.Load() }
+
+// Stats returns a snapshot of the counters.
+func (p *Proxy) Stats() Stats {
+	return Stats{InFlight: p.inFlight.Load(), Queued: p.queued.Load(), Total: p.total.Load()}
+}
+
+// Serve accepts connections on ln until Drain or Close; it returns
+// http.ErrServerClosed after either.
+func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+
+// Drain stops accepting new connections and waits for in-flight requests
+// until ctx ends; then it closes whatever is left.
+func (p *Proxy) Drain(ctx context.Context) error {
+	p.draining.Store(true)
+	err := p.srv.Shutdown(ctx)
+	if err != nil {
+		_ = p.srv.Close()
+		return fmt.Errorf("drain queue-proxy: %w", err)
+	}
+	return nil
+}
+
+// Close stops the proxy at once, cutting in-flight requests.
+func (p *Proxy) Close() error {
+	p.draining.Store(true)
+	return p.srv.Close()
+}
+
+// ServeHTTP implements http.Handler.
+func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Header.Get(ProbeHeader) == ProbeValue {
+		if p.Ready() {
+			w.WriteHeader(http.StatusOK)
+			_, _ = w.Write([]byte(ProbeValue))
+			return
+		}
+		http.Error(w, "kiln queue-proxy: not ready", http.StatusServiceUnavailable)
+		return
+	}
+	if p.draining.Load() {
+		http.Error(w, "kiln queue-proxy: instance is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	p.total.Add(1)
+
+	ctx := r.Context()
+	if p.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.timeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
+	if p.breaker != nil {
+		p.queued.Add(1)
+		err := p.breaker.Acquire(ctx)
+		p.queued.Add(-1)
+		switch {
+		case errors.Is(err, ErrQueueFull):
+			http.Error(w, "kiln queue-proxy: overloaded: containerConcurrency reached and queue full", http.StatusServiceUnavailable)
+			return
+		case errors.Is(err, context.DeadlineExceeded):
+			http.Error(w, "kiln queue-proxy: request timed out waiting for capacity", http.StatusGatewayTimeout)
+			return
+		case err != nil:
+			// The client went away while queued.
+			return
+		}
+		defer p.breaker.Release()
+	}
+	p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	p.rp.ServeHTTP(w, r)
+}
