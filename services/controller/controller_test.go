@@ -1,0 +1,139 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/services/controller/resources"
+)
+
+func setup(t *testing.T) (context.Context, *memstore.Store, *registry.Registry) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	st := memstore.New()
+	reg := registry.New(st)
+	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
+	c := New(st, reg, Options{Domain: resources.DomainConfig{Domain: "example.com"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	go c.Lead(ctx, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
+	return ctx, st, reg
+}
+
+func eventually(t *testing.T, what string, f func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !f() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func readyInstance(t *testing.T, ctx context.Context, st store.Store, rev string) {
+	b, _ := json.Marshal(cluster.Instance{Instance: rev + "-abcde", Node: "n1", Namespace: "default", Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: "127.0.0.1:1", ImageDigest: "sha256:abc"})
+	if _, err := st.Put(ctx, store.InstanceKey("n1", rev+"-abcde"), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestServiceLifecycle(t *testing.T) {
+	ctx, st, reg := setup(t)
+	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
+	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "img:1"}}
+	if _, err := reg.Services().Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "revision hello-00001", func() bool {
+		_, err := reg.Revisions().Get(ctx, "default", "hello-00001")
+		return err == nil
+	})
+	got, _ := reg.Services().Get(ctx, "default", "hello")
+	if got.Status.IsTrue("Ready") {
+		t.Fatal("service Ready before any instance")
+	}
+	readyInstance(t, ctx, st, "hello-00001")
+	var svc *v1.Service
+	eventually(t, "service Ready", func() bool {
+		svc, _ = reg.Services().Get(ctx, "default", "hello")
+		return svc.Status.IsTrue("Ready")
+	})
+	if svc.Status.URL != "http://hello.default.example.com" || svc.Status.LatestReadyRevisionName != "hello-00001" ||
+		len(svc.Status.Traffic) != 1 || svc.Status.Traffic[0].RevisionName != "hello-00001" || *svc.Status.Traffic[0].Percent != 100 {
+		t.Fatalf("status = %+v", svc.Status)
+	}
+	rev, _ := reg.Revisions().Get(ctx, "default", "hello-00001")
+	if len(rev.Status.ContainerStatuses) != 1 || rev.Status.ContainerStatuses[0].ImageDigest != "sha256:abc" {
+		t.Fatalf("revision container statuses = %+v", rev.Status.ContainerStatuses)
+	}
+
+	// Update: a new revision, traffic stays until it is ready, then moves.
+	svc.Spec.Template.Spec.Containers[0].Image = "img:2"
+	if _, err := reg.Services().Update(ctx, svc); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "revision hello-00002", func() bool {
+		_, err := reg.Revisions().Get(ctx, "default", "hello-00002")
+		return err == nil
+	})
+	r, _ := reg.Routes().Get(ctx, "default", "hello")
+	if r.Status.Traffic[0].RevisionName != "hello-00001" {
+		t.Fatalf("traffic moved before the new revision was ready: %+v", r.Status.Traffic)
+	}
+	readyInstance(t, ctx, st, "hello-00002")
+	eventually(t, "traffic on hello-00002", func() bool {
+		svc, _ = reg.Services().Get(ctx, "default", "hello")
+		return svc.Status.IsTrue("Ready") && len(svc.Status.Traffic) == 1 && svc.Status.Traffic[0].RevisionName == "hello-00002" &&
+			svc.Status.ObservedGeneration == 2
+	})
+
+	// Delete: children are collected.
+	if err := reg.Services().Delete(ctx, "default", "hello"); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "children deleted", func() bool {
+		_, e1 := reg.Configurations().Get(ctx, "default", "hello")
+		_, e2 := reg.Routes().Get(ctx, "default", "hello")
+		revs, _, _ := reg.Revisions().List(ctx, "default")
+		return errdefs.IsNotFound(e1) && errdefs.IsNotFound(e2) && len(revs) == 0
+	})
+}
+
+func TestFailedRevisionSurfaces(t *testing.T) {
+	ctx, st, reg := setup(t)
+	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "bad", Namespace: "default"}}
+	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "nope"}}
+	reg.Services().Create(ctx, s)
+	eventually(t, "revision", func() bool {
+		_, err := reg.Revisions().Get(ctx, "default", "bad-00001")
+		return err == nil
+	})
+	b, _ := json.Marshal(cluster.Instance{Instance: "bad-00001-x", Namespace: "default", Revision: "bad-00001", Phase: cluster.PhaseFailed, Reason: "ImagePullFailed", Message: "pull nope: not found"})
+	st.Put(ctx, store.InstanceKey("n1", "bad-00001-x"), b)
+	eventually(t, "service Ready=False", func() bool {
+		svc, _ := reg.Services().Get(ctx, "default", "bad")
+		c := svc.Status.GetCondition("Ready")
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionFailed"
+	})
+}
+
+func TestRevisionName(t *testing.T) {
+	c := &v1.Configuration{Metadata: metav1.ObjectMeta{Name: "hello", Generation: 12}}
+	if got := resources.RevisionName(c); got != "hello-00012" {
+		t.Fatalf("got %q", got)
+	}
+	c.Spec.Template.Metadata.Name = "hello-blue"
+	if got := resources.RevisionName(c); got != "hello-blue" {
+		t.Fatalf("got %q", got)
+	}
+}

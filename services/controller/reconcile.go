@@ -1,0 +1,398 @@
+package controller
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"sort"
+	"time"
+
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/services/controller/resources"
+)
+
+func cond(t string, s metav1.ConditionStatus, reason, msg string) metav1.Condition {
+	return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg}
+}
+
+func ownedBy(m *metav1.ObjectMeta, uid string) bool {
+	for _, o := range m.OwnerReferences {
+		if o.UID == uid {
+			return true
+		}
+	}
+	return false
+}
+
+// reconcileService makes the Service's Configuration and Route match it and
+// rolls their status up into the Service's.
+func (c *Controller) reconcileService(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
+	svc, err := c.reg.Services().Get(ctx, ns, name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil // children are collected by their own reconcilers
+	}
+	if err != nil {
+		return nil, err
+	}
+	now := c.opts.Now()
+
+	desiredCfg := resources.MakeConfiguration(svc)
+	cfg, err := c.reg.Configurations().Get(ctx, ns, name)
+	switch {
+	case errdefs.IsNotFound(err):
+		if cfg, err = c.reg.Configurations().Create(ctx, desiredCfg, w.opt()); err != nil {
+			return nil, fmt.Errorf("create configuration %q: %w", name, err)
+		}
+	case err != nil:
+		return nil, err
+	case !ownedBy(&cfg.Metadata, svc.Metadata.UID):
+		return nil, c.serviceNotOwned(ctx, w, svc, "Configuration", now)
+	case !reflect.DeepEqual(cfg.Spec, desiredCfg.Spec) || !reflect.DeepEqual(cfg.Metadata.Labels, desiredCfg.Metadata.Labels) || !reflect.DeepEqual(cfg.Metadata.Annotations, desiredCfg.Metadata.Annotations):
+		cfg.Spec, cfg.Metadata.Labels, cfg.Metadata.Annotations = desiredCfg.Spec, desiredCfg.Metadata.Labels, desiredCfg.Metadata.Annotations
+		if cfg, err = c.reg.Configurations().Update(ctx, cfg, w.opt()); err != nil {
+			return nil, fmt.Errorf("update configuration %q: %w", name, err)
+		}
+	}
+
+	desiredRoute := resources.MakeRoute(svc)
+	route, err := c.reg.Routes().Get(ctx, ns, name)
+	switch {
+	case errdefs.IsNotFound(err):
+		if route, err = c.reg.Routes().Create(ctx, desiredRoute, w.opt()); err != nil {
+			return nil, fmt.Errorf("create route %q: %w", name, err)
+		}
+	case err != nil:
+		return nil, err
+	case !ownedBy(&route.Metadata, svc.Metadata.UID):
+		return nil, c.serviceNotOwned(ctx, w, svc, "Route", now)
+	case !reflect.DeepEqual(route.Spec, desiredRoute.Spec) || !reflect.DeepEqual(route.Metadata.Labels, desiredRoute.Metadata.Labels) || !reflect.DeepEqual(route.Metadata.Annotations, desiredRoute.Metadata.Annotations):
+		route.Spec, route.Metadata.Labels, route.Metadata.Annotations = desiredRoute.Spec, desiredRoute.Metadata.Labels, desiredRoute.Metadata.Annotations
+		if route, err = c.reg.Routes().Update(ctx, route, w.opt()); err != nil {
+			return nil, fmt.Errorf("update route %q: %w", name, err)
+		}
+	}
+
+	before := statusJSON(svc.Status)
+	st := &svc.Status
+	st.ObservedGeneration = svc.Metadata.Generation
+	st.ConfigurationStatusFields = cfg.Status.ConfigurationStatusFields
+	st.RouteStatusFields = route.Status.RouteStatusFields
+
+	cfgCond := rollup(&cfg.Status.Status, cfg.Metadata.Generation, v1.ConfigurationConditionReady,
+		fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name))
+	cfgCond.Type = v1.ServiceConditionConfigurationsReady
+	routeCond := rollup(&route.Status.Status, route.Metadata.Generation, v1.RouteConditionReady,
+		"The Route is still working to reflect the latest desired specification.")
+	routeCond.Type = v1.ServiceConditionRoutesReady
+	// The Route must point at what the Configuration says is latest before
+	// the Service is Ready with latestRevision traffic.
+	if routeCond.Status == metav1.ConditionTrue && cfg.Status.LatestReadyRevisionName != "" {
+		for _, t := range route.Status.Traffic {
+			if t.LatestRevision != nil && *t.LatestRevision && t.RevisionName != cfg.Status.LatestReadyRevisionName {
+				routeCond = cond(v1.ServiceConditionRoutesReady, metav1.ConditionUnknown, "TrafficNotMigrated",
+					"The Route is still working to reflect the latest desired specification.")
+			}
+		}
+	}
+	st.SetCondition(cfgCond, now)
+	st.SetCondition(routeCond, now)
+	ready := cond(v1.ServiceConditionReady, metav1.ConditionTrue, "", "")
+	for _, cc := range []metav1.Condition{cfgCond, routeCond} {
+		if cc.Status == metav1.ConditionFalse {
+			ready = cond(v1.ServiceConditionReady, metav1.ConditionFalse, cc.Reason, cc.Message)
+			break
+		}
+		if cc.Status == metav1.ConditionUnknown && ready.Status == metav1.ConditionTrue {
+			ready = cond(v1.ServiceConditionReady, metav1.ConditionUnknown, cc.Reason, cc.Message)
+		}
+	}
+	st.SetCondition(ready, now)
+	sortConditions(st.Conditions)
+	if statusJSON(svc.Status) == before {
+		return nil, nil
+	}
+	_, err = c.reg.Services().Update(ctx, svc, w.opt())
+	return nil, err
+}
+
+func (c *Controller) serviceNotOwned(ctx context.Context, w *writer, svc *v1.Service, kind string, now time.Time) error {
+	before := statusJSON(svc.Status)
+	msg := fmt.Sprintf("There is an existing %s %q that we do not own.", kind, svc.Metadata.Name)
+	reason := "NotOwned"
+	svc.Status.ObservedGeneration = svc.Metadata.Generation
+	t := v1.ServiceConditionConfigurationsReady
+	if kind == "Route" {
+		t = v1.ServiceConditionRoutesReady
+	}
+	svc.Status.SetCondition(cond(t, metav1.ConditionFalse, reason, msg), now)
+	svc.Status.SetCondition(cond(v1.ServiceConditionReady, metav1.ConditionFalse, reason, msg), now)
+	if statusJSON(svc.Status) == before {
+		return nil
+	}
+	_, err := c.reg.Services().Update(ctx, svc, w.opt())
+	return err
+}
+
+// rollup returns a child's Ready condition, or Unknown with msg while the
+// child has not observed its latest generation.
+func rollup(s *metav1.Status, generation int64, readyType, msg string) metav1.Condition {
+	if s.ObservedGeneration != generation {
+		return cond("", metav1.ConditionUnknown, "OutOfDate", msg)
+	}
+	rc := s.GetCondition(readyType)
+	if rc == nil {
+		return cond("", metav1.ConditionUnknown, "OutOfDate", msg)
+	}
+	out := *rc
+	out.LastTransitionTime = nil
+	if out.Status == metav1.ConditionUnknown && out.Message == "" {
+		out.Message = msg
+	}
+	return out
+}
+
+func sortConditions(cs []metav1.Condition) {
+	sort.SliceStable(cs, func(i, j int) bool { return cs[i].Type < cs[j].Type })
+}
+
+// reconcileConfiguration stamps the Revision of the current generation and
+// tracks the latest created and ready revisions.
+func (c *Controller) reconcileConfiguration(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
+	cfg, err := c.reg.Configurations().Get(ctx, ns, name)
+	if errdefs.IsNotFound(err) {
+		return nil, c.collectRevisions(ctx, w, ns, name)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if svcName := cfg.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(cfg.Metadata.OwnerReferences) > 0 {
+		svc, err := c.reg.Services().Get(ctx, ns, svcName)
+		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&cfg.Metadata, svc.Metadata.UID)) {
+			c.log.Info("deleting configuration of a deleted service", "namespace", ns, "configuration", name)
+			return nil, ignoreNotFound(c.reg.Configurations().Delete(ctx, ns, name, w.opt()))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	now := c.opts.Now()
+	revName := resources.RevisionName(cfg)
+	rev, err := c.reg.Revisions().Get(ctx, ns, revName)
+	switch {
+	case errdefs.IsNotFound(err):
+		rev, err = c.reg.Revisions().Create(ctx, resources.MakeRevision(cfg), w.opt())
+		if err != nil {
+			return nil, fmt.Errorf("create revision %q: %w", revName, err)
+		}
+		c.log.Info("created revision", "namespace", ns, "revision", revName)
+	case err != nil:
+		return nil, err
+	}
+	before := statusJSON(cfg.Status)
+	st := &cfg.Status
+	st.ObservedGeneration = cfg.Metadata.Generation
+	if rev.Metadata.Labels[v1.ConfigurationLabelKey] != name {
+		msg := fmt.Sprintf("Revision %q already exists and belongs to another Configuration.", revName)
+		st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "RevisionFailed", msg), now)
+	} else {
+		st.LatestCreatedRevisionName = revName
+		rc := rev.Status.GetCondition(v1.RevisionConditionReady)
+		switch {
+		case rc != nil && rc.Status == metav1.ConditionTrue:
+			st.LatestReadyRevisionName = revName
+			st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionTrue, "", ""), now)
+		case rc != nil && rc.Status == metav1.ConditionFalse:
+			st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "RevisionFailed",
+				fmt.Sprintf("Revision %q failed with message: %s.", revName, rc.Message)), now)
+		default:
+			st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionUnknown, "",
+				fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)), now)
+		}
+	}
+	if statusJSON(cfg.Status) == before {
+		return nil, nil
+	}
+	_, err = c.reg.Configurations().Update(ctx, cfg, w.opt())
+	return nil, err
+}
+
+// collectRevisions deletes the revisions of a deleted configuration.
+func (c *Controller) collectRevisions(ctx context.Context, w *writer, ns, cfgName string) error {
+	revs, _, err := c.reg.Revisions().List(ctx, ns)
+	if err != nil {
+		return err
+	}
+	for _, r := range revs {
+		if r.Metadata.Labels[v1.ConfigurationLabelKey] == cfgName {
+			c.log.Info("deleting revision of a deleted configuration", "namespace", ns, "revision", r.Metadata.Name)
+			if err := ignoreNotFound(c.reg.Revisions().Delete(ctx, ns, r.Metadata.Name, w.opt())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func ignoreNotFound(err error) error {
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// reconcileRevision derives a Revision's status from the instances agents
+// report for it.
+func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
+	rev, err := c.reg.Revisions().Get(ctx, ns, name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if cfgName := rev.Metadata.Labels[v1.ConfigurationLabelKey]; cfgName != "" {
+		if _, err := c.reg.Configurations().Get(ctx, ns, cfgName); errdefs.IsNotFound(err) {
+			return nil, ignoreNotFound(c.reg.Revisions().Delete(ctx, ns, name, w.opt()))
+		}
+	}
+	kvs, _, err := c.st.List(ctx, store.InstancePrefix)
+	if err != nil {
+		return nil, err
+	}
+	var ready int32
+	var failed *cluster.Instance
+	digest := ""
+	for _, kv := range kvs {
+		var in cluster.Instance
+		if json.Unmarshal(kv.Value, &in) != nil || in.Namespace != ns || in.Revision != name {
+			continue
+		}
+		if in.Ready {
+			ready++
+			if in.ImageDigest != "" {
+				digest = in.ImageDigest
+			}
+		} else if in.Phase == cluster.PhaseFailed {
+			inCopy := in
+			failed = &inCopy
+		}
+	}
+	now := c.opts.Now()
+	before := statusJSON(rev.Status)
+	st := &rev.Status
+	st.ObservedGeneration = rev.Metadata.Generation
+	st.ActualReplicas = &ready
+	if digest != "" && len(rev.Spec.Containers) > 0 {
+		st.ContainerStatuses = []v1.ContainerStatus{{Name: rev.Spec.Containers[0].Name, ImageDigest: digest}}
+	}
+	wasReady := st.IsTrue(v1.RevisionConditionReady)
+	switch {
+	case ready > 0:
+		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionTrue, "", ""), now)
+		st.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionTrue, "", ""), now)
+		st.SetCondition(cond(v1.RevisionConditionActive, metav1.ConditionTrue, "", ""), now)
+		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionTrue, "", ""), now)
+	case failed != nil && !wasReady:
+		reason := failed.Reason
+		if reason == "ImagePullFailed" {
+			reason = "ContainerMissing"
+		}
+		if reason == "" {
+			reason = "ExitCode"
+		}
+		st.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionFalse, reason, failed.Message), now)
+		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, failed.Message), now)
+	case wasReady:
+		// Scaled to zero (or between instances): still Ready, not Active.
+		st.SetCondition(cond(v1.RevisionConditionActive, metav1.ConditionFalse, "NoTraffic", "The target is not receiving traffic."), now)
+	default:
+		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionUnknown, "Deploying", ""), now)
+		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionUnknown, "Deploying", ""), now)
+	}
+	sortConditions(st.Conditions)
+	if statusJSON(rev.Status) == before {
+		return nil, nil
+	}
+	_, err = c.reg.Revisions().Update(ctx, rev, w.opt())
+	return nil, err
+}
+
+// routeResolver answers traffic questions from the registry.
+type routeResolver struct {
+	ctx context.Context
+	c   *Controller
+	ns  string
+}
+
+func (r routeResolver) LatestReady(cfg string) string {
+	got, err := r.c.reg.Configurations().Get(r.ctx, r.ns, cfg)
+	if err != nil {
+		return ""
+	}
+	return got.Status.LatestReadyRevisionName
+}
+
+func (r routeResolver) RevisionReady(name string) (bool, bool) {
+	got, err := r.c.reg.Revisions().Get(r.ctx, r.ns, name)
+	if err != nil {
+		return false, false
+	}
+	return true, got.Status.IsTrue(v1.RevisionConditionReady)
+}
+
+// reconcileRoute resolves a Route's traffic to revisions and its URLs.
+func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
+	route, err := c.reg.Routes().Get(ctx, ns, name)
+	if errdefs.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if svcName := route.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(route.Metadata.OwnerReferences) > 0 {
+		svc, err := c.reg.Services().Get(ctx, ns, svcName)
+		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&route.Metadata, svc.Metadata.UID)) {
+			c.log.Info("deleting route of a deleted service", "namespace", ns, "route", name)
+			return nil, ignoreNotFound(c.reg.Routes().Delete(ctx, ns, name, w.opt()))
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	now := c.opts.Now()
+	before := statusJSON(route.Status)
+	st := &route.Status
+	st.ObservedGeneration = route.Metadata.Generation
+	host, herr := c.opts.Domain.Host(name, ns, "")
+	if herr == nil {
+		st.URL = c.opts.Domain.Scheme + "://" + host
+	}
+	st.Address = &metav1.Addressable{URL: fmt.Sprintf("http://%s.%s.svc.cluster.local", name, ns)}
+	traffic, terr := resources.ResolveTraffic(route, c.opts.Domain, routeResolver{ctx, c, ns})
+	switch {
+	case herr != nil:
+		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "DomainTemplateError", herr.Error()), now)
+	case terr != nil:
+		// Keep serving the last resolved traffic while the new one is not
+		// resolvable, as Knative does.
+		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, metav1.ConditionUnknown, terr.Reason, terr.Message), now)
+		st.SetCondition(cond(v1.RouteConditionIngressReady, metav1.ConditionUnknown, "", "Ingress has not yet been reconciled."), now)
+		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionUnknown, terr.Reason, terr.Message), now)
+	default:
+		st.Traffic = traffic
+		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, metav1.ConditionTrue, "", ""), now)
+		st.SetCondition(cond(v1.RouteConditionIngressReady, metav1.ConditionTrue, "", ""), now)
+		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionTrue, "", ""), now)
+	}
+	sortConditions(st.Conditions)
+	if statusJSON(route.Status) == before {
+		return nil, nil
+	}
+	_, err = c.reg.Routes().Update(ctx, route, w.opt())
+	return nil, err
+}
