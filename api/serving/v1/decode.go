@@ -15,12 +15,14 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // Object is any serving.knative.dev/v1 kind: *Service, *Configuration,
 // *Revision or *Route.
 type Object interface {
+	Meta() *metav1.ObjectMeta
 	SetDefaults(context.Context)
 	Validate(context.Context) *FieldError
 }
