@@ -1,0 +1,155 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/testenv"
+)
+
+func pushHello(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	img, err := imagebuild.BuildGoImage(ctx, "../../deploy/samples/hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := imagebuild.ServeRegistry(ln)
+	t.Cleanup(func() { srv.Close() })
+	ref := ln.Addr().String() + "/samples/hello:latest"
+	if _, err := imagebuild.Push(ctx, img, ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref
+}
+
+func freePort(t *testing.T) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func TestRunHostNetwork(t *testing.T) {
+	addr := testenv.StartContainerd(t)
+	ref := pushHello(t)
+	rt, err := New(addr, "kiln-test", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	t0 := time.Now()
+	img, err := rt.EnsureImage(ctx, ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tPull := time.Since(t0)
+	if !strings.HasPrefix(img.Digest, "sha256:") {
+		t.Errorf("digest %q", img.Digest)
+	}
+	// By digest and present: no registry round trip needed.
+	byDigest := ref[:strings.LastIndex(ref, ":")] + "@" + img.Digest
+	if _, err := rt.EnsureImage(ctx, byDigest); err != nil {
+		t.Fatalf("ensure by digest: %v", err)
+	}
+
+	port := freePort(t)
+	logPath := filepath.Join(t.TempDir(), "c.log")
+	t1 := time.Now()
+	task, err := rt.Start(ctx, Spec{
+		ID:      "hello-1",
+		Image:   img,
+		Env:     []string{fmt.Sprintf("PORT=%d", port), "RESPONSE=hi from runtime"},
+		Labels:  map[string]string{"kiln.dev/instance": "hello-1"},
+		LogPath: logPath,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tStart := time.Since(t1)
+	if task.PID == 0 {
+		t.Error("task has no PID")
+	}
+	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		body = string(b)
+		break
+	}
+	tReady := time.Since(t1)
+	if body != "hi from runtime\n" {
+		t.Fatalf("body %q", body)
+	}
+	t.Logf("pull %s, create+start %s, serving after %s", tPull, tStart, tReady)
+
+	list, err := rt.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || !list[0].Running || list[0].PID != task.PID || list[0].Labels["kiln.dev/instance"] != "hello-1" || list[0].ImageDigest != img.Digest {
+		t.Errorf("List = %+v", list)
+	}
+	if _, err := rt.Attach(ctx, "hello-1"); err != nil {
+		t.Errorf("Attach: %v", err)
+	}
+
+	if err := rt.Remove(ctx, "hello-1", 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-task.Exited:
+	case <-time.After(5 * time.Second):
+		t.Error("Exited not signalled after Remove")
+	}
+	if list, _ := rt.List(ctx); len(list) != 0 {
+		t.Errorf("containers left after Remove: %+v", list)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "serving on") {
+		t.Errorf("log file lacks the start line: %q", b)
+	}
+	if err := rt.Remove(ctx, "hello-1", time.Second); err != nil {
+		t.Errorf("Remove of a missing container: %v", err)
+	}
+}
+
+func TestPullFailure(t *testing.T) {
+	addr := testenv.StartContainerd(t)
+	rt, err := New(addr, "kiln-test", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	srv := imagebuild.ServeRegistry(ln)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := rt.EnsureImage(ctx, ln.Addr().String()+"/nope:latest"); err == nil {
+		t.Error("pull of a missing image succeeded")
+	}
+}
