@@ -1,0 +1,119 @@
+package kilnd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kiln-serving/kiln/internal/election"
+	"github.com/kiln-serving/kiln/internal/store/etcdstore"
+)
+
+// Version is set at build time.
+var Version = "dev"
+
+// NewApp returns the kilnd command tree.
+func NewApp() *cli.App {
+	return &cli.App{
+		Name:    "kilnd",
+		Usage:   "kiln server roles: Knative Serving on plain VMs",
+		Version: Version,
+		Description: `Each role runs as its own process (and systemd unit); they coordinate through etcd.
+Singleton roles (controller, scheduler, autoscaler) campaign for leadership, so
+running two of each is safe: only the leader acts. 'kilnd dev' runs every role
+in one process on an embedded etcd for a single-machine setup.`,
+		Flags: []cli.Flag{
+			&cli.StringSliceFlag{Name: "etcd-endpoints", Usage: "etcd client URLs", Value: cli.NewStringSlice("http://127.0.0.1:2379"), EnvVars: []string{"KILN_ETCD_ENDPOINTS"}},
+			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KILN_LOG_LEVEL"}},
+			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KILN_LOG_FORMAT"}},
+		},
+		Commands: []*cli.Command{
+			apiserverCommand, controllerCommand, schedulerCommand, autoscalerCommand,
+			activatorCommand, xdsCommand, gatewayCommand, agentCommand, devCommand,
+		},
+	}
+}
+
+func logger(c *cli.Context) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.String("log-format"))
+}
+
+// signalContext ends on SIGINT or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, syscall.SIGINT, syscall.SIGTERM)
+}
+
+func dialEtcd(c *cli.Context) (*etcdstore.Store, error) {
+	eps := c.StringSlice("etcd-endpoints")
+	for i, e := range eps {
+		if !strings.Contains(e, "://") {
+			eps[i] = "http://" + e
+		}
+	}
+	st, err := etcdstore.Dial(eps, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 10*time.Second)
+	defer cancel()
+	if _, _, err := st.List(ctx, "/kiln/health-check-nonexistent"); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("etcd at %v is not answering: %w", eps, err)
+	}
+	return st, nil
+}
+
+func identity() string {
+	h, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", h, os.Getpid())
+}
+
+// lead runs fn under leader election for role until ctx ends.
+func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logger, fn election.LeadFunc) error {
+	return election.Run(ctx, st.Client(), election.Config{Role: role, Identity: identity()}, log, fn)
+}
+
+// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (net.Addr, <-chan error, error) {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		err := srv.Serve(lis)
+		if err == http.ErrServerClosed {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	log.Info("serving http", "address", lis.Addr().String())
+	return lis.Addr(), errc, nil
+}

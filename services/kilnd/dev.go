@@ -1,0 +1,197 @@
+package kilnd
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kiln-serving/kiln/internal/embedetcd"
+	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/sdnotify"
+	"github.com/kiln-serving/kiln/internal/store/etcdstore"
+	"github.com/kiln-serving/kiln/scheduler"
+	"github.com/kiln-serving/kiln/services/autoscaler"
+	"github.com/kiln-serving/kiln/services/controller"
+)
+
+func devFlags() []cli.Flag {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "data-dir", Usage: "etcd data, token and agent state", Value: "/var/lib/kiln/dev", EnvVars: []string{"KILN_DATA_DIR"}},
+		&cli.StringFlag{Name: "etcd-listen", Usage: "embedded etcd client address", Value: "127.0.0.1:2379"},
+		&cli.StringFlag{Name: "api-listen", Usage: "REST API address", Value: "127.0.0.1:7070"},
+		&cli.StringFlag{Name: "activator-listen", Usage: "activator address", Value: "127.0.0.1:8012"},
+		&cli.StringFlag{Name: "xds-listen", Usage: "ADS address", Value: "127.0.0.1:18000"},
+		&cli.UintFlag{Name: "http-port", Usage: "gateway HTTP port", Value: 8080},
+		&cli.StringFlag{Name: "gateway-listen-host", Usage: "host the gateway binds", Value: "127.0.0.1"},
+		&cli.StringFlag{Name: "registry-listen", Usage: "serve a local OCI registry (in memory) on this address; empty to disable", Value: ""},
+		&cli.BoolFlag{Name: "insecure", Usage: "serve the API without a token"},
+	}
+	for _, f := range append(controllerFlags, agentFlags...) {
+		switch f.Names()[0] {
+		case "state-dir":
+			// derived from --data-dir unless given
+			flags = append(flags, &cli.StringFlag{Name: "state-dir", Usage: "agent state (default DATA-DIR/agent)"})
+		default:
+			flags = append(flags, f)
+		}
+	}
+	return flags
+}
+
+var devCommand = &cli.Command{
+	Name:  "dev",
+	Usage: "run every role in one process on an embedded etcd (single machine)",
+	Description: `Starts an embedded etcd, the API server, controller, scheduler, autoscaler,
+activator, xds server, gateway and node agent in one process. A bearer token is
+written to DATA-DIR/token, where 'kiln' finds it by default.`,
+	Flags:  devFlags(),
+	Action: runDev,
+}
+
+func runDev(c *cli.Context) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signalContext(c.Context)
+	defer cancel()
+	dataDir := c.String("data-dir")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	apiOpts, tokenPath := apiserverOptionsDev(c, dataDir)
+	if tokenPath != "" {
+		tok, err := ensureToken(tokenPath)
+		if err != nil {
+			return fmt.Errorf("token: %w", err)
+		}
+		apiOpts.Token = tok
+	}
+
+	start := time.Now()
+	etcd, err := embedetcd.Start(filepath.Join(dataDir, "etcd"), c.String("etcd-listen"))
+	if err != nil {
+		return err
+	}
+	defer etcd.Close()
+	st, err := etcdstore.Dial([]string{etcd.Endpoint}, 5*time.Second)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	log.Info("embedded etcd ready", "endpoint", etcd.Endpoint)
+
+	if addr := c.String("registry-listen"); addr != "" {
+		lis, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("--registry-listen %s: %w", addr, err)
+		}
+		srv := imagebuild.ServeRegistry(lis)
+		defer srv.Close()
+		log.Info("local OCI registry serving", "address", lis.Addr().String())
+	}
+
+	agentCfg := agentConfig(c)
+	if agentCfg.StateDir == "" {
+		agentCfg.StateDir = filepath.Join(dataDir, "agent")
+	}
+	xdsOpts := xdsOptions(c)
+	xdsOpts.ActivatorAddress = c.String("activator-listen")
+	gwCfg := gatewayConfigDev(c)
+	reg := registry.New(st)
+
+	var wg sync.WaitGroup
+	var readyWG sync.WaitGroup
+	errc := make(chan error, 16)
+	run := func(name string, fn roleFunc) {
+		wg.Add(1)
+		readyWG.Add(1)
+		var once sync.Once
+		go func() {
+			defer wg.Done()
+			l := log.With("role", name)
+			err := fn(ctx, st, l, func() { once.Do(readyWG.Done) })
+			once.Do(readyWG.Done)
+			if err != nil && ctx.Err() == nil {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	run("apiserver", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, l, ready)
+	})
+	run("controller", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		ready()
+		return lead(ctx, st, "controller", l, controller.New(st, reg, controllerOptions(c), l).Lead)
+	})
+	run("scheduler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		ready()
+		return lead(ctx, st, "scheduler", l, scheduler.New(st, reg, scheduler.Options{}, l).Lead)
+	})
+	run("autoscaler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		ready()
+		return lead(ctx, st, "autoscaler", l, autoscaler.New(st, reg, autoscaler.Options{}, l).Lead)
+	})
+	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		return runActivator(ctx, st, c.String("activator-listen"), l, ready)
+	})
+	run("xds", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, l, ready)
+	})
+	run("gateway", func(ctx context.Context, _ *etcdstore.Store, l *slog.Logger, ready func()) error {
+		return runGateway(ctx, gwCfg, l, ready)
+	})
+	run("agent", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
+		return runAgent(ctx, st, agentCfg, l, ready)
+	})
+
+	allReady := make(chan struct{})
+	go func() { readyWG.Wait(); close(allReady) }()
+	select {
+	case <-allReady:
+		log.Info("kiln dev ready", "api", "http://"+c.String("api-listen"), "token_file", tokenPath,
+			"gateway", fmt.Sprintf("http://%s:%d", gwCfg.ListenHost, c.Uint("http-port")), "startup", time.Since(start).Round(time.Millisecond))
+		writeReadyFile(dataDir)
+		sdnotify.Ready()
+	case err := <-errc:
+		cancel()
+		wg.Wait()
+		return err
+	}
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-errc:
+		log.Error("role failed; stopping", "error", runErr)
+		cancel()
+	}
+	sdnotify.Stopping()
+	os.Remove(filepath.Join(dataDir, "ready"))
+	wg.Wait()
+	return runErr
+}
+
+func writeReadyFile(dataDir string) {
+	os.WriteFile(filepath.Join(dataDir, "ready"), []byte(time.Now().UTC().Format(time.RFC3339)+"\n"), 0o644)
+}
+
+func apiserverOptionsDev(c *cli.Context, dataDir string) (opts apiOptions, tokenPath string) {
+	if c.Bool("insecure") {
+		return apiOptions{Insecure: true}, ""
+	}
+	return apiOptions{}, filepath.Join(dataDir, "token")
+}
+
+func gatewayConfigDev(c *cli.Context) gatewayCfg {
+	id, _ := os.Hostname()
+	return gatewayCfg{XDSAddress: c.String("xds-listen"), NodeID: id + "-dev", ListenHost: c.String("gateway-listen-host"), PortOverride: int(c.Uint("http-port"))}
+}

@@ -1,0 +1,342 @@
+package kilnd
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/kiln-serving/kiln/agent"
+	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/sdnotify"
+	"github.com/kiln-serving/kiln/internal/store/etcdstore"
+	"github.com/kiln-serving/kiln/scheduler"
+	"github.com/kiln-serving/kiln/services/activator"
+	"github.com/kiln-serving/kiln/services/apiserver"
+	"github.com/kiln-serving/kiln/services/autoscaler"
+	"github.com/kiln-serving/kiln/services/controller"
+	"github.com/kiln-serving/kiln/services/controller/resources"
+	"github.com/kiln-serving/kiln/services/gateway"
+	"github.com/kiln-serving/kiln/xds"
+)
+
+// roleFunc runs one role until ctx ends. ready is called once it serves.
+type roleFunc func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error
+
+// runRole is the body of every single-role command.
+func runRole(c *cli.Context, name string, fn roleFunc) error {
+	log, err := logger(c)
+	if err != nil {
+		return err
+	}
+	log = log.With("role", name)
+	ctx, cancel := signalContext(c.Context)
+	defer cancel()
+	var st *etcdstore.Store
+	if name != "gateway" {
+		if st, err = dialEtcd(c); err != nil {
+			return err
+		}
+		defer st.Close()
+	}
+	err = fn(ctx, st, log, func() {
+		log.Info("ready")
+		sdnotify.Ready()
+	})
+	sdnotify.Stopping()
+	return err
+}
+
+// --- apiserver ---
+
+var apiserverFlags = []cli.Flag{
+	&cli.StringFlag{Name: "listen", Usage: "REST API address", Value: ":7070", EnvVars: []string{"KILN_APISERVER_LISTEN"}},
+	&cli.StringFlag{Name: "token-file", Usage: "file holding the bearer token clients must send (required unless --insecure)", EnvVars: []string{"KILN_TOKEN_FILE"}},
+	&cli.BoolFlag{Name: "insecure", Usage: "serve without authentication (loopback development only)"},
+}
+
+var apiserverCommand = &cli.Command{
+	Name:  "apiserver",
+	Usage: "serve the serving.knative.dev/v1 REST API (active-active)",
+	Flags: apiserverFlags,
+	Action: func(c *cli.Context) error {
+		opts, err := apiserverOptions(c.String("token-file"), c.Bool("insecure"))
+		if err != nil {
+			return err
+		}
+		return runRole(c, "apiserver", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			return runAPIServer(ctx, st, c.String("listen"), opts, log, ready)
+		})
+	},
+}
+
+func apiserverOptions(tokenFile string, insecure bool) (apiserver.Options, error) {
+	if insecure {
+		return apiserver.Options{Insecure: true}, nil
+	}
+	if tokenFile == "" {
+		return apiserver.Options{}, fmt.Errorf("--token-file is required (or --insecure for loopback development)")
+	}
+	b, err := os.ReadFile(tokenFile)
+	if err != nil {
+		return apiserver.Options{}, fmt.Errorf("--token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return apiserver.Options{}, fmt.Errorf("--token-file %s is empty", tokenFile)
+	}
+	return apiserver.Options{Token: tok}, nil
+}
+
+func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts apiserver.Options, log *slog.Logger, ready func()) error {
+	h := apiserver.New(registry.New(st), opts, log)
+	_, errc, err := serveHTTP(ctx, addr, h, log)
+	if err != nil {
+		return err
+	}
+	ready()
+	return <-errc
+}
+
+// --- controller ---
+
+var controllerFlags = []cli.Flag{
+	&cli.StringFlag{Name: "domain", Usage: "domain suffix of route URLs (Knative config-domain)", Value: "example.com", EnvVars: []string{"KILN_DOMAIN"}},
+	&cli.StringFlag{Name: "domain-template", Usage: "host template of route URLs", Value: "{{.Name}}.{{.Namespace}}.{{.Domain}}"},
+	&cli.StringFlag{Name: "tag-template", Usage: "name template of tag routes", Value: "{{.Tag}}-{{.Name}}"},
+}
+
+func controllerOptions(c *cli.Context) controller.Options {
+	return controller.Options{Domain: resources.DomainConfig{Domain: c.String("domain"), DomainTemplate: c.String("domain-template"), TagTemplate: c.String("tag-template")}}
+}
+
+var controllerCommand = &cli.Command{
+	Name:  "controller",
+	Usage: "reconcile Services, Configurations, Revisions and Routes (leader-elected)",
+	Flags: controllerFlags,
+	Action: func(c *cli.Context) error {
+		opts := controllerOptions(c)
+		return runRole(c, "controller", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			ready()
+			ctl := controller.New(st, registry.New(st), opts, log)
+			return lead(ctx, st, "controller", log, ctl.Lead)
+		})
+	},
+}
+
+// --- scheduler ---
+
+var schedulerCommand = &cli.Command{
+	Name:  "scheduler",
+	Usage: "place revision instances on nodes (leader-elected)",
+	Action: func(c *cli.Context) error {
+		return runRole(c, "scheduler", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			ready()
+			s := scheduler.New(st, registry.New(st), scheduler.Options{}, log)
+			return lead(ctx, st, "scheduler", log, s.Lead)
+		})
+	},
+}
+
+// --- autoscaler ---
+
+var autoscalerCommand = &cli.Command{
+	Name:  "autoscaler",
+	Usage: "decide each revision's desired scale (leader-elected)",
+	Action: func(c *cli.Context) error {
+		return runRole(c, "autoscaler", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			ready()
+			a := autoscaler.New(st, registry.New(st), autoscaler.Options{}, log)
+			return lead(ctx, st, "autoscaler", log, a.Lead)
+		})
+	},
+}
+
+// --- activator ---
+
+var activatorFlags = []cli.Flag{
+	&cli.StringFlag{Name: "listen", Usage: "activator HTTP address", Value: ":8012", EnvVars: []string{"KILN_ACTIVATOR_LISTEN"}},
+}
+
+var activatorCommand = &cli.Command{
+	Name:  "activator",
+	Usage: "buffer requests for revisions without ready capacity (active-active)",
+	Flags: activatorFlags,
+	Action: func(c *cli.Context) error {
+		return runRole(c, "activator", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			return runActivator(ctx, st, c.String("listen"), log, ready)
+		})
+	},
+}
+
+func runActivator(ctx context.Context, st *etcdstore.Store, addr string, log *slog.Logger, ready func()) error {
+	a := activator.New(st, activator.Options{}, log)
+	errc := make(chan error, 2)
+	go func() { errc <- a.Run(ctx) }()
+	_, herr, err := serveHTTP(ctx, addr, a.Handler(), log)
+	if err != nil {
+		return err
+	}
+	ready()
+	go func() { errc <- <-herr }()
+	return <-errc
+}
+
+// --- xds ---
+
+var xdsFlags = []cli.Flag{
+	&cli.StringFlag{Name: "listen", Usage: "ADS gRPC address", Value: ":18000", EnvVars: []string{"KILN_XDS_LISTEN"}},
+	&cli.UintFlag{Name: "http-port", Usage: "HTTP port the edges listen on", Value: 8080},
+	&cli.StringFlag{Name: "activator-address", Usage: "host:port of the activator, the endpoint of revisions without ready instances", Value: "127.0.0.1:8012", EnvVars: []string{"KILN_ACTIVATOR_ADDRESS"}},
+}
+
+func xdsOptions(c *cli.Context) xds.Options {
+	return xds.Options{HTTPPort: uint32(c.Uint("http-port")), ActivatorAddress: c.String("activator-address")}
+}
+
+var xdsCommand = &cli.Command{
+	Name:  "xds",
+	Usage: "serve Envoy configuration over ADS (active-active)",
+	Flags: xdsFlags,
+	Action: func(c *cli.Context) error {
+		opts := xdsOptions(c)
+		return runRole(c, "xds", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			return runXDS(ctx, st, c.String("listen"), opts, log, ready)
+		})
+	},
+}
+
+func runXDS(ctx context.Context, st *etcdstore.Store, addr string, opts xds.Options, log *slog.Logger, ready func()) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	log.Info("serving ADS", "address", lis.Addr().String())
+	ready()
+	return xds.NewServer(st, opts, log).Run(ctx, lis)
+}
+
+// --- gateway ---
+
+var gatewayFlags = []cli.Flag{
+	&cli.StringFlag{Name: "xds-address", Usage: "host:port of an xds server", Value: "127.0.0.1:18000", EnvVars: []string{"KILN_XDS_ADDRESS"}},
+	&cli.StringFlag{Name: "node-id", Usage: "xDS node id of this edge (default: hostname)"},
+	&cli.StringFlag{Name: "listen-host", Usage: "host the HTTP listener binds", Value: "0.0.0.0"},
+	&cli.IntFlag{Name: "port", Usage: "HTTP port; 0 uses the port the xds listener names"},
+}
+
+func gatewayConfig(c *cli.Context) gateway.Config {
+	id := c.String("node-id")
+	if id == "" {
+		id, _ = os.Hostname()
+	}
+	return gateway.Config{XDSAddress: c.String("xds-address"), NodeID: id, ListenHost: c.String("listen-host"), PortOverride: c.Int("port")}
+}
+
+var gatewayCommand = &cli.Command{
+	Name:  "gateway",
+	Usage: "HTTP edge driven by xDS, for installs without Envoy",
+	Flags: gatewayFlags,
+	Action: func(c *cli.Context) error {
+		cfg := gatewayConfig(c)
+		return runRole(c, "gateway", func(ctx context.Context, _ *etcdstore.Store, log *slog.Logger, ready func()) error {
+			return runGateway(ctx, cfg, log, ready)
+		})
+	},
+}
+
+func runGateway(ctx context.Context, cfg gateway.Config, log *slog.Logger, ready func()) error {
+	g := gateway.New(cfg, log)
+	errc := make(chan error, 1)
+	go func() { errc <- g.Run(ctx) }()
+	select {
+	case <-g.Ready():
+		ready()
+	case err := <-errc:
+		return err
+	}
+	return <-errc
+}
+
+// --- agent ---
+
+var agentFlags = []cli.Flag{
+	&cli.StringFlag{Name: "node-name", Usage: "name of this node (default: hostname)", EnvVars: []string{"KILN_NODE_NAME"}},
+	&cli.StringFlag{Name: "address", Usage: "address queue-proxies listen on and advertise", Value: "127.0.0.1", EnvVars: []string{"KILN_NODE_ADDRESS"}},
+	&cli.StringFlag{Name: "containerd-address", Usage: "containerd socket", Value: "/run/containerd/containerd.sock", EnvVars: []string{"KILN_CONTAINERD_ADDRESS"}},
+	&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace for kiln's containers", Value: "kiln"},
+	&cli.StringFlag{Name: "state-dir", Usage: "agent state: logs, network namespaces, IPAM", Value: "/var/lib/kiln/agent"},
+	&cli.StringFlag{Name: "cni-bin-dir", Usage: "CNI plugin binaries", Value: "/usr/lib/cni"},
+	&cli.StringFlag{Name: "bridge", Usage: "CNI bridge name", Value: "kiln0"},
+	&cli.StringFlag{Name: "subnet", Usage: "CNI subnet for instances", Value: "10.88.0.0/16"},
+	&cli.BoolFlag{Name: "host-network", Usage: "run instances in the host network namespace (no CNI); the agent assigns PORT"},
+	&cli.IntFlag{Name: "max-instances", Usage: "instances this node runs at most", Value: 100},
+	&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host pulled over plain HTTP (repeatable; localhost is always allowed)", EnvVars: []string{"KILN_PLAIN_HTTP_REGISTRIES"}},
+	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
+}
+
+func agentConfig(c *cli.Context) agent.Config {
+	name := c.String("node-name")
+	if name == "" {
+		name, _ = os.Hostname()
+	}
+	return agent.Config{
+		NodeName: name, Address: c.String("address"), ContainerdAddress: c.String("containerd-address"),
+		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), CNIBinDir: c.String("cni-bin-dir"),
+		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"),
+		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
+		StopOnExit: c.Bool("stop-on-exit"),
+	}
+}
+
+var agentCommand = &cli.Command{
+	Name:  "agent",
+	Usage: "run placed instances on this node with containerd (one per worker VM)",
+	Flags: agentFlags,
+	Action: func(c *cli.Context) error {
+		cfg := agentConfig(c)
+		return runRole(c, "agent", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			return runAgent(ctx, st, cfg, log, ready)
+		})
+	},
+}
+
+func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, log *slog.Logger, ready func()) error {
+	a, err := agent.New(cfg, st, log)
+	if err != nil {
+		return err
+	}
+	ready()
+	return a.Run(ctx)
+}
+
+// ensureToken reads the token at path, creating a random one if missing.
+func ensureToken(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil && strings.TrimSpace(string(b)) != "" {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [24]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(raw[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
+}
+
+type (
+	apiOptions = apiserver.Options
+	gatewayCfg = gateway.Config
+)

@@ -1,0 +1,240 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"math/rand"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/testenv"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds bin/kiln and bin/kilnd once per test binary.
+func binaries(t testing.TB) (kiln, kilnd string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "kiln-e2e-bin")
+		if buildErr != nil {
+			return
+		}
+		for _, c := range []string{"kiln", "kilnd"} {
+			cmd := exec.Command("go", "build", "-o", filepath.Join(binDir, c), "../../cmd/"+c)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", c, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "kiln"), filepath.Join(binDir, "kilnd")
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// cluster is a kiln installation with every role in its own process.
+type cluster struct {
+	t           testing.TB
+	kiln, kilnd string
+	etcd        string
+	api         string
+	gateway     string
+	tokenFile   string
+	image       string
+	registry    string
+	ctrdAddress string
+	namespace   string // containerd namespace of the agent
+	dir         string
+	procs       map[string]*exec.Cmd
+	mu          sync.Mutex
+}
+
+// startCluster starts etcd, containerd, a registry with the sample image and
+// every kilnd role as a separate process.
+func startCluster(t testing.TB) *cluster {
+	t.Helper()
+	testenv.RequireRoot(t)
+	kiln, kilnd := binaries(t)
+	c := &cluster{t: t, kiln: kiln, kilnd: kilnd, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, namespace: "kiln-e2e"}
+	c.etcd = testenv.EtcdEndpoint(t)
+	c.ctrdAddress = testenv.StartContainerd(t)
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := imagebuild.ServeRegistry(lis)
+	t.Cleanup(func() { reg.Close() })
+	c.registry = lis.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	img, err := imagebuild.BuildGoImage(ctx, "../../deploy/samples/hello")
+	if err != nil {
+		t.Fatalf("build sample image: %v", err)
+	}
+	c.image = c.registry + "/samples/hello:latest"
+	if _, err := imagebuild.Push(ctx, img, c.image); err != nil {
+		t.Fatalf("push sample image: %v", err)
+	}
+
+	c.tokenFile = filepath.Join(c.dir, "token")
+	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
+	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	c.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
+	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
+	// Two of each singleton: only the leader may act.
+	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
+		c.start(role+"-1", role)
+		c.start(role+"-2", role)
+	}
+	c.start("activator", "activator", "--listen", fmt.Sprintf("127.0.0.1:%d", actPort))
+	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
+		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort))
+	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge")
+	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
+	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
+	c.start("agent", "agent", "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
+		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+
+	c.waitHTTP(c.api+"/healthz", 30*time.Second)
+	return c
+}
+
+// start runs `kilnd [global flags] ROLE args...` in the background.
+func (c *cluster) start(name, role string, args ...string) {
+	c.t.Helper()
+	full := append([]string{"--etcd-endpoints", c.etcd, role}, args...)
+	cmd := exec.Command(c.kilnd, full...)
+	logf, err := os.Create(filepath.Join(c.dir, name+".log"))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		c.t.Fatalf("start %s: %v", name, err)
+	}
+	c.mu.Lock()
+	c.procs[name] = cmd
+	c.mu.Unlock()
+	c.t.Cleanup(func() {
+		cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		logf.Close()
+		if c.t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			if len(b) > 6000 {
+				b = b[len(b)-6000:]
+			}
+			c.t.Logf("---- %s log (tail) ----\n%s", name, b)
+		}
+	})
+}
+
+// stop interrupts one role and waits for it to exit.
+func (c *cluster) stop(name string) {
+	c.mu.Lock()
+	cmd := c.procs[name]
+	c.mu.Unlock()
+	cmd.Process.Signal(os.Interrupt)
+	cmd.Wait()
+}
+
+func (c *cluster) waitHTTP(url string, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("%s not answering after %s", url, d)
+}
+
+// run runs the kiln CLI and returns its combined output and exit error.
+func (c *cluster) run(args ...string) (string, error) {
+	full := append([]string{"--server", c.api, "--token-file", c.tokenFile}, args...)
+	cmd := exec.Command(c.kiln, full...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// mustRun runs the CLI and fails the test on a non-zero exit.
+func (c *cluster) mustRun(args ...string) string {
+	c.t.Helper()
+	out, err := c.run(args...)
+	if err != nil {
+		c.t.Fatalf("kiln %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+// get fetches path from the gateway with the given Host header.
+func (c *cluster) get(host string) (int, string, error) {
+	req, _ := http.NewRequest("GET", c.gateway+"/", nil)
+	req.Host = host
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// eventuallyBody waits until host answers 200 with want.
+func (c *cluster) eventuallyBody(host, want string, d time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(d)
+	var last string
+	for time.Now().Before(deadline) {
+		code, body, err := c.get(host)
+		if err == nil && code == 200 && strings.TrimSpace(body) == want {
+			return
+		}
+		last = fmt.Sprintf("code=%d body=%q err=%v", code, body, err)
+		time.Sleep(20 * time.Millisecond)
+	}
+	c.t.Fatalf("%s never answered %q; last: %s", host, want, last)
+}

@@ -1,0 +1,212 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+)
+
+const helloHost = "hello.default.example.com"
+
+func (c *cluster) containers() int {
+	c.t.Helper()
+	cl, err := containerd.New(c.ctrdAddress)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx := namespaces.WithNamespace(context.Background(), c.namespace)
+	cs, err := cl.Containers(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return len(cs)
+}
+
+// TestUserFlow is the walking skeleton as a user drives it: create, reply
+// through the gateway, update to a new revision, list, describe, delete.
+func TestUserFlow(t *testing.T) {
+	c := startCluster(t)
+
+	out := c.mustRun("service", "create", "hello", "--image", c.image, "--env", "RESPONSE=Hello Serverless!")
+	for _, want := range []string{"Creating service 'hello' in namespace 'default':", "Ready to serve.", "http://" + helloHost} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("create output lacks %q:\n%s", want, out)
+		}
+	}
+	c.eventuallyBody(helloHost, "Hello Serverless!", 10*time.Second)
+
+	out = c.mustRun("service", "list")
+	if !strings.Contains(out, "NAME") || !strings.Contains(out, "hello") || !strings.Contains(out, "hello-00001") || !strings.Contains(out, "True") {
+		t.Fatalf("service list:\n%s", out)
+	}
+
+	var svc struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Generation      int64  `json:"generation"`
+			ResourceVersion string `json:"resourceVersion"`
+			UID             string `json:"uid"`
+		} `json:"metadata"`
+		Status struct {
+			URL                       string `json:"url"`
+			LatestReadyRevisionName   string `json:"latestReadyRevisionName"`
+			LatestCreatedRevisionName string `json:"latestCreatedRevisionName"`
+			ObservedGeneration        int64  `json:"observedGeneration"`
+			Conditions                []struct {
+				Type, Status string
+			} `json:"conditions"`
+			Traffic []struct {
+				RevisionName string `json:"revisionName"`
+				Percent      int64  `json:"percent"`
+			} `json:"traffic"`
+		} `json:"status"`
+	}
+	if err := json.Unmarshal([]byte(c.mustRun("service", "describe", "hello", "-o", "json")), &svc); err != nil {
+		t.Fatalf("describe -o json: %v", err)
+	}
+	if svc.APIVersion != "serving.knative.dev/v1" || svc.Kind != "Service" || svc.Metadata.UID == "" ||
+		svc.Status.URL != "http://"+helloHost || svc.Status.LatestReadyRevisionName != "hello-00001" ||
+		svc.Status.ObservedGeneration != 1 || len(svc.Status.Traffic) != 1 || svc.Status.Traffic[0].Percent != 100 {
+		t.Fatalf("describe -o json = %+v", svc)
+	}
+	conds := map[string]string{}
+	for _, cd := range svc.Status.Conditions {
+		conds[cd.Type] = cd.Status
+	}
+	for _, ct := range []string{"Ready", "ConfigurationsReady", "RoutesReady"} {
+		if conds[ct] != "True" {
+			t.Fatalf("condition %s = %q; all: %v", ct, conds[ct], conds)
+		}
+	}
+	if y := c.mustRun("service", "describe", "hello", "-o", "yaml"); !strings.Contains(y, "latestReadyRevisionName: hello-00001") {
+		t.Fatalf("describe -o yaml:\n%s", y)
+	}
+
+	// Update: a new immutable revision; traffic moves to it.
+	out = c.mustRun("service", "update", "hello", "--env", "RESPONSE=Bonjour")
+	if !strings.Contains(out, "hello-00002") {
+		t.Fatalf("update output lacks the new revision:\n%s", out)
+	}
+	c.eventuallyBody(helloHost, "Bonjour", 10*time.Second)
+	out = c.mustRun("revision", "list")
+	if !strings.Contains(out, "hello-00001") || !strings.Contains(out, "hello-00002") {
+		t.Fatalf("revision list:\n%s", out)
+	}
+	out = c.mustRun("route", "list")
+	if !strings.Contains(out, "hello") || !strings.Contains(out, "http://"+helloHost) {
+		t.Fatalf("route list:\n%s", out)
+	}
+
+	// The unrouted old revision's instance stops; the new one keeps serving.
+	deadline := time.Now().Add(30 * time.Second)
+	for c.containers() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("containers = %d after traffic moved, want 1", c.containers())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// Delete: instances stop, the route disappears from the edge.
+	out = c.mustRun("service", "delete", "hello")
+	if !strings.Contains(out, "deleted") {
+		t.Fatalf("delete output:\n%s", out)
+	}
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		code, _, _ := c.get(helloHost)
+		n := c.containers()
+		if code == 404 && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after delete: gateway answers %d, %d containers remain", code, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, err := c.run("service", "describe", "hello"); err == nil {
+		t.Fatal("describe of a deleted service succeeded")
+	}
+}
+
+// TestApplySeedYAML applies the seeds' Service manifest unchanged but for
+// the image, and reaches it through the gateway.
+func TestApplySeedYAML(t *testing.T) {
+	c := startCluster(t)
+	b, err := os.ReadFile("testdata/hello.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(t.TempDir(), "hello.yaml")
+	os.WriteFile(f, []byte(strings.ReplaceAll(string(b), "{{IMAGE}}", c.image)), 0o644)
+	out := c.mustRun("apply", "-f", f)
+	if !strings.Contains(out, "hello") {
+		t.Fatalf("apply output:\n%s", out)
+	}
+	c.eventuallyBody(helloHost, "Hello Serverless!", 60*time.Second)
+	// Applying the same file again changes nothing.
+	out = c.mustRun("apply", "-f", f)
+	if !strings.Contains(out, "unchanged") {
+		t.Fatalf("second apply output:\n%s", out)
+	}
+}
+
+// TestBadInput: each mistake is refused with the field named, exits
+// non-zero and writes nothing.
+func TestBadInput(t *testing.T) {
+	c := startCluster(t)
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"invalid name", []string{"service", "create", "Bad_Name", "--image", c.image, "--no-wait"}, "metadata.name"},
+		{"empty image", []string{"service", "create", "noimage", "--image", "", "--no-wait"}, "image"},
+		{"malformed env", []string{"service", "create", "badenv", "--image", c.image, "--env", "NOEQUALS", "--no-wait"}, "env"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := c.run(tc.args...)
+			if err == nil {
+				t.Fatalf("kiln %v succeeded:\n%s", tc.args, out)
+			}
+			if !strings.Contains(out, tc.want) {
+				t.Fatalf("error does not name %q:\n%s", tc.want, out)
+			}
+		})
+	}
+	list := c.mustRun("service", "list")
+	for _, n := range []string{"Bad_Name", "noimage", "badenv"} {
+		if strings.Contains(list, n) {
+			t.Fatalf("a refused create left %s behind:\n%s", n, list)
+		}
+	}
+
+	// Unknown field and malformed YAML via apply.
+	dir := t.TempDir()
+	unknown := filepath.Join(dir, "unknown.yaml")
+	os.WriteFile(unknown, []byte("apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: u\nspec:\n  template:\n    spec:\n      containers:\n        - image: x\n          imagePolicy: Always\n"), 0o644)
+	if out, err := c.run("apply", "-f", unknown); err == nil || !strings.Contains(out, "imagePolicy") {
+		t.Fatalf("unknown field: err=%v\n%s", err, out)
+	}
+	malformed := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(malformed, []byte("apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata: [\n"), 0o644)
+	if out, err := c.run("apply", "-f", malformed); err == nil {
+		t.Fatalf("malformed YAML accepted:\n%s", out)
+	}
+
+	// Duplicate create.
+	c.mustRun("service", "create", "dup", "--image", c.image, "--no-wait")
+	out, err := c.run("service", "create", "dup", "--image", c.image, "--no-wait")
+	if err == nil || !strings.Contains(out, "already exists") {
+		t.Fatalf("duplicate create: err=%v\n%s", err, out)
+	}
+}
