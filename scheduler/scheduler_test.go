@@ -1,0 +1,216 @@
+package scheduler_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/election"
+	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/testenv"
+	"github.com/kiln-serving/kiln/scheduler"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+func putJSON(t *testing.T, st store.Store, key string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Put(context.Background(), key, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func placements(t *testing.T, st store.Store) []cluster.Placement {
+	t.Helper()
+	kvs, _, err := st.List(context.Background(), store.PlacementPrefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []cluster.Placement
+	for _, kv := range kvs {
+		var p cluster.Placement
+		if err := json.Unmarshal(kv.Value, &p); err != nil {
+			t.Fatal(err)
+		}
+		if node, inst := store.SplitLast(kv.Key); node != p.Node || inst != p.Instance {
+			t.Fatalf("placement %s holds node %q instance %q", kv.Key, p.Node, p.Instance)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// waitFor polls the store in the test only: the scheduler itself is driven
+// by watches.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func setup(t *testing.T, st store.Store, nodes ...string) {
+	t.Helper()
+	reg := registry.New(st)
+	_, err := reg.Revisions().Create(context.Background(), &v1.Revision{
+		Metadata: metav1.ObjectMeta{Name: "hello-00001", Namespace: "default", Labels: map[string]string{v1.ServiceLabelKey: "hello"}},
+		Spec:     v1.RevisionSpec{Containers: []v1.Container{{Image: "example.com/hello:1", Resources: v1.ResourceRequirements{Requests: map[string]string{"cpu": "100m", "memory": "64Mi"}}}}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range nodes {
+		putJSON(t, st, store.NodeKey(n), cluster.Node{Name: n, Address: "127.0.0.1", MaxInstances: 10, CapacityMilliCPU: 2000, CapacityMemoryMiB: 2048})
+	}
+	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 2})
+}
+
+func TestLeadPlacesAndReplaces(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	setup(t, st, "node-a", "node-b")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet())
+	done := make(chan error, 1)
+	go func() {
+		done <- election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
+	}()
+
+	waitFor(t, "2 placements", func() bool { return len(placements(t, st)) == 2 })
+	ps := placements(t, st)
+	if ps[0].Node == ps[1].Node {
+		t.Fatalf("both instances on %s", ps[0].Node)
+	}
+	for _, p := range ps {
+		if p.Spec.Image != "example.com/hello:1" || p.Spec.Service != "hello" || p.Spec.MilliCPU != 100 || p.Spec.MemoryMiB != 64 || p.Spec.Port != 8080 {
+			t.Errorf("placement spec: %+v", p.Spec)
+		}
+	}
+
+	// node-a dies: its placement moves to node-b.
+	if err := st.Delete(ctx, store.NodeKey("node-a")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "both placements on node-b", func() bool {
+		ps := placements(t, st)
+		return len(ps) == 2 && ps[0].Node == "node-b" && ps[1].Node == "node-b"
+	})
+
+	// Scale to zero removes them.
+	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 0})
+	waitFor(t, "no placements", func() bool { return len(placements(t, st)) == 0 })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLeadFailedInstanceReplaced(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	setup(t, st, "node-a")
+	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s := scheduler.New(st, registry.New(st), scheduler.Options{Policy: scheduler.Policy{Backoff: time.Hour, MaxBackoff: time.Hour, MaxFailures: 2}}, quiet())
+	go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
+
+	waitFor(t, "1 placement", func() bool { return len(placements(t, st)) == 1 })
+	failed := placements(t, st)[0]
+	putJSON(t, st, store.InstanceKey(failed.Node, failed.Instance), cluster.Instance{Instance: failed.Instance, Node: failed.Node,
+		Namespace: "default", Revision: "hello-00001", Phase: cluster.PhaseFailed, Reason: "ImagePullBackOff"})
+	waitFor(t, "a replacement", func() bool {
+		ps := placements(t, st)
+		return len(ps) == 1 && ps[0].Instance != failed.Instance
+	})
+	// The second failure waits out the (hour-long) backoff.
+	second := placements(t, st)[0]
+	putJSON(t, st, store.InstanceKey(second.Node, second.Instance), cluster.Instance{Instance: second.Instance, Node: second.Node,
+		Namespace: "default", Revision: "hello-00001", Phase: cluster.PhaseFailed})
+	time.Sleep(300 * time.Millisecond)
+	if ps := placements(t, st); len(ps) != 1 || ps[0].Instance != second.Instance {
+		t.Fatalf("second failure replaced during backoff: %+v", ps)
+	}
+}
+
+// Two schedulers campaign at once: only the leader writes, so there are
+// exactly the desired placements; when it dies the standby resumes from
+// etcd without placing anything twice.
+func TestTwoSchedulersOneLeader(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	setup(t, st, "node-a", "node-b", "node-c")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	leaders := make(chan *store.Fence, 4)
+	for _, id := range []string{"one", "two"} {
+		s := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet())
+		go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: id, TTL: 1 * time.Second}, quiet(),
+			func(ctx context.Context, f *store.Fence) error {
+				leaders <- f
+				return s.Lead(ctx, f)
+			})
+	}
+	first := <-leaders
+	waitFor(t, "2 placements", func() bool { return len(placements(t, st)) == 2 })
+	time.Sleep(300 * time.Millisecond) // time for a wrong second writer to show up
+	if ps := placements(t, st); len(ps) != 2 || ps[0].Node == ps[1].Node {
+		t.Fatalf("placements with two schedulers: %+v", ps)
+	}
+	before := placements(t, st)
+
+	// Kill the leader's session; the standby takes over.
+	kv, err := st.Get(ctx, first.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.RevokeLease(ctx, kv.Lease); err != nil {
+		t.Fatal(err)
+	}
+	var second *store.Fence
+	select {
+	case second = <-leaders:
+	case <-time.After(10 * time.Second):
+		t.Fatal("standby never took over")
+	}
+	if second.Key == first.Key {
+		t.Fatal("same term twice")
+	}
+	// The new leader acts on changes: scale to 3.
+	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 3})
+	waitFor(t, "3 placements", func() bool { return len(placements(t, st)) == 3 })
+	time.Sleep(300 * time.Millisecond)
+	after := placements(t, st)
+	nodes := map[string]bool{}
+	for _, p := range after {
+		nodes[p.Node] = true
+	}
+	if len(after) != 3 || len(nodes) != 3 {
+		t.Fatalf("after failover: %+v", after)
+	}
+	kept := 0
+	for _, b := range before {
+		for _, a := range after {
+			if a.Instance == b.Instance {
+				kept++
+			}
+		}
+	}
+	if kept != 2 {
+		t.Fatalf("failover replaced running placements: before %+v after %+v", before, after)
+	}
+}

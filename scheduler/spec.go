@@ -1,0 +1,141 @@
+package scheduler
+
+import (
+	"fmt"
+	"math/big"
+	"strings"
+
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+)
+
+// SpecFromRevision builds what an agent needs to run one instance of rev.
+// Only containers[0] is run (kiln has no sidecars). Env entries with
+// valueFrom are skipped: kiln has no Secrets or ConfigMaps yet.
+// Errors: errdefs.ErrInvalidArgument when rev has no container or an
+// unparsable resource quantity.
+func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
+	m := rev.Metadata
+	if len(rev.Spec.Containers) == 0 {
+		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: spec.containers is empty: %w", m.Namespace, m.Name, errdefs.ErrInvalidArgument)
+	}
+	c := rev.Spec.Containers[0]
+	spec := cluster.InstanceSpec{
+		Namespace:      m.Namespace,
+		Service:        m.Labels[v1.ServiceLabelKey],
+		Configuration:  m.Labels[v1.ConfigurationLabelKey],
+		Revision:       m.Name,
+		Image:          c.Image,
+		Command:        c.Command,
+		Args:           c.Args,
+		WorkingDir:     c.WorkingDir,
+		Port:           v1.DefaultUserPort,
+		TimeoutSeconds: v1.DefaultTimeoutSeconds,
+	}
+	for _, e := range c.Env {
+		if e.ValueFrom != nil {
+			continue
+		}
+		if spec.Env == nil {
+			spec.Env = map[string]string{}
+		}
+		if _, dup := spec.Env[e.Name]; !dup {
+			spec.EnvOrder = append(spec.EnvOrder, e.Name)
+		}
+		// Like Kubernetes, the last of duplicate names wins.
+		spec.Env[e.Name] = e.Value
+	}
+	if len(c.Ports) > 0 && c.Ports[0].ContainerPort > 0 {
+		spec.Port = c.Ports[0].ContainerPort
+	}
+	if cc := rev.Spec.ContainerConcurrency; cc != nil {
+		spec.ContainerConcurrency = *cc
+	}
+	if ts := rev.Spec.TimeoutSeconds; ts != nil && *ts > 0 {
+		spec.TimeoutSeconds = *ts
+	}
+	if p := c.ReadinessProbe; p != nil && p.HTTPGet != nil {
+		spec.ReadinessPath = p.HTTPGet.Path
+		if spec.ReadinessPath == "" {
+			spec.ReadinessPath = "/"
+		}
+	}
+	var err error
+	if spec.MilliCPU, err = request(c.Resources, "cpu", 1000); err != nil {
+		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	if spec.MemoryMiB, err = request(c.Resources, "memory", 1.0/(1<<20)); err != nil {
+		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	return spec, nil
+}
+
+// request returns the resource's request (falling back to its limit, as
+// Kubernetes defaults requests from limits) times unit, rounded up; 0 when
+// neither is set.
+func request(r v1.ResourceRequirements, name string, unit float64) (int64, error) {
+	q, ok := r.Requests[name]
+	field := "resources.requests." + name
+	if !ok {
+		q, ok = r.Limits[name]
+		field = "resources.limits." + name
+	}
+	if !ok {
+		return 0, nil
+	}
+	v, err := ParseQuantity(q)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", field, err)
+	}
+	v.Mul(v, new(big.Rat).SetFloat64(unit))
+	return ceil(v), nil
+}
+
+// quantitySuffixes are the Kubernetes quantity suffixes: binary (Ki..Ei),
+// decimal SI (n..E).
+var quantitySuffixes = map[string]*big.Rat{
+	"Ki": pow(2, 10), "Mi": pow(2, 20), "Gi": pow(2, 30), "Ti": pow(2, 40), "Pi": pow(2, 50), "Ei": pow(2, 60),
+	"n": big.NewRat(1, 1e9), "u": big.NewRat(1, 1e6), "m": big.NewRat(1, 1e3), "": big.NewRat(1, 1),
+	"k": pow(10, 3), "M": pow(10, 6), "G": pow(10, 9), "T": pow(10, 12), "P": pow(10, 15), "E": pow(10, 18),
+}
+
+// ParseQuantity parses a Kubernetes resource quantity ("100m", "1", "0.5",
+// "128Mi", "1Gi", "1e3") into an exact rational number of base units (cores,
+// bytes). Errors: errdefs.ErrInvalidArgument.
+func ParseQuantity(s string) (*big.Rat, error) {
+	bad := func() (*big.Rat, error) {
+		return nil, fmt.Errorf("quantity %q: must be a number with an optional suffix (m, k, M, G, Ki, Mi, Gi, ...): %w", s, errdefs.ErrInvalidArgument)
+	}
+	s = strings.TrimSpace(s)
+	i := len(s)
+	for i > 0 && strings.ContainsRune("KMGTPEiunmk", rune(s[i-1])) {
+		i--
+	}
+	num, suffix := s[:i], s[i:]
+	mult, ok := quantitySuffixes[suffix]
+	if !ok {
+		// "1E" is exa, but "1e3" is an exponent: let big.Rat try the whole string.
+		num, mult = s, big.NewRat(1, 1)
+	}
+	if num == "" || strings.ContainsAny(num, "/") || strings.HasPrefix(num, "-") {
+		return bad()
+	}
+	v, ok := new(big.Rat).SetString(num)
+	if !ok {
+		return bad()
+	}
+	return v.Mul(v, mult), nil
+}
+
+func pow(base, exp int64) *big.Rat {
+	return new(big.Rat).SetInt(new(big.Int).Exp(big.NewInt(base), big.NewInt(exp), nil))
+}
+
+func ceil(v *big.Rat) int64 {
+	q, r := new(big.Int).QuoRem(v.Num(), v.Denom(), new(big.Int))
+	if r.Sign() > 0 {
+		q.Add(q, big.NewInt(1))
+	}
+	return q.Int64()
+}

@@ -1,0 +1,117 @@
+package scheduler
+
+import (
+	"errors"
+	"math/big"
+	"slices"
+	"testing"
+
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+)
+
+func TestParseQuantity(t *testing.T) {
+	tests := []struct {
+		in       string
+		milli    int64 // ceil(value*1000)
+		mebibyte int64 // ceil(value/2^20)
+		bad      bool
+	}{
+		{in: "100m", milli: 100, mebibyte: 1},
+		{in: "1", milli: 1000, mebibyte: 1},
+		{in: "0.5", milli: 500, mebibyte: 1},
+		{in: "2500m", milli: 2500, mebibyte: 1},
+		{in: "128Mi", milli: 128 << 20 * 1000, mebibyte: 128},
+		{in: "1Gi", milli: 1 << 30 * 1000, mebibyte: 1024},
+		{in: "1.5Gi", milli: 3 << 29 * 1000, mebibyte: 1536},
+		{in: "128M", milli: 128e9, mebibyte: 123},
+		{in: "134217728", milli: 134217728000, mebibyte: 128},
+		{in: "1e3", milli: 1e6, mebibyte: 1},
+		{in: "0", milli: 0, mebibyte: 0},
+		{in: "abc", bad: true},
+		{in: "", bad: true},
+		{in: "-1", bad: true},
+		{in: "1Mii", bad: true},
+		{in: "1/2", bad: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			v, err := ParseQuantity(tc.in)
+			if tc.bad {
+				if !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("err = %v, want ErrInvalidArgument", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := new(big.Rat).Set(v)
+			if got := ceil(m.Mul(m, big.NewRat(1000, 1))); got != tc.milli {
+				t.Errorf("milli = %d, want %d", got, tc.milli)
+			}
+			m = new(big.Rat).Set(v)
+			if got := ceil(m.Mul(m, big.NewRat(1, 1<<20))); got != tc.mebibyte {
+				t.Errorf("MiB = %d, want %d", got, tc.mebibyte)
+			}
+		})
+	}
+}
+
+func TestSpecFromRevision(t *testing.T) {
+	cc, ts := int64(4), int64(60)
+	rev := &v1.Revision{
+		Metadata: metav1.ObjectMeta{Name: "hello-00001", Namespace: "ns", Labels: map[string]string{
+			v1.ServiceLabelKey: "hello", v1.ConfigurationLabelKey: "hello-cfg"}},
+		Spec: v1.RevisionSpec{ContainerConcurrency: &cc, TimeoutSeconds: &ts, Containers: []v1.Container{{
+			Image: "example.com/hello:1", Args: []string{"-v"},
+			Ports: []v1.ContainerPort{{ContainerPort: 9090}},
+			Env:   []v1.EnvVar{{Name: "B", Value: "2"}, {Name: "A", Value: "1"}, {Name: "S", ValueFrom: &v1.EnvVarSource{}}, {Name: "B", Value: "3"}},
+			Resources: v1.ResourceRequirements{
+				Requests: map[string]string{"cpu": "250m"},
+				Limits:   map[string]string{"cpu": "1", "memory": "1Gi"},
+			},
+			ReadinessProbe: &v1.Probe{HTTPGet: &v1.HTTPGetAction{Path: "/ready"}},
+		}}},
+	}
+	s, err := SpecFromRevision(rev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Namespace != "ns" || s.Revision != "hello-00001" || s.Service != "hello" || s.Configuration != "hello-cfg" {
+		t.Errorf("names: %+v", s)
+	}
+	if s.Image != "example.com/hello:1" || !slices.Equal(s.Args, []string{"-v"}) || s.Port != 9090 {
+		t.Errorf("container: %+v", s)
+	}
+	if !slices.Equal(s.EnvOrder, []string{"B", "A"}) || s.Env["B"] != "3" || s.Env["A"] != "1" || len(s.Env) != 2 {
+		t.Errorf("env = %v order %v", s.Env, s.EnvOrder)
+	}
+	if s.ContainerConcurrency != 4 || s.TimeoutSeconds != 60 || s.ReadinessPath != "/ready" {
+		t.Errorf("knobs: %+v", s)
+	}
+	// The cpu request wins over its limit; memory falls back to its limit.
+	if s.MilliCPU != 250 || s.MemoryMiB != 1024 {
+		t.Errorf("resources: cpu %dm mem %dMi", s.MilliCPU, s.MemoryMiB)
+	}
+
+	bare := &v1.Revision{Metadata: metav1.ObjectMeta{Name: "r", Namespace: "ns"}, Spec: v1.RevisionSpec{Containers: []v1.Container{{Image: "i"}}}}
+	s, err = SpecFromRevision(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Port != 8080 || s.TimeoutSeconds != 300 || s.MilliCPU != 0 || s.MemoryMiB != 0 || s.ReadinessPath != "" {
+		t.Errorf("defaults: %+v", s)
+	}
+
+	bad := &v1.Revision{Metadata: metav1.ObjectMeta{Name: "r", Namespace: "ns"}, Spec: v1.RevisionSpec{Containers: []v1.Container{{
+		Image: "i", Resources: v1.ResourceRequirements{Requests: map[string]string{"memory": "lots"}}}}}}
+	if _, err := SpecFromRevision(bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("bad quantity: err = %v", err)
+	}
+	if _, err := SpecFromRevision(&v1.Revision{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("no container: err = %v", err)
+	}
+}
+
