@@ -114,4 +114,3 @@ func TestSpecFromRevision(t *testing.T) {
 		t.Errorf("no container: err = %v", err)
 	}
 }
-
