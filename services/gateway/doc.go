@@ -1,0 +1,26 @@
+// Package gateway is kiln's HTTP edge for installs without Envoy: an xDS
+// client of the kilnd xds role that routes requests the way Envoy would for
+// the configuration kiln emits.
+//
+// It owns the edge's routing table (an immutable value behind an
+// atomic.Pointer, swapped whole, so a request never sees half a config),
+// the HTTP listener named by LDS, and the reverse proxy to queue-proxies or
+// the activator.
+//
+// Routing follows Envoy: Host header → virtual host (exact domain, then
+// suffix and prefix wildcards, longest first, then "*"; else an empty 404),
+// first matching route, a weighted cluster picked at random by weight (its
+// request headers added), a round-robin endpoint, the route timeout (504
+// "upstream request timeout"), and 503 "no healthy upstream" for a cluster
+// without endpoints. As a gateway-only leniency, a Host whose port form is
+// not listed falls back to the host without its port.
+//
+// Like Envoy in ADS mode, a new configuration is applied only once it is
+// complete (every route configuration the listener names and every
+// assignment an EDS cluster names has arrived), or after a grace period,
+// so a new revision never gets a transient 503 while its endpoints are in
+// flight.
+//
+// It must never read or write the store: everything it knows comes over
+// xDS, so an Envoy edge and a gateway edge can never disagree.
+package gateway

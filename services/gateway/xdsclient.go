@@ -1,0 +1,371 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"time"
+
+	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/protobuf/proto"
+)
+
+// The type URLs the gateway subscribes to, in the order Envoy does.
+const (
+	typeCluster  = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
+	typeEndpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+	typeListener = "type.googleapis.com/envoy.config.listener.v3.Listener"
+	typeRoute    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+)
+
+// incompleteGrace bounds how long an incomplete configuration (say an EDS
+// assignment that never arrives) is held back; Envoy's
+// initial_fetch_timeout plays the same role.
+const incompleteGrace = 5 * time.Second
+
+// subscription is the protocol state of one resource type.
+type subscription struct {
+	version string   // last accepted version_info
+	nonce   string   // nonce of the last response
+	names   []string // nil = wildcard (LDS, CDS)
+}
+
+// xdsClient is the state of the ADS conversation. It is owned by the
+// runXDS goroutine and survives reconnects (the table keeps serving).
+type xdsClient struct {
+	g    *Gateway
+	node *corev3.Node
+	cfg  config
+	subs map[string]*subscription
+
+	// pendingSince is when the config first became incomplete; zero when
+	// it is complete.
+	pendingSince time.Time
+}
+
+func (g *Gateway) runXDS(ctx context.Context) error {
+	nodeID := g.cfg.NodeID
+	if nodeID == "" {
+		nodeID, _ = os.Hostname()
+	}
+	conn, err := grpc.NewClient(g.cfg.XDSAddress,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		// A silent xds server must be noticed, or the edge would keep an
+		// old config forever.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	if err != nil {
+		return fmt.Errorf("xds client %s: %w", g.cfg.XDSAddress, err)
+	}
+	defer conn.Close()
+	c := &xdsClient{
+		g:    g,
+		node: &corev3.Node{Id: nodeID, Cluster: "kiln-gateway", UserAgentName: "kiln-gateway"},
+		cfg: config{
+			listeners: map[string]*listenerv3.Listener{},
+			routes:    map[string]*routev3.RouteConfiguration{},
+			clusters:  map[string]*clusterv3.Cluster{},
+			endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+		},
+	}
+	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
+	backoff := 100 * time.Millisecond
+	for {
+		start := time.Now()
+		err := c.stream(ctx, client)
+		if ctx.Err() != nil {
+			return nil
+		}
+		var fatal *fatalError
+		if errors.As(err, &fatal) {
+			return fatal.err
+		}
+		if time.Since(start) > 30*time.Second {
+			backoff = 100 * time.Millisecond
+		}
+		// Jitter keeps a fleet of edges from reconnecting in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		g.log.Warn("xds stream ended, reconnecting", "error", err, "backoff", wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		backoff = min(2*backoff, 10*time.Second)
+	}
+}
+
+type fatalError struct{ err error }
+
+func (e *fatalError) Error() string { return e.err.Error() }
+
+// stream runs one ADS stream until it fails.
+func (c *xdsClient) stream(ctx context.Context, client discoveryv3.AggregatedDiscoveryServiceClient) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s, err := client.StreamAggregatedResources(ctx)
+	if err != nil {
+		return fmt.Errorf("open ads stream: %w", err)
+	}
+	// A new stream starts from scratch: versions from another xds replica
+	// mean nothing here, and asking afresh costs one full push.
+	routes, clusters := c.cfg.wants()
+	c.subs = map[string]*subscription{
+		typeCluster:  {},
+		typeEndpoint: {names: clusters},
+		typeListener: {},
+		typeRoute:    {names: routes},
+	}
+	for _, typ := range []string{typeCluster, typeEndpoint, typeListener, typeRoute} {
+		sub := c.subs[typ]
+		if (typ == typeEndpoint || typ == typeRoute) && len(sub.names) == 0 {
+			continue // nothing to ask yet; LDS and CDS will say what
+		}
+		if err := c.send(s, typ, nil); err != nil {
+			return err
+		}
+	}
+
+	type recvResult struct {
+		resp *discoveryv3.DiscoveryResponse
+		err  error
+	}
+	recvC := make(chan recvResult, 1)
+	go func() {
+		for {
+			resp, err := s.Recv()
+			select {
+			case recvC <- recvResult{resp, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	var graceC <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-graceC:
+			graceC = nil
+			if c.pendingSince.IsZero() {
+				continue // completed meanwhile
+			}
+			if err := c.publish(true); err != nil {
+				return err
+			}
+		case rr := <-recvC:
+			if rr.err != nil {
+				return fmt.Errorf("ads recv: %w", rr.err)
+			}
+			if err := c.handle(s, rr.resp); err != nil {
+				return err
+			}
+			if err := c.publish(false); err != nil {
+				return err
+			}
+			if !c.pendingSince.IsZero() && graceC == nil {
+				graceC = time.After(time.Until(c.pendingSince.Add(incompleteGrace)))
+			}
+		}
+	}
+}
+
+// send requests typ with the subscription's state; nack, when set, is the
+// reason the last response was rejected.
+func (c *xdsClient) send(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, typ string, nack error) error {
+	sub := c.subs[typ]
+	req := &discoveryv3.DiscoveryRequest{
+		Node:          c.node,
+		TypeUrl:       typ,
+		VersionInfo:   sub.version,
+		ResponseNonce: sub.nonce,
+		ResourceNames: sub.names,
+	}
+	if nack != nil {
+		req.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: nack.Error()}
+	}
+	if err := s.Send(req); err != nil {
+		return fmt.Errorf("ads send %s: %w", typ, err)
+	}
+	return nil
+}
+
+// handle validates one response, ACKs or NACKs it, and updates the RDS
+// and EDS subscriptions it implies.
+func (c *xdsClient) handle(s discoveryv3.AggregatedDiscoveryService_StreamAggregatedResourcesClient, resp *discoveryv3.DiscoveryResponse) error {
+	sub, ok := c.subs[resp.TypeUrl]
+	if !ok {
+		return nil // a type we never asked for
+	}
+	sub.nonce = resp.Nonce
+	next := c.cfg // copy of the maps' headers; the changed one is replaced
+	items, err := decode(resp)
+	if err == nil && (resp.TypeUrl == typeRoute || resp.TypeUrl == typeEndpoint) {
+		// Keep only what was asked for: an empty SOTW subscription can be
+		// read as a wildcard by the server.
+		for name := range items {
+			if _, found := slices.BinarySearch(sub.names, name); !found {
+				delete(items, name)
+			}
+		}
+	}
+	if err == nil {
+		switch resp.TypeUrl {
+		case typeListener:
+			next.listeners = castMap[*listenerv3.Listener](items)
+		case typeRoute:
+			next.routes = castMap[*routev3.RouteConfiguration](items)
+		case typeCluster:
+			next.clusters = castMap[*clusterv3.Cluster](items)
+		case typeEndpoint:
+			next.endpoints = castMap[*endpointv3.ClusterLoadAssignment](items)
+		}
+		// Reject what the gateway could not serve, as Envoy rejects what
+		// it cannot load. An incomplete config is fine: more is coming.
+		if _, _, lerr := next.httpListener(); lerr != nil {
+			err = lerr
+		} else if l, _, _ := next.httpListener(); l != nil {
+			_, err = buildTable(&next)
+		}
+	}
+	if err != nil {
+		c.g.log.Warn("rejecting xds response", "type_url", resp.TypeUrl, "version", resp.VersionInfo, "error", err)
+		return c.send(s, resp.TypeUrl, err)
+	}
+	c.cfg = next
+	sub.version = resp.VersionInfo
+	if err := c.send(s, resp.TypeUrl, nil); err != nil {
+		return err
+	}
+
+	// New listeners or clusters change what RDS and EDS must ask for.
+	routes, clusters := c.cfg.wants()
+	for typ, names := range map[string][]string{typeRoute: routes, typeEndpoint: clusters} {
+		if s2 := c.subs[typ]; !slices.Equal(s2.names, names) {
+			s2.names = names
+			c.cfg.dropUnwanted(typ, names)
+			if err := c.send(s, typ, nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// publish applies the config if it is complete, or if force and it has at
+// least a listener.
+func (c *xdsClient) publish(force bool) error {
+	complete := c.cfg.complete()
+	if !complete && !force {
+		if c.pendingSince.IsZero() {
+			c.pendingSince = time.Now()
+		}
+		return nil
+	}
+	if !complete {
+		if l, _, _ := c.cfg.httpListener(); l == nil {
+			c.pendingSince = time.Time{}
+			return nil
+		}
+		c.g.log.Warn("applying incomplete xds config after grace period")
+	}
+	c.pendingSince = time.Time{}
+	t, err := buildTable(&c.cfg)
+	if err != nil {
+		// Every accepted response built, so this would be a bug.
+		c.g.log.Error("build routing table", "error", err)
+		return nil
+	}
+	if err := c.g.apply(t); err != nil {
+		return &fatalError{err}
+	}
+	c.g.markReady()
+	return nil
+}
+
+func (c *config) dropUnwanted(typ string, names []string) {
+	keep := func(name string) bool { _, found := slices.BinarySearch(names, name); return found }
+	switch typ {
+	case typeRoute:
+		m := map[string]*routev3.RouteConfiguration{}
+		for n, r := range c.routes {
+			if keep(n) {
+				m[n] = r
+			}
+		}
+		c.routes = m
+	case typeEndpoint:
+		m := map[string]*endpointv3.ClusterLoadAssignment{}
+		for n, e := range c.endpoints {
+			if keep(n) {
+				m[n] = e
+			}
+		}
+		c.endpoints = m
+	}
+}
+
+type validator interface{ ValidateAll() error }
+
+// decode unpacks and validates every resource of a response, keyed by name.
+func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, error) {
+	out := make(map[string]proto.Message, len(resp.Resources))
+	for _, a := range resp.Resources {
+		if a.TypeUrl != resp.TypeUrl {
+			return nil, fmt.Errorf("resource of type %s in a %s response", a.TypeUrl, resp.TypeUrl)
+		}
+		m, err := a.UnmarshalNew()
+		if err != nil {
+			return nil, fmt.Errorf("unmarshal %s: %w", a.TypeUrl, err)
+		}
+		if v, ok := m.(validator); ok {
+			if err := v.ValidateAll(); err != nil {
+				return nil, err
+			}
+		}
+		var name string
+		switch r := m.(type) {
+		case *listenerv3.Listener:
+			name = r.Name
+		case *routev3.RouteConfiguration:
+			name = r.Name
+		case *clusterv3.Cluster:
+			name = r.Name
+		case *endpointv3.ClusterLoadAssignment:
+			name = r.ClusterName
+		default:
+			return nil, fmt.Errorf("unexpected resource type %s", a.TypeUrl)
+		}
+		if _, dup := out[name]; dup {
+			return nil, fmt.Errorf("duplicate resource %q", name)
+		}
+		out[name] = m
+	}
+	return out, nil
+}
+
+func castMap[T proto.Message](in map[string]proto.Message) map[string]T {
+	out := make(map[string]T, len(in))
+	for k, v := range in {
+		out[k] = v.(T)
+	}
+	return out
+}
