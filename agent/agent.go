@@ -1,0 +1,437 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	goruntime "runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/kiln-serving/kiln/agent/network"
+	"github.com/kiln-serving/kiln/agent/queue"
+	"github.com/kiln-serving/kiln/agent/runtime"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/store"
+)
+
+// Labels kiln puts on its containers, so a restarted agent can re-adopt
+// them without any state of its own.
+const (
+	labelInstance  = "kiln.dev/instance"
+	labelNamespace = "kiln.dev/namespace"
+	labelRevision  = "kiln.dev/revision"
+	labelPort      = "kiln.dev/port"
+	labelQueuePort = "kiln.dev/queue-port"
+	labelNetNS     = "kiln.dev/netns"
+	labelIP        = "kiln.dev/ip"
+)
+
+// storeTimeout bounds each store write, so a stuck etcd cannot wedge an
+// instance's lifecycle forever.
+const storeTimeout = 5 * time.Second
+
+// Agent runs the instances placed on one node.
+type Agent struct {
+	cfg   Config
+	st    store.Store
+	log   *slog.Logger
+	rt    *runtime.Runtime
+	net   *network.Network // nil with HostNetwork
+	ports *portPool
+
+	// leaseMu is held for writing while the lease is replaced and every
+	// record rewritten on it, so no record is written on a dead lease.
+	leaseMu sync.RWMutex
+	lease   int64
+
+	mu      sync.Mutex
+	workers map[string]*worker
+	records map[string]cluster.Instance // last written, for lease re-grants
+	wg      sync.WaitGroup
+}
+
+// New checks cfg and connects to containerd (lazily: Run fails if it is
+// down). st is where the node and instance records go.
+func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	log = log.With("component", "agent", "node", cfg.NodeName)
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent state dir: %w", err)
+	}
+	a := &Agent{
+		cfg:     cfg,
+		st:      st,
+		log:     log,
+		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
+		workers: map[string]*worker{},
+		records: map[string]cluster.Instance{},
+	}
+	if !cfg.HostNetwork {
+		a.net, err = network.New(network.Config{
+			StateDir:   filepath.Join(cfg.StateDir, "cni"),
+			BinDir:     cfg.CNIBinDir,
+			BridgeName: cfg.BridgeName,
+			Subnet:     cfg.Subnet,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent network: %w", err)
+		}
+	}
+	a.rt, err = runtime.New(cfg.ContainerdAddress, cfg.Namespace, cfg.PlainHTTPRegistries, log)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// InstanceStats is one instance's queue-proxy counters.
+type InstanceStats struct {
+	Instance  string
+	Namespace string
+	Revision  string
+	queue.Stats
+}
+
+// Stats returns the counters of every instance with a live queue-proxy.
+func (a *Agent) Stats() []InstanceStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]InstanceStats, 0, len(a.workers))
+	for _, w := range a.workers {
+		if p := w.proxyRef.Load(); p != nil {
+			out = append(out, InstanceStats{
+				Instance:  w.name,
+				Namespace: w.p.Spec.Namespace,
+				Revision:  w.p.Spec.Revision,
+				Stats:     p.Stats(),
+			})
+		}
+	}
+	return out
+}
+
+// Run registers the node, adopts what is already running and follows this
+// node's placements until ctx ends. Then it leaves containers running (or
+// stops them with StopOnExit) and revokes its lease, which removes the
+// node and instance records.
+func (a *Agent) Run(ctx context.Context) error {
+	defer a.rt.Close()
+	if err := a.rt.Ping(ctx); err != nil {
+		return err
+	}
+	// The lease and the workers outlive ctx a little: shutdown needs them
+	// to stop instances and write their last records.
+	bg := context.WithoutCancel(ctx)
+	leaseCtx, cancelLease := context.WithCancel(bg)
+	defer cancelLease()
+	lost, err := a.register(ctx, leaseCtx)
+	if err != nil {
+		return err
+	}
+	a.log.Info("node registered", "address", a.cfg.Address, "host_network", a.cfg.HostNetwork)
+
+	existing, err := a.rt.List(ctx)
+	if err != nil {
+		return err
+	}
+	wctx, cancelWorkers := context.WithCancel(bg)
+	defer cancelWorkers()
+
+	prefix := store.PlacementPrefix + a.cfg.NodeName + "/"
+	rev, err := a.relist(ctx, wctx, prefix, existing)
+	if err != nil {
+		return err
+	}
+	watch := a.st.Watch(ctx, prefix, rev+1)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-lost:
+			lost = a.reregister(ctx, leaseCtx)
+		case resp, ok := <-watch:
+			if ctx.Err() != nil {
+				break loop
+			}
+			if !ok || resp.Err != nil {
+				a.log.Warn("placement watch ended, re-listing", "error", resp.Err)
+				rev, err := a.relist(ctx, wctx, prefix, nil)
+				if err != nil {
+					break loop
+				}
+				watch = a.st.Watch(ctx, prefix, rev+1)
+				continue
+			}
+			for _, ev := range resp.Events {
+				_, name := store.SplitLast(ev.KV.Key)
+				if ev.Type == store.EventDelete {
+					a.remove(name)
+					continue
+				}
+				if p, ok := a.decode(ev.KV); ok {
+					a.ensure(wctx, name, p, nil)
+				}
+			}
+		}
+	}
+
+	a.mu.Lock()
+	for _, w := range a.workers {
+		if a.cfg.StopOnExit {
+			w.stop.Store(true)
+		}
+		w.cancel()
+	}
+	a.mu.Unlock()
+	a.wg.Wait()
+
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	rctx, cancel := context.WithTimeout(bg, storeTimeout)
+	defer cancel()
+	if err := a.st.RevokeLease(rctx, a.lease); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		a.log.Warn("revoke lease", "error", err)
+	}
+	a.log.Info("agent stopped", "stopped_instances", a.cfg.StopOnExit)
+	return nil
+}
+
+func (a *Agent) decode(kv store.KV) (cluster.Placement, bool) {
+	var p cluster.Placement
+	if err := json.Unmarshal(kv.Value, &p); err != nil {
+		a.log.Error("bad placement record", "key", kv.Key, "error", err)
+		return p, false
+	}
+	return p, true
+}
+
+// relist makes the running workers match the placements in the store. With
+// containers (only at start), it also adopts or removes them. It retries
+// until the list succeeds or ctx ends.
+func (a *Agent) relist(ctx, wctx context.Context, prefix string, containers []runtime.Container) (int64, error) {
+	var kvs []store.KV
+	var rev int64
+	for {
+		var err error
+		kvs, rev, err = a.st.List(ctx, prefix)
+		if err == nil {
+			break
+		}
+		a.log.Warn("list placements", "error", err)
+		select {
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	desired := map[string]cluster.Placement{}
+	for _, kv := range kvs {
+		_, name := store.SplitLast(kv.Key)
+		if p, ok := a.decode(kv); ok {
+			desired[name] = p
+		}
+	}
+	byID := map[string]*runtime.Container{}
+	for i := range containers {
+		c := &containers[i]
+		if _, placed := desired[c.ID]; placed {
+			byID[c.ID] = c
+			continue
+		}
+		a.log.Info("removing container without placement", "instance", c.ID)
+		a.wg.Add(1)
+		go func() {
+			defer a.wg.Done()
+			a.removeOrphan(wctx, *c)
+		}()
+	}
+	for name, p := range desired {
+		a.ensure(wctx, name, p, byID[name])
+	}
+	a.mu.Lock()
+	var gone []string
+	for name := range a.workers {
+		if _, ok := desired[name]; !ok {
+			gone = append(gone, name)
+		}
+	}
+	a.mu.Unlock()
+	for _, name := range gone {
+		a.remove(name)
+	}
+	return rev, nil
+}
+
+// ensure starts a worker for the placement unless one runs already. A
+// worker still stopping an earlier placement of the same name finishes
+// first.
+func (a *Agent) ensure(wctx context.Context, name string, p cluster.Placement, adopt *runtime.Container) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	prev := a.workers[name]
+	if prev != nil && !prev.removed {
+		return
+	}
+	w := a.newWorker(wctx, name, p, adopt)
+	a.workers[name] = w
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if prev != nil {
+			<-prev.done
+		}
+		w.run()
+		close(w.done)
+		a.mu.Lock()
+		if a.workers[name] == w {
+			delete(a.workers, name)
+		}
+		a.mu.Unlock()
+	}()
+}
+
+// remove stops the instance of a deleted placement.
+func (a *Agent) remove(name string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if w := a.workers[name]; w != nil && !w.removed {
+		w.removed = true
+		w.stop.Store(true)
+		w.cancel()
+	}
+}
+
+func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
+	log := a.log.With("instance", c.ID, "revision", c.Labels[labelRevision])
+	if err := a.rt.Remove(ctx, c.ID, 10*time.Second); err != nil {
+		log.Error("remove orphan container", "error", err)
+	}
+	if ns := c.Labels[labelNetNS]; ns != "" && a.net != nil {
+		if err := a.net.Teardown(ctx, c.ID, ns); err != nil {
+			log.Warn("tear down orphan network", "error", err)
+		}
+	}
+}
+
+// register grants a lease and writes the node record on it.
+func (a *Agent) register(ctx, leaseCtx context.Context) (<-chan struct{}, error) {
+	id, lost, err := a.st.GrantLease(leaseCtx, a.cfg.LeaseTTL)
+	if err != nil {
+		return nil, fmt.Errorf("grant node lease: %w", err)
+	}
+	node := cluster.Node{
+		Name:              a.cfg.NodeName,
+		Address:           a.cfg.Address,
+		CapacityMilliCPU:  int64(goruntime.NumCPU()) * 1000,
+		CapacityMemoryMiB: memTotalMiB(),
+		MaxInstances:      a.cfg.MaxInstances,
+		StartedAt:         time.Now().UTC(),
+	}
+	b, _ := json.Marshal(node)
+	if _, err := a.st.Put(ctx, store.NodeKey(a.cfg.NodeName), b, store.WithLease(id)); err != nil {
+		return nil, fmt.Errorf("write node record: %w", err)
+	}
+	a.lease = id
+	return lost, nil
+}
+
+// reregister replaces a lost lease and rewrites the node and every
+// instance record on the new one. It retries until it works or ctx ends.
+func (a *Agent) reregister(ctx, leaseCtx context.Context) <-chan struct{} {
+	a.log.Warn("node lease lost, re-registering")
+	a.leaseMu.Lock()
+	defer a.leaseMu.Unlock()
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
+		lost, err := a.register(ctx, leaseCtx)
+		if err == nil {
+			a.mu.Lock()
+			recs := make([]cluster.Instance, 0, len(a.records))
+			for _, r := range a.records {
+				recs = append(recs, r)
+			}
+			a.mu.Unlock()
+			for _, r := range recs {
+				if err := a.writeRecord(ctx, r); err != nil {
+					a.log.Warn("rewrite instance record", "instance", r.Instance, "error", err)
+				}
+			}
+			return lost
+		}
+		a.log.Warn("re-register node", "error", err)
+		select {
+		case <-ctx.Done():
+			// The Run loop sees ctx end next; a never-closing channel
+			// keeps it from spinning here.
+			return make(chan struct{})
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// putRecord remembers rec and writes it on the current lease.
+func (a *Agent) putRecord(ctx context.Context, rec cluster.Instance) error {
+	a.leaseMu.RLock()
+	defer a.leaseMu.RUnlock()
+	a.mu.Lock()
+	a.records[rec.Instance] = rec
+	a.mu.Unlock()
+	return a.writeRecord(ctx, rec)
+}
+
+func (a *Agent) writeRecord(ctx context.Context, rec cluster.Instance) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	_, err = a.st.Put(ctx, store.InstanceKey(a.cfg.NodeName, rec.Instance), b, store.WithLease(a.lease))
+	return err
+}
+
+// deleteRecord forgets and deletes an instance's record.
+func (a *Agent) deleteRecord(ctx context.Context, name string) error {
+	a.leaseMu.RLock()
+	defer a.leaseMu.RUnlock()
+	a.mu.Lock()
+	delete(a.records, name)
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
+	defer cancel()
+	err := a.st.Delete(ctx, store.InstanceKey(a.cfg.NodeName, name))
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// memTotalMiB reads MemTotal from /proc/meminfo (0 if unreadable).
+func memTotalMiB() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		fields := strings.Fields(s.Text())
+		if len(fields) >= 2 && fields[0] == "MemTotal:" {
+			kb, _ := strconv.ParseInt(fields[1], 10, 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

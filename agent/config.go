@@ -1,0 +1,77 @@
+package agent
+
+import (
+	"errors"
+	"time"
+)
+
+// Config configures an Agent. NodeName is required; every other field has
+// a default (see withDefaults). Immutable once New returned.
+type Config struct {
+	// NodeName names the node in nodes/, placements/ and instances/.
+	NodeName string
+	// Address is the host address queue-proxies listen on and advertise;
+	// default 127.0.0.1.
+	Address string
+	// ContainerdAddress is containerd's socket; default
+	// /run/containerd/containerd.sock.
+	ContainerdAddress string
+	// Namespace is the containerd namespace; default "kiln".
+	Namespace string
+	// StateDir holds logs, netns mounts and CNI IPAM state; default
+	// /var/lib/kiln/agent.
+	StateDir string
+	// CNIBinDir holds the CNI plugins; default /usr/lib/cni.
+	CNIBinDir string
+	// BridgeName is the instance bridge (at most 15 chars); default "kiln0".
+	BridgeName string
+	// Subnet is the instance IPv4 range; default 10.88.0.0/16.
+	Subnet string
+	// HostNetwork runs containers in the host netns with an agent-assigned
+	// PORT, for machines without CNI.
+	HostNetwork bool
+	// PortMin and PortMax bound queue-proxy (and host-network app) ports;
+	// default 20000-29999.
+	PortMin, PortMax int
+	// MaxInstances is advertised in the node record; default 100.
+	MaxInstances int
+	// PlainHTTPRegistries are pulled over plain HTTP (host or host:port);
+	// localhost and loopback addresses always are.
+	PlainHTTPRegistries []string
+	// LeaseTTL is the node lease TTL; default 10s.
+	LeaseTTL time.Duration
+	// StopOnExit stops every instance when Run returns (demo cleanup). By
+	// default containers keep running and the next agent re-adopts them.
+	StopOnExit bool
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		return c, errors.New("agent: NodeName is required")
+	}
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	def(&c.Address, "127.0.0.1")
+	def(&c.ContainerdAddress, "/run/containerd/containerd.sock")
+	def(&c.Namespace, "kiln")
+	def(&c.StateDir, "/var/lib/kiln/agent")
+	def(&c.CNIBinDir, "/usr/lib/cni")
+	def(&c.BridgeName, "kiln0")
+	def(&c.Subnet, "10.88.0.0/16")
+	if c.PortMin == 0 && c.PortMax == 0 {
+		c.PortMin, c.PortMax = 20000, 29999
+	}
+	if c.PortMin <= 0 || c.PortMax < c.PortMin || c.PortMax > 65535 {
+		return c, errors.New("agent: bad port range")
+	}
+	if c.MaxInstances == 0 {
+		c.MaxInstances = 100
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = 10 * time.Second
+	}
+	return c, nil
+}

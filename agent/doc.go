@@ -1,0 +1,11 @@
+// Package agent is kiln's node agent (`kilnd agent`): it registers the node
+// on a lease, watches the placements the scheduler writes for this node,
+// runs one instance per placement under containerd (pull, network, create,
+// start, probe), puts a queue-proxy in front of each, reports every phase
+// change under instances/<node>/ on its lease, stops instances whose
+// placement goes away, and re-adopts running containers after a restart.
+//
+// It writes only nodes/<self> and instances/<self>/...; it never writes
+// placements (the scheduler's) and never reads the Knative registry: a
+// placement carries everything needed to run an instance.
+package agent

@@ -1,0 +1,488 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/kiln-serving/kiln/agent/queue"
+	"github.com/kiln-serving/kiln/agent/runtime"
+	"github.com/kiln-serving/kiln/internal/cluster"
+)
+
+const (
+	// startTimeout bounds pull-to-ready of one incarnation.
+	startTimeout = 60 * time.Second
+	// startProbeInterval is short because cold starts wait on it.
+	startProbeInterval = 5 * time.Millisecond
+	// probeInterval and probeFailures decide when a running instance
+	// stops being ready.
+	probeInterval = time.Second
+	probeFailures = 3
+	// stopGrace is how long an app gets between SIGTERM and SIGKILL.
+	stopGrace = 10 * time.Second
+	// defaultTimeout is Knative's default revision timeout.
+	defaultTimeout = 300 * time.Second
+	defaultPort    = 8080
+)
+
+// worker owns one placed instance: one goroutine runs it from placement to
+// removal, recreating the container if it dies. Fields below the line are
+// touched only by that goroutine.
+type worker struct {
+	a      *Agent
+	name   string
+	p      cluster.Placement
+	log    *slog.Logger
+	ctx    context.Context // the worker's own lifetime, ended by cancel
+	cancel context.CancelFunc
+	done   chan struct{}
+	// stop decides what happens when ctx ends: tear the instance down
+	// (placement removed, or StopOnExit) or leave the container running
+	// for the next agent to adopt.
+	stop     atomic.Bool
+	proxyRef atomic.Pointer[queue.Proxy]
+	removed  bool // guarded by a.mu
+
+	// ---- owned by the worker goroutine ----
+	adopt     *runtime.Container
+	rec       cluster.Instance
+	queueLn   net.Listener
+	queuePort int
+	appPort   int
+	hostPort  bool // appPort came from the pool
+	netnsPath string
+	ip        string
+	target    string
+	proxy     *queue.Proxy
+	task      *runtime.Task
+}
+
+func (a *Agent) newWorker(wctx context.Context, name string, p cluster.Placement, adopt *runtime.Container) *worker {
+	ctx, cancel := context.WithCancel(wctx)
+	return &worker{
+		a:      a,
+		name:   name,
+		p:      p,
+		log:    a.log.With("instance", name, "revision", p.Spec.Revision, "namespace", p.Spec.Namespace),
+		ctx:    ctx,
+		cancel: cancel,
+		done:   make(chan struct{}),
+		adopt:  adopt,
+		rec: cluster.Instance{
+			Instance:  name,
+			Node:      a.cfg.NodeName,
+			Namespace: p.Spec.Namespace,
+			Revision:  p.Spec.Revision,
+		},
+	}
+}
+
+// errFailed marks an error already recorded as phase Failed.
+var errFailed = errors.New("instance failed")
+
+func (w *worker) run() {
+	ctx := w.ctx
+	if w.adopt == nil {
+		w.setPhase(cluster.PhasePending, "", "")
+	}
+	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
+		err := w.incarnate(ctx)
+		if ctx.Err() != nil {
+			break
+		}
+		w.log.Warn("instance incarnation ended, retrying", "error", err, "backoff", backoff)
+		w.teardown(ctx, false)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	if !w.stop.Load() {
+		// Agent exit: the container keeps running; only our proxy goes.
+		w.detach()
+		return
+	}
+	start := time.Now()
+	w.rec.Ready = false
+	w.setPhase(cluster.PhaseStopping, "", "")
+	w.teardown(bg, true)
+	if err := w.a.deleteRecord(bg, w.name); err != nil {
+		w.log.Error("delete instance record", "error", err)
+	}
+	w.log.Info("instance stopped", "stop_ms", time.Since(start).Milliseconds())
+}
+
+// incarnate brings up (or adopts) the container and watches it until ctx
+// ends (nil) or it fails (error, already recorded).
+func (w *worker) incarnate(ctx context.Context) error {
+	if c := w.adopt; c != nil {
+		w.adopt = nil
+		err := w.adoptContainer(ctx, c)
+		if err == nil {
+			return w.monitor(ctx)
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		w.log.Info("cannot adopt container, recreating", "reason", err)
+		w.teardown(ctx, false)
+	}
+	if err := w.create(ctx); err != nil {
+		return err
+	}
+	return w.monitor(ctx)
+}
+
+func (w *worker) create(ctx context.Context) error {
+	spec := w.p.Spec
+	a := w.a
+	t0 := time.Now()
+	w.setPhase(cluster.PhasePulling, "", "")
+	img, err := a.rt.EnsureImage(ctx, spec.Image)
+	if err != nil {
+		return w.fail(ctx, "ImagePullFailed", err)
+	}
+	w.rec.ImageDigest = img.Digest
+	tPulled := time.Now()
+	w.setPhase(cluster.PhaseStarting, "", "")
+
+	w.queueLn, w.queuePort, err = a.ports.listen(a.cfg.Address)
+	if err != nil {
+		return w.fail(ctx, "PortAllocationFailed", err)
+	}
+	if a.net == nil {
+		w.appPort, err = a.ports.reserve()
+		if err != nil {
+			return w.fail(ctx, "PortAllocationFailed", err)
+		}
+		w.hostPort = true
+		w.target = net.JoinHostPort("127.0.0.1", strconv.Itoa(w.appPort))
+	} else {
+		w.netnsPath, w.ip, err = a.net.Setup(ctx, w.name)
+		if err != nil {
+			return w.fail(ctx, "NetworkSetupFailed", err)
+		}
+		w.appPort = int(spec.Port)
+		if w.appPort == 0 {
+			w.appPort = defaultPort
+		}
+		w.target = net.JoinHostPort(w.ip, strconv.Itoa(w.appPort))
+	}
+	tNet := time.Now()
+
+	w.task, err = a.rt.Start(ctx, runtime.Spec{
+		ID:         w.name,
+		Image:      img,
+		Env:        containerEnv(spec, w.appPort),
+		Command:    spec.Command,
+		Args:       spec.Args,
+		WorkingDir: spec.WorkingDir,
+		NetNSPath:  w.netnsPath,
+		LogPath:    filepath.Join(a.cfg.StateDir, "logs", w.name+".log"),
+		MilliCPU:   spec.MilliCPU,
+		MemoryMiB:  spec.MemoryMiB,
+		Labels: map[string]string{
+			labelInstance:  w.name,
+			labelNamespace: spec.Namespace,
+			labelRevision:  spec.Revision,
+			labelPort:      strconv.Itoa(w.appPort),
+			labelQueuePort: strconv.Itoa(w.queuePort),
+			labelNetNS:     w.netnsPath,
+			labelIP:        w.ip,
+		},
+	})
+	if err != nil {
+		return w.fail(ctx, "ContainerCreateFailed", err)
+	}
+	tStarted := time.Now()
+	if err := w.startProxy(); err != nil {
+		return w.fail(ctx, "QueueProxyFailed", err)
+	}
+	if err := w.waitReady(ctx); err != nil {
+		return err
+	}
+	w.log.Info("instance running",
+		"pull_ms", tPulled.Sub(t0).Milliseconds(),
+		"network_ms", tNet.Sub(tPulled).Milliseconds(),
+		"create_start_ms", tStarted.Sub(tNet).Milliseconds(),
+		"ready_after_start_ms", time.Since(tStarted).Milliseconds(),
+		"total_ms", time.Since(t0).Milliseconds(),
+		"endpoint", w.rec.Endpoint, "pid", w.task.PID, "image_digest", w.rec.ImageDigest)
+	return nil
+}
+
+// adoptContainer takes over a container a previous agent started: same
+// queue port, no restart, readiness probed again.
+func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error {
+	a := w.a
+	// Whatever happens next, the teardown on failure must find the
+	// network the container was given.
+	w.netnsPath, w.ip = c.Labels[labelNetNS], c.Labels[labelIP]
+	if !c.Running {
+		return errors.New("task not running")
+	}
+	if c.Labels[labelRevision] != w.p.Spec.Revision {
+		return fmt.Errorf("container runs revision %q, placement wants %q", c.Labels[labelRevision], w.p.Spec.Revision)
+	}
+	if (a.net == nil) != (w.netnsPath == "") {
+		return errors.New("container network mode differs from the agent's")
+	}
+	appPort, err := strconv.Atoi(c.Labels[labelPort])
+	if err != nil || appPort == 0 {
+		return fmt.Errorf("bad %s label %q", labelPort, c.Labels[labelPort])
+	}
+	w.appPort = appPort
+	if a.net == nil {
+		a.ports.hold(appPort)
+		w.hostPort = true
+		w.target = net.JoinHostPort("127.0.0.1", strconv.Itoa(appPort))
+	} else {
+		w.target = net.JoinHostPort(w.ip, strconv.Itoa(appPort))
+	}
+	w.rec.ImageDigest = c.ImageDigest
+	w.setPhase(cluster.PhaseStarting, "", "")
+
+	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
+		if ln, err := a.ports.listenOn(a.cfg.Address, qp); err == nil {
+			w.queueLn, w.queuePort = ln, qp
+		} else {
+			w.log.Warn("cannot reuse queue port, picking another", "queue_port", qp, "error", err)
+		}
+	}
+	if w.queueLn == nil {
+		if w.queueLn, w.queuePort, err = a.ports.listen(a.cfg.Address); err != nil {
+			return w.fail(ctx, "PortAllocationFailed", err)
+		}
+	}
+	w.task, err = a.rt.Attach(ctx, w.name)
+	if err != nil {
+		return err
+	}
+	if err := w.startProxy(); err != nil {
+		return w.fail(ctx, "QueueProxyFailed", err)
+	}
+	t0 := time.Now()
+	if err := w.waitReady(ctx); err != nil {
+		return err
+	}
+	w.log.Info("instance adopted", "pid", w.task.PID, "endpoint", w.rec.Endpoint,
+		"ready_ms", time.Since(t0).Milliseconds())
+	return nil
+}
+
+func (w *worker) startProxy() error {
+	spec := w.p.Spec
+	timeout := time.Duration(spec.TimeoutSeconds) * time.Second
+	if timeout <= 0 {
+		timeout = defaultTimeout
+	}
+	p, err := queue.New(queue.Config{
+		Target:               w.target,
+		ContainerConcurrency: spec.ContainerConcurrency,
+		Timeout:              timeout,
+	}, w.log)
+	if err != nil {
+		return err
+	}
+	w.proxy = p
+	w.proxyRef.Store(p)
+	ln := w.queueLn
+	go func() { _ = p.Serve(ln) }()
+	return nil
+}
+
+// waitReady probes every few milliseconds until the app answers, the task
+// exits or startTimeout passes.
+func (w *worker) waitReady(ctx context.Context) error {
+	path := w.p.Spec.ReadinessPath
+	deadline := time.NewTimer(startTimeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(startProbeInterval)
+	defer tick.Stop()
+	for !probe(ctx, w.target, path) {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case st := <-w.task.Exited:
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d before becoming ready", st.ExitCode()))
+		case <-deadline.C:
+			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s%s)", startTimeout, w.target, path))
+		case <-tick.C:
+		}
+	}
+	w.proxy.SetReady(true)
+	w.rec.Ready = true
+	w.rec.Endpoint = net.JoinHostPort(w.a.cfg.Address, strconv.Itoa(w.queuePort))
+	w.rec.ContainerIP = w.ip
+	w.setPhase(cluster.PhaseRunning, "", "")
+	return nil
+}
+
+// monitor watches a running instance: task exit fails the incarnation;
+// probeFailures failed probes in a row flip it unready until one passes.
+func (w *worker) monitor(ctx context.Context) error {
+	tick := time.NewTicker(probeInterval)
+	defer tick.Stop()
+	failures := 0
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case st := <-w.task.Exited:
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.proxy.SetReady(false)
+			w.rec.Ready = false
+			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d", st.ExitCode()))
+		case <-tick.C:
+			pctx, cancel := context.WithTimeout(ctx, time.Second)
+			ok := probe(pctx, w.target, w.p.Spec.ReadinessPath)
+			cancel()
+			switch {
+			case ok:
+				failures = 0
+				if !w.rec.Ready {
+					w.log.Info("instance ready again")
+					w.proxy.SetReady(true)
+					w.rec.Ready = true
+					w.setPhase(cluster.PhaseRunning, "", "")
+				}
+			case ctx.Err() == nil:
+				failures++
+				if failures >= probeFailures && w.rec.Ready {
+					w.log.Warn("instance failed readiness probes", "failures", failures)
+					w.proxy.SetReady(false)
+					w.rec.Ready = false
+					w.setPhase(cluster.PhaseRunning, "ProbeFailed", "readiness probe failing")
+				}
+			}
+		}
+	}
+}
+
+// fail records phase Failed with reason and returns errFailed wrapping err.
+// A ctx that ended is not a failure: the caller is going away.
+func (w *worker) fail(ctx context.Context, reason string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	w.log.Error("instance failed", "reason", reason, "error", err)
+	w.rec.Ready = false
+	w.rec.Endpoint = ""
+	w.setPhase(cluster.PhaseFailed, reason, err.Error())
+	return fmt.Errorf("%s: %w: %w", reason, errFailed, err)
+}
+
+func (w *worker) setPhase(phase, reason, message string) {
+	w.rec.Phase, w.rec.Reason, w.rec.Message = phase, reason, message
+	w.rec.UpdatedAt = time.Now().UTC()
+	if err := w.a.putRecord(w.ctx, w.rec); err != nil {
+		w.log.Warn("write instance record", "phase", phase, "error", err)
+	}
+}
+
+// teardown removes the current incarnation: proxy (drained when asked,
+// bounded by the revision timeout), container, network, ports.
+func (w *worker) teardown(ctx context.Context, drain bool) {
+	a := w.a
+	// Half a teardown would lose track of the netns and ports: finish it
+	// even if the worker is cancelled meanwhile.
+	ctx = context.WithoutCancel(ctx)
+	if w.proxy != nil {
+		if drain {
+			timeout := time.Duration(w.p.Spec.TimeoutSeconds) * time.Second
+			if timeout <= 0 {
+				timeout = defaultTimeout
+			}
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			if err := w.proxy.Drain(dctx); err != nil {
+				w.log.Warn("drain queue-proxy", "error", err)
+			}
+			cancel()
+		} else {
+			_ = w.proxy.Close()
+		}
+	} else if w.queueLn != nil {
+		_ = w.queueLn.Close()
+	}
+	if err := a.rt.Remove(ctx, w.name, stopGrace); err != nil {
+		w.log.Error("remove container", "error", err)
+	}
+	if w.netnsPath != "" && a.net != nil {
+		if err := a.net.Teardown(ctx, w.name, w.netnsPath); err != nil {
+			w.log.Warn("tear down network", "error", err)
+		}
+	}
+	w.releasePorts()
+	w.task, w.netnsPath, w.ip, w.target = nil, "", "", ""
+}
+
+// detach lets go of the instance without touching the container.
+func (w *worker) detach() {
+	if w.proxy != nil {
+		_ = w.proxy.Close()
+	} else if w.queueLn != nil {
+		_ = w.queueLn.Close()
+	}
+	w.releasePorts()
+}
+
+func (w *worker) releasePorts() {
+	w.proxyRef.Store(nil)
+	w.proxy, w.queueLn = nil, nil
+	w.a.ports.release(w.queuePort)
+	if w.hostPort {
+		w.a.ports.release(w.appPort)
+	}
+	w.queuePort, w.appPort, w.hostPort = 0, 0, false
+}
+
+// containerEnv is what kiln adds to the image's environment: PORT and the
+// K_* variables, then the user's variables in their declared order (so the
+// user can override, as in Knative).
+func containerEnv(spec cluster.InstanceSpec, port int) []string {
+	env := []string{"PORT=" + strconv.Itoa(port)}
+	for _, kv := range [][2]string{
+		{"K_SERVICE", spec.Service},
+		{"K_CONFIGURATION", spec.Configuration},
+		{"K_REVISION", spec.Revision},
+	} {
+		if kv[1] != "" {
+			env = append(env, kv[0]+"="+kv[1])
+		}
+	}
+	seen := map[string]bool{}
+	for _, k := range spec.EnvOrder {
+		if v, ok := spec.Env[k]; ok && !seen[k] {
+			seen[k] = true
+			env = append(env, k+"="+v)
+		}
+	}
+	var rest []string
+	for k := range spec.Env {
+		if !seen[k] {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	for _, k := range rest {
+		env = append(env, k+"="+spec.Env[k])
+	}
+	return env
+}
