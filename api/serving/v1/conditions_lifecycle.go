@@ -30,28 +30,39 @@ func (cs conditionSet) initialize(st *metav1.Status, now time.Time) {
 	}
 }
 
-// mark sets condition t and recomputes Ready when t is a dependent.
+// mark sets condition t and, when t is a dependent, updates Ready the way
+// Knative's ConditionSet does: a False dependent makes Ready False with its
+// reason; an Unknown one makes Ready Unknown with its reason unless another
+// dependent is False; Ready is True once every dependent is True.
 func (cs conditionSet) mark(st *metav1.Status, t string, status metav1.ConditionStatus, reason, message string, now time.Time) {
 	st.SetCondition(metav1.Condition{Type: t, Status: status, Reason: reason, Message: message}, now)
 	if t == "Ready" || len(cs.dependents) == 0 {
 		return
 	}
-	ready := metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue}
-	for _, status := range []metav1.ConditionStatus{metav1.ConditionFalse, metav1.ConditionUnknown} {
-		found := false
+	ready := metav1.Condition{Type: "Ready", Status: status, Reason: reason, Message: message}
+	if status != metav1.ConditionFalse {
+		var firstUnknown *metav1.Condition
 		for _, d := range cs.dependents {
 			c := st.GetCondition(d)
-			if (c == nil && status == metav1.ConditionUnknown) || (c != nil && c.Status == status) {
-				ready.Status = status
-				if c != nil {
-					ready.Reason, ready.Message = c.Reason, c.Message
+			switch {
+			case c == nil:
+				if firstUnknown == nil {
+					firstUnknown = &metav1.Condition{Status: metav1.ConditionUnknown}
 				}
-				found = true
-				break
+			case c.Status == metav1.ConditionFalse:
+				ready = metav1.Condition{Type: "Ready", Status: c.Status, Reason: c.Reason, Message: c.Message}
+				st.SetCondition(ready, now)
+				return
+			case c.Status == metav1.ConditionUnknown && firstUnknown == nil:
+				firstUnknown = c
 			}
 		}
-		if found {
-			break
+		if status == metav1.ConditionTrue {
+			if firstUnknown == nil {
+				ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionTrue}
+			} else {
+				ready = metav1.Condition{Type: "Ready", Status: metav1.ConditionUnknown, Reason: firstUnknown.Reason, Message: firstUnknown.Message}
+			}
 		}
 	}
 	st.SetCondition(ready, now)

@@ -20,8 +20,11 @@ func TestServiceLifecycle(t *testing.T) {
 	cs.InitializeConditions(now)
 	cs.SetLatestCreatedRevisionName("hello-00001", now)
 	cs.MarkWaitingForRevision("hello", now)
-	s.Status.PropagateConfigurationStatus(&cs, now)
 	s.Status.MarkRouteNotYetReady(now)
+	if m := s.Status.GetCondition(ServiceConditionReady).Message; m != "The Route is still working to reflect the latest desired specification." {
+		t.Fatalf("Ready message = %q: the latest Unknown dependent must explain Ready", m)
+	}
+	s.Status.PropagateConfigurationStatus(&cs, now)
 	ready := s.Status.GetCondition(ServiceConditionReady)
 	if ready.Status != metav1.ConditionUnknown || ready.Message != `Configuration "hello" is waiting for a Revision to become ready.` {
 		t.Fatalf("Ready while waiting = %+v", ready)

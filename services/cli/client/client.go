@@ -1,0 +1,296 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+)
+
+// Names of the global flags the root command declares.
+const (
+	FlagServer    = "server"
+	FlagToken     = "token"
+	FlagTokenFile = "token-file"
+	FlagNamespace = "namespace"
+)
+
+// DefaultServer is the apiserver address kilnd dev listens on.
+const DefaultServer = "http://127.0.0.1:7070"
+
+// DefaultTokenFile is ~/.kiln/token when it exists, else the token
+// `kilnd dev` writes.
+func DefaultTokenFile() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".kiln", "token")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	return "/var/lib/kiln/dev/token"
+}
+
+// Client talks to one apiserver. The zero value is not usable; use New.
+type Client struct {
+	base  string
+	token string
+	http  *http.Client
+}
+
+// New returns a client for server (e.g. http://127.0.0.1:7070) sending
+// token as a bearer token when non-empty.
+func New(server, token string) *Client {
+	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{}}
+}
+
+// FromContext builds a client from the global flags. An explicit
+// --token-file that cannot be read is an error; the default one may be
+// absent (the server then answers Unauthorized).
+func FromContext(c *cli.Context) (*Client, error) {
+	token := c.String(FlagToken)
+	if token == "" {
+		path := c.String(FlagTokenFile)
+		b, err := os.ReadFile(path)
+		switch {
+		case err == nil:
+			token = strings.TrimSpace(string(b))
+		case c.IsSet(FlagTokenFile):
+			return nil, fmt.Errorf("read token file: %w", err)
+		}
+	}
+	return New(c.String(FlagServer), token), nil
+}
+
+// Namespace returns the --namespace flag.
+func Namespace(c *cli.Context) string { return c.String(FlagNamespace) }
+
+// APIError is a failed request, carrying the server's Status.
+type APIError struct {
+	Code    int
+	Reason  string
+	Message string
+	Causes  []v1.Cause
+}
+
+// Error prints the server's message, then any cause whose field the message
+// does not already name.
+func (e *APIError) Error() string {
+	msg := e.Message
+	if msg == "" {
+		msg = fmt.Sprintf("%s (HTTP %d)", e.Reason, e.Code)
+	}
+	for _, c := range e.Causes {
+		if c.Field != "" && !strings.Contains(msg, c.Field) {
+			msg += "\n  " + c.Field + ": " + c.Message
+		}
+	}
+	return msg
+}
+
+// Unwrap maps the Status back to an errdefs sentinel.
+func (e *APIError) Unwrap() error {
+	switch e.Reason {
+	case "AlreadyExists":
+		return errdefs.ErrAlreadyExists
+	case "Conflict":
+		return errdefs.ErrConflict
+	case "NotFound":
+		return errdefs.ErrNotFound
+	case "Invalid", "BadRequest":
+		return errdefs.ErrInvalidArgument
+	case "Unauthorized":
+		return errdefs.ErrUnauthorized
+	}
+	return errdefs.FromHTTP(e.Code)
+}
+
+func (c *Client) path(resource, ns, name string) string {
+	p := "/apis/" + v1.APIVersion
+	if ns != "" {
+		p += "/namespaces/" + url.PathEscape(ns)
+	}
+	p += "/" + resource
+	if name != "" {
+		p += "/" + url.PathEscape(name)
+	}
+	return p
+}
+
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := c.base + path
+	if len(query) > 0 {
+		u += "?" + query.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v: %w", c.base, err, errdefs.ErrUnavailable)
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		return nil, decodeError(resp)
+	}
+	return resp, nil
+}
+
+func decodeError(resp *http.Response) error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	var st struct {
+		Kind, Reason, Message string
+		Code                  int
+		Details               *struct{ Causes []v1.Cause }
+	}
+	e := &APIError{Code: resp.StatusCode}
+	if json.Unmarshal(b, &st) == nil && st.Kind == "Status" {
+		e.Reason, e.Message = st.Reason, st.Message
+		if st.Details != nil {
+			e.Causes = st.Details.Causes
+		}
+	} else {
+		e.Message = strings.TrimSpace(string(b))
+		e.Reason = http.StatusText(resp.StatusCode)
+	}
+	return e
+}
+
+func (c *Client) call(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	resp, err := c.do(ctx, method, path, query, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}
+
+func dry(dryRun bool) url.Values {
+	if dryRun {
+		return url.Values{"dryRun": {"All"}}
+	}
+	return nil
+}
+
+// Get reads one object into out. Errors wrap errdefs.ErrNotFound etc.
+func (c *Client) Get(ctx context.Context, resource, ns, name string, out any) error {
+	return c.call(ctx, http.MethodGet, c.path(resource, ns, name), nil, nil, out)
+}
+
+// List reads every object of resource in ns ("" = all) into items (a
+// pointer to a slice) and returns the list's resourceVersion.
+func (c *Client) List(ctx context.Context, resource, ns string, items any) (string, error) {
+	var l struct {
+		Metadata struct{ ResourceVersion string }
+		Items    json.RawMessage
+	}
+	if err := c.call(ctx, http.MethodGet, c.path(resource, ns, ""), nil, nil, &l); err != nil {
+		return "", err
+	}
+	if err := json.Unmarshal(l.Items, items); err != nil {
+		return "", fmt.Errorf("decode list: %w", err)
+	}
+	return l.Metadata.ResourceVersion, nil
+}
+
+// Create posts obj; the server's defaulted copy is decoded into out.
+func (c *Client) Create(ctx context.Context, resource, ns string, obj any, dryRun bool, out any) error {
+	return c.call(ctx, http.MethodPost, c.path(resource, ns, ""), dry(dryRun), obj, out)
+}
+
+// Update puts obj; a stale metadata.resourceVersion fails with ErrConflict.
+func (c *Client) Update(ctx context.Context, resource, ns, name string, obj any, dryRun bool, out any) error {
+	return c.call(ctx, http.MethodPut, c.path(resource, ns, name), dry(dryRun), obj, out)
+}
+
+// Delete removes one object.
+func (c *Client) Delete(ctx context.Context, resource, ns, name string) error {
+	return c.call(ctx, http.MethodDelete, c.path(resource, ns, name), nil, nil, nil)
+}
+
+// Event is one watch event; Object is the raw JSON of the object.
+type Event struct {
+	Type   string          `json:"type"`
+	Object json.RawMessage `json:"object"`
+}
+
+// Watcher reads a watch stream. Close it when done.
+type Watcher struct {
+	body io.ReadCloser
+	sc   *bufio.Scanner
+}
+
+// Watch streams changes to resource in ns after resourceVersion (name
+// non-empty: only that object). With resourceVersion "" the stream starts
+// with the current objects as ADDED.
+func (c *Client) Watch(ctx context.Context, resource, ns, name, resourceVersion string) (*Watcher, error) {
+	q := url.Values{"watch": {"true"}}
+	if resourceVersion != "" {
+		q.Set("resourceVersion", resourceVersion)
+	}
+	resp, err := c.do(ctx, http.MethodGet, c.path(resource, ns, name), q, nil)
+	if err != nil {
+		return nil, err
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	return &Watcher{body: resp.Body, sc: sc}, nil
+}
+
+// Next blocks for the next event. An ERROR event is returned as an error;
+// io.EOF means the server ended the stream.
+func (w *Watcher) Next() (Event, error) {
+	if !w.sc.Scan() {
+		if err := w.sc.Err(); err != nil {
+			return Event{}, err
+		}
+		return Event{}, io.EOF
+	}
+	var ev Event
+	if err := json.Unmarshal(w.sc.Bytes(), &ev); err != nil {
+		return Event{}, fmt.Errorf("decode watch event: %w", err)
+	}
+	if ev.Type == "ERROR" {
+		var st APIError
+		_ = json.Unmarshal(ev.Object, &st)
+		return Event{}, errors.Join(errors.New("watch failed"), &st)
+	}
+	return ev, nil
+}
+
+// Close ends the stream.
+func (w *Watcher) Close() error { return w.body.Close() }
