@@ -55,8 +55,8 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return 0
 }
 
-// Main is what cmd/kiln calls.
-func Main() int { return Run(context.Background(), os.Args, os.Stdin, os.Stdout, os.Stderr) }
+// Main is what cmd/kiln calls with os.Args; it returns the exit code.
+func Main(args []string) int { return Run(context.Background(), args, os.Stdin, os.Stdout, os.Stderr) }
 
 // Interspersed moves a leaf command's positional arguments after its
 // flags, so `kiln service create hello --image x` parses like kn: urfave/cli
