@@ -14,6 +14,7 @@ import (
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 )
 
@@ -21,7 +22,12 @@ const token = "s3cret"
 
 func newServer(t *testing.T) (*httptest.Server, *registry.Registry) {
 	t.Helper()
-	reg := registry.New(memstore.New())
+	return newServerOn(t, memstore.New())
+}
+
+func newServerOn(t *testing.T, st store.Store) (*httptest.Server, *registry.Registry) {
+	t.Helper()
+	reg := registry.New(st)
 	srv := httptest.NewServer(New(reg, Options{Token: token}, slog.New(slog.NewTextHandler(io.Discard, nil))))
 	t.Cleanup(srv.Close)
 	return srv, reg
