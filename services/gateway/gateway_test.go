@@ -336,3 +336,60 @@ func TestGateway(t *testing.T) {
 		t.Logf("sequential GET latency: direct %v, via gateway %v, overhead %v", direct, via, via-direct)
 	})
 }
+
+// TestGatewayReconnects restarts the xds server: the gateway keeps serving
+// its last config meanwhile, reconnects, and picks up what changed.
+func TestGatewayReconnects(t *testing.T) {
+	rev1, rev2 := backend(t, "rev1", 0), backend(t, "rev2", 0)
+	st := testenv.StartEtcd(t)
+	putRoute(t, st, "default", "hello", "http://"+helloHost, servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: pct(100)})
+	putInstance(t, st, "default", "hello-00001", "i1", hostport(rev1))
+
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t)}
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	srvDone := make(chan error, 1)
+	go func() { srvDone <- xds.NewServer(st, opts, testLogger()).Run(srvCtx, lis) }()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gw := New(Config{XDSAddress: addr, NodeID: "edge", ListenHost: "127.0.0.1"}, testLogger())
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(ctx) }()
+	select {
+	case <-gw.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready")
+	}
+	e := &env{st: st, gw: gw, url: "http://" + gw.Addr().String()}
+	if r := e.get(t, helloHost, nil); r.body != "rev1" {
+		t.Fatalf("before restart: %d %q", r.status, r.body)
+	}
+
+	stopSrv()
+	<-srvDone
+	putInstance(t, st, "default", "hello-00001", "i1", hostport(rev2))
+	if r := e.get(t, helloHost, nil); r.body != "rev1" {
+		t.Fatalf("while xds is down the last config must keep serving: %d %q", r.status, r.body)
+	}
+
+	lis2, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvCtx2, stopSrv2 := context.WithCancel(context.Background())
+	defer stopSrv2()
+	go func() { srvDone <- xds.NewServer(st, opts, testLogger()).Run(srvCtx2, lis2) }()
+	e.eventually(t, "config from the restarted server", helloHost, func(r reply) bool { return r.body == "rev2" })
+
+	cancel()
+	if err := <-gwDone; err != nil {
+		t.Errorf("gateway Run: %v", err)
+	}
+	stopSrv2()
+	<-srvDone
+}
