@@ -101,6 +101,7 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 	// on a view of placements/ older than our own writes, or we would
 	// place the same instance twice.
 	var lastPut int64
+	var unplaced map[RevisionKey]int
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	var deadline time.Time // zero: timer not armed
@@ -135,8 +136,11 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 				arm(dec.RetryAt)
 			}
 			for k, n := range dec.Unplaced {
-				s.log.Warn("no node has room", "revision", k.String(), "instances", n)
+				if unplaced[k] != n { // say it once per change, not on every plan
+					s.log.Warn("no node has room", "revision", k.String(), "instances", n)
+				}
 			}
+			unplaced = dec.Unplaced
 		}
 	}
 }

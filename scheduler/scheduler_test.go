@@ -3,6 +3,7 @@ package scheduler_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/election"
+	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/testenv"
@@ -212,5 +214,21 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 	}
 	if kept != 2 {
 		t.Fatalf("failover replaced running placements: before %+v after %+v", before, after)
+	}
+}
+
+// A deposed leader's Lead stops at its first write instead of writing.
+func TestLeadStopsWhenNotLeader(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	setup(t, st, "node-a")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	stale := &store.Fence{Key: store.ElectionKey("scheduler") + "/gone", Rev: 1}
+	err := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet()).Lead(ctx, stale)
+	if !errors.Is(err, errdefs.ErrNotLeader) {
+		t.Fatalf("Lead = %v, want ErrNotLeader", err)
+	}
+	if ps := placements(t, st); len(ps) != 0 {
+		t.Fatalf("deposed leader placed %+v", ps)
 	}
 }
