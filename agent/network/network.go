@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/containerd/containerd/v2/pkg/netns"
 	gocni "github.com/containerd/go-cni"
@@ -28,6 +29,10 @@ type Config struct {
 
 // Network attaches instances to the node bridge.
 type Network struct {
+	// mu serializes CNI calls. Each takes ~20ms, so little is lost, and
+	// go-cni's race-build mutex (go-deadlock) cannot tell goroutines apart
+	// on current Go and kills the process on two concurrent calls.
+	mu       sync.Mutex
 	cni      gocni.CNI
 	netnsDir string
 }
@@ -98,6 +103,8 @@ func confList(bridge, subnet, ipamDir string) ([]byte, error) {
 // returns the namespace path and the instance's IPv4 address. On error
 // nothing is left behind.
 func (n *Network) Setup(ctx context.Context, id string) (nsPath, ip string, err error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	ns, err := netns.NewNetNS(n.netnsDir)
 	if err != nil {
 		return "", "", fmt.Errorf("create netns for %s: %w", id, err)
@@ -124,6 +131,8 @@ func (n *Network) Setup(ctx context.Context, id string) (nsPath, ip string, err 
 // removes the namespace. It tolerates a namespace that is already gone, so
 // it can clean up after a crash.
 func (n *Network) Teardown(ctx context.Context, id, nsPath string) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	var errs []error
 	if err := n.cni.Remove(ctx, id, nsPath); err != nil {
 		errs = append(errs, fmt.Errorf("CNI del for %s: %w", id, err))
