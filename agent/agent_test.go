@@ -218,11 +218,13 @@ func get(t *testing.T, endpoint string, hdr ...string) (int, string) {
 
 func TestInstanceLifecycle(t *testing.T) {
 	tests := []struct {
-		name        string
-		hostNetwork bool
+		name          string
+		hostNetwork   bool
+		readinessPath string
 	}{
-		{"cni", false},
-		{"host network", true},
+		{"cni", false, ""},
+		{"host network", true, ""},
+		{"cni http probe", false, "/healthz"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -237,7 +239,9 @@ func TestInstanceLifecycle(t *testing.T) {
 				time.Sleep(100 * time.Millisecond)
 			}
 			t0 := time.Now()
-			e.place(t, "hello-00001-a", e.spec("hello-00001"))
+			spec := e.spec("hello-00001")
+			spec.ReadinessPath = tc.readinessPath
+			e.place(t, "hello-00001-a", spec)
 			inst := e.waitInstance(t, "hello-00001-a", running)
 			t.Logf("placement to Running+Ready: %s", time.Since(t0))
 
@@ -401,5 +405,42 @@ func TestContainerEnv(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+func TestLeaseLostReregisters(t *testing.T) {
+	e := newTestEnv(t, false)
+	cfg := e.cfg
+	cfg.StopOnExit = true
+	cfg.LeaseTTL = 2 * time.Second
+	e.startAgent(t, cfg)
+	e.place(t, "hello-a", e.spec("hello-00001"))
+	e.waitInstance(t, "hello-a", running)
+	ctx := context.Background()
+	kv, err := e.st.Get(ctx, store.NodeKey(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Losing the lease (etcd partition, long pause) deletes every record.
+	if err := e.st.RevokeLease(ctx, kv.Lease); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, nerr := e.st.Get(ctx, store.NodeKey(node))
+		i, ierr := e.st.Get(ctx, store.InstanceKey(node, "hello-a"))
+		if nerr == nil && ierr == nil && n.Lease != kv.Lease && i.Lease == n.Lease {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("records not rewritten on a new lease: node %v %v, instance %v %v", n, nerr, i, ierr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("records rewritten %s after the lease was revoked", time.Since(t0))
+	inst := e.waitInstance(t, "hello-a", running)
+	if code, _ := get(t, inst.Endpoint); code != 200 {
+		t.Errorf("GET after re-registration: %d", code)
 	}
 }
