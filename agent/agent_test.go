@@ -266,11 +266,11 @@ func TestInstanceLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			spec, err := ctr.Spec(e.nsCtx())
+			ociSpec, err := ctr.Spec(e.nsCtx())
 			if err != nil {
 				t.Fatal(err)
 			}
-			env := spec.Process.Env
+			env := ociSpec.Process.Env
 			for _, want := range []string{"K_REVISION=hello-00001", "K_SERVICE=hello", "K_CONFIGURATION=hello", "RESPONSE=Hello kiln!"} {
 				if !slices.Contains(env, want) {
 					t.Errorf("env lacks %q: %v", want, env)
