@@ -295,7 +295,9 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 	case ready > 0:
 		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionTrue, "", ""), now)
 		st.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionTrue, "", ""), now)
-		st.SetCondition(cond(v1.RevisionConditionActive, metav1.ConditionTrue, "", ""), now)
+		active := cond(v1.RevisionConditionActive, metav1.ConditionTrue, "", "")
+		active.Severity = "Info"
+		st.SetCondition(active, now)
 		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionTrue, "", ""), now)
 	case failed != nil && !wasReady:
 		reason := failed.Reason
@@ -309,7 +311,10 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, failed.Message), now)
 	case wasReady:
 		// Scaled to zero (or between instances): still Ready, not Active.
-		st.SetCondition(cond(v1.RevisionConditionActive, metav1.ConditionFalse, "NoTraffic", "The target is not receiving traffic."), now)
+		// Active is informational in Knative: a revision at zero is healthy.
+		active := cond(v1.RevisionConditionActive, metav1.ConditionFalse, "NoTraffic", "The target is not receiving traffic.")
+		active.Severity = "Info"
+		st.SetCondition(active, now)
 	default:
 		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionUnknown, "Deploying", ""), now)
 		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionUnknown, "Deploying", ""), now)
