@@ -76,7 +76,7 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 
-	feeds := make(chan feed, 64)
+	feeds := make(chan store.Feed, 64)
 	prefixes := [numSources]string{
 		srcScale:      store.ScalePrefix,
 		srcNodes:      store.NodesPrefix,
@@ -88,7 +88,7 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			follow(ctx, s.st, src, prefix, feeds, s.log)
+			store.Follow(ctx, s.st, src, prefix, feeds, s.log)
 		}()
 	}
 
@@ -210,12 +210,12 @@ func (st *state) ready(lastPut int64) bool {
 }
 
 // apply folds one feed into the state.
-func (s *Scheduler) apply(st *state, f feed) {
-	st.synced[f.src] = true
-	st.rev[f.src] = max(st.rev[f.src], f.rev)
-	if f.reset {
-		st.rev[f.src] = f.rev
-		switch f.src {
+func (s *Scheduler) apply(st *state, f store.Feed) {
+	st.synced[f.Src] = true
+	st.rev[f.Src] = max(st.rev[f.Src], f.Rev)
+	if f.Reset {
+		st.rev[f.Src] = f.Rev
+		switch f.Src {
 		case srcScale:
 			clear(st.scale)
 		case srcNodes:
@@ -228,8 +228,8 @@ func (s *Scheduler) apply(st *state, f feed) {
 			clear(st.specs)
 		}
 	}
-	for _, key := range f.dels {
-		switch f.src {
+	for _, key := range f.Dels {
+		switch f.Src {
 		case srcScale:
 			delete(st.scale, key)
 		case srcNodes:
@@ -242,9 +242,9 @@ func (s *Scheduler) apply(st *state, f feed) {
 			delete(st.specs, key)
 		}
 	}
-	for _, kv := range f.puts {
+	for _, kv := range f.Puts {
 		var err error
-		switch f.src {
+		switch f.Src {
 		case srcScale:
 			var v cluster.Scale
 			if err = json.Unmarshal(kv.Value, &v); err == nil {

@@ -92,11 +92,11 @@ func (a *Activator) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	feeds := make(chan feed, 64)
+	feeds := make(chan store.Feed, 64)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		follow(ctx, a.st, 0, store.InstancePrefix, feeds, a.log)
+		store.Follow(ctx, a.st, 0, store.InstancePrefix, feeds, a.log)
 	}()
 	// instances is owned by this goroutine; requests only see the
 	// endpoints published from it.
@@ -107,19 +107,19 @@ func (a *Activator) Run(ctx context.Context) error {
 			return nil
 		case f := <-feeds:
 			touched := map[revKey]bool{}
-			if f.reset {
+			if f.Reset {
 				for _, in := range instances {
 					touched[revKey{in.Namespace, in.Revision}] = true
 				}
 				clear(instances)
 			}
-			for _, key := range f.dels {
+			for _, key := range f.Dels {
 				if in, ok := instances[key]; ok {
 					touched[revKey{in.Namespace, in.Revision}] = true
 					delete(instances, key)
 				}
 			}
-			for _, kv := range f.puts {
+			for _, kv := range f.Puts {
 				var in cluster.Instance
 				if err := json.Unmarshal(kv.Value, &in); err != nil {
 					a.log.Warn("skipping undecodable instance", "key", kv.Key, "error", err)

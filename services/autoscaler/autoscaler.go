@@ -69,7 +69,7 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
-	feeds := make(chan feed, 64)
+	feeds := make(chan store.Feed, 64)
 	prefixes := [numSources]string{
 		srcRevisions:      a.reg.Revisions().Prefix(""),
 		srcRoutes:         a.reg.Routes().Prefix(""),
@@ -80,7 +80,7 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			follow(ctx, a.st, src, prefix, feeds, a.log)
+			store.Follow(ctx, a.st, src, prefix, feeds, a.log)
 		}()
 	}
 	st := &state{revisions: map[string]*v1.Revision{}, routes: map[string]*v1.Route{},
@@ -194,12 +194,12 @@ func (a *Autoscaler) sync(ctx context.Context, st *state, fence *store.Fence) (n
 	return newest, retry, nil
 }
 
-func (a *Autoscaler) apply(st *state, f feed) {
-	st.synced[f.src] = true
-	st.rev[f.src] = max(st.rev[f.src], f.rev)
-	if f.reset {
-		st.rev[f.src] = f.rev
-		switch f.src {
+func (a *Autoscaler) apply(st *state, f store.Feed) {
+	st.synced[f.Src] = true
+	st.rev[f.Src] = max(st.rev[f.Src], f.Rev)
+	if f.Reset {
+		st.rev[f.Src] = f.Rev
+		switch f.Src {
 		case srcRevisions:
 			clear(st.revisions)
 		case srcRoutes:
@@ -210,8 +210,8 @@ func (a *Autoscaler) apply(st *state, f feed) {
 			clear(st.scale)
 		}
 	}
-	for _, key := range f.dels {
-		switch f.src {
+	for _, key := range f.Dels {
+		switch f.Src {
 		case srcRevisions:
 			delete(st.revisions, key)
 		case srcRoutes:
@@ -223,9 +223,9 @@ func (a *Autoscaler) apply(st *state, f feed) {
 			delete(st.scale, RevisionKey{ns, name})
 		}
 	}
-	for _, kv := range f.puts {
+	for _, kv := range f.Puts {
 		var err error
-		switch f.src {
+		switch f.Src {
 		case srcRevisions:
 			v := new(v1.Revision)
 			if err = json.Unmarshal(kv.Value, v); err == nil {
