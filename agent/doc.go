@@ -5,6 +5,10 @@
 // change under instances/<node>/ on its lease, stops instances whose
 // placement goes away, and re-adopts running containers after a restart.
 //
+// A placement is immutable: an instance runs the spec it was placed with,
+// and the scheduler replaces an instance by deleting its placement and
+// creating another under a new name.
+//
 // It writes only nodes/<self> and instances/<self>/...; it never writes
 // placements (the scheduler's) and never reads the Knative registry: a
 // placement carries everything needed to run an instance.
