@@ -2,6 +2,8 @@ package kilnd
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"net"
@@ -33,6 +35,9 @@ running two of each is safe: only the leader acts. 'kilnd dev' runs every role
 in one process on an embedded etcd for a single-machine setup.`,
 		Flags: []cli.Flag{
 			&cli.StringSliceFlag{Name: "etcd-endpoints", Usage: "etcd client URLs", Value: cli.NewStringSlice("http://127.0.0.1:2379"), EnvVars: []string{"KILN_ETCD_ENDPOINTS"}},
+			&cli.StringFlag{Name: "etcd-cacert", Usage: "CA bundle that signed the etcd server certificates (enables TLS)", EnvVars: []string{"KILN_ETCD_CACERT"}},
+			&cli.StringFlag{Name: "etcd-cert", Usage: "client certificate for etcd", EnvVars: []string{"KILN_ETCD_CERT"}},
+			&cli.StringFlag{Name: "etcd-key", Usage: "client key for etcd", EnvVars: []string{"KILN_ETCD_KEY"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KILN_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KILN_LOG_FORMAT"}},
 		},
@@ -70,7 +75,11 @@ func dialEtcd(c *cli.Context) (*etcdstore.Store, error) {
 			eps[i] = "http://" + e
 		}
 	}
-	st, err := etcdstore.Dial(eps, 5*time.Second)
+	tlsCfg, err := etcdTLS(c)
+	if err != nil {
+		return nil, err
+	}
+	st, err := etcdstore.DialTLS(eps, 5*time.Second, tlsCfg)
 	if err != nil {
 		return nil, err
 	}
@@ -116,4 +125,35 @@ func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logge
 	}()
 	log.Info("serving http", "address", lis.Addr().String())
 	return lis.Addr(), errc, nil
+}
+
+// etcdTLS builds the client TLS config from --etcd-cacert/--etcd-cert/--etcd-key.
+func etcdTLS(c *cli.Context) (*tls.Config, error) {
+	ca, cert, key := c.String("etcd-cacert"), c.String("etcd-cert"), c.String("etcd-key")
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cacert: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-cacert %s: no PEM certificates found", ca)
+		}
+		cfg.RootCAs = pool
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("--etcd-cert and --etcd-key go together")
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }

@@ -203,9 +203,26 @@ func TestBadInput(t *testing.T) {
 		t.Fatalf("malformed YAML accepted:\n%s", out)
 	}
 
+	// A stale resourceVersion is a conflict and changes nothing.
+	c.mustRun("service", "create", "stale", "--image", c.image, "--env", "A=1", "--no-wait")
+	old := c.mustRun("service", "describe", "stale", "-o", "yaml")
+	c.mustRun("service", "update", "stale", "--env", "A=2", "--no-wait")
+	staleFile := filepath.Join(dir, "stale.yaml")
+	os.WriteFile(staleFile, []byte(strings.Replace(old, "value: \"1\"", "value: \"3\"", 1)), 0o644)
+	if !strings.Contains(old, "resourceVersion:") || !strings.Contains(old, "value: \"1\"") {
+		t.Fatalf("describe -o yaml lacks resourceVersion or the env value:\n%s", old)
+	}
+	out, err := c.run("apply", "-f", staleFile)
+	if err == nil || !strings.Contains(out, "modified") {
+		t.Fatalf("stale apply: err=%v\n%s", err, out)
+	}
+	if y := c.mustRun("service", "describe", "stale", "-o", "yaml"); !strings.Contains(y, "value: \"2\"") {
+		t.Fatalf("stale apply changed the service:\n%s", y)
+	}
+
 	// Duplicate create.
 	c.mustRun("service", "create", "dup", "--image", c.image, "--no-wait")
-	out, err := c.run("service", "create", "dup", "--image", c.image, "--no-wait")
+	out, err = c.run("service", "create", "dup", "--image", c.image, "--no-wait")
 	if err == nil || !strings.Contains(out, "already exists") {
 		t.Fatalf("duplicate create: err=%v\n%s", err, out)
 	}

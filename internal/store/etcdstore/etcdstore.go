@@ -2,6 +2,7 @@ package etcdstore
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"time"
@@ -24,9 +25,15 @@ var _ store.Store = (*Store)(nil)
 // New wraps an existing client. The caller keeps ownership of c.
 func New(c *clientv3.Client) *Store { return &Store{c: c} }
 
-// Dial connects to etcd endpoints.
+// Dial connects to etcd endpoints over plain connections.
 func Dial(endpoints []string, dialTimeout time.Duration) (*Store, error) {
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: dialTimeout, Logger: zap.NewNop()})
+	return DialTLS(endpoints, dialTimeout, nil)
+}
+
+// DialTLS connects to etcd endpoints; tlsConfig (optional) secures and
+// authenticates the connection.
+func DialTLS(endpoints []string, dialTimeout time.Duration, tlsConfig *tls.Config) (*Store, error) {
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: dialTimeout, TLS: tlsConfig, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, fmt.Errorf("connect to etcd %v: %w: %v", endpoints, errdefs.ErrUnavailable, err)
 	}

@@ -127,6 +127,9 @@ func applyOne(c *cli.Context, cl *client.Client, d doc, dry bool) (string, error
 	ctx := c.Context
 	res := resources[d.kind]
 	m := d.obj.Meta()
+	// A resourceVersion in the file pins the update to that version, as
+	// kubectl apply does: a stale one is a conflict, never overwritten.
+	pinned := m.ResourceVersion
 	for attempt := 0; ; attempt++ {
 		var cur json.RawMessage
 		err := cl.Get(ctx, res, m.Namespace, m.Name, &cur)
@@ -148,8 +151,11 @@ func applyOne(c *cli.Context, cl *client.Client, d doc, dry bool) (string, error
 			return "unchanged", nil
 		}
 		m.ResourceVersion = rv
+		if pinned != "" {
+			m.ResourceVersion = pinned
+		}
 		err = cl.Update(ctx, res, m.Namespace, m.Name, d.obj, dry, nil)
-		if errdefs.IsConflict(err) && attempt < 5 {
+		if errdefs.IsConflict(err) && pinned == "" && attempt < 5 {
 			time.Sleep(time.Duration(attempt*50) * time.Millisecond)
 			continue
 		}
