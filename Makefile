@@ -6,7 +6,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/kiln-serving/kiln/services/kilnd.Version=$(VERSION) -X github.com/kiln-serving/kiln/services/cli.Version=$(VERSION)
 TEST_TIMEOUT ?= 45m
 
-.PHONY: help build test unit e2e bench lint demo demo-stop clean
+.PHONY: help build test unit e2e bench lint proto demo demo-stop clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -32,6 +32,10 @@ bench: ## benchmarks: create-to-ready, first reply, gateway and queue-proxy over
 lint: ## gofmt and go vet
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
+
+proto: ## regenerate gRPC code from proto/ (needs protoc, protoc-gen-go, protoc-gen-go-grpc)
+	cd proto && PATH="$$PATH:$$(go env GOPATH)/bin" protoc --go_out=. --go_opt=paths=source_relative \
+		--go-grpc_out=. --go-grpc_opt=paths=source_relative $$(find . -name '*.proto')
 
 demo: build ## start a single-node kiln in the background and deploy the hello sample through the gateway
 	@bash deploy/demo/demo.sh start
