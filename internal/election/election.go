@@ -10,6 +10,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/concurrency"
 
+	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -82,4 +83,59 @@ func runOnce(ctx context.Context, c *clientv3.Client, cfg Config, log *slog.Logg
 		return err
 	}
 	return nil
+}
+
+// Leader returns the value (Identity) the current leader of role campaigned
+// with. Errors: errdefs.ErrNotFound when nobody leads.
+func Leader(ctx context.Context, c *clientv3.Client, role string) (string, error) {
+	resp, err := c.Get(ctx, store.ElectionKey(role)+"/", clientv3.WithFirstCreate()...)
+	if err != nil {
+		return "", fmt.Errorf("leader of %s: %w: %v", role, errdefs.ErrUnavailable, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return "", fmt.Errorf("leader of %s: %w", role, errdefs.ErrNotFound)
+	}
+	return string(resp.Kvs[0].Value), nil
+}
+
+// Observe streams the leader's value of role each time it changes, starting
+// with the current one; "" means nobody leads. The channel closes when ctx
+// ends.
+func Observe(ctx context.Context, c *clientv3.Client, role string) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		defer close(out)
+		last := "\x00"
+		emit := func() bool {
+			v, err := Leader(ctx, c, role)
+			if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+				return ctx.Err() == nil
+			}
+			if v != last {
+				last = v
+				select {
+				case out <- v:
+				case <-ctx.Done():
+					return false
+				}
+			}
+			return true
+		}
+		for ctx.Err() == nil {
+			if !emit() {
+				return
+			}
+			wc := c.Watch(clientv3.WithRequireLeader(ctx), store.ElectionKey(role)+"/", clientv3.WithPrefix())
+			for range wc {
+				if !emit() {
+					return
+				}
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}()
+	return out
 }

@@ -77,3 +77,30 @@ func TestFailoverAndFencing(t *testing.T) {
 		t.Fatalf("owned = %q, want %q", got.Value, second.who)
 	}
 }
+
+func TestLeaderAndObserve(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := election.Leader(ctx, st.Client(), "obs"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("no leader yet: %v", err)
+	}
+	obs := election.Observe(ctx, st.Client(), "obs")
+	if v := <-obs; v != "" {
+		t.Fatalf("first observation %q, want empty", v)
+	}
+	lctx, lcancel := context.WithCancel(ctx)
+	go election.Run(lctx, st.Client(), election.Config{Role: "obs", Identity: "10.0.0.1:8090", TTL: time.Second}, log,
+		func(ctx context.Context, _ *store.Fence) error { <-ctx.Done(); return nil })
+	if v := <-obs; v != "10.0.0.1:8090" {
+		t.Fatalf("observed %q", v)
+	}
+	if v, err := election.Leader(ctx, st.Client(), "obs"); err != nil || v != "10.0.0.1:8090" {
+		t.Fatalf("Leader = %q, %v", v, err)
+	}
+	lcancel()
+	if v := <-obs; v != "" {
+		t.Fatalf("after resign observed %q", v)
+	}
+}
