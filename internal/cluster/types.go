@@ -22,6 +22,15 @@ type Scale struct {
 	Revision  string    `json:"revision"`
 	Desired   int       `json:"desired"`
 	UpdatedAt time.Time `json:"updatedAt"`
+	// ActivatorInPath tells the xds server to route the revision through
+	// the activator (Knative's proxy mode) instead of straight to its
+	// instances (serve mode): at zero, or when excess burst capacity is
+	// negative.
+	ActivatorInPath bool `json:"activatorInPath,omitempty"`
+	// ExcessBurstCapacity is the autoscaler's last EBC figure (informational).
+	ExcessBurstCapacity float64 `json:"excessBurstCapacity,omitempty"`
+	// Panic is true while the autoscaler is in panic mode (informational).
+	Panic bool `json:"panic,omitempty"`
 }
 
 // InstanceSpec is everything an agent needs to run one instance of a

@@ -71,3 +71,59 @@ func TestWatcherAppliesChanges(t *testing.T) {
 		t.Fatalf("stable window = %v", got)
 	}
 }
+
+func TestServingConfigs(t *testing.T) {
+	snap := DefaultSnapshot()
+	if snap.Defaults().RevisionTimeoutSeconds != 300 || snap.Defaults().MaxRevisionTimeoutSeconds != 600 {
+		t.Errorf("defaults: %+v", snap.Defaults())
+	}
+	if g := snap.GC(); g.RetainSinceCreateTime != 48*time.Hour || g.MinNonActiveRevisions != 20 || g.MaxNonActiveRevisions != 1000 {
+		t.Errorf("gc: %+v", g)
+	}
+	if d := snap.Domain().DomainFor(nil); d != "example.com" {
+		t.Errorf("default domain %q", d)
+	}
+	if n := snap.Network(); n.DefaultExternalScheme != "http" || n.HTTPProtocol != HTTPEnabled || n.TagTemplate != "{{.Tag}}-{{.Name}}" {
+		t.Errorf("network: %+v", n)
+	}
+	if f := snap.Features(); !f.Enabled(FeatureMultiContainer) || f.Enabled(FeatureInitContainers) {
+		t.Errorf("features: %+v", f)
+	}
+	if d := snap.Deployment(); d.ProgressDeadline != 600*time.Second {
+		t.Errorf("deployment: %+v", d)
+	}
+
+	dom, err := ParseDomain(map[string]string{"example.org": "", "internal.example.org": "selector:\n  app: secret\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := dom.DomainFor(map[string]string{"app": "secret"}); got != "internal.example.org" {
+		t.Errorf("selector domain %q", got)
+	}
+	if got := dom.DomainFor(map[string]string{"app": "other"}); got != "example.org" {
+		t.Errorf("default domain %q", got)
+	}
+	gc, err := ParseGC(map[string]string{"retain-since-create-time": "disabled", "max-non-active-revisions": "disabled"})
+	if err != nil || gc.RetainSinceCreateTime != Disabled || gc.MaxNonActiveRevisions != Disabled {
+		t.Errorf("gc disabled: %+v %v", gc, err)
+	}
+
+	bad := []struct {
+		name, key string
+		data      map[string]string
+	}{
+		{NameNetwork, "default-external-scheme", map[string]string{"default-external-scheme": "ftp"}},
+		{NameNetwork, "http-protocol", map[string]string{"http-protocol": "sometimes"}},
+		{NameNetwork, "domain-template", map[string]string{"domain-template": "{{.Name}}.{{.Domain}}"}},
+		{NameDefaults, "revision-timeout-seconds", map[string]string{"revision-timeout-seconds": "900"}},
+		{NameFeatures, FeatureInitContainers, map[string]string{FeatureInitContainers: "yes"}},
+		{NameGC, "min-non-active-revisions", map[string]string{"min-non-active-revisions": "50", "max-non-active-revisions": "10"}},
+		{NameDomain, "Not_A_Domain", map[string]string{"Not_A_Domain": ""}},
+	}
+	for _, tc := range bad {
+		_, err := Parse(tc.name, tc.data)
+		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.key) {
+			t.Errorf("%s %v: err = %v, want it to name %q", tc.name, tc.data, err, tc.key)
+		}
+	}
+}
