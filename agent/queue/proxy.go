@@ -32,6 +32,10 @@ type Config struct {
 	QueueDepth int
 	// Timeout bounds each request, queueing included; 0 means none.
 	Timeout time.Duration
+	// DrainDelay is how long Drain keeps serving after the probe turned
+	// not ready, so edges and activators drop the endpoint before its
+	// listener closes (Knative's drain sleep). Optional, default none.
+	DrainDelay time.Duration
 }
 
 // Stats are the proxy's counters, for the autoscaler's metrics.
@@ -46,8 +50,10 @@ type Stats struct {
 
 // Proxy is one instance's queue-proxy.
 type Proxy struct {
-	log     *slog.Logger
-	timeout time.Duration
+	log        *slog.Logger
+	timeout    time.Duration
+	drainDelay time.Duration
+	meter      *concurrencyMeter
 	breaker *Breaker // nil when unlimited
 	rp      *httputil.ReverseProxy
 	srv     *http.Server
@@ -65,7 +71,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		return nil, errors.New("queue: empty target")
 	}
 	target := &url.URL{Scheme: "http", Host: cfg.Target}
-	p := &Proxy{log: log, timeout: cfg.Timeout}
+	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, meter: newConcurrencyMeter(time.Now())}
 	if cfg.ContainerConcurrency > 0 {
 		depth := cfg.QueueDepth
 		if depth <= 0 {
@@ -112,13 +118,28 @@ func (p *Proxy) Stats() Stats {
 	return Stats{InFlight: p.inFlight.Load(), Queued: p.queued.Load(), Total: p.total.Load()}
 }
 
+// Report closes the current reporting period at now and returns what the
+// proxy saw in it; the next period starts at now.
+func (p *Proxy) Report(now time.Time) Report { return p.meter.report(now) }
+
 // Serve accepts connections on ln until Drain or Close; it returns
 // http.ErrServerClosed after either.
 func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
 
-// Drain stops accepting new connections and waits for in-flight requests
-// until ctx ends; then it closes whatever is left.
+// Drain turns the probe not ready, keeps serving for the configured
+// DrainDelay (so whoever routes here sees the change first), then stops
+// accepting new connections and waits for in-flight requests until ctx
+// ends; then it closes whatever is left.
 func (p *Proxy) Drain(ctx context.Context) error {
+	p.ready.Store(false)
+	if p.drainDelay > 0 {
+		t := time.NewTimer(p.drainDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
 	p.draining.Store(true)
 	err := p.srv.Shutdown(ctx)
 	if err != nil {
@@ -150,6 +171,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.total.Add(1)
+	proxied := r.Header.Get(ProxyHeaderName) != ""
+	p.meter.in(time.Now(), proxied)
+	defer func() { p.meter.out(time.Now(), proxied) }()
 
 	ctx := r.Context()
 	if p.timeout > 0 {

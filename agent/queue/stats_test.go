@@ -1,0 +1,131 @@
+package queue
+
+import (
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+)
+
+func TestConcurrencyMeter(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	at := func(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
+	type ev struct {
+		ms      int
+		in      bool
+		proxied bool
+	}
+	tests := []struct {
+		name   string
+		events []ev
+		end    int
+		want   Report
+	}{
+		{"idle", nil, 1000, Report{Period: time.Second}},
+		{"one request for half the period", []ev{{0, true, false}, {500, false, false}}, 1000,
+			Report{AverageConcurrency: 0.5, RequestCount: 1, Period: time.Second}},
+		{"two overlapping, one proxied", []ev{{0, true, false}, {250, true, true}, {750, false, true}, {1000, false, false}}, 1000,
+			Report{AverageConcurrency: 1.5, AverageProxiedConcurrency: 0.5, RequestCount: 2, ProxiedRequestCount: 1, Period: time.Second}},
+		{"still running at the end", []ev{{500, true, false}}, 2000,
+			Report{AverageConcurrency: 0.75, RequestCount: 1, Period: 2 * time.Second}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newConcurrencyMeter(t0)
+			for _, e := range tc.events {
+				if e.in {
+					m.in(at(e.ms), e.proxied)
+				} else {
+					m.out(at(e.ms), e.proxied)
+				}
+			}
+			got := m.report(at(tc.end))
+			if !sameReport(got, tc.want) {
+				t.Errorf("report = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// A request that spans two periods counts in both, and the second period
+// starts where the first ended.
+func TestConcurrencyMeterCarriesOver(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	m := newConcurrencyMeter(t0)
+	m.in(t0, true)
+	if r := m.report(t0.Add(time.Second)); !sameReport(r, Report{AverageConcurrency: 1, AverageProxiedConcurrency: 1, RequestCount: 1, ProxiedRequestCount: 1, Period: time.Second}) {
+		t.Fatalf("first period: %+v", r)
+	}
+	m.out(t0.Add(1500*time.Millisecond), true)
+	if r := m.report(t0.Add(2 * time.Second)); !sameReport(r, Report{AverageConcurrency: 0.5, AverageProxiedConcurrency: 0.5, Period: time.Second}) {
+		t.Fatalf("second period: %+v", r)
+	}
+}
+
+func sameReport(a, b Report) bool {
+	eq := func(x, y float64) bool { return math.Abs(x-y) < 1e-9 }
+	return eq(a.AverageConcurrency, b.AverageConcurrency) && eq(a.AverageProxiedConcurrency, b.AverageProxiedConcurrency) &&
+		eq(a.RequestCount, b.RequestCount) && eq(a.ProxiedRequestCount, b.ProxiedRequestCount) && a.Period == b.Period
+}
+
+// The proxy counts requests through the activator apart from direct ones,
+// and never counts probes.
+func TestProxyReportsProxiedRequests(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer backend.Close()
+	p, url := startProxy(t, backend, Config{})
+	p.SetReady(true)
+	p.Report(time.Now()) // start a fresh period
+	do := func(hdr, val string) {
+		req, _ := http.NewRequest("GET", url, nil)
+		if hdr != "" {
+			req.Header.Set(hdr, val)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	do("", "")
+	do(ProxyHeaderName, ProxyHeaderValue)
+	do(ProxyHeaderName, ProxyHeaderValue)
+	do(ProbeHeader, ProbeValue)
+	r := p.Report(time.Now())
+	if r.RequestCount != 3 || r.ProxiedRequestCount != 2 {
+		t.Errorf("report = %+v, want 3 requests of which 2 proxied", r)
+	}
+	if r.AverageConcurrency <= 0 || r.AverageConcurrency > 1 {
+		t.Errorf("average concurrency %v of sequential requests, want in (0, 1]", r.AverageConcurrency)
+	}
+}
+
+// Drain keeps serving for DrainDelay while the probe already says not ready.
+func TestDrainDelayKeepsServing(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") }))
+	defer backend.Close()
+	p, url := startProxy(t, backend, Config{DrainDelay: 300 * time.Millisecond})
+	p.SetReady(true)
+	drained := make(chan error, 1)
+	go func() { drained <- p.Drain(t.Context()) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Ready() && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if p.Ready() {
+		t.Fatal("probe still ready after Drain began")
+	}
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("request during the drain delay: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("request during the drain delay: %d, want 200", resp.StatusCode)
+	}
+	if err := <-drained; err != nil {
+		t.Errorf("Drain: %v", err)
+	}
+}
