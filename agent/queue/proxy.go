@@ -54,9 +54,9 @@ type Proxy struct {
 	timeout    time.Duration
 	drainDelay time.Duration
 	meter      *concurrencyMeter
-	breaker *Breaker // nil when unlimited
-	rp      *httputil.ReverseProxy
-	srv     *http.Server
+	breaker    *Breaker // nil when unlimited
+	rp         *httputil.ReverseProxy
+	srv        *http.Server
 
 	ready    atomic.Bool
 	draining atomic.Bool
