@@ -148,6 +148,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	wctx, cancelWorkers := context.WithCancel(bg)
 	defer cancelWorkers()
+	if a.cfg.AutoscalerLeaders != nil {
+		rctx, cancelReport := context.WithCancel(ctx)
+		defer cancelReport()
+		go a.reportMetrics(rctx)
+	}
 
 	prefix := store.PlacementPrefix + a.cfg.NodeName + "/"
 	rev, err := a.relist(ctx, wctx, prefix, existing)

@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/reporter"
 )
 
 // Config configures an Agent. NodeName is required; every other field has
@@ -40,6 +42,14 @@ type Config struct {
 	PlainHTTPRegistries []string
 	// LeaseTTL is the node lease TTL; default 10s.
 	LeaseTTL time.Duration
+	// AutoscalerLeaders follows the autoscaler leader's address; the agent
+	// streams its instances' metrics there every second. Optional: nil
+	// reports nothing (tests, or a cluster without autoscaling).
+	AutoscalerLeaders reporter.Leaders
+	// DrainDelay is how long a stopping instance's queue-proxy keeps
+	// serving after it turned not ready, so edges drop it first. Optional,
+	// default 1s; negative means none.
+	DrainDelay time.Duration
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool
@@ -69,6 +79,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxInstances == 0 {
 		c.MaxInstances = 100
+	}
+	if c.DrainDelay == 0 {
+		c.DrainDelay = time.Second
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 10 * time.Second

@@ -292,6 +292,7 @@ func (w *worker) startProxy() error {
 		Target:               w.target,
 		ContainerConcurrency: spec.ContainerConcurrency,
 		Timeout:              timeout,
+		DrainDelay:           max(w.a.cfg.DrainDelay, 0),
 	}, w.log)
 	if err != nil {
 		return err

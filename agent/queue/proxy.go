@@ -54,6 +54,7 @@ type Proxy struct {
 	timeout    time.Duration
 	drainDelay time.Duration
 	meter      *concurrencyMeter
+	created    time.Time
 	breaker    *Breaker // nil when unlimited
 	rp         *httputil.ReverseProxy
 	srv        *http.Server
@@ -71,7 +72,8 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		return nil, errors.New("queue: empty target")
 	}
 	target := &url.URL{Scheme: "http", Host: cfg.Target}
-	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, meter: newConcurrencyMeter(time.Now())}
+	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, created: time.Now()}
+	p.meter = newConcurrencyMeter(p.created)
 	if cfg.ContainerConcurrency > 0 {
 		depth := cfg.QueueDepth
 		if depth <= 0 {
@@ -121,6 +123,9 @@ func (p *Proxy) Stats() Stats {
 // Report closes the current reporting period at now and returns what the
 // proxy saw in it; the next period starts at now.
 func (p *Proxy) Report(now time.Time) Report { return p.meter.report(now) }
+
+// Created is when the proxy was built (its instance's uptime base).
+func (p *Proxy) Created() time.Time { return p.created }
 
 // Serve accepts connections on ln until Drain or Close; it returns
 // http.ErrServerClosed after either.

@@ -14,7 +14,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kiln-serving/kiln/agent"
+	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
@@ -309,12 +311,19 @@ var agentCommand = &cli.Command{
 }
 
 func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, log *slog.Logger, ready func()) error {
+	cfg.AutoscalerLeaders = autoscalerLeaders(st)
 	a, err := agent.New(cfg, st, log)
 	if err != nil {
 		return err
 	}
 	ready()
 	return a.Run(ctx)
+}
+
+// autoscalerLeaders follows the autoscaler leader's advertised host:port,
+// where agents and activators send metrics and pokes.
+func autoscalerLeaders(st *etcdstore.Store) reporter.Leaders {
+	return func(ctx context.Context) <-chan string { return election.Observe(ctx, st.Client(), "autoscaler") }
 }
 
 // ensureToken reads the token at path, creating a random one if missing.
