@@ -2,9 +2,14 @@
 // registry: get, list, create, update, delete and watch for Services,
 // Configurations, Revisions and Routes, with bearer-token authentication,
 // defaulting and validation at the edge, and Kubernetes-Status-shaped errors.
+// It also serves the cluster configs (kiln.dev/v1 configs: get, replace,
+// merge-patch, reset) and is the only writer of config/ keys, validating
+// every document with internal/config before it is stored. Every write is
+// defaulted and validated with the configs as stored at that moment.
 //
 // It owns the spec and metadata of registry objects as users write them.
 // It must never write status (the controller owns it; a user's status is
 // dropped and the stored one kept), never create Revisions (the controller
-// stamps them), and never talk to etcd except through internal/registry.
+// stamps them), and never talk to etcd except through internal/registry
+// (and the store's config/ keys, for the configs).
 package apiserver

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // BasePath is the prefix every serving.knative.dev/v1 resource lives under.
@@ -37,6 +38,7 @@ type Options struct {
 
 type server struct {
 	res  map[string]resource
+	st   store.Store // config/ documents only (configs.go)
 	opts Options
 	log  *slog.Logger
 }
@@ -44,7 +46,7 @@ type server struct {
 // New returns the API handler. With an empty Token and Insecure unset every
 // request is refused, so a misconfigured server fails closed.
 func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
-	s := &server{res: resources(reg), opts: opts, log: log.With("component", "apiserver")}
+	s := &server{res: resources(reg), st: reg.Store(), opts: opts, log: log.With("component", "apiserver")}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -57,6 +59,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	mux.Handle("GET "+ns+"/{name}", s.auth(s.handleGet))
 	mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
 	mux.Handle("DELETE "+ns+"/{name}", s.auth(s.handleDelete))
+	s.registerConfigs(mux)
 	return mux
 }
 
@@ -216,6 +219,10 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := obj.Meta().Name
+	if ctx, err = s.configContext(ctx); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
 	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), ""); err != nil {
 		s.fail(w, r, err, res.kind(), name)
 		return
@@ -271,6 +278,10 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, res.kind(), name)
 		return
 	}
+	if ctx, err = s.configContext(ctx); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
 	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), name); err != nil {
 		s.fail(w, r, err, res.kind(), name)
 		return
@@ -286,6 +297,10 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		if userRV != "" && userRV != cur.Meta().ResourceVersion {
 			s.fail(w, r, fmt.Errorf("Operation cannot be fulfilled on %s %q: the object has been modified; please apply your changes to the latest version and try again: %w",
 				res.kind(), name, errdefs.ErrConflict), res.kind(), name)
+			return
+		}
+		if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
+			s.fail(w, r, fmt.Errorf("%s %q is invalid: %w", res.kind(), name, fe), res.kind(), name)
 			return
 		}
 		// The stored status wins: only the controller writes status. Pinning
