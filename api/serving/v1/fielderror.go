@@ -14,6 +14,8 @@ import (
 type Cause struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
+	// Details elaborates, e.g. the (-old +new) diff of an immutable field.
+	Details string `json:"details,omitempty"`
 }
 
 // FieldError collects every validation failure of an object, each with the
@@ -77,6 +79,18 @@ func ErrMissingOneOf(paths ...string) *FieldError {
 	return ErrGeneric("expected exactly one, got neither", paths...)
 }
 
+// WithDetails sets details on every cause of e.
+func (e *FieldError) WithDetails(details string) *FieldError {
+	if e == nil {
+		return nil
+	}
+	out := &FieldError{causes: append([]Cause(nil), e.causes...)}
+	for i := range out.causes {
+		out.causes[i].Details = details
+	}
+	return out
+}
+
 // Also merges errs into e and returns the result; nil inputs are ignored
 // and the result is nil when nothing failed.
 func (e *FieldError) Also(errs ...*FieldError) *FieldError {
@@ -108,11 +122,11 @@ func (e *FieldError) ViaField(prefix ...string) *FieldError {
 		case p == "":
 			out.causes[i] = c
 		case c.Field == "":
-			out.causes[i] = Cause{Field: p, Message: c.Message}
+			out.causes[i] = Cause{Field: p, Message: c.Message, Details: c.Details}
 		case strings.HasPrefix(c.Field, "["):
-			out.causes[i] = Cause{Field: p + c.Field, Message: c.Message}
+			out.causes[i] = Cause{Field: p + c.Field, Message: c.Message, Details: c.Details}
 		default:
-			out.causes[i] = Cause{Field: p + "." + c.Field, Message: c.Message}
+			out.causes[i] = Cause{Field: p + "." + c.Field, Message: c.Message, Details: c.Details}
 		}
 	}
 	return out
@@ -128,11 +142,11 @@ func (e *FieldError) ViaIndex(i int) *FieldError {
 	for j, c := range e.causes {
 		switch {
 		case c.Field == "":
-			out.causes[j] = Cause{Field: idx, Message: c.Message}
+			out.causes[j] = Cause{Field: idx, Message: c.Message, Details: c.Details}
 		case strings.HasPrefix(c.Field, "["):
-			out.causes[j] = Cause{Field: idx + c.Field, Message: c.Message}
+			out.causes[j] = Cause{Field: idx + c.Field, Message: c.Message, Details: c.Details}
 		default:
-			out.causes[j] = Cause{Field: idx + "." + c.Field, Message: c.Message}
+			out.causes[j] = Cause{Field: idx + "." + c.Field, Message: c.Message, Details: c.Details}
 		}
 	}
 	return out
@@ -161,9 +175,13 @@ func (e *FieldError) Error() string {
 	}
 	var order []string
 	paths := map[string][]string{}
+	details := map[string]string{}
 	for _, c := range e.Causes() {
 		if _, ok := paths[c.Message]; !ok {
 			order = append(order, c.Message)
+		}
+		if c.Details != "" {
+			details[c.Message] = c.Details
 		}
 		if c.Field != "" {
 			paths[c.Message] = append(paths[c.Message], c.Field)
@@ -177,6 +195,9 @@ func (e *FieldError) Error() string {
 			lines = append(lines, m+": "+strings.Join(dedupe(ps), ", "))
 		} else {
 			lines = append(lines, m)
+		}
+		if d := details[m]; d != "" {
+			lines = append(lines, d)
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -39,6 +39,17 @@ func validateDNS1123Label(value, path string) *FieldError {
 	return nil
 }
 
+var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+// validateDNS1123Subdomain checks a name like a service account's.
+func validateDNS1123Subdomain(value, path string) *FieldError {
+	if len(value) > 253 || !dns1123Subdomain.MatchString(value) {
+		return ErrInvalidValue(value, path,
+			"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
+	}
+	return nil
+}
+
 // validateObjectMeta checks a top-level object's metadata; paths are
 // relative to metadata. Namespace may be empty: the API server fills it
 // from the URL and the CLI from --namespace before validating.

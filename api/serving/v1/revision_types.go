@@ -140,6 +140,7 @@ type Probe struct {
 	HTTPGet             *HTTPGetAction   `json:"httpGet,omitempty"`
 	TCPSocket           *TCPSocketAction `json:"tcpSocket,omitempty"`
 	Exec                *ExecAction      `json:"exec,omitempty"`
+	GRPC                *GRPCAction      `json:"grpc,omitempty"`
 	InitialDelaySeconds int32            `json:"initialDelaySeconds,omitempty"`
 	TimeoutSeconds      int32            `json:"timeoutSeconds,omitempty"`
 	PeriodSeconds       int32            `json:"periodSeconds,omitempty"`
@@ -166,6 +167,12 @@ type HTTPHeader struct {
 type TCPSocketAction struct {
 	Port *intOrString `json:"port,omitempty"`
 	Host string       `json:"host,omitempty"`
+}
+
+// GRPCAction probes with the gRPC health checking protocol.
+type GRPCAction struct {
+	Port    int32   `json:"port"`
+	Service *string `json:"service,omitempty"`
 }
 
 // ExecAction probes by running a command in the container.

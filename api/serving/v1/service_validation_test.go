@@ -76,16 +76,16 @@ func TestServiceValidate(t *testing.T) {
 			want: []string{"spec.template.spec.containers"}},
 		{name: "two containers", svc: svc("hello", func(s *Service) {
 			s.Spec.Template.Spec.Containers = append(s.Spec.Template.Spec.Containers, Container{Image: "x"})
-		}), want: []string{"spec.template.spec.containers"}},
+		}), want: []string{"spec.template.spec.containers[*].ports"}},
 		{name: "two ports", svc: svc("hello", withContainer(func(c *Container) {
 			c.Ports = []ContainerPort{{ContainerPort: 8080}, {ContainerPort: 8081}}
-		})), want: []string{"spec.template.spec.containers[0].ports"}},
+		})), want: []string{"spec.template.spec.containers[*].ports"}},
 		{name: "reserved port", svc: svc("hello", withContainer(func(c *Container) {
 			c.Ports = []ContainerPort{{ContainerPort: 8012}}
-		})), want: []string{"spec.template.spec.containers[0].ports[0].containerPort"}},
+		})), want: []string{"spec.template.spec.containers[0].ports.containerPort"}},
 		{name: "port out of range", svc: svc("hello", withContainer(func(c *Container) {
 			c.Ports = []ContainerPort{{ContainerPort: 70000}}
-		})), want: []string{"spec.template.spec.containers[0].ports[0].containerPort"}},
+		})), want: []string{"spec.template.spec.containers[0].ports.containerPort"}},
 		{name: "reserved env", svc: svc("hello", withContainer(func(c *Container) {
 			c.Env = []EnvVar{{Name: "OK", Value: "1"}, {Name: "K_REVISION", Value: "x"}, {Name: "PORT", Value: "1"}}
 		})), want: []string{"spec.template.spec.containers[0].env[1].name", "spec.template.spec.containers[0].env[2].name"}},
@@ -93,7 +93,8 @@ func TestServiceValidate(t *testing.T) {
 			want: []string{"spec.template.spec.containerConcurrency"}},
 		{name: "negative concurrency", svc: svc("hello", func(s *Service) { s.Spec.Template.Spec.ContainerConcurrency = i64(-1) }),
 			want: []string{"spec.template.spec.containerConcurrency"}},
-		{name: "timeout zero", svc: svc("hello", func(s *Service) { s.Spec.Template.Spec.TimeoutSeconds = i64(0) }),
+		{name: "timeout zero means default", svc: svc("hello", func(s *Service) { s.Spec.Template.Spec.TimeoutSeconds = i64(0) })},
+		{name: "negative timeout", svc: svc("hello", func(s *Service) { s.Spec.Template.Spec.TimeoutSeconds = i64(-1) }),
 			want: []string{"spec.template.spec.timeoutSeconds"}},
 		{name: "timeout too long", svc: svc("hello", func(s *Service) { s.Spec.Template.Spec.TimeoutSeconds = i64(601) }),
 			want: []string{"spec.template.spec.timeoutSeconds"}},
@@ -111,13 +112,13 @@ func TestServiceValidate(t *testing.T) {
 			TrafficTarget{LatestRevision: bptr(true), Percent: i64(100), Tag: "a"},
 			TrafficTarget{RevisionName: "hello-00001", Percent: i64(0), Tag: "a"},
 			TrafficTarget{RevisionName: "hello-00001", Percent: i64(0), Tag: "Bad"})),
-			want: []string{"spec.traffic[1].tag", "spec.traffic[2].tag"}},
+			want: []string{"spec.traffic[0].tag", "spec.traffic[1].tag", "spec.traffic[2].tag"}},
 		{name: "both revision and latest", svc: svc("hello", withTraffic(
 			TrafficTarget{LatestRevision: bptr(true), RevisionName: "hello-00001", Percent: i64(100)})),
-			want: []string{"spec.traffic[0].latestRevision", "spec.traffic[0].revisionName"}},
+			want: []string{"spec.traffic[0].latestRevision"}},
 		{name: "neither revision nor latest", svc: svc("hello", withTraffic(
 			TrafficTarget{LatestRevision: bptr(false), Percent: i64(100)})),
-			want: []string{"spec.traffic[0].latestRevision", "spec.traffic[0].revisionName"}},
+			want: []string{"spec.traffic[0].latestRevision"}},
 		{name: "url in spec", svc: svc("hello", withTraffic(
 			TrafficTarget{LatestRevision: bptr(true), Percent: i64(100), URL: "http://x"})),
 			want: []string{"spec.traffic[0].url"}},
@@ -133,7 +134,7 @@ func TestServiceValidate(t *testing.T) {
 		{name: "min with unbounded max", svc: svc("hello", withTemplateAnnotations(AutoscalingMinScaleAnnotation, "5", AutoscalingMaxScaleAnnotation, "0"))},
 		{name: "wrong kind", svc: svc("hello", func(s *Service) { s.Kind = "Route" }), want: []string{"kind"}},
 		{name: "every error at once", svc: svc("Bad", withContainer(func(c *Container) { c.Image = ""; c.Ports = []ContainerPort{{ContainerPort: 9090}} })),
-			want: []string{"metadata.name", "spec.template.spec.containers[0].image", "spec.template.spec.containers[0].ports[0].containerPort"}},
+			want: []string{"metadata.name", "spec.template.spec.containers[0].image", "spec.template.spec.containers[0].ports.containerPort"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
