@@ -303,6 +303,10 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, fmt.Errorf("%s %q is invalid: %w", res.kind(), name, fe), res.kind(), name)
 			return
 		}
+		if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
+			s.fail(w, r, fmt.Errorf("%s %q is invalid: %w", res.kind(), name, fe), res.kind(), name)
+			return
+		}
 		// The stored status wins: only the controller writes status. Pinning
 		// the CAS to the revision we copied it from keeps it from going stale.
 		res.keepStatus(obj, cur)
