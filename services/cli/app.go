@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-serving/kiln/services/cli/apply"
 	"github.com/kiln-serving/kiln/services/cli/client"
+	kconfig "github.com/kiln-serving/kiln/services/cli/config"
 	"github.com/kiln-serving/kiln/services/cli/revision"
 	"github.com/kiln-serving/kiln/services/cli/route"
 	"github.com/kiln-serving/kiln/services/cli/service"
@@ -34,7 +35,7 @@ func NewApp() *cli.App {
 			&cli.StringFlag{Name: client.FlagNamespace, Aliases: []string{"n"}, EnvVars: []string{"KILN_NAMESPACE"}, Value: "default",
 				Usage: "namespace to work in"},
 		},
-		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command},
+		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command},
 		// Errors are printed once by Run, in kn's "Error: ..." form.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
