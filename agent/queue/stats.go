@@ -30,10 +30,11 @@ type Report struct {
 	Period time.Duration
 }
 
-// concurrencyMeter integrates the number of requests in the proxy over
-// time, so a request that lasted 10ms of a 1s period weighs 0.01 and a
-// request still running at the end of a period also counts in the next.
-type concurrencyMeter struct {
+// Meter integrates the number of requests held over time, so a request
+// that lasted 10ms of a 1s period weighs 0.01 and a request still running
+// at the end of a period also counts in the next. The queue-proxy and the
+// activator both measure with it. Safe for concurrent use.
+type Meter struct {
 	mu         sync.Mutex
 	start      time.Time // beginning of the current period
 	last       time.Time // last change of the counts
@@ -42,12 +43,13 @@ type concurrencyMeter struct {
 	reqs, pxR  float64   // arrivals since start
 }
 
-func newConcurrencyMeter(now time.Time) *concurrencyMeter {
-	return &concurrencyMeter{start: now, last: now}
+// NewMeter starts the first period at now.
+func NewMeter(now time.Time) *Meter {
+	return &Meter{start: now, last: now}
 }
 
 // advance accumulates the area up to now. Callers hold mu.
-func (m *concurrencyMeter) advance(now time.Time) {
+func (m *Meter) advance(now time.Time) {
 	if now.Before(m.last) {
 		return // a clock step backwards: count nothing rather than negative
 	}
@@ -57,7 +59,8 @@ func (m *concurrencyMeter) advance(now time.Time) {
 	m.last = now
 }
 
-func (m *concurrencyMeter) in(now time.Time, proxied bool) {
+// In counts a request arriving at now.
+func (m *Meter) In(now time.Time, proxied bool) {
 	m.mu.Lock()
 	m.advance(now)
 	m.cur++
@@ -69,7 +72,8 @@ func (m *concurrencyMeter) in(now time.Time, proxied bool) {
 	m.mu.Unlock()
 }
 
-func (m *concurrencyMeter) out(now time.Time, proxied bool) {
+// Out counts a request leaving at now; proxied must match its In.
+func (m *Meter) Out(now time.Time, proxied bool) {
 	m.mu.Lock()
 	m.advance(now)
 	m.cur--
@@ -79,8 +83,8 @@ func (m *concurrencyMeter) out(now time.Time, proxied bool) {
 	m.mu.Unlock()
 }
 
-// report closes the current period at now and starts the next.
-func (m *concurrencyMeter) report(now time.Time) Report {
+// Report closes the current period at now and starts the next.
+func (m *Meter) Report(now time.Time) Report {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.advance(now)

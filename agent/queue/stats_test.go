@@ -33,15 +33,15 @@ func TestConcurrencyMeter(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m := newConcurrencyMeter(t0)
+			m := NewMeter(t0)
 			for _, e := range tc.events {
 				if e.in {
-					m.in(at(e.ms), e.proxied)
+					m.In(at(e.ms), e.proxied)
 				} else {
-					m.out(at(e.ms), e.proxied)
+					m.Out(at(e.ms), e.proxied)
 				}
 			}
-			got := m.report(at(tc.end))
+			got := m.Report(at(tc.end))
 			if !sameReport(got, tc.want) {
 				t.Errorf("report = %+v, want %+v", got, tc.want)
 			}
@@ -53,13 +53,13 @@ func TestConcurrencyMeter(t *testing.T) {
 // starts where the first ended.
 func TestConcurrencyMeterCarriesOver(t *testing.T) {
 	t0 := time.Unix(1000, 0)
-	m := newConcurrencyMeter(t0)
-	m.in(t0, true)
-	if r := m.report(t0.Add(time.Second)); !sameReport(r, Report{AverageConcurrency: 1, AverageProxiedConcurrency: 1, RequestCount: 1, ProxiedRequestCount: 1, Period: time.Second}) {
+	m := NewMeter(t0)
+	m.In(t0, true)
+	if r := m.Report(t0.Add(time.Second)); !sameReport(r, Report{AverageConcurrency: 1, AverageProxiedConcurrency: 1, RequestCount: 1, ProxiedRequestCount: 1, Period: time.Second}) {
 		t.Fatalf("first period: %+v", r)
 	}
-	m.out(t0.Add(1500*time.Millisecond), true)
-	if r := m.report(t0.Add(2 * time.Second)); !sameReport(r, Report{AverageConcurrency: 0.5, AverageProxiedConcurrency: 0.5, Period: time.Second}) {
+	m.Out(t0.Add(1500*time.Millisecond), true)
+	if r := m.Report(t0.Add(2 * time.Second)); !sameReport(r, Report{AverageConcurrency: 0.5, AverageProxiedConcurrency: 0.5, Period: time.Second}) {
 		t.Fatalf("second period: %+v", r)
 	}
 }

@@ -5,30 +5,40 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httputil"
-	"slices"
 	"sync"
 	"time"
 
+	"github.com/kiln-serving/kiln/agent/queue"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // Options tune the activator. The zero value is usable.
 type Options struct {
-	// Timeout bounds how long a request waits for a ready instance.
-	// Optional, default 300s (Knative's default revision timeout); the
-	// request's own context may end it sooner.
+	// Timeout bounds a request (waiting included) of a revision whose
+	// timeoutSeconds is unknown. Optional, default 300s (Knative's default
+	// revision timeout). A known revision's timeoutSeconds wins.
 	Timeout time.Duration
 	// MaxQueue bounds the requests waiting per revision. Optional,
 	// default 1000.
 	MaxQueue int
-	// Transport forwards requests to queue-proxies. Optional,
-	// http.DefaultTransport.
+	// Transport forwards requests to queue-proxies. Optional: a transport
+	// with generous keep-alive pools.
 	Transport http.RoundTripper
+	// Identity names this activator in its metrics ("activator/<id>").
+	// Optional, default "activator".
+	Identity string
+	// Autoscaler follows the autoscaler leader, which gets this
+	// activator's metrics and pokes. Optional: nil means no autoscaler
+	// (requests for a revision at zero wait for someone else to scale it).
+	Autoscaler reporter.Leaders
 }
 
 // Activator buffers and forwards requests to revisions' ready instances.
@@ -37,6 +47,7 @@ type Activator struct {
 	opts  Options
 	log   *slog.Logger
 	proxy *httputil.ReverseProxy
+	rep   *reporter.Client // nil without an autoscaler
 
 	mu   sync.Mutex
 	revs map[revKey]*revision
@@ -46,18 +57,8 @@ type revKey struct{ ns, name string }
 
 func (k revKey) String() string { return k.ns + "/" + k.name }
 
-// revision is what requests see of one revision. Guarded by Activator.mu.
-type revision struct {
-	endpoints []string // host:port of ready queue-proxies, sorted
-	next      int      // round-robin cursor
-	waiting   int
-	// changed is closed (and replaced) whenever endpoints change, waking
-	// every waiting request at once.
-	changed chan struct{}
-}
-
-// New returns an activator reading instances from st. Call Run to start
-// following instances/.
+// New returns an activator reading instances and revisions from st. Call
+// Run to start following them.
 func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 300 * time.Second
@@ -65,109 +66,218 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 	if opts.MaxQueue <= 0 {
 		opts.MaxQueue = 1000
 	}
+	if opts.Identity == "" {
+		opts.Identity = "activator"
+	}
+	if opts.Transport == nil {
+		opts.Transport = &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConns:        4096,
+			MaxIdleConnsPerHost: 256,
+			IdleConnTimeout:     90 * time.Second,
+			DisableCompression:  true,
+		}
+	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{}}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
+			f := pr.In.Context().Value(forwardKey{}).(*forward)
 			pr.Out.URL.Scheme = "http"
-			pr.Out.URL.Host = pr.In.Context().Value(endpointKey{}).(string)
+			pr.Out.URL.Host = f.endpoint
 			// The original Host stays: the app may route on it.
 			pr.Out.Host = pr.In.Host
 			pr.SetXForwarded()
+			// The queue-proxy counts this request as proxied, so the
+			// autoscaler does not count it twice.
+			pr.Out.Header.Set(queue.ProxyHeaderName, queue.ProxyHeaderValue)
 		},
-		Transport: opts.Transport,
+		Transport:     opts.Transport,
+		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			ep, _ := r.Context().Value(endpointKey{}).(string)
-			a.log.Warn("forward failed", "endpoint", ep, "error", err)
-			http.Error(w, fmt.Sprintf("activator: error forwarding to instance %s: %v", ep, err), http.StatusBadGateway)
+			f := r.Context().Value(forwardKey{}).(*forward)
+			if isDialError(err) && !f.body.wasRead() && r.Context().Err() == nil {
+				// Nothing reached the instance: the caller tries again
+				// (an instance just started or just stopping).
+				f.retry = true
+				f.err = err
+				return
+			}
+			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
+				http.Error(w, "activator: request timed out", http.StatusGatewayTimeout)
+				return
+			}
+			a.log.Warn("forward failed", "endpoint", f.endpoint, "error", err)
+			http.Error(w, fmt.Sprintf("activator: error forwarding to instance %s: %v", f.endpoint, err), http.StatusBadGateway)
 		},
+	}
+	if opts.Autoscaler != nil {
+		a.rep = reporter.New("activator/"+opts.Identity, opts.Autoscaler, a.collectStats, reporter.DefaultPeriod, a.log)
 	}
 	return a
 }
 
-type endpointKey struct{}
+// forward is one attempt to send a request to one instance.
+type forward struct {
+	endpoint string
+	body     *onceBody
+	retry    bool
+	err      error
+}
 
-// Run follows instances/ until ctx ends, keeping each revision's ready
-// endpoints. It returns nil when ctx ends.
+type forwardKey struct{}
+
+// Sources Run follows.
+const (
+	srcInstances = iota
+	srcRevisions
+)
+
+// Run follows instances/ and the registry's revisions (and, with an
+// autoscaler, reports metrics) until ctx ends. It returns nil then.
 func (a *Activator) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
 	feeds := make(chan store.Feed, 64)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		store.Follow(ctx, a.st, 0, store.InstancePrefix, feeds, a.log)
-	}()
-	// instances is owned by this goroutine; requests only see the
-	// endpoints published from it.
+	for src, prefix := range map[int]string{
+		srcInstances: store.InstancePrefix,
+		srcRevisions: store.RegistryListPrefix("serving.knative.dev", "revisions", ""),
+	} {
+		wg.Go(func() { store.Follow(ctx, a.st, src, prefix, feeds, a.log) })
+	}
+	if a.rep != nil {
+		wg.Go(func() { _ = a.rep.Run(ctx) })
+	}
+	// instances and specs are owned by this goroutine; requests only see
+	// what is published from them.
 	instances := map[string]cluster.Instance{}
+	specs := map[string]revSpec{}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-feeds:
-			touched := map[revKey]bool{}
-			if f.Reset {
-				for _, in := range instances {
-					touched[revKey{in.Namespace, in.Revision}] = true
-				}
-				clear(instances)
-			}
-			for _, key := range f.Dels {
-				if in, ok := instances[key]; ok {
-					touched[revKey{in.Namespace, in.Revision}] = true
-					delete(instances, key)
-				}
-			}
-			for _, kv := range f.Puts {
-				var in cluster.Instance
-				if err := json.Unmarshal(kv.Value, &in); err != nil {
-					a.log.Warn("skipping undecodable instance", "key", kv.Key, "error", err)
-					continue
-				}
-				if old, ok := instances[kv.Key]; ok {
-					touched[revKey{old.Namespace, old.Revision}] = true
-				}
-				instances[kv.Key] = in
-				touched[revKey{in.Namespace, in.Revision}] = true
-			}
-			eps := map[revKey][]string{}
-			for _, in := range instances {
-				k := revKey{in.Namespace, in.Revision}
-				if touched[k] && in.Ready && in.Endpoint != "" {
-					eps[k] = append(eps[k], in.Endpoint)
-				}
-			}
-			for k := range touched {
-				a.publish(k, eps[k])
+			if f.Src == srcRevisions {
+				a.applyRevisions(f, specs)
+			} else {
+				a.applyInstances(f, instances)
 			}
 		}
 	}
 }
 
-// publish sets a revision's ready endpoints and wakes its waiters.
-func (a *Activator) publish(k revKey, eps []string) {
-	slices.Sort(eps)
+// revSpec is what the activator keeps of a Revision.
+type revSpec struct {
+	key     revKey
+	cc      int64
+	timeout time.Duration
+}
+
+func (a *Activator) applyRevisions(f store.Feed, specs map[string]revSpec) {
+	touched := map[revKey]bool{}
+	if f.Reset {
+		for _, s := range specs {
+			touched[s.key] = true
+		}
+		clear(specs)
+	}
+	for _, key := range f.Dels {
+		if s, ok := specs[key]; ok {
+			touched[s.key] = true
+			delete(specs, key)
+		}
+	}
+	for _, kv := range f.Puts {
+		var r v1.Revision
+		if err := json.Unmarshal(kv.Value, &r); err != nil {
+			a.log.Warn("skipping undecodable revision", "key", kv.Key, "error", err)
+			continue
+		}
+		s := revSpec{key: revKey{r.Metadata.Namespace, r.Metadata.Name}}
+		if r.Spec.ContainerConcurrency != nil {
+			s.cc = max(*r.Spec.ContainerConcurrency, 0)
+		}
+		if r.Spec.TimeoutSeconds != nil && *r.Spec.TimeoutSeconds > 0 {
+			s.timeout = time.Duration(*r.Spec.TimeoutSeconds) * time.Second
+		}
+		specs[kv.Key] = s
+		touched[s.key] = true
+	}
+	byKey := map[revKey]revSpec{}
+	for _, s := range specs {
+		if touched[s.key] {
+			byKey[s.key] = s
+		}
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := a.revs[k]
-	if r == nil {
-		if len(eps) == 0 {
-			return
+	for k := range touched {
+		s, ok := byKey[k]
+		r := a.revs[k]
+		if r == nil {
+			if !ok {
+				continue
+			}
+			r = a.newRevision(k)
 		}
-		r = &revision{changed: make(chan struct{})}
-		a.revs[k] = r
+		r.known, r.cc, r.timeout = ok, s.cc, s.timeout
+		r.dispatch()
 	}
-	if slices.Equal(r.endpoints, eps) {
-		return
+}
+
+func (a *Activator) applyInstances(f store.Feed, instances map[string]cluster.Instance) {
+	touched := map[revKey]bool{}
+	if f.Reset {
+		for _, in := range instances {
+			touched[revKey{in.Namespace, in.Revision}] = true
+		}
+		clear(instances)
 	}
-	r.endpoints = eps
-	close(r.changed)
-	r.changed = make(chan struct{})
-	if len(eps) == 0 && r.waiting == 0 {
-		delete(a.revs, k)
+	for _, key := range f.Dels {
+		if in, ok := instances[key]; ok {
+			touched[revKey{in.Namespace, in.Revision}] = true
+			delete(instances, key)
+		}
 	}
-	a.log.Debug("endpoints changed", "revision", k.String(), "ready", len(eps))
+	for _, kv := range f.Puts {
+		var in cluster.Instance
+		if err := json.Unmarshal(kv.Value, &in); err != nil {
+			a.log.Warn("skipping undecodable instance", "key", kv.Key, "error", err)
+			continue
+		}
+		if old, ok := instances[kv.Key]; ok {
+			touched[revKey{old.Namespace, old.Revision}] = true
+		}
+		instances[kv.Key] = in
+		touched[revKey{in.Namespace, in.Revision}] = true
+	}
+	eps := map[revKey][]string{}
+	for _, in := range instances {
+		k := revKey{in.Namespace, in.Revision}
+		if touched[k] && in.Ready && in.Endpoint != "" {
+			eps[k] = append(eps[k], in.Endpoint)
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for k := range touched {
+		r := a.revs[k]
+		if r == nil {
+			if len(eps[k]) == 0 {
+				continue
+			}
+			r = a.newRevision(k)
+		}
+		r.setPods(eps[k])
+		a.log.Debug("endpoints changed", "revision", k.String(), "ready", len(r.pods), "queued", len(r.queue))
+	}
+}
+
+// newRevision adds an entry for k. Callers hold the lock.
+func (a *Activator) newRevision(k revKey) *revision {
+	r := &revision{key: k, meter: queue.NewMeter(time.Now())}
+	a.revs[k] = r
+	return r
 }
 
 var (
@@ -175,58 +285,76 @@ var (
 	errTimeout   = errors.New("timed out waiting for a ready instance")
 )
 
-// endpoint returns a ready endpoint of k, waiting for one when there is
-// none. Errors: errQueueFull, errTimeout, or ctx's error.
-func (a *Activator) endpoint(ctx context.Context, k revKey) (string, error) {
-	var timeout <-chan time.Time
+// acquire takes a slot on an instance of r, waiting in r's queue when none
+// is free. Errors: errQueueFull, errTimeout (ctx's deadline), or ctx's
+// error. A nil error must be paired with a.release.
+func (a *Activator) acquire(ctx context.Context, r *revision) (*pod, error) {
 	a.mu.Lock()
+	if len(r.queue) == 0 {
+		if p := r.pick(); p != nil {
+			p.inFlight++
+			a.mu.Unlock()
+			return p, nil
+		}
+	}
+	if len(r.queue) >= a.opts.MaxQueue {
+		a.mu.Unlock()
+		return nil, errQueueFull
+	}
+	w := &waiter{granted: make(chan *pod, 1)}
+	r.queue = append(r.queue, w)
+	if len(r.pods) == 0 && !r.poking && a.rep != nil {
+		r.poking = true
+		go a.poke(r)
+	}
+	a.mu.Unlock()
+
+	select {
+	case p := <-w.granted:
+		return p, nil
+	case <-ctx.Done():
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if !r.dequeue(w) {
+			// Granted meanwhile: hand the slot on.
+			r.release(<-w.granted)
+		}
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, errTimeout
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (a *Activator) release(r *revision, p *pod) {
+	a.mu.Lock()
+	r.release(p)
+	a.mu.Unlock()
+}
+
+// revisionFor returns k's entry, creating it for a revision not seen yet
+// (its Revision may be on its way).
+func (a *Activator) revisionFor(k revKey) (*revision, time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	r := a.revs[k]
 	if r == nil {
-		r = &revision{changed: make(chan struct{})}
-		a.revs[k] = r
+		r = a.newRevision(k)
 	}
-	if len(r.endpoints) == 0 {
-		if r.waiting >= a.opts.MaxQueue {
-			a.mu.Unlock()
-			return "", errQueueFull
-		}
-		r.waiting++
-		defer func() {
-			a.mu.Lock()
-			r.waiting--
-			if r.waiting == 0 && len(r.endpoints) == 0 && a.revs[k] == r {
-				delete(a.revs, k)
-			}
-			a.mu.Unlock()
-		}()
-		t := time.NewTimer(a.opts.Timeout)
-		defer t.Stop()
-		timeout = t.C
+	r.idle = 0
+	timeout := r.timeout
+	if timeout <= 0 {
+		timeout = a.opts.Timeout
 	}
-	for len(r.endpoints) == 0 {
-		changed := r.changed
-		a.mu.Unlock()
-		select {
-		case <-changed:
-		case <-timeout:
-			return "", errTimeout
-		case <-ctx.Done():
-			return "", ctx.Err()
-		}
-		a.mu.Lock()
-	}
-	ep := r.endpoints[r.next%len(r.endpoints)]
-	r.next++
-	a.mu.Unlock()
-	return ep, nil
+	return r, timeout
 }
 
 // Handler serves /healthz (for requests without revision headers) and
 // forwards every request naming a revision.
 func (a *Activator) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ns, name := r.Header.Get(v1.NamespaceHeaderName), r.Header.Get(v1.RevisionHeaderName)
-		if ns == "" && name == "" && r.URL.Path == "/healthz" {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		ns, name := req.Header.Get(v1.NamespaceHeaderName), req.Header.Get(v1.RevisionHeaderName)
+		if ns == "" && name == "" && req.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))
 			return
@@ -237,20 +365,80 @@ func (a *Activator) Handler() http.Handler {
 			return
 		}
 		k := revKey{ns, name}
-		ep, err := a.endpoint(r.Context(), k)
-		switch {
-		case err == nil:
-		case errors.Is(err, errQueueFull):
-			http.Error(w, fmt.Sprintf("activator queue full for revision %s (%d requests waiting)", k, a.opts.MaxQueue), http.StatusServiceUnavailable)
-			return
-		case errors.Is(err, errTimeout):
-			http.Error(w, fmt.Sprintf("activator: no ready instance of revision %s after %s", k, a.opts.Timeout), http.StatusServiceUnavailable)
-			return
-		default:
-			// The client gave up (or its deadline passed).
-			http.Error(w, fmt.Sprintf("activator: request ended while waiting for a ready instance of revision %s: %v", k, err), http.StatusServiceUnavailable)
-			return
+		r, timeout := a.revisionFor(k)
+		r.meter.In(time.Now(), false)
+		defer func() { r.meter.Out(time.Now(), false) }()
+		ctx, cancel := context.WithTimeout(req.Context(), timeout)
+		defer cancel()
+
+		body := &onceBody{rc: req.Body}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = body
 		}
-		a.proxy.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), endpointKey{}, ep)))
+		for attempt := 0; ; attempt++ {
+			p, err := a.acquire(ctx, r)
+			switch {
+			case err == nil:
+			case errors.Is(err, errQueueFull):
+				http.Error(w, fmt.Sprintf("activator queue full for revision %s (%d requests waiting)", k, a.opts.MaxQueue), http.StatusServiceUnavailable)
+				return
+			case errors.Is(err, errTimeout):
+				http.Error(w, fmt.Sprintf("activator: no ready instance of revision %s after %s", k, timeout), http.StatusServiceUnavailable)
+				return
+			default:
+				// The client gave up.
+				http.Error(w, fmt.Sprintf("activator: request ended while waiting for a ready instance of revision %s: %v", k, err), http.StatusServiceUnavailable)
+				return
+			}
+			f := &forward{endpoint: p.endpoint, body: body}
+			a.proxy.ServeHTTP(w, req.WithContext(context.WithValue(ctx, forwardKey{}, f)))
+			a.release(r, p)
+			if !f.retry {
+				return
+			}
+			// Back off a little: the instance record that says it is
+			// gone (or the listener that says it is up) is on its way.
+			backoff := min(time.Duration(1<<min(attempt, 8))*time.Millisecond, 100*time.Millisecond)
+			a.log.Debug("instance refused the connection; retrying", "revision", k.String(), "endpoint", p.endpoint,
+				"attempt", attempt+1, "error", f.err)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				http.Error(w, fmt.Sprintf("activator: no instance of revision %s accepted the request within %s: %v", k, timeout, f.err), http.StatusServiceUnavailable)
+				return
+			}
+		}
 	})
+}
+
+// onceBody lets a request whose body was never read be sent again: the
+// transport closes the body on errors, which must not end the client's.
+type onceBody struct {
+	rc   io.ReadCloser
+	mu   sync.Mutex
+	read bool
+}
+
+func (b *onceBody) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	b.read = true
+	b.mu.Unlock()
+	return b.rc.Read(p)
+}
+
+// Close is a no-op: the server closes the real body when the handler ends.
+func (b *onceBody) Close() error { return nil }
+
+func (b *onceBody) wasRead() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.read
+}
+
+// isDialError reports whether err happened before a connection existed.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -1,13 +1,27 @@
-// Package activator is the buffering proxy in front of revisions that have
-// no ready instance (Knative's activator). A request names its revision with
-// the Knative-Serving-Revision and Knative-Serving-Namespace headers the
-// edge adds; the activator forwards it to a ready instance of that revision
-// (round robin over their queue-proxy endpoints), or holds it until one is
-// ready, the request's timeout passes, or the per-revision queue is full.
+// Package activator is the buffering proxy in front of revisions without
+// enough ready capacity (Knative's activator). A request names its revision
+// with the Knative-Serving-Revision and Knative-Serving-Namespace headers the
+// edge adds. The activator forwards it to a ready instance of that revision
+// or holds it in a bounded per-revision queue (a full queue answers 503)
+// until one has a free slot, the revision's timeoutSeconds passes, or the
+// client leaves.
 //
-// It learns endpoints by watching instances/ (List + Watch, re-list on watch
-// error) and is woken by that watch, never by polling. It writes nothing.
-// Poking the autoscaler when a request waits comes with the real autoscaler
-// (a later issue): today a revision with scale 0 stays at 0 and its
-// requests time out.
+// Throttling follows Knative: each ready instance has containerConcurrency
+// slots (unlimited when 0) and this activator never has more requests in
+// flight to one instance than that; among instances with a free slot the
+// least loaded wins, ties round robin; queued requests are served in
+// arrival order. A request that could not connect to an instance (one just
+// started or just stopping) is retried, so a request the activator accepted
+// is not lost while instances come and go. Forwarded requests carry
+// K-Proxy-Request: activator so queue-proxies count them as proxied.
+//
+// It learns instances and revisions by following instances/ and the
+// registry's revisions (store.Follow), never by polling. With an autoscaler
+// it pokes the leader the moment a request waits for a revision without a
+// ready instance, and streams the concurrency it holds per revision every
+// second. It writes nothing to etcd and never decides scale.
+//
+// Not yet: Knative's activator subsetting (each of N replicas owning 1/N
+// of every instance's slots). The xds server routes to one activator
+// address today, so one activator holds the whole of each instance.
 package activator

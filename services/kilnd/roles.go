@@ -179,7 +179,7 @@ var activatorCommand = &cli.Command{
 }
 
 func runActivator(ctx context.Context, st *etcdstore.Store, addr string, log *slog.Logger, ready func()) error {
-	a := activator.New(st, activator.Options{}, log)
+	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st)}, log)
 	errc := make(chan error, 2)
 	go func() { errc <- a.Run(ctx) }()
 	_, herr, err := serveHTTP(ctx, addr, a.Handler(), log)

@@ -1,0 +1,76 @@
+package activator
+
+import (
+	"context"
+	"time"
+
+	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
+)
+
+// idlePeriods is how many empty reporting periods an entry without a
+// Revision, instances or queue survives before it is dropped.
+const idlePeriods = 3
+
+// pokeTimeout bounds one poke; a poke that fails is retried while requests
+// still wait, since the metric stream alone would take up to a second.
+const pokeTimeout = 2 * time.Second
+
+// collectStats reports, per revision, the requests this activator held in
+// the period ending at now (Knative's activator stat: one per revision).
+func (a *Activator) collectStats(now time.Time) []*pb.Stat {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*pb.Stat
+	for k, r := range a.revs {
+		rep := r.meter.Report(now)
+		if rep.RequestCount == 0 && rep.AverageConcurrency == 0 {
+			r.idle++
+			if !r.known && len(r.pods) == 0 && len(r.queue) == 0 && r.idle > idlePeriods {
+				delete(a.revs, k)
+			}
+			if r.idle > 1 {
+				continue // one zero report says the load is gone
+			}
+		} else {
+			r.idle = 0
+		}
+		out = append(out, &pb.Stat{
+			Namespace:                 k.ns,
+			Revision:                  k.name,
+			PodName:                   a.opts.Identity,
+			AverageConcurrentRequests: rep.AverageConcurrency,
+			RequestCount:              rep.RequestCount,
+			TimestampUnixNano:         now.UnixNano(),
+		})
+	}
+	return out
+}
+
+// poke tells the autoscaler that r's requests wait without capacity, and
+// tries again while they still wait and no instance is ready.
+func (a *Activator) poke(r *revision) {
+	defer func() {
+		a.mu.Lock()
+		r.poking = false
+		a.mu.Unlock()
+	}()
+	for attempt := 0; ; attempt++ {
+		a.mu.Lock()
+		queued, ready := len(r.queue), len(r.pods)
+		a.mu.Unlock()
+		if queued == 0 || ready > 0 {
+			return
+		}
+		start := time.Now()
+		ctx, cancel := context.WithTimeout(context.Background(), pokeTimeout)
+		desired, err := a.rep.Poke(ctx, r.key.ns, r.key.name, queued)
+		cancel()
+		if err == nil {
+			a.log.Debug("poked autoscaler", "revision", r.key.String(), "queued", queued, "desired", desired,
+				"took", time.Since(start))
+			return
+		}
+		a.log.Warn("poke autoscaler failed", "revision", r.key.String(), "attempt", attempt+1, "error", err)
+		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second))
+	}
+}
