@@ -12,6 +12,7 @@ import (
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
@@ -51,6 +52,12 @@ func (r *Registry) Revisions() *Typed[v1.Revision] {
 // Routes returns typed access to Routes.
 func (r *Registry) Routes() *Typed[v1.Route] {
 	return &Typed[v1.Route]{r: r, group: v1.Group, resource: v1.ResourceRoutes, apiVersion: v1.APIVersion, kind: v1.KindRoute}
+}
+
+// DomainMappings returns typed access to serving.knative.dev/v1beta1
+// DomainMappings.
+func (r *Registry) DomainMappings() *Typed[v1beta1.DomainMapping] {
+	return &Typed[v1beta1.DomainMapping]{r: r, group: v1beta1.Group, resource: v1beta1.ResourceDomainMapping, apiVersion: v1beta1.APIVersion, kind: v1beta1.KindDomainMapping}
 }
 
 // EventType is the kind of change a watch reports.

@@ -12,6 +12,14 @@ const (
 	PlacementPrefix = Root + "placements/"
 	InstancePrefix  = Root + "instances/"
 	ElectionPrefix  = Root + "election/"
+	// SecretsPrefix holds TLS secrets (secrets/<namespace>/<name>). Written
+	// by the apiserver; read by the apiserver and xds only, since values
+	// carry private keys.
+	SecretsPrefix = Root + "secrets/"
+	// DomainClaimsPrefix holds the cluster-wide claim on a mapped domain
+	// (domainclaims/<domain>), written by the controller (Knative's
+	// ClusterDomainClaim).
+	DomainClaimsPrefix = Root + "domainclaims/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -46,6 +54,20 @@ func InstanceKey(node, instance string) string { return InstancePrefix + node + 
 
 // ElectionKey is election/<role>.
 func ElectionKey(role string) string { return ElectionPrefix + role }
+
+// SecretKey is secrets/<namespace>/<name>.
+func SecretKey(namespace, name string) string { return SecretsPrefix + namespace + "/" + name }
+
+// SecretListPrefix lists secrets in one namespace, or all when namespace is "".
+func SecretListPrefix(namespace string) string {
+	if namespace == "" {
+		return SecretsPrefix
+	}
+	return SecretsPrefix + namespace + "/"
+}
+
+// DomainClaimKey is domainclaims/<domain>.
+func DomainClaimKey(domain string) string { return DomainClaimsPrefix + domain }
 
 // SplitLast returns the last two path segments of key (e.g. node and
 // instance of placements/<node>/<instance>).

@@ -17,6 +17,7 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/secret"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -60,6 +61,8 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
 	mux.Handle("DELETE "+ns+"/{name}", s.auth(s.handleDelete))
 	s.registerConfigs(mux)
+	s.registerDomainMappings(mux, reg)
+	s.registerSecrets(mux, secret.New(reg.Store()))
 	return mux
 }
 
@@ -144,7 +147,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, res.kind(), "")
 		return
 	}
-	writeJSON(w, http.StatusOK, List{APIVersion: v1.APIVersion, Kind: res.kind() + "List",
+	writeJSON(w, http.StatusOK, List{APIVersion: listAPIVersion(res), Kind: res.kind() + "List",
 		Metadata: ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: b})
 }
 
@@ -157,7 +160,7 @@ func readObject(r *http.Request, res resource) (v1.Object, error) {
 	if len(body) > maxBody {
 		return nil, badRequest(fmt.Errorf("request body larger than %d bytes: %w", maxBody, errdefs.ErrInvalidArgument))
 	}
-	obj, err := v1.Decode(body)
+	obj, err := decodeFor(res, body)
 	if err != nil {
 		return nil, badRequest(err)
 	}

@@ -1,0 +1,9 @@
+// Package secret stores TLS secrets (api/core/v1 Secret) under the
+// secrets/ prefix of the store.
+//
+// It owns the stored shape of a secret. Values carry private keys, so only
+// the roles that serve them may use this package: the apiserver (which
+// writes them and never hands a private key back, see Redact) and the xds
+// server (which delivers them to edges over SDS). It must never log a
+// secret's data.
+package secret

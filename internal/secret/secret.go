@@ -1,0 +1,146 @@
+package secret
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "github.com/kiln-serving/kiln/api/core/v1"
+	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/store"
+)
+
+// Store reads and writes secrets. Create it with New.
+type Store struct {
+	st  store.Store
+	now func() time.Time
+}
+
+// New returns a secret store over st.
+func New(st store.Store) *Store { return &Store{st: st, now: time.Now} }
+
+// Decode parses a stored value, setting resourceVersion from kv.
+func Decode(kv store.KV) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	if err := json.Unmarshal(kv.Value, s); err != nil {
+		return nil, fmt.Errorf("decode secret %s: %w", strings.TrimPrefix(kv.Key, store.SecretsPrefix), err)
+	}
+	s.Metadata.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
+	return s, nil
+}
+
+// Get returns ns/name. Errors: errdefs.ErrNotFound.
+func (s *Store) Get(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	kv, err := s.st.Get(ctx, store.SecretKey(ns, name))
+	if errdefs.IsNotFound(err) {
+		return nil, fmt.Errorf("secrets %q not found in namespace %q: %w", name, ns, errdefs.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return Decode(kv)
+}
+
+// List returns the secrets of ns ("" = all) and the revision read at.
+func (s *Store) List(ctx context.Context, ns string) ([]*corev1.Secret, int64, error) {
+	kvs, rev, err := s.st.List(ctx, store.SecretListPrefix(ns))
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]*corev1.Secret, 0, len(kvs))
+	for _, kv := range kvs {
+		sec, err := Decode(kv)
+		if err != nil {
+			return nil, 0, err
+		}
+		out = append(out, sec)
+	}
+	return out, rev, nil
+}
+
+// Create stores a new secret (already defaulted and validated). Errors:
+// errdefs.ErrAlreadyExists.
+func (s *Store) Create(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
+	m := &sec.Metadata
+	m.UID = newUID()
+	m.CreationTimestamp = metav1.NewTime(s.now())
+	m.ResourceVersion, m.Generation = "", 0
+	b, err := json.Marshal(sec)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.st.Put(ctx, store.SecretKey(m.Namespace, m.Name), b, store.IfRevision(0))
+	if errdefs.IsAlreadyExists(err) {
+		return nil, fmt.Errorf("secrets %q already exists in namespace %q: %w", m.Name, m.Namespace, errdefs.ErrAlreadyExists)
+	}
+	if err != nil {
+		return nil, err
+	}
+	m.ResourceVersion = strconv.FormatInt(rev, 10)
+	return sec, nil
+}
+
+// Update replaces a secret, keeping uid and creation time; a set
+// resourceVersion makes it a compare-and-swap. Errors: errdefs.ErrNotFound,
+// errdefs.ErrConflict.
+func (s *Store) Update(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
+	m := &sec.Metadata
+	key := store.SecretKey(m.Namespace, m.Name)
+	cur, err := s.Get(ctx, m.Namespace, m.Name)
+	if err != nil {
+		return nil, err
+	}
+	expect, _ := strconv.ParseInt(cur.Metadata.ResourceVersion, 10, 64)
+	if m.ResourceVersion != "" && m.ResourceVersion != cur.Metadata.ResourceVersion {
+		return nil, fmt.Errorf("Operation cannot be fulfilled on secrets %q: the object has been modified: %w", m.Name, errdefs.ErrConflict)
+	}
+	m.UID, m.CreationTimestamp, m.ResourceVersion = cur.Metadata.UID, cur.Metadata.CreationTimestamp, ""
+	b, err := json.Marshal(sec)
+	if err != nil {
+		return nil, err
+	}
+	rev, err := s.st.Put(ctx, key, b, store.IfRevision(expect))
+	if err != nil {
+		return nil, err
+	}
+	m.ResourceVersion = strconv.FormatInt(rev, 10)
+	return sec, nil
+}
+
+// Delete removes ns/name. Errors: errdefs.ErrNotFound.
+func (s *Store) Delete(ctx context.Context, ns, name string) error {
+	err := s.st.Delete(ctx, store.SecretKey(ns, name))
+	if errdefs.IsNotFound(err) {
+		return fmt.Errorf("secrets %q not found in namespace %q: %w", name, ns, errdefs.ErrNotFound)
+	}
+	return err
+}
+
+// Redact returns a copy of sec without its private key: what the API hands
+// to clients. The certificate stays (it is public).
+func Redact(sec *corev1.Secret) *corev1.Secret {
+	out := *sec
+	out.Data = map[string][]byte{}
+	for k, v := range sec.Data {
+		if k == corev1.TLSPrivateKeyKey {
+			continue
+		}
+		out.Data[k] = v
+	}
+	return &out
+}
+
+func newUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = (b[6] & 0x0f) | 0x40
+	b[8] = (b[8] & 0x3f) | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
