@@ -4,7 +4,8 @@
 // It owns two things:
 //
 //   - Translate, a pure function from a snapshot of Knative Routes, observed
-//     instances and per-revision timeouts to one Listener, one
+//     instances, per-revision timeouts and the autoscaler's activator-in-path
+//     signal to one Listener, one
 //     RouteConfiguration, one EDS Cluster per referenced revision and one
 //     ClusterLoadAssignment per cluster. It does no I/O and reads no clock.
 //   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
@@ -17,6 +18,11 @@
 // connects later is answered from the same snapshot, without the server
 // having to notice new node IDs. The price is that the cache's per-node
 // status is shared; nothing here reads it.
+//
+// A revision's endpoints are either its ready instances (Knative's serve
+// mode) or the activator alone (proxy mode): proxy mode when it has no
+// ready instance, or when its scale record says ActivatorInPath (the
+// autoscaler found too little excess burst capacity).
 //
 // Each resource type carries its own version, bumped only when that type's
 // content changes, so an endpoint change pushes EDS alone and edges do not

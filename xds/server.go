@@ -42,6 +42,7 @@ var (
 	routesPrefix    = store.RegistryListPrefix("serving.knative.dev", "routes", "")
 	revisionsPrefix = store.RegistryListPrefix("serving.knative.dev", "revisions", "")
 	instancesPrefix = store.InstancePrefix
+	scalePrefix     = store.ScalePrefix
 )
 
 // Server is the `kilnd xds` role: store watches in, ADS out.
@@ -127,6 +128,7 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		routesPrefix:    decodeRoute,
 		revisionsPrefix: decodeRevisionTimeout,
 		instancesPrefix: decodeInstance,
+		scalePrefix:     decodeScale,
 	} {
 		wg.Go(func() { s.watch(ctx, prefix, decode) })
 	}
@@ -161,6 +163,12 @@ func decodeInstance(b []byte) (any, error) {
 	var i cluster.Instance
 	err := json.Unmarshal(b, &i)
 	return i, err
+}
+
+func decodeScale(b []byte) (any, error) {
+	var sc cluster.Scale
+	err := json.Unmarshal(b, &sc)
+	return sc, err
 }
 
 // revisionTimeout is all the server keeps of a Revision.
@@ -278,12 +286,17 @@ func (s *Server) build(ctx context.Context) {
 func (s *Server) input() (Input, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range []string{routesPrefix, revisionsPrefix, instancesPrefix} {
+	for _, p := range []string{routesPrefix, revisionsPrefix, instancesPrefix, scalePrefix} {
 		if !s.listed[p] {
 			return Input{}, false
 		}
 	}
-	in := Input{Timeouts: map[string]time.Duration{}}
+	in := Input{Timeouts: map[string]time.Duration{}, ActivatorInPath: map[string]bool{}}
+	for _, v := range s.state[scalePrefix] {
+		if sc := v.(cluster.Scale); sc.ActivatorInPath {
+			in.ActivatorInPath[ClusterName(sc.Namespace, sc.Revision)] = true
+		}
+	}
 	for _, v := range s.state[routesPrefix] {
 		in.Routes = append(in.Routes, v.(servingv1.Route))
 	}

@@ -284,6 +284,18 @@ func TestServerOverEtcd(t *testing.T) {
 			e.weightsOf("default/hello")["default/hello-00001"] == 100
 	})
 
+	// The autoscaler puts the activator in the path (too little burst
+	// capacity) and takes it out again: the endpoints follow scale/.
+	scaleKey := store.ScaleKey("default", "hello-00001")
+	putJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1, ActivatorInPath: true})
+	edge.waitFor("activator in path by scale record", func(e *testEdge) bool {
+		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"127.0.0.1:8012"})
+	})
+	putJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
+	edge.waitFor("instances again once the activator leaves the path", func(e *testEdge) bool {
+		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.7:8013"})
+	})
+
 	// Splitting traffic adds a cluster; the edge re-subscribes EDS and gets
 	// the new revision's (activator) endpoint.
 	rt = route("default", "hello", "http://hello.default.127.0.0.1.sslip.io", withTraffic("hello-00001", 50), withTraffic("hello-00002", 50))

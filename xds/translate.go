@@ -57,9 +57,11 @@ type Options struct {
 	// HTTPPort is the edge HTTP port. Optional, default 8080.
 	HTTPPort uint32
 	// ActivatorAddress is host:port of the activator. Optional: when set, a
-	// revision with no ready instance gets the activator as its only
-	// endpoint (Knative "proxy mode"); when empty such a revision has an
-	// empty assignment and edges answer 503. An empty host means 127.0.0.1.
+	// revision with no ready instance, or whose scale record puts the
+	// activator in the path, gets the activator as its only endpoint
+	// (Knative "proxy mode"); when empty such a revision gets its ready
+	// instances, if any, and edges answer 503 without. An empty host means
+	// 127.0.0.1.
 	ActivatorAddress string
 }
 
@@ -84,6 +86,11 @@ type Input struct {
 	// Timeouts holds a revision's request timeout by ClusterName(ns, rev).
 	// Optional; a missing revision gets DefaultTimeout.
 	Timeouts map[string]time.Duration
+	// ActivatorInPath holds, by ClusterName(ns, rev), the autoscaler's
+	// Scale.ActivatorInPath: true routes the revision through the activator
+	// even when it has ready instances (too little burst capacity).
+	// Optional; a missing revision is served by its instances.
+	ActivatorInPath map[string]bool
 }
 
 // Resources are the Envoy resources for one snapshot, each sorted by name.
@@ -213,7 +220,7 @@ func Translate(in Input, opts Options) Resources {
 		res.Clusters = append(res.Clusters, makeCluster(name))
 		eps := ready[name]
 		sort.Slice(eps, func(i, j int) bool { return endpointKey(eps[i]) < endpointKey(eps[j]) })
-		if len(eps) == 0 && activator != nil {
+		if activator != nil && (len(eps) == 0 || in.ActivatorInPath[name]) {
 			eps = []*endpointv3.LbEndpoint{activator}
 		}
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}

@@ -205,6 +205,33 @@ func TestTranslate(t *testing.T) {
 			"default/hello-00002": {"10.0.0.9:8012"},
 		},
 	}, {
+		name: "activator in path by scale record, even with ready instances",
+		in: Input{
+			Routes: []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 50), withTraffic("hello-00002", 50))},
+			Instances: []cluster.Instance{
+				inst("default", "hello-00001", "i1", "10.0.0.8:8012", true),
+				inst("default", "hello-00002", "i2", "10.0.0.9:8012", true),
+			},
+			ActivatorInPath: map[string]bool{"default/hello-00001": true, "default/hello-00002": false},
+		},
+		opts:     Options{ActivatorAddress: "10.0.0.1:8012"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=50,default/hello-00002=50|5m0s"},
+		clusters: []string{"default/hello-00001", "default/hello-00002"},
+		eps: map[string][]string{
+			"default/hello-00001": {"10.0.0.1:8012"},
+			"default/hello-00002": {"10.0.0.9:8012"},
+		},
+	}, {
+		name: "activator in path but no activator configured: instances serve",
+		in: Input{
+			Routes:          []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},
+			Instances:       []cluster.Instance{inst("default", "hello-00001", "i1", "10.0.0.8:8012", true)},
+			ActivatorInPath: map[string]bool{"default/hello-00001": true},
+		},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=100|5m0s"},
+		clusters: []string{"default/hello-00001"},
+		eps:      map[string][]string{"default/hello-00001": {"10.0.0.8:8012"}},
+	}, {
 		name: "multiple routes and namespaces, instances of unrouted revisions ignored",
 		in: Input{
 			Routes: []servingv1.Route{
