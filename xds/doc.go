@@ -9,7 +9,7 @@
 //     RouteConfiguration, one EDS Cluster per referenced revision and one
 //     ClusterLoadAssignment per cluster. It does no I/O and reads no clock.
 //   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
-//     instances), recomputes the snapshot on change and publishes it through
+//     instances, scale), recomputes the snapshot on change and publishes it through
 //     a go-control-plane snapshot cache in ADS mode.
 //
 // One snapshot for every edge: all edges serve the same routes, so the cache
