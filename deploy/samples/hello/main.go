@@ -2,6 +2,11 @@
 // it answers every request with $RESPONSE (default "Hello World!") and a
 // newline, listens on :$PORT (default 8080) and shuts down cleanly on
 // SIGTERM. It must stay dependency-free so it builds into a one-file image.
+//
+// For autoscaling tests it can hold each request: for $DELAY (a Go
+// duration, default none) or for ?sleep=DURATION on the request. Every
+// answer carries X-Concurrent (requests in this process when it arrived,
+// itself included) and X-Max-Concurrent (the most ever seen at once).
 package main
 
 import (
@@ -11,6 +16,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -18,10 +25,33 @@ import (
 func main() {
 	response := envOr("RESPONSE", "Hello World!")
 	port := envOr("PORT", "8080")
+	delay, err := time.ParseDuration(envOr("DELAY", "0s"))
+	if err != nil {
+		log.Fatalf("hello: DELAY: %v", err)
+	}
+	var cur, most atomic.Int64
 
 	srv := &http.Server{
 		Addr: ":" + port,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n := cur.Add(1)
+			defer cur.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			hold := delay
+			if q := r.URL.Query().Get("sleep"); q != "" {
+				if d, err := time.ParseDuration(q); err == nil {
+					hold = d
+				}
+			}
+			if hold > 0 {
+				select {
+				case <-time.After(hold):
+				case <-r.Context().Done():
+				}
+			}
+			w.Header().Set("X-Concurrent", strconv.FormatInt(n, 10))
+			w.Header().Set("X-Max-Concurrent", strconv.FormatInt(most.Load(), 10))
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte(response + "\n"))
 		}),
