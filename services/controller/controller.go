@@ -19,6 +19,10 @@ import (
 
 // Options configure the controller.
 type Options struct {
+	// Config is the live cluster configuration (config-domain,
+	// config-network); nil uses Domain, for tests.
+	Config ConfigSource
+	// Domain shapes URLs when Config is nil.
 	Domain resources.DomainConfig
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -65,9 +69,11 @@ func (c *Controller) Lead(ctx context.Context, fence *store.Fence) error {
 		store.RegistryListPrefix(v1.Group, v1.ResourceRoutes, ""),
 		store.InstancePrefix,
 	}
+	c.waitConfig(ctx)
 	for _, p := range prefixes {
 		go c.follow(ctx, p, events)
 	}
+	go c.followConfig(ctx, events)
 	pending := map[workKey]struct{}{}
 	var order []workKey
 	add := func(k workKey) {

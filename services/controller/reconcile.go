@@ -373,12 +373,13 @@ func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name str
 	before := statusJSON(route.Status)
 	st := &route.Status
 	st.ObservedGeneration = route.Metadata.Generation
-	host, herr := c.opts.Domain.Host(name, ns, "")
+	dc := c.domainConfig(route)
+	host, herr := dc.Host(name, ns, "")
 	if herr == nil {
-		st.URL = c.opts.Domain.Scheme + "://" + host
+		st.URL = dc.Scheme + "://" + host
 	}
 	st.Address = &metav1.Addressable{URL: fmt.Sprintf("http://%s.%s.svc.cluster.local", name, ns)}
-	traffic, terr := resources.ResolveTraffic(route, c.opts.Domain, routeResolver{ctx, c, ns})
+	traffic, terr := resources.ResolveTraffic(route, dc, routeResolver{ctx, c, ns})
 	switch {
 	case herr != nil:
 		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "DomainTemplateError", herr.Error()), now)

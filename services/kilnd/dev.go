@@ -20,7 +20,6 @@ import (
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
 	"github.com/kiln-serving/kiln/services/autoscaler"
-	"github.com/kiln-serving/kiln/services/controller"
 )
 
 func devFlags() []cli.Flag {
@@ -130,8 +129,7 @@ func runDev(c *cli.Context) error {
 		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, l, ready)
 	})
 	run("controller", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		ready()
-		return lead(ctx, st, "controller", l, controller.New(st, reg, controllerOptions(c), l).Lead)
+		return runController(ctx, st, reg, l, ready)
 	})
 	run("scheduler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		ready()

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kiln-serving/kiln/agent"
+	"github.com/kiln-serving/kiln/internal/config"
 	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/reporter"
@@ -24,7 +25,6 @@ import (
 	"github.com/kiln-serving/kiln/services/apiserver"
 	"github.com/kiln-serving/kiln/services/autoscaler"
 	"github.com/kiln-serving/kiln/services/controller"
-	"github.com/kiln-serving/kiln/services/controller/resources"
 	"github.com/kiln-serving/kiln/services/gateway"
 	"github.com/kiln-serving/kiln/xds"
 )
@@ -109,14 +109,19 @@ func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts ap
 
 // --- controller ---
 
-var controllerFlags = []cli.Flag{
-	&cli.StringFlag{Name: "domain", Usage: "domain suffix of route URLs (Knative config-domain)", Value: "example.com", EnvVars: []string{"KILN_DOMAIN"}},
-	&cli.StringFlag{Name: "domain-template", Usage: "host template of route URLs", Value: "{{.Name}}.{{.Namespace}}.{{.Domain}}"},
-	&cli.StringFlag{Name: "tag-template", Usage: "name template of tag routes", Value: "{{.Tag}}-{{.Name}}"},
-}
+// controllerFlags is empty: route domains, URL templates and the external
+// scheme come from the cluster configs (`kiln config set domain|network`),
+// read live, so changing them needs no restart. The former --domain,
+// --domain-template and --tag-template flags are gone for that reason.
+var controllerFlags []cli.Flag
 
-func controllerOptions(c *cli.Context) controller.Options {
-	return controller.Options{Domain: resources.DomainConfig{Domain: c.String("domain"), DomainTemplate: c.String("domain-template"), TagTemplate: c.String("tag-template")}}
+// runController leads with a live view of the cluster configs.
+func runController(ctx context.Context, st *etcdstore.Store, reg *registry.Registry, log *slog.Logger, ready func()) error {
+	cw := config.NewWatcher(st, log)
+	go func() { _ = cw.Run(ctx) }()
+	ready()
+	ctl := controller.New(st, reg, controller.Options{Config: cw}, log)
+	return lead(ctx, st, "controller", log, ctl.Lead)
 }
 
 var controllerCommand = &cli.Command{
@@ -124,11 +129,8 @@ var controllerCommand = &cli.Command{
 	Usage: "reconcile Services, Configurations, Revisions and Routes (leader-elected)",
 	Flags: controllerFlags,
 	Action: func(c *cli.Context) error {
-		opts := controllerOptions(c)
 		return runRole(c, "controller", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			ready()
-			ctl := controller.New(st, registry.New(st), opts, log)
-			return lead(ctx, st, "controller", log, ctl.Lead)
+			return runController(ctx, st, registry.New(st), log, ready)
 		})
 	},
 }
