@@ -215,7 +215,7 @@ func TestServiceCreateRejectsBadInput(t *testing.T) {
 		{"empty image", []string{"service", "create", "hello", "--image", ""}, "spec.template.spec.containers[0].image"},
 		{"no image", []string{"service", "create", "hello"}, "--image"},
 		{"no name", []string{"service", "create", "--image", "img"}, "single argument"},
-		{"reserved port", []string{"service", "create", "hello", "--image", "img", "--port", "8012"}, "port 8012 is reserved"},
+		{"reserved port", []string{"service", "create", "hello", "--image", "img", "--port", "8012"}, "8012 is a reserved port"},
 		{"bad env", []string{"service", "create", "hello", "--image", "img", "--env", "NOVALUE"}, "invalid --env"},
 		{"min above max", []string{"service", "create", "hello", "--image", "img", "--scale-min", "3", "--scale-max", "2"}, "min-scale=3 is greater than max-scale=2"},
 		{"malformed yaml", []string{"service", "create", "-f", write("bad.yaml", "apiVersion: [")}, "malformed document"},

@@ -112,6 +112,22 @@ func create(c *cli.Context) error {
 	if err := applyFlags(c, s, true); err != nil {
 		return err
 	}
+	if err := applyRevisionName(c, s, 1); err != nil {
+		return err
+	}
+	if f := trafficFlags(c); f.Changed() {
+		// The first revision is @latest: --tag @latest=TAG (or REV=TAG)
+		// tags the default all-to-latest target.
+		if len(s.Spec.Traffic) == 0 {
+			latest, pct := true, int64(100)
+			s.Spec.Traffic = []v1.TrafficTarget{{LatestRevision: &latest, Percent: &pct}}
+		}
+		tr, err := ComputeTraffic(s, f, false, true)
+		if err != nil {
+			return err
+		}
+		s.Spec.Traffic = tr
+	}
 	if err := validate(ctx, s); err != nil {
 		return err
 	}
@@ -164,11 +180,14 @@ func finish(c *cli.Context, cl *client.Client, s *v1.Service, verb string) error
 	out := c.App.Writer
 	name, ns := s.Metadata.Name, s.Metadata.Namespace
 	if c.Bool("no-wait") {
+		if verb == "unchanged" {
+			verb = "updated"
+		}
 		fmt.Fprintf(out, "Service '%s' %s in namespace '%s'.\n", name, verb, ns)
 		return nil
 	}
 	head := "Creating service"
-	if verb == "updated" {
+	if verb == "updated" || verb == "unchanged" {
 		head = "Updating Service"
 	} else if verb == "replaced" {
 		head = "Replacing service"
@@ -178,6 +197,12 @@ func finish(c *cli.Context, cl *client.Client, s *v1.Service, verb string) error
 	ready, err := waitReady(c.Context, cl, s, time.Duration(c.Int("wait-timeout"))*time.Second, p)
 	if err != nil {
 		return err
+	}
+	if verb == "unchanged" {
+		// kn's wording when only traffic, tags or metadata changed.
+		fmt.Fprintf(out, "Service '%s' with latest revision '%s' (unchanged) is available at URL:\n%s\n",
+			name, ready.Status.LatestReadyRevisionName, ready.Status.URL)
+		return nil
 	}
 	fmt.Fprintf(out, "Service '%s' %s to latest revision '%s' is available at URL:\n%s\n",
 		name, verb, ready.Status.LatestReadyRevisionName, ready.Status.URL)
@@ -196,13 +221,26 @@ func update(c *cli.Context) error {
 		return err
 	}
 	var got v1.Service
+	mutation := false
 	err = retryConflict(func() error {
 		var cur v1.Service
 		if err := cl.Get(ctx, v1.ResourceServices, ns, name, &cur); err != nil {
 			return err
 		}
+		before := templateJSON(&cur)
 		if err := applyFlags(c, &cur, false); err != nil {
 			return err
+		}
+		if err := applyRevisionName(c, &cur, cur.Metadata.Generation+1); err != nil {
+			return err
+		}
+		mutation = templateJSON(&cur) != before
+		if f := trafficFlags(c); f.Changed() {
+			tr, err := ComputeTraffic(&cur, f, c.IsSet("traffic"), mutation)
+			if err != nil {
+				return err
+			}
+			cur.Spec.Traffic = tr
 		}
 		if err := validate(ctx, &cur); err != nil {
 			return err
@@ -213,6 +251,9 @@ func update(c *cli.Context) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !mutation {
+		return finish(c, cl, &got, "unchanged")
 	}
 	return finish(c, cl, &got, "updated")
 }

@@ -19,7 +19,7 @@ func specFlags(create bool) []cli.Flag {
 		envUsage = "environment variable to set (NAME=value) or remove (NAME-); repeatable"
 		kvUsage = "to set (KEY=value) or remove (KEY-); repeatable"
 	}
-	return []cli.Flag{
+	flags := []cli.Flag{
 		&cli.StringFlag{Name: "image", Usage: "image to run"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: envUsage},
 		&cli.IntFlag{Name: "port", Aliases: []string{"p"}, Usage: "the port the container listens on (default 8080)"},
@@ -29,9 +29,18 @@ func specFlags(create bool) []cli.Flag {
 		&cli.IntFlag{Name: "scale-max", Usage: "maximum number of instances (autoscaling.knative.dev/max-scale)"},
 		&cli.IntFlag{Name: "concurrency-limit", Usage: "hard limit of concurrent requests per instance (containerConcurrency)"},
 		&cli.IntFlag{Name: "concurrency-target", Usage: "soft target of concurrent requests per instance (autoscaling.knative.dev/target)"},
+		&cli.StringFlag{Name: "revision-name", Usage: "name of the revision this change creates; prefixed with the service name and '-' when it lacks it; {{.Service}}, {{.Generation}} and {{.Random N}} are expanded"},
+		&cli.StringSliceFlag{Name: "tag", Usage: "tag a revision: REVISION=TAG or @latest=TAG (the latest ready revision); repeatable, comma-separated values allowed"},
 		&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the service to become ready"},
 		&cli.IntFlag{Name: "wait-timeout", Value: 600, Usage: "seconds to wait for the service to become ready"},
 	}
+	if !create {
+		flags = append(flags,
+			&cli.StringSliceFlag{Name: "traffic", Usage: "traffic split: REVISION=PERCENT, TAG=PERCENT, @latest=PERCENT or PERCENT (for @latest); repeatable, comma-separated values allowed; the one revision left out gets the remainder"},
+			&cli.StringSliceFlag{Name: "untag", Usage: "remove a tag (TAG); repeatable, comma-separated values allowed"},
+		)
+	}
+	return flags
 }
 
 // parseKV splits KEY=value; with allowRemove, "KEY-" means remove.
