@@ -105,7 +105,11 @@ func applyFlags(c *cli.Context, s *v1.Service, create bool) error {
 				return err
 			}
 			if flag == "annotation" {
-				setMap(&s.Metadata.Annotations, k, v, rm)
+				// As kn: autoscaling annotations only work (and are only
+				// valid) on the revision template.
+				if !strings.HasPrefix(k, "autoscaling.knative.dev/") {
+					setMap(&s.Metadata.Annotations, k, v, rm)
+				}
 				setMap(&tmpl.Metadata.Annotations, k, v, rm)
 			} else {
 				setMap(&s.Metadata.Labels, k, v, rm)
