@@ -11,7 +11,8 @@ import (
 )
 
 // SpecFromRevision builds what an agent needs to run one instance of rev.
-// Only containers[0] is run (kiln has no sidecars). Env entries with
+// The container with a port (or the only one) serves; the others become
+// sidecars (see addPodExtras). Env entries with
 // valueFrom are skipped: kiln has no Secrets or ConfigMaps yet.
 // Errors: errdefs.ErrInvalidArgument when rev has no container or an
 // unparsable resource quantity.
@@ -20,7 +21,8 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 	if len(rev.Spec.Containers) == 0 {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: spec.containers is empty: %w", m.Namespace, m.Name, errdefs.ErrInvalidArgument)
 	}
-	c := rev.Spec.Containers[0]
+	serving := servingIndex(rev.Spec.Containers)
+	c := rev.Spec.Containers[serving]
 	spec := cluster.InstanceSpec{
 		Namespace:      m.Namespace,
 		Service:        m.Labels[v1.ServiceLabelKey],
@@ -66,6 +68,9 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
 	}
 	if spec.MemoryMiB, err = request(c.Resources, "memory", 1.0/(1<<20)); err != nil {
+		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	if err := addPodExtras(&spec, rev, serving); err != nil {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
 	}
 	return spec, nil

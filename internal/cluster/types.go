@@ -59,6 +59,73 @@ type InstanceSpec struct {
 	ReadinessPath string `json:"readinessPath,omitempty"`
 	MilliCPU      int64  `json:"milliCPU,omitempty"`
 	MemoryMiB     int64  `json:"memoryMiB,omitempty"`
+
+	// The fields below carry Knative's pod-spec extensions (feature flags
+	// multi-container, emptyDir, persistent volume claims, init
+	// containers); all are empty for a plain one-container revision, so
+	// records written before they existed still mean the same.
+
+	// ContainerName names the serving container (default user-container).
+	ContainerName string `json:"containerName,omitempty"`
+	// Mounts are the serving container's volume mounts.
+	Mounts []VolumeMount `json:"mounts,omitempty"`
+	// Sidecars are the revision's other containers: they start with the
+	// serving container, share its network namespace (localhost) and
+	// volumes, and live as long as the instance.
+	Sidecars []ContainerSpec `json:"sidecars,omitempty"`
+	// InitContainers run one at a time, in order, each to a successful
+	// exit, before the serving container and sidecars start.
+	InitContainers []ContainerSpec `json:"initContainers,omitempty"`
+	// Volumes are what the mounts refer to.
+	Volumes []Volume `json:"volumes,omitempty"`
+}
+
+// ContainerSpec is a sidecar or init container of an instance.
+type ContainerSpec struct {
+	Name       string            `json:"name"`
+	Image      string            `json:"image"`
+	Command    []string          `json:"command,omitempty"`
+	Args       []string          `json:"args,omitempty"`
+	WorkingDir string            `json:"workingDir,omitempty"`
+	Env        map[string]string `json:"env,omitempty"`
+	EnvOrder   []string          `json:"envOrder,omitempty"`
+	Mounts     []VolumeMount     `json:"mounts,omitempty"`
+	MilliCPU   int64             `json:"milliCPU,omitempty"`
+	MemoryMiB  int64             `json:"memoryMiB,omitempty"`
+}
+
+// VolumeMount mounts volume Volume at Path inside a container.
+type VolumeMount struct {
+	Volume   string `json:"volume"`
+	Path     string `json:"path"`
+	ReadOnly bool   `json:"readOnly,omitempty"`
+	// SubPath mounts a sub-directory of the volume instead of its root.
+	SubPath string `json:"subPath,omitempty"`
+}
+
+// Volume is one volume of an instance; exactly one source is set.
+type Volume struct {
+	Name string `json:"name"`
+	// EmptyDir is scratch space created with the instance and removed with
+	// it, shared by its containers.
+	EmptyDir *EmptyDirVolume `json:"emptyDir,omitempty"`
+	// PersistentVolumeClaim is a directory on the node that outlives
+	// instances (see the agent's --volume-root).
+	PersistentVolumeClaim *ClaimVolume `json:"persistentVolumeClaim,omitempty"`
+}
+
+// EmptyDirVolume is Kubernetes' emptyDir.
+type EmptyDirVolume struct {
+	// Medium "Memory" backs the directory with tmpfs; "" uses the node's disk.
+	Medium string `json:"medium,omitempty"`
+	// SizeLimitMiB bounds a Memory volume (0: the tmpfs default, half of RAM).
+	SizeLimitMiB int64 `json:"sizeLimitMiB,omitempty"`
+}
+
+// ClaimVolume is Kubernetes' persistentVolumeClaim volume source.
+type ClaimVolume struct {
+	ClaimName string `json:"claimName"`
+	ReadOnly  bool   `json:"readOnly,omitempty"`
 }
 
 // Placement is written by the scheduler under placements/<node>/<instance>.
