@@ -93,13 +93,22 @@ func Interspersed(app *cli.App, args []string) []string {
 			break
 		}
 	}
-	var fl, pos []string
+	var fl, pos, globals []string
 	for len(rest) > 0 {
 		a := rest[0]
 		switch {
 		case a == "--":
 			pos = append(pos, rest[1:]...)
 			rest = nil
+		case strings.HasPrefix(a, "-") && a != "-" && !hasFlag(flags, a) && hasFlag(app.Flags, a):
+			// kn accepts --namespace (and the other globals) after the
+			// command; urfave/cli wants them before it.
+			n := flagArity(app.Flags, a)
+			if n > len(rest) {
+				n = len(rest)
+			}
+			globals = append(globals, rest[:n]...)
+			rest = rest[n:]
 		case strings.HasPrefix(a, "-") && a != "-":
 			n := flagArity(flags, a)
 			if n > len(rest) {
@@ -112,12 +121,28 @@ func Interspersed(app *cli.App, args []string) []string {
 			rest = rest[1:]
 		}
 	}
+	if len(globals) > 0 {
+		out = append(append([]string{out[0]}, globals...), out[1:]...)
+	}
 	out = append(out, fl...)
 	if len(pos) > 0 {
 		out = append(out, "--")
 		out = append(out, pos...)
 	}
 	return out
+}
+
+// hasFlag reports whether tok (-x, --name or --name=value) names one of flags.
+func hasFlag(flags []cli.Flag, tok string) bool {
+	name, _, _ := strings.Cut(strings.TrimLeft(tok, "-"), "=")
+	for _, f := range flags {
+		for _, n := range f.Names() {
+			if n == name {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // flagArity is how many tokens a flag occupies: 1 for booleans and

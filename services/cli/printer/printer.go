@@ -52,6 +52,9 @@ func List(w io.Writer, format, apiVersion, kind string, items any) error {
 // Table is a tabwriter with kn's spacing.
 func Table(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 0, 8, 3, ' ', 0) }
 
+// DescribeTable aligns kn's "Label:  value" describe headers.
+func DescribeTable(w io.Writer) *tabwriter.Writer { return tabwriter.NewWriter(w, 12, 8, 2, ' ', 0) }
+
 // Row writes cells tab-separated.
 func Row(tw io.Writer, cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
 

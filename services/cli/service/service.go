@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,12 +30,13 @@ var Command = &cli.Command{
 			Flags: append(specFlags(true),
 				&cli.StringFlag{Name: "filename", Aliases: []string{"f"}, Usage: "create the service from a YAML or JSON descriptor"},
 				&cli.BoolFlag{Name: "force", Usage: "replace the service if it already exists"},
+				targetFlag,
 			),
 			Action: create,
 		},
-		{Name: "update", Usage: "update a service", ArgsUsage: "NAME", Flags: specFlags(false), Action: update},
+		{Name: "update", Usage: "update a service", ArgsUsage: "NAME", Flags: append(specFlags(false), targetFlag), Action: update},
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list services", Flags: []cli.Flag{printer.OutputFlag}, Action: list},
-		{Name: "describe", Usage: "show details of a service", ArgsUsage: "NAME", Flags: []cli.Flag{printer.OutputFlag}, Action: describe},
+		{Name: "describe", Usage: "show details of a service", ArgsUsage: "NAME", Flags: []cli.Flag{printer.OutputFlag, targetFlag}, Action: describe},
 		{Name: "delete", Usage: "delete a service", ArgsUsage: "NAME", Action: del},
 	},
 }
@@ -128,6 +130,16 @@ func create(c *cli.Context) error {
 		}
 		s.Spec.Traffic = tr
 	}
+	if t := c.String("target"); t != "" {
+		if err := validateCopy(ctx, s); err != nil {
+			return err
+		}
+		if err := writeDescriptor(t, s); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.App.Writer, "Service '%s' created in namespace '%s'.\n", s.Metadata.Name, ns)
+		return nil
+	}
 	if err := validate(ctx, s); err != nil {
 		return err
 	}
@@ -216,6 +228,9 @@ func update(c *cli.Context) error {
 		return err
 	}
 	ns := client.Namespace(c)
+	if t := c.String("target"); t != "" {
+		return updateOffline(c, t, ns, name)
+	}
 	cl, err := client.FromContext(c)
 	if err != nil {
 		return err
@@ -325,22 +340,35 @@ func describe(c *cli.Context) error {
 	}
 	ns := client.Namespace(c)
 	var s v1.Service
-	if err := cl.Get(c.Context, v1.ResourceServices, ns, name, &s); err != nil {
+	if t := c.String("target"); t != "" {
+		got, err := readTarget(t, ns, name)
+		if err != nil {
+			return err
+		}
+		s = *got
+	} else if err := cl.Get(c.Context, v1.ResourceServices, ns, name, &s); err != nil {
 		return err
 	}
 	if format != "" {
 		return printer.Object(c.App.Writer, format, &s)
 	}
 	out, now := c.App.Writer, time.Now()
-	tw := printer.Table(out)
+	tw := printer.DescribeTable(out)
 	printer.Row(tw, "Name:", s.Metadata.Name)
 	printer.Row(tw, "Namespace:", s.Metadata.Namespace)
 	if len(s.Metadata.Annotations) > 0 {
 		printer.Row(tw, "Annotations:", kvList(s.Metadata.Annotations))
 	}
-	printer.Row(tw, "Age:", printer.Age(s.Metadata.CreationTimestamp, now))
-	printer.Row(tw, "URL:", s.Status.URL)
+	if s.Metadata.CreationTimestamp != nil {
+		printer.Row(tw, "Age:", printer.Age(s.Metadata.CreationTimestamp, now))
+	}
+	if s.Status.URL != "" {
+		printer.Row(tw, "URL:", s.Status.URL)
+	}
 	tw.Flush()
+	if c.String("target") != "" && len(s.Status.Conditions) == 0 {
+		return nil // an offline descriptor has no revisions or status yet
+	}
 
 	fmt.Fprintln(out, "\nRevisions:")
 	traffic := s.Status.Traffic
@@ -394,4 +422,51 @@ func kvList(m map[string]string) string {
 		parts[i] = k + "=" + m[k]
 	}
 	return strings.Join(parts, ", ")
+}
+
+// validateCopy runs the server's defaults and validation on a copy, so an
+// offline descriptor keeps only what the user said.
+func validateCopy(ctx context.Context, s *v1.Service) error {
+	b, err := json.Marshal(s)
+	if err != nil {
+		return err
+	}
+	var cp v1.Service
+	if err := json.Unmarshal(b, &cp); err != nil {
+		return err
+	}
+	return validate(ctx, &cp)
+}
+
+// updateOffline edits the descriptor under --target in place.
+func updateOffline(c *cli.Context, target, ns, name string) error {
+	s, err := readTarget(target, ns, name)
+	if err != nil {
+		return err
+	}
+	if err := applyFlags(c, s, false); err != nil {
+		return err
+	}
+	if err := applyRevisionName(c, s, s.Metadata.Generation+1); err != nil {
+		return err
+	}
+	if f := trafficFlags(c); f.Changed() {
+		if len(s.Spec.Traffic) == 0 {
+			latest, pct := true, int64(100)
+			s.Spec.Traffic = []v1.TrafficTarget{{LatestRevision: &latest, Percent: &pct}}
+		}
+		tr, err := ComputeTraffic(s, f, c.IsSet("traffic"), true)
+		if err != nil {
+			return err
+		}
+		s.Spec.Traffic = tr
+	}
+	if err := validateCopy(c.Context, s); err != nil {
+		return err
+	}
+	if err := writeDescriptor(target, s); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "Service '%s' updated in namespace '%s'.\n", name, ns)
+	return nil
 }
