@@ -26,7 +26,10 @@ var Command = &cli.Command{
 			&cli.StringFlag{Name: "service", Aliases: []string{"s"}, Usage: "only the revisions of this service"},
 		}},
 		{Name: "describe", Usage: "show details of a revision", ArgsUsage: "NAME", Action: describe, Flags: []cli.Flag{printer.OutputFlag}},
-		{Name: "delete", Usage: "delete a revision", ArgsUsage: "NAME", Action: del},
+		{Name: "delete", Aliases: []string{"rm"}, Usage: "delete revisions (NAME...), or every revision no traffic target references (--prune SERVICE, --prune-all)", ArgsUsage: "NAME...", Action: del, Flags: []cli.Flag{
+			&cli.StringFlag{Name: "prune", Usage: "delete the unreferenced revisions of this service"},
+			&cli.BoolFlag{Name: "prune-all", Usage: "delete the unreferenced revisions of every service in the namespace"},
+		}},
 	},
 }
 
@@ -207,21 +210,90 @@ func describe(c *cli.Context) error {
 }
 
 func del(c *cli.Context) error {
-	name, err := oneName(c)
-	if err != nil {
-		return err
+	names := c.Args().Slice()
+	prune, pruneAll := c.String("prune"), c.Bool("prune-all")
+	switch {
+	case (prune != "" || pruneAll) && len(names) > 0:
+		return fmt.Errorf("'revision delete' with --prune or --prune-all takes no revision names")
+	case prune != "" && pruneAll:
+		return fmt.Errorf("'revision delete' takes either --prune SERVICE or --prune-all")
+	case prune == "" && !pruneAll && len(names) == 0:
+		return fmt.Errorf("'revision delete' requires one or more revision names")
 	}
 	cl, err := client.FromContext(c)
 	if err != nil {
 		return err
 	}
 	ns := client.Namespace(c)
-	if err := cl.Delete(c.Context, v1.ResourceRevisions, ns, name); err != nil {
-		if errdefs.IsNotFound(err) {
-			return fmt.Errorf("revision '%s' not found in namespace '%s'", name, ns)
+	if prune != "" || pruneAll {
+		if names, err = unreferenced(c, cl, ns, prune); err != nil {
+			return err
 		}
-		return err
+		if len(names) == 0 {
+			fmt.Fprintln(c.App.Writer, "No unreferenced revisions found.")
+			return nil
+		}
 	}
-	fmt.Fprintf(c.App.Writer, "Revision '%s' deleted in namespace '%s'.\n", name, ns)
+	var failed []string
+	for _, name := range names {
+		if err := cl.Delete(c.Context, v1.ResourceRevisions, ns, name); err != nil {
+			if errdefs.IsNotFound(err) {
+				err = fmt.Errorf("revision '%s' not found in namespace '%s'", name, ns)
+			}
+			failed = append(failed, err.Error())
+			continue
+		}
+		fmt.Fprintf(c.App.Writer, "Revision '%s' deleted in namespace '%s'.\n", name, ns)
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("%s", strings.Join(failed, "\n"))
+	}
 	return nil
+}
+
+// unreferenced lists the revisions of service svc ("" = every service) that
+// no route's traffic reaches and that are not their configuration's latest.
+func unreferenced(c *cli.Context, cl *client.Client, ns, svc string) ([]string, error) {
+	var revs []v1.Revision
+	if _, err := cl.List(c.Context, v1.ResourceRevisions, ns, &revs); err != nil {
+		return nil, err
+	}
+	var routes []v1.Route
+	if _, err := cl.List(c.Context, v1.ResourceRoutes, ns, &routes); err != nil {
+		return nil, err
+	}
+	var cfgs []v1.Configuration
+	if _, err := cl.List(c.Context, v1.ResourceConfigurations, ns, &cfgs); err != nil {
+		return nil, err
+	}
+	if svc != "" {
+		var s v1.Service
+		if err := cl.Get(c.Context, v1.ResourceServices, ns, svc, &s); err != nil {
+			if errdefs.IsNotFound(err) {
+				return nil, fmt.Errorf("service '%s' not found in namespace '%s'", svc, ns)
+			}
+			return nil, err
+		}
+	}
+	used := map[string]bool{}
+	for _, r := range routes {
+		for _, tt := range [][]v1.TrafficTarget{r.Spec.Traffic, r.Status.Traffic} {
+			for _, t := range tt {
+				used[t.RevisionName] = true
+			}
+		}
+	}
+	for _, cfg := range cfgs {
+		used[cfg.Status.LatestReadyRevisionName] = true
+		used[cfg.Status.LatestCreatedRevisionName] = true
+	}
+	var out []string
+	for _, r := range revs {
+		if used[r.Metadata.Name] || (svc != "" && r.Metadata.Labels[v1.ServiceLabelKey] != svc) {
+			continue
+		}
+		out = append(out, r.Metadata.Name)
+	}
+	sort.Strings(out)
+	return out, nil
 }
