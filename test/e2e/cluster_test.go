@@ -65,6 +65,7 @@ type cluster struct {
 	etcd        string
 	api         string
 	gateway     string
+	activator   string // host:port
 	tokenFile   string
 	image       string
 	registry    string
@@ -108,6 +109,7 @@ func startCluster(t testing.TB) *cluster {
 	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	c.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
+	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
 	// Two of each singleton: only the leader may act.
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
