@@ -1,15 +1,32 @@
-// Package autoscaler decides how many instances each revision should run
-// and writes it to scale/<namespace>/<revision> (cluster.Scale) while it
-// leads (election role "autoscaler"; every write fenced).
+// Package autoscaler is kiln's Knative Pod Autoscaler (KPA): it decides how
+// many instances each revision should run and whether the activator stays in
+// its data path, and writes that to scale/<namespace>/<revision>
+// (cluster.Scale) while it leads (election role "autoscaler", campaigning
+// with its advertised gRPC address; every write fenced and compare-and-swap).
 //
-// This is a placeholder for the real Knative Pod Autoscaler, which a later
-// issue brings (metrics from queue-proxies, stable/panic windows, scale to
-// zero after the grace period, activator pokes). For now a revision runs
-// max(min-scale, initial scale) instances while it is routable — named in a
-// Route's status.traffic, or its Configuration's latest created revision —
-// and 0 otherwise, capped by max-scale. Decide is the pure decision.
+// The pieces:
 //
-// The package owns scale/ and must never write anything else; it is driven
-// by watches on the registry (revisions, routes, configurations) and on
-// scale/, never by polling.
+//   - server.go: the Autoscaler gRPC service (proto/kiln/autoscaler/v1).
+//     Every replica serves it; only the leader acts, the others answer
+//     FAILED_PRECONDITION. Agents stream one Stat per instance per second,
+//     activators one per revision they hold requests for, and activators
+//     Poke a revision at zero.
+//   - metrics.go: per revision one-second buckets of concurrency and
+//     requests per second summed over sources (Knative's timed float
+//     buckets), read as stable and panic window averages. An instance's
+//     proxied share is left out: the activator reports it.
+//   - spec.go: a revision's annotations and containerConcurrency resolved
+//     against config-autoscaler (Knative's keys, ranges and defaults).
+//   - decide.go: the pure decision, Decide(spec, input, state) at a given
+//     now: stable/panic windows, rate limits, bounds, initial, activation
+//     and scale-down delay, excess burst capacity, and the scale-to-zero
+//     sequence (active a stable window, then the activator goes into the
+//     path, then the grace period, then zero). Wake is the poke decision.
+//   - autoscaler.go: the leader loop. It follows the registry (revisions,
+//     routes, configurations), instances/ (ready counts), scale/ and
+//     config/ with watches, decides every revision each tick (2s) and on
+//     every change, and handles pokes at once.
+//
+// The package owns scale/ and must never write anything else, and never
+// polls the store.
 package autoscaler

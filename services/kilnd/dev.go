@@ -28,6 +28,7 @@ func devFlags() []cli.Flag {
 		&cli.StringFlag{Name: "etcd-listen", Usage: "embedded etcd client address", Value: "127.0.0.1:2379"},
 		&cli.StringFlag{Name: "api-listen", Usage: "REST API address", Value: "127.0.0.1:7070"},
 		&cli.StringFlag{Name: "activator-listen", Usage: "activator address", Value: "127.0.0.1:8012"},
+		&cli.StringFlag{Name: "autoscaler-listen", Usage: "autoscaler gRPC address (metrics, pokes)", Value: "127.0.0.1:8090"},
 		&cli.StringFlag{Name: "xds-listen", Usage: "ADS address", Value: "127.0.0.1:18000"},
 		&cli.UintFlag{Name: "http-port", Usage: "gateway HTTP port", Value: 8080},
 		&cli.StringFlag{Name: "gateway-listen-host", Usage: "host the gateway binds", Value: "127.0.0.1"},
@@ -136,8 +137,7 @@ func runDev(c *cli.Context) error {
 		return lead(ctx, st, "scheduler", l, scheduler.New(st, reg, scheduler.Options{}, l).Lead)
 	})
 	run("autoscaler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		ready()
-		return lead(ctx, st, "autoscaler", l, autoscaler.New(st, reg, autoscaler.Options{}, l).Lead)
+		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, l, ready)
 	})
 	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runActivator(ctx, st, c.String("activator-listen"), l, ready)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -151,16 +152,57 @@ var schedulerCommand = &cli.Command{
 
 // --- autoscaler ---
 
+var autoscalerFlags = []cli.Flag{
+	&cli.StringFlag{Name: "listen", Usage: "gRPC address for metrics and pokes", Value: ":8090", EnvVars: []string{"KILN_AUTOSCALER_LISTEN"}},
+	&cli.StringFlag{Name: "advertise", Usage: "host:port agents and activators reach this replica at, published when it leads (default: the listen address; 127.0.0.1 when listening on all interfaces)", EnvVars: []string{"KILN_AUTOSCALER_ADVERTISE"}},
+	&cli.DurationFlag{Name: "tick", Usage: "how often every revision's scale is decided", Value: 2 * time.Second},
+}
+
 var autoscalerCommand = &cli.Command{
 	Name:  "autoscaler",
-	Usage: "decide each revision's desired scale (leader-elected)",
+	Usage: "decide each revision's scale from request metrics (KPA; leader-elected, serves gRPC on every replica)",
+	Flags: autoscalerFlags,
 	Action: func(c *cli.Context) error {
 		return runRole(c, "autoscaler", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			ready()
-			a := autoscaler.New(st, registry.New(st), autoscaler.Options{}, log)
-			return lead(ctx, st, "autoscaler", log, a.Lead)
+			return runAutoscaler(ctx, st, c.String("listen"), c.String("advertise"), autoscaler.Options{Tick: c.Duration("tick")}, log, ready)
 		})
 	},
+}
+
+// runAutoscaler serves the Autoscaler gRPC service and campaigns with the
+// advertised address as identity, so senders find the leader with
+// election.Observe.
+func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise string, opts autoscaler.Options, log *slog.Logger, ready func()) error {
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if advertise == "" {
+		advertise = advertiseAddr(lis.Addr())
+	}
+	a := autoscaler.New(st, registry.New(st), opts, log)
+	errc := make(chan error, 1)
+	go func() { errc <- a.Serve(ctx, lis) }()
+	log.Info("serving autoscaler gRPC", "address", lis.Addr().String(), "advertise", advertise)
+	ready()
+	err = election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: advertise}, log, a.Lead)
+	if serr := <-errc; err == nil {
+		err = serr
+	}
+	return err
+}
+
+// advertiseAddr is a listener's address as others on this machine reach
+// it: loopback in place of the unspecified address.
+func advertiseAddr(a net.Addr) string {
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // --- activator ---

@@ -113,8 +113,13 @@ func startCluster(t testing.TB) *cluster {
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
 	// Two of each singleton: only the leader may act.
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
-		c.start(role+"-1", role)
-		c.start(role+"-2", role)
+		var args []string
+		if role == "autoscaler" {
+			// A port each; the leader publishes its own (election.Observe).
+			args = []string{"--listen", "127.0.0.1:0"}
+		}
+		c.start(role+"-1", role, args...)
+		c.start(role+"-2", role, args...)
 	}
 	c.start("activator", "activator", "--listen", fmt.Sprintf("127.0.0.1:%d", actPort))
 	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),

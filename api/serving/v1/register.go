@@ -42,6 +42,13 @@ const (
 	AutoscalingClassAnnotation    = "autoscaling.knative.dev/class"
 	AutoscalingUtilization        = "autoscaling.knative.dev/target-utilization-percentage"
 	AutoscalingWindow             = "autoscaling.knative.dev/window"
+	// More of Knative's per-revision autoscaling annotations.
+	AutoscalingActivationScale       = "autoscaling.knative.dev/activation-scale"
+	AutoscalingPanicWindowPercentage = "autoscaling.knative.dev/panic-window-percentage"
+	AutoscalingPanicThreshold        = "autoscaling.knative.dev/panic-threshold-percentage"
+	AutoscalingTargetBurstCapacity   = "autoscaling.knative.dev/target-burst-capacity"
+	AutoscalingScaleDownDelay        = "autoscaling.knative.dev/scale-down-delay"
+	AutoscalingScaleToZeroRetention  = "autoscaling.knative.dev/scale-to-zero-pod-retention-period"
 )
 
 // Request headers the edge adds for every weighted cluster so the activator

@@ -1,0 +1,119 @@
+package autoscaler
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/kiln-serving/kiln/internal/errdefs"
+	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
+)
+
+// errNotLeader is what a replica that does not lead answers; senders
+// re-resolve the leader (election.Observe) on FAILED_PRECONDITION.
+var errNotLeader = status.Error(codes.FailedPrecondition, "this autoscaler replica is not the leader")
+
+// server is the gRPC face of an Autoscaler.
+type server struct {
+	pb.UnimplementedAutoscalerServer
+	a *Autoscaler
+}
+
+// Register adds the Autoscaler gRPC service to s. Every replica serves
+// it; only the leader acts.
+func (a *Autoscaler) Register(s grpc.ServiceRegistrar) {
+	pb.RegisterAutoscalerServer(s, &server{a: a})
+}
+
+// Serve serves the Autoscaler gRPC service on lis until ctx ends.
+func (a *Autoscaler) Serve(ctx context.Context, lis net.Listener) error {
+	s := grpc.NewServer()
+	a.Register(s)
+	go func() {
+		<-ctx.Done()
+		// Metric streams never end by themselves: give calls in flight a
+		// moment, then cut the streams.
+		done := make(chan struct{})
+		go func() { s.GracefulStop(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(time.Second):
+			s.Stop()
+		}
+	}()
+	err := s.Serve(lis)
+	if ctx.Err() != nil || errors.Is(err, grpc.ErrServerStopped) {
+		return nil
+	}
+	return err
+}
+
+// StreamMetrics records every batch into the leader's windows. A replica
+// that does not lead (or stops leading mid-stream) ends the stream with
+// FAILED_PRECONDITION.
+func (s *server) StreamMetrics(stream grpc.ClientStreamingServer[pb.MetricBatch, pb.StreamMetricsResponse]) error {
+	for {
+		b, err := stream.Recv()
+		if err == io.EOF {
+			return stream.SendAndClose(&pb.StreamMetricsResponse{})
+		}
+		if err != nil {
+			return err
+		}
+		t := s.a.term.Load()
+		if t == nil {
+			return errNotLeader
+		}
+		now := s.a.now()
+		for _, st := range b.GetStats() {
+			if st.GetNamespace() == "" || st.GetRevision() == "" {
+				continue
+			}
+			source := b.GetSource() + "/" + st.GetPodName()
+			conc, rps := statValues(st)
+			t.coll.record(RevisionKey{st.GetNamespace(), st.GetRevision()}, source, statSecond(st, now), conc, rps)
+		}
+	}
+}
+
+// Poke wakes a revision at zero and answers the scale decided.
+func (s *server) Poke(ctx context.Context, req *pb.PokeRequest) (*pb.PokeResponse, error) {
+	if req.GetNamespace() == "" || req.GetRevision() == "" {
+		return nil, status.Error(codes.InvalidArgument, "namespace and revision are required")
+	}
+	t := s.a.term.Load()
+	if t == nil {
+		return nil, errNotLeader
+	}
+	p := pokeReq{key: RevisionKey{req.GetNamespace(), req.GetRevision()}, queued: req.GetQueued(), reply: make(chan pokeReply, 1)}
+	select {
+	case t.pokes <- p:
+	case <-t.done:
+		return nil, errNotLeader
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+	select {
+	case <-t.done:
+		return nil, errNotLeader
+	case r := <-p.reply:
+		switch {
+		case r.err == nil:
+			return &pb.PokeResponse{DesiredScale: int32(r.desired)}, nil
+		case errors.Is(r.err, errdefs.ErrNotFound):
+			return nil, status.Error(codes.NotFound, r.err.Error())
+		case errors.Is(r.err, errdefs.ErrNotLeader):
+			return nil, errNotLeader
+		default:
+			return nil, status.Error(codes.Unavailable, r.err.Error())
+		}
+	case <-ctx.Done():
+		return nil, status.FromContextError(ctx.Err()).Err()
+	}
+}
