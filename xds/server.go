@@ -27,6 +27,7 @@ import (
 
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/config"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -51,6 +52,8 @@ type Server struct {
 	opts  Options
 	log   *slog.Logger
 	cache cachev3.SnapshotCache
+	// cfg is the live cluster config (config-network http-protocol).
+	cfg *config.Watcher
 
 	// kick wakes the builder; its buffer of one coalesces bursts: events
 	// arriving while a build runs cause exactly one more build.
@@ -82,6 +85,7 @@ func NewServer(st store.Store, opts Options, log *slog.Logger) *Server {
 		opts:   opts,
 		log:    log,
 		cache:  cachev3.NewSnapshotCache(true, oneSnapshot{}, cacheLogger{log}),
+		cfg:    config.NewWatcher(st, log),
 		kick:   make(chan struct{}, 1),
 		state:  map[string]map[string]any{},
 		listed: map[string]bool{},
@@ -129,9 +133,13 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 		revisionsPrefix: decodeRevisionTimeout,
 		instancesPrefix: decodeInstance,
 		scalePrefix:     decodeScale,
+		// edgewatch.go: DomainMappings and TLS secrets.
+		domainMappingsPrefix: decodeDomainMapping,
+		secretsPrefix:        decodeSecret,
 	} {
 		wg.Go(func() { s.watch(ctx, prefix, decode) })
 	}
+	wg.Go(func() { s.runConfig(ctx) })
 	wg.Go(func() { s.build(ctx) })
 
 	serveErr := make(chan error, 1)
@@ -292,6 +300,9 @@ func (s *Server) input() (Input, bool) {
 		}
 	}
 	in := Input{Timeouts: map[string]time.Duration{}, ActivatorInPath: map[string]bool{}}
+	if !s.edgeInput(&in) {
+		return Input{}, false
+	}
 	for _, v := range s.state[scalePrefix] {
 		if sc := v.(cluster.Scale); sc.ActivatorInPath {
 			in.ActivatorInPath[ClusterName(sc.Namespace, sc.Revision)] = true
@@ -329,6 +340,7 @@ func (s *Server) publish(ctx context.Context, in Input) error {
 		resourcev3.RouteType:    toResources(res.Routes),
 		resourcev3.ClusterType:  toResources(res.Clusters),
 		resourcev3.EndpointType: toResources(res.Endpoints),
+		resourcev3.SecretType:   toResources(res.Secrets),
 	}
 	changed := false
 	for typ, items := range next {

@@ -17,11 +17,13 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 )
 
@@ -63,6 +65,14 @@ type Options struct {
 	// instances, if any, and edges answer 503 without. An empty host means
 	// 127.0.0.1.
 	ActivatorAddress string
+	// HTTPSPort is the edge HTTPS port. Optional, default 8443.
+	HTTPSPort uint32
+	// InternalPort is the port of the internal (cluster-local) listener.
+	// Optional, default 8081.
+	InternalPort uint32
+	// DefaultTLSSecret, "namespace/name" of a TLS secret, is served on the
+	// HTTPS port to clients whose server name no mapping claims. Optional.
+	DefaultTLSSecret string
 }
 
 func (o Options) withDefaults() Options {
@@ -71,6 +81,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HTTPPort == 0 {
 		o.HTTPPort = DefaultHTTPPort
+	}
+	if o.HTTPSPort == 0 {
+		o.HTTPSPort = DefaultHTTPSPort
+	}
+	if o.InternalPort == 0 {
+		o.InternalPort = DefaultInternalPort
 	}
 	return o
 }
@@ -91,6 +107,15 @@ type Input struct {
 	// even when it has ready instances (too little burst capacity).
 	// Optional; a missing revision is served by its instances.
 	ActivatorInPath map[string]bool
+	// DomainMappings are published on the public listeners once their
+	// controller has claimed the domain (status DomainClaimed True).
+	DomainMappings []v1beta1.DomainMapping
+	// Secrets holds TLS secrets by SecretName(ns, name); only those a
+	// listener names are emitted (over SDS).
+	Secrets map[string]TLSSecret
+	// HTTPProtocol is config-network http-protocol: enabled (default),
+	// redirected or disabled, for routes without their own http-option.
+	HTTPProtocol string
 }
 
 // Resources are the Envoy resources for one snapshot, each sorted by name.
@@ -99,6 +124,7 @@ type Resources struct {
 	Routes    []*routev3.RouteConfiguration
 	Clusters  []*clusterv3.Cluster
 	Endpoints []*endpointv3.ClusterLoadAssignment
+	Secrets   []*tlsv3.Secret
 	// Warnings name inputs Translate had to leave out (a host claimed by two
 	// routes, an endpoint that is not an IP address), for the caller to log.
 	Warnings []string
@@ -127,12 +153,17 @@ func Translate(in Input, opts Options) Resources {
 	claimed := map[string]string{} // domain -> virtual host name
 	revisions := map[string]bool{} // cluster names referenced by any vhost
 	var vhosts []*routev3.VirtualHost
+	e := &edge{opts: opts, in: &in, routes: map[string]*servingv1.Route{}, revisions: revisions,
+		warnings: &res.Warnings, modes: map[string]string{}, sni: map[string]string{}}
+	for i := range routes {
+		e.routes[routes[i].Metadata.Namespace+"/"+routes[i].Metadata.Name] = &routes[i]
+	}
 
 	addVHost := func(name, rawURL string, targets []weighted) {
 		if len(targets) == 0 {
 			return
 		}
-		domains, err := domainsFor(rawURL, opts.HTTPPort)
+		domains, err := domainsFor(rawURL, opts.HTTPPort, opts.HTTPSPort)
 		if err != nil {
 			res.Warnings = append(res.Warnings, fmt.Sprintf("virtual host %s: %v", name, err))
 			return
@@ -153,8 +184,13 @@ func Translate(in Input, opts Options) Resources {
 	}
 
 	for _, r := range routes {
+		if !publicRoute(&r) {
+			continue // served on the internal listener only
+		}
 		ns := r.Metadata.Namespace
 		base := ns + "/" + r.Metadata.Name
+		mode := httpMode(&r, in.HTTPProtocol)
+		e.modes[base] = mode
 		var main []weighted
 		for _, t := range r.Status.Traffic {
 			if t.RevisionName == "" || t.Percent == nil || *t.Percent <= 0 {
@@ -171,19 +207,15 @@ func Translate(in Input, opts Options) Resources {
 			if t.Tag == "" || t.URL == "" || t.RevisionName == "" {
 				continue
 			}
+			e.modes[base+"/tag/"+t.Tag] = mode
 			addVHost(base+"/tag/"+t.Tag, t.URL, []weighted{{namespace: ns, revision: t.RevisionName, cluster: ClusterName(ns, t.RevisionName), weight: 100}})
 		}
 	}
+	vhosts = append(vhosts, e.domainMappingVHosts(claimed)...)
 	sort.Slice(vhosts, func(i, j int) bool { return vhosts[i].Name < vhosts[j].Name })
-
-	res.Listeners = []*listenerv3.Listener{makeListener(opts)}
-	res.Routes = []*routev3.RouteConfiguration{{
-		Name:         RouteConfigName,
-		VirtualHosts: vhosts,
-		// Routes are published in the same snapshot as their clusters, so
-		// there is nothing to gain from Envoy rejecting unknown clusters.
-		ValidateClusters: wrapperspb.Bool(false),
-	}}
+	// Route configurations are published in the same snapshot as their
+	// clusters, so they do not ask Envoy to reject unknown clusters.
+	res.Listeners, res.Routes, res.Secrets = e.listenersAndRoutes(vhosts, e.internalVHosts(routes))
 
 	ready := map[string][]*endpointv3.LbEndpoint{}
 	for _, inst := range in.Instances {
@@ -253,7 +285,7 @@ func addWeight(ws []weighted, ns, rev string, w uint32) []weighted {
 // domainsFor gives the host and host:port forms of a route URL: Envoy
 // matches the Host header including its port, and clients send the port
 // when the edge is not on 80/443.
-func domainsFor(rawURL string, edgePort uint32) ([]string, error) {
+func domainsFor(rawURL string, edgePorts ...uint32) ([]string, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("parse url %q: %w", rawURL, err)
@@ -262,11 +294,11 @@ func domainsFor(rawURL string, edgePort uint32) ([]string, error) {
 	if host == "" {
 		return nil, fmt.Errorf("url %q has no host", rawURL)
 	}
-	domains := []string{host, net.JoinHostPort(host, strconv.Itoa(int(edgePort)))}
-	if p := u.Port(); p != "" && p != strconv.Itoa(int(edgePort)) {
-		domains = append(domains, net.JoinHostPort(host, p))
+	ports := edgePorts
+	if p, err := strconv.ParseUint(u.Port(), 10, 16); err == nil {
+		ports = append(ports, uint32(p))
 	}
-	return domains, nil
+	return hostDomains(host, ports...), nil
 }
 
 func makeVirtualHost(name string, domains []string, targets []weighted, timeouts map[string]time.Duration) *routev3.VirtualHost {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
@@ -91,10 +92,16 @@ type summary struct {
 func summarize(t *testing.T, res Resources) summary {
 	t.Helper()
 	s := summary{vhosts: map[string]string{}, endpoints: map[string][]string{}}
-	if len(res.Routes) != 1 || res.Routes[0].Name != RouteConfigName {
-		t.Fatalf("want one route config %q, got %d", RouteConfigName, len(res.Routes))
+	var rc *routev3.RouteConfiguration
+	for _, r := range res.Routes {
+		if r.Name == RouteConfigName {
+			rc = r
+		}
 	}
-	for _, vh := range res.Routes[0].VirtualHosts {
+	if rc == nil {
+		t.Fatalf("no route config %q", RouteConfigName)
+	}
+	for _, vh := range rc.VirtualHosts {
 		var parts []string
 		rt := vh.Routes[0]
 		if rt.GetMatch().GetPrefix() != "/" {
@@ -144,7 +151,7 @@ func TestTranslate(t *testing.T) {
 			Routes:    []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},
 			Instances: []cluster.Instance{inst("default", "hello-00001", "i1", "10.0.0.5:8012", true)},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": {"10.0.0.5:8012"}},
 	}, {
@@ -160,7 +167,7 @@ func TestTranslate(t *testing.T) {
 			Timeouts: map[string]time.Duration{"default/hello-00002": 600 * time.Second},
 		},
 		opts:     Options{HTTPPort: 80},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":80|default/hello-00001=50,default/hello-00002=50|10m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":80," + host + ":8443|default/hello-00001=50,default/hello-00002=50|10m0s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"10.0.0.5:8012"},
@@ -175,9 +182,9 @@ func TestTranslate(t *testing.T) {
 			)},
 		},
 		vhosts: map[string]string{
-			"default/hello":             host + "," + host + ":8080|default/hello-00002=100|5m0s",
-			"default/hello/tag/current": "current-hello.default.127.0.0.1.sslip.io,current-hello.default.127.0.0.1.sslip.io:8080|default/hello-00002=100|5m0s",
-			"default/hello/tag/next":    "next-hello.default.127.0.0.1.sslip.io,next-hello.default.127.0.0.1.sslip.io:8080|default/hello-00003=100|5m0s",
+			"default/hello":             host + "," + host + ":8080," + host + ":8443|default/hello-00002=100|5m0s",
+			"default/hello/tag/current": "current-hello.default.127.0.0.1.sslip.io,current-hello.default.127.0.0.1.sslip.io:8080,current-hello.default.127.0.0.1.sslip.io:8443|default/hello-00002=100|5m0s",
+			"default/hello/tag/next":    "next-hello.default.127.0.0.1.sslip.io,next-hello.default.127.0.0.1.sslip.io:8080,next-hello.default.127.0.0.1.sslip.io:8443|default/hello-00003=100|5m0s",
 		},
 		clusters: []string{"default/hello-00002", "default/hello-00003"},
 		eps:      map[string][]string{"default/hello-00002": nil, "default/hello-00003": nil},
@@ -186,7 +193,7 @@ func TestTranslate(t *testing.T) {
 		in: Input{
 			Routes: []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": nil},
 	}, {
@@ -198,7 +205,7 @@ func TestTranslate(t *testing.T) {
 			},
 		},
 		opts:     Options{ActivatorAddress: ":8012"},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=60,default/hello-00002=40|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=60,default/hello-00002=40|5m0s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"127.0.0.1:8012"},
@@ -215,7 +222,7 @@ func TestTranslate(t *testing.T) {
 			ActivatorInPath: map[string]bool{"default/hello-00001": true, "default/hello-00002": false},
 		},
 		opts:     Options{ActivatorAddress: "10.0.0.1:8012"},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=50,default/hello-00002=50|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m0s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"10.0.0.1:8012"},
@@ -228,7 +235,7 @@ func TestTranslate(t *testing.T) {
 			Instances:       []cluster.Instance{inst("default", "hello-00001", "i1", "10.0.0.8:8012", true)},
 			ActivatorInPath: map[string]bool{"default/hello-00001": true},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": {"10.0.0.8:8012"}},
 	}, {
@@ -248,9 +255,9 @@ func TestTranslate(t *testing.T) {
 			},
 		},
 		vhosts: map[string]string{
-			"default/hello": host + "," + host + ":8080," + host + ":8081|default/hello-00001=100|5m0s",
-			"team-b/api":    "api.team-b.example.com,api.team-b.example.com:8080|team-b/api-00007=100|5m0s",
-			"team-b/hello":  "hello.team-b.example.com,hello.team-b.example.com:8080|team-b/hello-00001=100|5m0s",
+			"default/hello": host + "," + host + ":8080," + host + ":8443," + host + ":8081|default/hello-00001=100|5m0s",
+			"team-b/api":    "api.team-b.example.com,api.team-b.example.com:8080,api.team-b.example.com:8443|team-b/api-00007=100|5m0s",
+			"team-b/hello":  "hello.team-b.example.com,hello.team-b.example.com:8080,hello.team-b.example.com:8443|team-b/hello-00001=100|5m0s",
 		},
 		clusters: []string{"default/hello-00001", "team-b/api-00007", "team-b/hello-00001"},
 		eps: map[string][]string{
@@ -268,9 +275,10 @@ func TestTranslate(t *testing.T) {
 			},
 			Instances: []cluster.Instance{inst("a", "one-00001", "i1", "node1.internal:8012", true)},
 		},
-		vhosts:   map[string]string{"a/one": "same.example.com,same.example.com:8080|a/one-00001=100|5m0s"},
-		clusters: []string{"a/one-00001"},
-		eps:      map[string][]string{"a/one-00001": nil},
+		vhosts:   map[string]string{"a/one": "same.example.com,same.example.com:8080,same.example.com:8443|a/one-00001=100|5m0s"},
+		// b/two keeps its cluster-local host on the internal listener.
+		clusters: []string{"a/one-00001", "b/two-00001"},
+		eps:      map[string][]string{"a/one-00001": nil, "b/two-00001": nil},
 		warnings: 2,
 	}}
 	for _, tc := range tests {
@@ -300,7 +308,8 @@ func TestTranslate(t *testing.T) {
 			if len(res.Warnings) != tc.warnings {
 				t.Errorf("warnings: got %q, want %d", res.Warnings, tc.warnings)
 			}
-			if l := res.Listeners; len(l) != 1 || l[0].Name != ListenerName {
+			// kiln-http and kiln-internal; kiln-https only with certificates.
+			if l := res.Listeners; len(l) != 2 || l[0].Name != ListenerName || l[1].Name != InternalListenerName {
 				t.Fatalf("listeners: %v", l)
 			}
 			wantPort := tc.opts.HTTPPort

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,8 +27,10 @@ type Config struct {
 	// ListenHost is the address the HTTP listener binds. Optional, default
 	// 0.0.0.0; the port comes from LDS.
 	ListenHost string
-	// PortOverride, when non-zero, replaces the listener port from LDS (to
-	// run a gateway next to something already holding that port).
+	// PortOverride, when non-zero, replaces the port LDS names for the
+	// public HTTP listener (kiln-http), to run a gateway next to something
+	// already holding that port. Other listeners (kiln-https,
+	// kiln-internal) bind the ports LDS names.
 	PortOverride int
 }
 
@@ -35,16 +39,22 @@ type Config struct {
 type Gateway struct {
 	cfg   Config
 	log   *slog.Logger
-	table atomic.Pointer[table]
+	state atomic.Pointer[edgeState]
 	proxy *httputil.ReverseProxy
 
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	mu   sync.Mutex // guards srv and addr
+	mu      sync.Mutex // guards servers
+	servers map[string]*boundServer
+}
+
+// boundServer is one listener's HTTP server.
+type boundServer struct {
 	srv  *http.Server
 	addr net.Addr
 	port int
+	tls  bool
 }
 
 // New returns a gateway for cfg. It does no I/O.
@@ -55,7 +65,7 @@ func New(cfg Config, log *slog.Logger) *Gateway {
 	if cfg.ListenHost == "" {
 		cfg.ListenHost = "0.0.0.0"
 	}
-	g := &Gateway{cfg: cfg, log: log.With("component", "gateway"), ready: make(chan struct{})}
+	g := &Gateway{cfg: cfg, log: log.With("component", "gateway"), ready: make(chan struct{}), servers: map[string]*boundServer{}}
 	g.proxy = g.newProxy()
 	return g
 }
@@ -64,11 +74,33 @@ func New(cfg Config, log *slog.Logger) *Gateway {
 // EDS) has been applied and the HTTP listener is bound.
 func (g *Gateway) Ready() <-chan struct{} { return g.ready }
 
-// Addr is the bound HTTP address, or nil before Ready.
+// Addr is the bound address of the public HTTP listener (or of the first
+// listener when there is none of that name), or nil before Ready.
 func (g *Gateway) Addr() net.Addr {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.addr
+	if b := g.servers[publicListener]; b != nil {
+		return b.addr
+	}
+	names := make([]string, 0, len(g.servers))
+	for n := range g.servers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if len(names) == 0 {
+		return nil
+	}
+	return g.servers[names[0]].addr
+}
+
+// AddrOf is the bound address of the named listener, or nil.
+func (g *Gateway) AddrOf(listener string) net.Addr {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b := g.servers[listener]; b != nil {
+		return b.addr
+	}
+	return nil
 }
 
 // Run connects to the xds server, keeps the routing table current and
@@ -92,12 +124,13 @@ func (g *Gateway) Run(ctx context.Context) error {
 	wg.Wait()
 
 	g.mu.Lock()
-	srv := g.srv
+	servers := g.servers
+	g.servers = map[string]*boundServer{}
 	g.mu.Unlock()
-	if srv != nil {
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
+	sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer scancel()
+	for _, b := range servers {
+		_ = b.srv.Shutdown(sctx)
 	}
 	select {
 	case err := <-fatal:
@@ -107,48 +140,110 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 }
 
-// apply publishes t and makes sure the listener it names is bound.
-func (g *Gateway) apply(t *table) error {
-	port := int(t.port)
-	if g.cfg.PortOverride != 0 {
-		port = g.cfg.PortOverride
-	}
-	g.table.Store(t)
+// apply publishes st and makes sure exactly the listeners it names are
+// bound. A listener that cannot be bound is fatal, as in Envoy.
+func (g *Gateway) apply(st *edgeState) error {
+	g.state.Store(st)
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.srv != nil && g.port == port {
-		return nil
-	}
-	lis, err := net.Listen("tcp", net.JoinHostPort(g.cfg.ListenHost, strconv.Itoa(port)))
-	if err != nil {
-		return fmt.Errorf("bind http listener: %w", err)
-	}
-	srv := &http.Server{
-		Handler:           g,
-		ReadHeaderTimeout: 30 * time.Second,
-		IdleTimeout:       5 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
-	}
-	// Envoy's codec AUTO also speaks HTTP/2 with prior knowledge.
-	srv.Protocols = new(http.Protocols)
-	srv.Protocols.SetHTTP1(true)
-	srv.Protocols.SetUnencryptedHTTP2(true)
-	go func() {
-		if err := srv.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			g.log.Error("http serve", "error", err)
+	for name, b := range g.servers {
+		if sp, ok := st.specs[name]; !ok || g.portFor(sp) != b.port || (sp.tls != nil) != b.tls {
+			// Gone or moved: drain it in the background.
+			delete(g.servers, name)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = b.srv.Shutdown(ctx)
+			}()
 		}
-	}()
-	if old := g.srv; old != nil {
-		// The listener moved: drain the old one in the background.
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			defer cancel()
-			_ = old.Shutdown(ctx)
-		}()
 	}
-	g.srv, g.addr, g.port = srv, lis.Addr(), port
-	g.log.Info("serving http", "address", lis.Addr().String())
+	names := make([]string, 0, len(st.specs))
+	for n := range st.specs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if g.servers[name] != nil {
+			continue
+		}
+		sp := st.specs[name]
+		port := g.portFor(sp)
+		lis, err := net.Listen("tcp", net.JoinHostPort(g.cfg.ListenHost, strconv.Itoa(port)))
+		if err != nil {
+			return fmt.Errorf("bind listener %s: %w", name, err)
+		}
+		srv := &http.Server{
+			Handler:           listenerHandler{g: g, name: name},
+			ReadHeaderTimeout: 30 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
+		}
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		if sp.tls != nil {
+			srv.Protocols.SetHTTP2(true)
+			srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: g.certificateFor(name)}
+		} else {
+			// Envoy's codec AUTO also speaks HTTP/2 with prior knowledge.
+			srv.Protocols.SetUnencryptedHTTP2(true)
+		}
+		go func() {
+			var err error
+			if sp.tls != nil {
+				err = srv.ServeTLS(lis, "", "")
+			} else {
+				err = srv.Serve(lis)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				g.log.Error("serve", "listener", name, "error", err)
+			}
+		}()
+		g.servers[name] = &boundServer{srv: srv, addr: lis.Addr(), port: port, tls: sp.tls != nil}
+		g.log.Info("serving", "listener", name, "address", lis.Addr().String(), "tls", sp.tls != nil)
+	}
 	return nil
+}
+
+func (g *Gateway) portFor(sp listenerSpec) int {
+	if sp.name == publicListener && g.cfg.PortOverride != 0 {
+		return g.cfg.PortOverride
+	}
+	return int(sp.port)
+}
+
+// certificateFor picks the certificate of listener name by SNI from the
+// current state, so a rotated secret applies to the next handshake.
+func (g *Gateway) certificateFor(name string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		st := g.state.Load()
+		sp, ok := st.specs[name]
+		if !ok || sp.tls == nil {
+			return nil, fmt.Errorf("listener %s serves no TLS", name)
+		}
+		secret := sp.tls.secretFor(hello.ServerName)
+		if secret == "" {
+			return nil, fmt.Errorf("no certificate for server name %q", hello.ServerName)
+		}
+		cert := st.certs[secret]
+		if cert == nil {
+			return nil, fmt.Errorf("certificate %s has not arrived", secret)
+		}
+		return cert, nil
+	}
+}
+
+// listenerHandler routes requests of one listener.
+type listenerHandler struct {
+	g    *Gateway
+	name string
+}
+
+func (h listenerHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var t *table
+	if st := h.g.state.Load(); st != nil {
+		t = st.tables[h.name]
+	}
+	h.g.serve(w, r, t)
 }
 
 func (g *Gateway) markReady() {
@@ -158,15 +253,15 @@ func (g *Gateway) markReady() {
 // target is what ServeHTTP decided, handed to the proxy's Rewrite.
 type target struct {
 	endpoint       string
+	host           string // Host to send upstream; "" keeps the client's
 	connectTimeout time.Duration
 	ops            [4]*headerOps // most specific first: cluster, route, vhost, route config
 }
 
 type targetKey struct{}
 
-// ServeHTTP routes one request as Envoy would.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	t := g.table.Load()
+// serve routes one request through table t as Envoy would.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 	if t == nil {
 		localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
 		return
@@ -185,6 +280,11 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		localReply(w, rt.direct.status, rt.direct.body)
 		return
 	}
+	if rt.redirect != nil {
+		w.Header().Set("Location", rt.redirect.location(r))
+		w.WriteHeader(rt.redirect.code)
+		return
+	}
 	wc := rt.pick()
 	if wc == nil || wc.upstream == nil {
 		// Envoy's "cluster not found": 503 with an empty body.
@@ -196,7 +296,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
 		return
 	}
-	tg := &target{endpoint: ep, connectTimeout: wc.upstream.connectTimeout,
+	tg := &target{endpoint: ep, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
 		ops: [4]*headerOps{&wc.headers, &rt.headers, &vh.headers, &t.headers}}
 	ctx := context.WithValue(r.Context(), targetKey{}, tg)
 	if rt.timeout > 0 {
@@ -242,6 +342,9 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			// The Host header is kept (Envoy does not rewrite it): the
 			// queue-proxy and activator route on it.
 			pr.Out.Host = pr.In.Host
+			if tg.host != "" {
+				pr.Out.Host = tg.host
+			}
 			// use_remote_address: append the client to X-Forwarded-For and
 			// say which scheme it used. Rewrite has removed both from Out.
 			if ip, _, err := net.SplitHostPort(pr.In.RemoteAddr); err == nil {

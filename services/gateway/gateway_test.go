@@ -110,7 +110,7 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t)}, testLogger())
+	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}, testLogger())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
@@ -350,7 +350,7 @@ func TestGatewayReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t)}
+	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- xds.NewServer(st, opts, testLogger()).Run(srvCtx, lis) }()

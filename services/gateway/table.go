@@ -18,6 +18,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 )
 
 // table is one immutable routing configuration. Only the round-robin
@@ -61,11 +62,16 @@ type route struct {
 	match   func(path string) bool
 	headers headerOps
 
-	// Exactly one of clusters or direct is set.
+	// Exactly one of clusters, direct or redirect is set.
 	clusters []weightedCluster
 	total    uint32
 	timeout  time.Duration
 	direct   *directResponse
+	// redirect, when set, answers every match with a redirect (listeners.go).
+	redirect *redirectAction
+	// hostRewrite replaces the Host header sent upstream (Envoy's
+	// host_rewrite_literal); "" keeps it.
+	hostRewrite string
 }
 
 type directResponse struct {
@@ -103,6 +109,7 @@ type config struct {
 	routes    map[string]*routev3.RouteConfiguration
 	clusters  map[string]*clusterv3.Cluster
 	endpoints map[string]*endpointv3.ClusterLoadAssignment
+	secrets   map[string]*tlsv3.Secret
 }
 
 // httpListener picks the listener the gateway serves: the first (by name)
@@ -132,11 +139,24 @@ func (c *config) httpListener() (*listenerv3.Listener, *hcmv3.HttpConnectionMana
 	return nil, nil, nil
 }
 
-// wants lists the RDS and EDS names the current LDS and CDS state
+// wants lists the RDS, EDS and SDS names the current LDS and CDS state
 // reference: the gateway's subscriptions, exactly as Envoy would make them.
-func (c *config) wants() (routes, clusters []string) {
-	if _, hcm, err := c.httpListener(); err == nil && hcm != nil && hcm.GetRds() != nil {
-		routes = append(routes, hcm.GetRds().GetRouteConfigName())
+func (c *config) wants() (routes, clusters, secrets []string) {
+	specs, _ := c.listenerSpecs()
+	seenR, seenS := map[string]bool{}, map[string]bool{}
+	for _, sp := range specs {
+		if !seenR[sp.route] {
+			seenR[sp.route] = true
+			routes = append(routes, sp.route)
+		}
+		if sp.tls != nil {
+			for _, n := range sp.tls.secrets() {
+				if !seenS[n] {
+					seenS[n] = true
+					secrets = append(secrets, n)
+				}
+			}
+		}
 	}
 	for name, cl := range c.clusters {
 		if cl.GetType() == clusterv3.Cluster_EDS {
@@ -145,7 +165,8 @@ func (c *config) wants() (routes, clusters []string) {
 	}
 	sort.Strings(routes)
 	sort.Strings(clusters)
-	return routes, clusters
+	sort.Strings(secrets)
+	return routes, clusters, secrets
 }
 
 func edsName(name string, cl *clusterv3.Cluster) string {
@@ -161,9 +182,14 @@ func (c *config) complete() bool {
 	if l == nil {
 		return false
 	}
-	routes, clusters := c.wants()
+	routes, clusters, secrets := c.wants()
 	for _, r := range routes {
 		if c.routes[r] == nil {
+			return false
+		}
+	}
+	for _, s := range secrets {
+		if c.secrets[s] == nil {
 			return false
 		}
 	}
@@ -175,8 +201,8 @@ func (c *config) complete() bool {
 	return true
 }
 
-// buildTable compiles the raw config. It fails only on configuration the
-// gateway cannot honour, which the caller NACKs.
+// buildTable compiles the first HTTP listener's routing table (see
+// buildState for every listener).
 func buildTable(c *config) (*table, error) {
 	l, hcm, err := c.httpListener()
 	if err != nil {
@@ -185,6 +211,12 @@ func buildTable(c *config) (*table, error) {
 	if l == nil {
 		return nil, fmt.Errorf("no listener with an http_connection_manager")
 	}
+	return buildListenerTable(c, l, hcm)
+}
+
+// buildListenerTable compiles one listener's routing table. It fails only
+// on configuration the gateway cannot honour, which the caller NACKs.
+func buildListenerTable(c *config, l *listenerv3.Listener, hcm *hcmv3.HttpConnectionManager) (*table, error) {
 	t := &table{port: l.GetAddress().GetSocketAddress().GetPortValue()}
 	switch {
 	case hcm.GetStripAnyHostPort():
@@ -260,8 +292,8 @@ func buildTable(c *config) (*table, error) {
 }
 
 // buildRoute returns nil for routes the gateway cannot evaluate (header or
-// query matchers, redirects); kiln emits none of those, and skipping them
-// is safer than matching too much.
+// query matchers, other actions); kiln emits none of those, and skipping
+// them is safer than matching too much.
 func buildRoute(r *routev3.Route, ups map[string]*upstream) (*route, error) {
 	m := r.GetMatch()
 	if len(m.GetHeaders()) > 0 || len(m.GetQueryParameters()) > 0 || m.GetGrpc() != nil {
@@ -302,6 +334,7 @@ func buildRoute(r *routev3.Route, ups map[string]*upstream) (*route, error) {
 	case *routev3.Route_Route:
 		ra := a.Route
 		rt.timeout = 15 * time.Second // Envoy's default route timeout
+		rt.hostRewrite = ra.GetHostRewriteLiteral()
 		if ra.GetTimeout() != nil {
 			rt.timeout = ra.GetTimeout().AsDuration()
 		}
@@ -323,6 +356,8 @@ func buildRoute(r *routev3.Route, ups map[string]*upstream) (*route, error) {
 		for _, c := range rt.clusters {
 			rt.total += c.weight
 		}
+	case *routev3.Route_Redirect:
+		rt.redirect = toRedirect(a.Redirect)
 	case *routev3.Route_DirectResponse:
 		rt.direct = &directResponse{status: int(a.DirectResponse.GetStatus()), body: a.DirectResponse.GetBody().GetInlineString()}
 	default:

@@ -14,6 +14,7 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
@@ -29,6 +30,7 @@ const (
 	typeEndpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
 	typeListener = "type.googleapis.com/envoy.config.listener.v3.Listener"
 	typeRoute    = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
+	typeSecret   = "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret"
 )
 
 // incompleteGrace bounds how long an incomplete configuration (say an EDS
@@ -79,6 +81,7 @@ func (g *Gateway) runXDS(ctx context.Context) error {
 			routes:    map[string]*routev3.RouteConfiguration{},
 			clusters:  map[string]*clusterv3.Cluster{},
 			endpoints: map[string]*endpointv3.ClusterLoadAssignment{},
+			secrets:   map[string]*tlsv3.Secret{},
 		},
 	}
 	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
@@ -122,16 +125,17 @@ func (c *xdsClient) stream(ctx context.Context, client discoveryv3.AggregatedDis
 	}
 	// A new stream starts from scratch: versions from another xds replica
 	// mean nothing here, and asking afresh costs one full push.
-	routes, clusters := c.cfg.wants()
+	routes, clusters, secrets := c.cfg.wants()
 	c.subs = map[string]*subscription{
 		typeCluster:  {},
 		typeEndpoint: {names: clusters},
 		typeListener: {},
 		typeRoute:    {names: routes},
+		typeSecret:   {names: secrets},
 	}
-	for _, typ := range []string{typeCluster, typeEndpoint, typeListener, typeRoute} {
+	for _, typ := range []string{typeCluster, typeEndpoint, typeListener, typeRoute, typeSecret} {
 		sub := c.subs[typ]
-		if (typ == typeEndpoint || typ == typeRoute) && len(sub.names) == 0 {
+		if (typ == typeEndpoint || typ == typeRoute || typ == typeSecret) && len(sub.names) == 0 {
 			continue // nothing to ask yet; LDS and CDS will say what
 		}
 		if err := c.send(s, typ, nil); err != nil {
@@ -218,7 +222,7 @@ func (c *xdsClient) handle(s discoveryv3.AggregatedDiscoveryService_StreamAggreg
 	sub.nonce = resp.Nonce
 	next := c.cfg // copy of the maps' headers; the changed one is replaced
 	items, err := decode(resp)
-	if err == nil && (resp.TypeUrl == typeRoute || resp.TypeUrl == typeEndpoint) {
+	if err == nil && (resp.TypeUrl == typeRoute || resp.TypeUrl == typeEndpoint || resp.TypeUrl == typeSecret) {
 		// Keep only what was asked for: an empty SOTW subscription can be
 		// read as a wildcard by the server.
 		for name := range items {
@@ -237,13 +241,15 @@ func (c *xdsClient) handle(s discoveryv3.AggregatedDiscoveryService_StreamAggreg
 			next.clusters = castMap[*clusterv3.Cluster](items)
 		case typeEndpoint:
 			next.endpoints = castMap[*endpointv3.ClusterLoadAssignment](items)
+		case typeSecret:
+			next.secrets = castMap[*tlsv3.Secret](items)
 		}
 		// Reject what the gateway could not serve, as Envoy rejects what
 		// it cannot load. An incomplete config is fine: more is coming.
 		if _, _, lerr := next.httpListener(); lerr != nil {
 			err = lerr
 		} else if l, _, _ := next.httpListener(); l != nil {
-			_, err = buildTable(&next)
+			_, err = buildState(&next)
 		}
 	}
 	if err != nil {
@@ -257,8 +263,8 @@ func (c *xdsClient) handle(s discoveryv3.AggregatedDiscoveryService_StreamAggreg
 	}
 
 	// New listeners or clusters change what RDS and EDS must ask for.
-	routes, clusters := c.cfg.wants()
-	for typ, names := range map[string][]string{typeRoute: routes, typeEndpoint: clusters} {
+	routes, clusters, secrets := c.cfg.wants()
+	for typ, names := range map[string][]string{typeRoute: routes, typeEndpoint: clusters, typeSecret: secrets} {
 		if s2 := c.subs[typ]; !slices.Equal(s2.names, names) {
 			s2.names = names
 			c.cfg.dropUnwanted(typ, names)
@@ -288,13 +294,13 @@ func (c *xdsClient) publish(force bool) error {
 		c.g.log.Warn("applying incomplete xds config after grace period")
 	}
 	c.pendingSince = time.Time{}
-	t, err := buildTable(&c.cfg)
+	st, err := buildState(&c.cfg)
 	if err != nil {
 		// Every accepted response built, so this would be a bug.
 		c.g.log.Error("build routing table", "error", err)
 		return nil
 	}
-	if err := c.g.apply(t); err != nil {
+	if err := c.g.apply(st); err != nil {
 		return &fatalError{err}
 	}
 	c.g.markReady()
@@ -320,6 +326,14 @@ func (c *config) dropUnwanted(typ string, names []string) {
 			}
 		}
 		c.endpoints = m
+	case typeSecret:
+		m := map[string]*tlsv3.Secret{}
+		for n, e := range c.secrets {
+			if keep(n) {
+				m[n] = e
+			}
+		}
+		c.secrets = m
 	}
 }
 
@@ -351,6 +365,8 @@ func decode(resp *discoveryv3.DiscoveryResponse) (map[string]proto.Message, erro
 			name = r.Name
 		case *endpointv3.ClusterLoadAssignment:
 			name = r.ClusterName
+		case *tlsv3.Secret:
+			name = r.Name
 		default:
 			return nil, fmt.Errorf("unexpected resource type %s", a.TypeUrl)
 		}

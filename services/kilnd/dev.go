@@ -31,6 +31,8 @@ func devFlags() []cli.Flag {
 		&cli.StringFlag{Name: "autoscaler-listen", Usage: "autoscaler gRPC address (metrics, pokes)", Value: "127.0.0.1:8090"},
 		&cli.StringFlag{Name: "xds-listen", Usage: "ADS address", Value: "127.0.0.1:18000"},
 		&cli.UintFlag{Name: "http-port", Usage: "gateway HTTP port", Value: 8080},
+		&cli.UintFlag{Name: "https-port", Usage: "gateway HTTPS port (DomainMappings with a TLS secret)", Value: 8443},
+		&cli.UintFlag{Name: "internal-port", Usage: "gateway internal (cluster-local) port", Value: 8081},
 		&cli.StringFlag{Name: "gateway-listen-host", Usage: "host the gateway binds", Value: "127.0.0.1"},
 		&cli.StringFlag{Name: "registry-listen", Usage: "serve a local OCI registry (in memory) on this address; empty to disable", Value: ""},
 		&cli.BoolFlag{Name: "insecure", Usage: "serve the API without a token"},

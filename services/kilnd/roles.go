@@ -240,11 +240,15 @@ func runActivator(ctx context.Context, st *etcdstore.Store, addr string, log *sl
 var xdsFlags = []cli.Flag{
 	&cli.StringFlag{Name: "listen", Usage: "ADS gRPC address", Value: ":18000", EnvVars: []string{"KILN_XDS_LISTEN"}},
 	&cli.UintFlag{Name: "http-port", Usage: "HTTP port the edges listen on", Value: 8080},
+	&cli.UintFlag{Name: "https-port", Usage: "HTTPS port the edges listen on (served when a DomainMapping has a TLS secret, or with --default-tls-secret)", Value: 8443},
+	&cli.UintFlag{Name: "internal-port", Usage: "port of the edges' internal listener, serving every route under NAME.NAMESPACE.svc.cluster.local (cluster-local routes only there)", Value: 8081},
+	&cli.StringFlag{Name: "default-tls-secret", Usage: "NAMESPACE/NAME of a TLS secret served on the HTTPS port to server names no DomainMapping claims"},
 	&cli.StringFlag{Name: "activator-address", Usage: "host:port of the activator, the endpoint of revisions without ready instances", Value: "127.0.0.1:8012", EnvVars: []string{"KILN_ACTIVATOR_ADDRESS"}},
 }
 
 func xdsOptions(c *cli.Context) xds.Options {
-	return xds.Options{HTTPPort: uint32(c.Uint("http-port")), ActivatorAddress: c.String("activator-address")}
+	return xds.Options{HTTPPort: uint32(c.Uint("http-port")), ActivatorAddress: c.String("activator-address"),
+		HTTPSPort: uint32(c.Uint("https-port")), InternalPort: uint32(c.Uint("internal-port")), DefaultTLSSecret: c.String("default-tls-secret")}
 }
 
 var xdsCommand = &cli.Command{
