@@ -10,6 +10,7 @@ import (
 	"time"
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
@@ -67,6 +68,7 @@ func (c *Controller) Lead(ctx context.Context, fence *store.Fence) error {
 		store.RegistryListPrefix(v1.Group, v1.ResourceConfigurations, ""),
 		store.RegistryListPrefix(v1.Group, v1.ResourceRevisions, ""),
 		store.RegistryListPrefix(v1.Group, v1.ResourceRoutes, ""),
+		store.RegistryListPrefix(v1beta1.Group, v1beta1.ResourceDomainMapping, ""),
 		store.InstancePrefix,
 	}
 	c.waitConfig(ctx)
@@ -199,7 +201,7 @@ func (c *Controller) keysFor(ctx context.Context, ev store.Event) []workKey {
 	switch res {
 	case v1.ResourceServices:
 		// A deleted Service's children are found through their labels.
-		return []workKey{{kService, ns, name}, {kConfig, ns, name}, {kRoute, ns, name}}
+		return append([]workKey{{kService, ns, name}, {kConfig, ns, name}, {kRoute, ns, name}}, c.domainMappingKeys(ctx, ns, name)...)
 	case v1.ResourceConfigurations:
 		return []workKey{{kConfig, ns, name}, {kService, ns, labels[v1.ServiceLabelKey]}}
 	case v1.ResourceRevisions:
@@ -212,7 +214,9 @@ func (c *Controller) keysFor(ctx context.Context, ev store.Event) []workKey {
 		}
 		return keys
 	case v1.ResourceRoutes:
-		return []workKey{{kRoute, ns, name}, {kService, ns, labels[v1.ServiceLabelKey]}}
+		return append([]workKey{{kRoute, ns, name}, {kService, ns, labels[v1.ServiceLabelKey]}}, c.domainMappingKeys(ctx, ns, name)...)
+	case v1beta1.ResourceDomainMapping:
+		return []workKey{{kDomainMapping, ns, name}}
 	}
 	return nil
 }
@@ -227,6 +231,8 @@ func (c *Controller) reconcile(ctx context.Context, w *writer, k workKey) ([]wor
 		return c.reconcileRevision(ctx, w, k.ns, k.name)
 	case kRoute:
 		return c.reconcileRoute(ctx, w, k.ns, k.name)
+	case kDomainMapping:
+		return c.reconcileDomainMapping(ctx, w, k.ns, k.name)
 	}
 	return nil, fmt.Errorf("unknown key kind %q", k.kind)
 }

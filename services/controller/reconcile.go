@@ -373,7 +373,7 @@ func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name str
 	before := statusJSON(route.Status)
 	st := &route.Status
 	st.ObservedGeneration = route.Metadata.Generation
-	dc := c.domainConfig(route)
+	dc := resources.ForVisibility(c.domainConfig(route), route.Metadata.Labels)
 	host, herr := dc.Host(name, ns, "")
 	if herr == nil {
 		st.URL = dc.Scheme + "://" + host

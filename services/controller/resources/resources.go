@@ -121,6 +121,9 @@ type DomainConfig struct {
 	DomainTemplate string // default "{{.Name}}.{{.Namespace}}.{{.Domain}}"
 	TagTemplate    string // default "{{.Tag}}-{{.Name}}"
 	Scheme         string // default "http"
+	// ClusterLocal renders NAME.NAMESPACE.svc.cluster.local hosts instead
+	// (set through ForVisibility).
+	ClusterLocal bool
 }
 
 // WithDefaults fills unset fields.
@@ -143,6 +146,9 @@ func (d DomainConfig) WithDefaults() DomainConfig {
 // Host renders the host of route name in ns ("" tag = the route itself).
 func (d DomainConfig) Host(name, ns, tag string) (string, error) {
 	d = d.WithDefaults()
+	if d.ClusterLocal {
+		return d.ClusterLocalHost(name, ns, tag)
+	}
 	if tag != "" {
 		n, err := render(d.TagTemplate, map[string]string{"Tag": tag, "Name": name})
 		if err != nil {
