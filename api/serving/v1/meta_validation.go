@@ -1,8 +1,11 @@
 package v1
 
 import (
+	"fmt"
+	"math"
 	"regexp"
 	"strconv"
+	"time"
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 )
@@ -108,5 +111,52 @@ func validateScaleAnnotations(ann map[string]string) *FieldError {
 			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingInitialScale, "must be an integer >= 0"))
 		}
 	}
+	return errs.Also(validateAutoscalingAnnotations(ann))
+}
+
+// validateAutoscalingAnnotations checks the KPA's other knobs with
+// Knative's ranges; paths are relative to metadata.
+func validateAutoscalingAnnotations(ann map[string]string) *FieldError {
+	var errs *FieldError
+	number := func(key string, lo, hi float64, want string) {
+		if v, ok := ann[key]; ok {
+			if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || f < lo || f > hi {
+				errs = errs.Also(ErrInvalidValue(v, "annotations."+key, want))
+			}
+		}
+	}
+	duration := func(key string, lo, hi time.Duration) {
+		if v, ok := ann[key]; ok {
+			d, err := time.ParseDuration(v)
+			switch {
+			case err != nil || d < lo || d > hi:
+				errs = errs.Also(ErrInvalidValue(v, "annotations."+key, fmt.Sprintf("must be a duration between %s and %s", lo, hi)))
+			case d.Truncate(time.Second) != d:
+				errs = errs.Also(ErrInvalidValue(v, "annotations."+key, "must be specified with at most second precision"))
+			}
+		}
+	}
+	if v, ok := ann[AutoscalingClassAnnotation]; ok && v != "kpa.autoscaling.knative.dev" {
+		errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingClassAnnotation, "kiln autoscales with kpa.autoscaling.knative.dev only"))
+	}
+	if v, ok := ann[AutoscalingMetricAnnotation]; ok && v != "concurrency" && v != "rps" {
+		errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingMetricAnnotation, `must be "concurrency" or "rps" for the kpa class`))
+	}
+	number(AutoscalingUtilization, 1, 100, "must be a number between 1 and 100")
+	number(AutoscalingPanicWindowPercentage, 1, 100, "must be a number between 1 and 100")
+	number(AutoscalingPanicThreshold, 110, 1000, "must be a number between 110 and 1000")
+	if v, ok := ann[AutoscalingTargetBurstCapacity]; ok {
+		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || (f < 0 && f != -1) {
+			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingTargetBurstCapacity, "must be -1 or a number >= 0"))
+		}
+	}
+	if v, ok := ann[AutoscalingActivationScale]; ok {
+		if n, err := strconv.ParseInt(v, 10, 32); err != nil || n < 1 {
+			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingActivationScale, "must be an integer >= 1"))
+		}
+	}
+	duration(AutoscalingWindow, 6*time.Second, time.Hour)
+	duration(AutoscalingScaleDownDelay, 0, time.Hour)
+	duration(AutoscalingScaleToZeroRetention, 0, time.Hour)
 	return errs
 }
