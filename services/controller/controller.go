@@ -76,6 +76,7 @@ func (c *Controller) Lead(ctx context.Context, fence *store.Fence) error {
 		go c.follow(ctx, p, events)
 	}
 	go c.followConfig(ctx, events)
+	go c.resync(ctx, events)
 	pending := map[workKey]struct{}{}
 	var order []workKey
 	add := func(k workKey) {

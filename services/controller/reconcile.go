@@ -214,6 +214,9 @@ func (c *Controller) reconcileConfiguration(ctx context.Context, w *writer, ns, 
 				fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)), now)
 		}
 	}
+	if err := c.collectRevisionGarbage(ctx, w, ns, name, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
+		return nil, err
+	}
 	if statusJSON(cfg.Status) == before {
 		return nil, nil
 	}
@@ -316,6 +319,14 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 		active.Severity = "Info"
 		st.SetCondition(active, now)
 	default:
+		if over, d := c.progressDeadlineExceeded(rev, now); over {
+			// Knative gives up on a revision that never became ready within
+			// config-deployment's progress-deadline.
+			msg := fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds()))
+			st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, "ProgressDeadlineExceeded", msg), now)
+			st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, "ProgressDeadlineExceeded", msg), now)
+			break
+		}
 		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionUnknown, "Deploying", ""), now)
 		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionUnknown, "Deploying", ""), now)
 	}

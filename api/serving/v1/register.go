@@ -28,11 +28,19 @@ const (
 	RevisionLabelKey             = Group + "/revision"
 	RouteLabelKey                = Group + "/route"
 	RoutingStateLabelKey         = Group + "/routingState"
-	CreatorAnnotation            = Group + "/creator"
-	RoutesAnnotationKey          = Group + "/routes"
-	UserImageAnnotation          = "client.knative.dev/user-image"
-	VisibilityLabelKey           = "networking.knative.dev/visibility"
-	VisibilityClusterLocal       = "cluster-local"
+	// RoutingStateModifiedAnnotation is when routingState last changed
+	// (RFC 3339); revision GC counts inactivity from it.
+	RoutingStateModifiedAnnotation = Group + "/routingStateModified"
+	// NoGCAnnotation "true" keeps a revision from garbage collection.
+	NoGCAnnotation = Group + "/no-gc"
+	// Routing states a revision's routingState label takes.
+	RoutingStateActive     = "active"
+	RoutingStateReserve    = "reserve"
+	CreatorAnnotation      = Group + "/creator"
+	RoutesAnnotationKey    = Group + "/routes"
+	UserImageAnnotation    = "client.knative.dev/user-image"
+	VisibilityLabelKey     = "networking.knative.dev/visibility"
+	VisibilityClusterLocal = "cluster-local"
 
 	AutoscalingMinScaleAnnotation = "autoscaling.knative.dev/min-scale"
 	AutoscalingMaxScaleAnnotation = "autoscaling.knative.dev/max-scale"
