@@ -29,6 +29,12 @@ func specFlags(create bool) []cli.Flag {
 		&cli.IntFlag{Name: "scale-max", Usage: "maximum number of instances (autoscaling.knative.dev/max-scale)"},
 		&cli.IntFlag{Name: "concurrency-limit", Usage: "hard limit of concurrent requests per instance (containerConcurrency)"},
 		&cli.IntFlag{Name: "concurrency-target", Usage: "soft target of concurrent requests per instance (autoscaling.knative.dev/target)"},
+		&cli.IntFlag{Name: "scale-init", Usage: "initial number of instances a revision starts with; 0 needs allow-zero-initial-scale (autoscaling.knative.dev/initial-scale)"},
+		&cli.IntFlag{Name: "scale-target", Usage: "target of concurrent requests (or requests per second with --scale-metric rps) per instance (autoscaling.knative.dev/target)"},
+		&cli.IntFlag{Name: "scale-utilization", Usage: "percentage of the target an instance runs at before scaling up, 1-100 (autoscaling.knative.dev/target-utilization-percentage)"},
+		&cli.StringFlag{Name: "scale-window", Usage: "stable window the autoscaler averages over, 6s-1h, e.g. 10s (autoscaling.knative.dev/window)"},
+		&cli.IntFlag{Name: "scale-activation", Usage: "minimum instances when scaling up from zero (autoscaling.knative.dev/activation-scale)"},
+		&cli.StringFlag{Name: "scale-metric", Usage: "metric to scale on: concurrency or rps (autoscaling.knative.dev/metric)"},
 		&cli.StringFlag{Name: "revision-name", Usage: "name of the revision this change creates; prefixed with the service name and '-' when it lacks it; {{.Service}}, {{.Generation}} and {{.Random N}} are expanded"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "tag a revision: REVISION=TAG or @latest=TAG (the latest ready revision); repeatable, comma-separated values allowed"},
 		&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the service to become ready"},
@@ -121,9 +127,21 @@ func applyFlags(c *cli.Context, s *v1.Service, create bool) error {
 		"scale-min":          v1.AutoscalingMinScaleAnnotation,
 		"scale-max":          v1.AutoscalingMaxScaleAnnotation,
 		"concurrency-target": v1.AutoscalingTargetAnnotation,
+		"scale-init":         v1.AutoscalingInitialScale,
+		"scale-target":       v1.AutoscalingTargetAnnotation,
+		"scale-utilization":  v1.AutoscalingUtilization,
+		"scale-activation":   v1.AutoscalingActivationScale,
 	} {
 		if c.IsSet(flag) {
 			setMap(&tmpl.Metadata.Annotations, ann, strconv.Itoa(c.Int(flag)), false)
+		}
+	}
+	for flag, ann := range map[string]string{
+		"scale-window": v1.AutoscalingWindow,
+		"scale-metric": v1.AutoscalingMetricAnnotation,
+	} {
+		if c.IsSet(flag) {
+			setMap(&tmpl.Metadata.Annotations, ann, c.String(flag), false)
 		}
 	}
 	if c.IsSet("concurrency-limit") {
