@@ -256,6 +256,9 @@ func (a *Agent) relist(ctx, wctx context.Context, prefix string, containers []ru
 			byID[c.ID] = c
 			continue
 		}
+		if _, placed := desired[c.Labels[labelPod]]; placed {
+			continue // a sidecar: its instance's worker adopts or removes it
+		}
 		a.log.Info("removing container without placement", "instance", c.ID)
 		a.wg.Add(1)
 		go func() {
@@ -327,6 +330,11 @@ func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
 	if ns := c.Labels[labelNetNS]; ns != "" && a.net != nil {
 		if err := a.net.Teardown(ctx, c.ID, ns); err != nil {
 			log.Warn("tear down orphan network", "error", err)
+		}
+	}
+	if c.Labels[labelPod] == "" {
+		if err := a.removeVolumes(c.ID); err != nil {
+			log.Warn("remove orphan volumes", "error", err)
 		}
 	}
 }

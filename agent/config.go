@@ -20,9 +20,12 @@ type Config struct {
 	ContainerdAddress string
 	// Namespace is the containerd namespace; default "kiln".
 	Namespace string
-	// StateDir holds logs, netns mounts and CNI IPAM state; default
-	// /var/lib/kiln/agent.
+	// StateDir holds logs, netns mounts, CNI IPAM state and emptyDir
+	// volumes; default /var/lib/kiln/agent.
 	StateDir string
+	// VolumeRoot holds persistent volume claims, one directory per claim:
+	// VolumeRoot/<namespace>/<claimName>; default /var/lib/kiln/volumes.
+	VolumeRoot string
 	// CNIBinDir holds the CNI plugins; default /usr/lib/cni.
 	CNIBinDir string
 	// BridgeName is the instance bridge (at most 15 chars); default "kiln0".
@@ -68,6 +71,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.ContainerdAddress, "/run/containerd/containerd.sock")
 	def(&c.Namespace, "kiln")
 	def(&c.StateDir, "/var/lib/kiln/agent")
+	def(&c.VolumeRoot, "/var/lib/kiln/volumes")
 	def(&c.CNIBinDir, "/usr/lib/cni")
 	def(&c.BridgeName, "kiln0")
 	def(&c.Subnet, "10.88.0.0/16")

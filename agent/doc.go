@@ -5,6 +5,11 @@
 // change under instances/<node>/ on its lease, stops instances whose
 // placement goes away, and re-adopts running containers after a restart.
 //
+// An instance is a pod (pod.go, volumes.go): init containers run in order to
+// completion, then the serving container and its sidecars start in one
+// network namespace, sharing emptyDir volumes (removed with the instance)
+// and claim directories under the volume root (kept).
+//
 // A placement is immutable: an instance runs the spec it was placed with,
 // and the scheduler replaces an instance by deleting its placement and
 // creating another under a new name.

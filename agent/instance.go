@@ -63,6 +63,7 @@ type worker struct {
 	target    string
 	proxy     *queue.Proxy
 	task      *runtime.Task
+	sideExit  chan sidecarExit // sidecars' ends (pod.go); nil without sidecars
 }
 
 func (a *Agent) newWorker(wctx context.Context, name string, p cluster.Placement, adopt *runtime.Container) *worker {
@@ -150,10 +151,11 @@ func (w *worker) create(ctx context.Context) error {
 	a := w.a
 	t0 := time.Now()
 	w.setPhase(cluster.PhasePulling, "", "")
-	img, err := a.rt.EnsureImage(ctx, spec.Image)
+	imgs, err := w.pullAll(ctx)
 	if err != nil {
 		return w.fail(ctx, "ImagePullFailed", err)
 	}
+	img := imgs[spec.Image]
 	w.rec.ImageDigest = img.Digest
 	tPulled := time.Now()
 	w.setPhase(cluster.PhaseStarting, "", "")
@@ -181,6 +183,17 @@ func (w *worker) create(ctx context.Context) error {
 		w.target = net.JoinHostPort(w.ip, strconv.Itoa(w.appPort))
 	}
 	tNet := time.Now()
+	vols, err := a.prepareVolumes(w.name, spec)
+	if err != nil {
+		return w.fail(ctx, "VolumeSetupFailed", err)
+	}
+	mounts, err := containerMounts(vols, spec.Mounts)
+	if err != nil {
+		return w.fail(ctx, "VolumeSetupFailed", err)
+	}
+	if err := w.runInitContainers(ctx, imgs, vols); err != nil {
+		return err
+	}
 
 	w.task, err = a.rt.Start(ctx, runtime.Spec{
 		ID:         w.name,
@@ -193,6 +206,7 @@ func (w *worker) create(ctx context.Context) error {
 		LogPath:    filepath.Join(a.cfg.StateDir, "logs", w.name+".log"),
 		MilliCPU:   spec.MilliCPU,
 		MemoryMiB:  spec.MemoryMiB,
+		Mounts:     mounts,
 		Labels: map[string]string{
 			labelInstance:  w.name,
 			labelNamespace: spec.Namespace,
@@ -205,6 +219,9 @@ func (w *worker) create(ctx context.Context) error {
 	})
 	if err != nil {
 		return w.fail(ctx, "ContainerCreateFailed", err)
+	}
+	if err := w.startSidecars(ctx, imgs, vols); err != nil {
+		return err
 	}
 	tStarted := time.Now()
 	if err := w.startProxy(); err != nil {
@@ -270,6 +287,9 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if err != nil {
 		return err
 	}
+	if err := w.attachSidecars(ctx); err != nil {
+		return err
+	}
 	if err := w.startProxy(); err != nil {
 		return w.fail(ctx, "QueueProxyFailed", err)
 	}
@@ -321,6 +341,8 @@ func (w *worker) waitReady(ctx context.Context) error {
 				return ctx.Err()
 			}
 			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d before becoming ready", st.ExitCode()))
+		case se := <-w.sideExit:
+			return w.fail(ctx, "ContainerExited", fmt.Errorf("%s before the instance became ready", se))
 		case <-deadline.C:
 			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s%s)", startTimeout, w.target, path))
 		case <-tick.C:
@@ -351,6 +373,13 @@ func (w *worker) monitor(ctx context.Context) error {
 			w.proxy.SetReady(false)
 			w.rec.Ready = false
 			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d", st.ExitCode()))
+		case se := <-w.sideExit:
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.proxy.SetReady(false)
+			w.rec.Ready = false
+			return w.fail(ctx, "ContainerExited", fmt.Errorf("%s", se))
 		case <-tick.C:
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
 			ok := probe(pctx, w.target, w.p.Spec.ReadinessPath)
@@ -425,6 +454,7 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 	if err := a.rt.Remove(ctx, w.name, stopGrace); err != nil {
 		w.log.Error("remove container", "error", err)
 	}
+	w.removePod(ctx)
 	if w.netnsPath != "" && a.net != nil {
 		if err := a.net.Teardown(ctx, w.name, w.netnsPath); err != nil {
 			w.log.Warn("tear down network", "error", err)

@@ -141,6 +141,8 @@ type Spec struct {
 	LogPath   string
 	MilliCPU  int64
 	MemoryMiB int64
+	// Mounts are bind mounts of prepared host directories (volumes).
+	Mounts []Mount
 }
 
 // Task is a started container process.
@@ -178,6 +180,9 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Task, retErr error) {
 		opts = append(opts, oci.WithProcessCwd(s.WorkingDir))
 	}
 	opts = append(opts, oci.WithEnv(s.Env))
+	if len(s.Mounts) > 0 {
+		opts = append(opts, withMounts(s.Mounts))
+	}
 	if s.NetNSPath != "" {
 		opts = append(opts, oci.WithLinuxNamespace(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: s.NetNSPath}))
 	} else {

@@ -42,6 +42,8 @@ func devFlags() []cli.Flag {
 		case "state-dir":
 			// derived from --data-dir unless given
 			flags = append(flags, &cli.StringFlag{Name: "state-dir", Usage: "agent state (default DATA-DIR/agent)"})
+		case "volume-root":
+			flags = append(flags, &cli.StringFlag{Name: "volume-root", Usage: "persistent volume claims, DIR/NAMESPACE/CLAIM (default DATA-DIR/volumes)"})
 		default:
 			flags = append(flags, f)
 		}
@@ -105,6 +107,9 @@ func runDev(c *cli.Context) error {
 	agentCfg := agentConfig(c)
 	if agentCfg.StateDir == "" {
 		agentCfg.StateDir = filepath.Join(dataDir, "agent")
+	}
+	if agentCfg.VolumeRoot == "" {
+		agentCfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	}
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")

@@ -322,7 +322,8 @@ var agentFlags = []cli.Flag{
 	&cli.StringFlag{Name: "address", Usage: "address queue-proxies listen on and advertise", Value: "127.0.0.1", EnvVars: []string{"KILN_NODE_ADDRESS"}},
 	&cli.StringFlag{Name: "containerd-address", Usage: "containerd socket", Value: "/run/containerd/containerd.sock", EnvVars: []string{"KILN_CONTAINERD_ADDRESS"}},
 	&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace for kiln's containers", Value: "kiln"},
-	&cli.StringFlag{Name: "state-dir", Usage: "agent state: logs, network namespaces, IPAM", Value: "/var/lib/kiln/agent"},
+	&cli.StringFlag{Name: "state-dir", Usage: "agent state: logs, network namespaces, IPAM, emptyDir volumes", Value: "/var/lib/kiln/agent"},
+	&cli.StringFlag{Name: "volume-root", Usage: "persistent volume claims: claim NAME in namespace NS is the directory DIR/NS/NAME (created on first use, never removed)", Value: "/var/lib/kiln/volumes", EnvVars: []string{"KILN_VOLUME_ROOT"}},
 	&cli.StringFlag{Name: "cni-bin-dir", Usage: "CNI plugin binaries", Value: "/usr/lib/cni"},
 	&cli.StringFlag{Name: "bridge", Usage: "CNI bridge name", Value: "kiln0"},
 	&cli.StringFlag{Name: "subnet", Usage: "CNI subnet for instances", Value: "10.88.0.0/16"},
@@ -339,7 +340,7 @@ func agentConfig(c *cli.Context) agent.Config {
 	}
 	return agent.Config{
 		NodeName: name, Address: c.String("address"), ContainerdAddress: c.String("containerd-address"),
-		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), CNIBinDir: c.String("cni-bin-dir"),
+		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), VolumeRoot: c.String("volume-root"), CNIBinDir: c.String("cni-bin-dir"),
 		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"),
 		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
 		StopOnExit: c.Bool("stop-on-exit"),

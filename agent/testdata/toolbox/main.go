@@ -1,0 +1,80 @@
+// Command toolbox is a test image for the agent's pod features: it serves
+// HTTP and reads, writes and fetches on request, or runs one step and exits.
+//
+//	toolbox serve            HTTP on :$PORT: / answers $RESPONSE,
+//	                         /read?path=P the file's content (404 if absent),
+//	                         /write?path=P&body=B writes the file,
+//	                         /fetch?url=U the body of GET U
+//	toolbox append PATH TEXT appends TEXT and a newline to PATH, exits 0
+//	toolbox exit CODE        exits with CODE
+package main
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"strconv"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		log.Fatal("toolbox: want serve, append or exit")
+	}
+	switch os.Args[1] {
+	case "serve":
+		serve()
+	case "append":
+		f, err := os.OpenFile(os.Args[2], os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err == nil {
+			_, err = fmt.Fprintln(f, os.Args[3])
+			if cerr := f.Close(); err == nil {
+				err = cerr
+			}
+		}
+		if err != nil {
+			log.Fatalf("toolbox append: %v", err)
+		}
+	case "exit":
+		code, _ := strconv.Atoi(os.Args[2])
+		os.Exit(code)
+	default:
+		log.Fatalf("toolbox: unknown mode %q", os.Args[1])
+	}
+}
+
+func serve() {
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	http.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, os.Getenv("RESPONSE"))
+	})
+	http.HandleFunc("/read", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(r.URL.Query().Get("path"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	http.HandleFunc("/write", func(w http.ResponseWriter, r *http.Request) {
+		if err := os.WriteFile(r.URL.Query().Get("path"), []byte(r.URL.Query().Get("body")), 0o644); err != nil {
+			http.Error(w, err.Error(), http.StatusForbidden)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	http.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
+		resp, err := http.Get(r.URL.Query().Get("url"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		io.Copy(w, resp.Body)
+	})
+	log.Fatal(http.ListenAndServe(":"+port, nil))
+}
