@@ -84,3 +84,39 @@ func TestOfflineTarget(t *testing.T) {
 		t.Fatal("invalid descriptor written")
 	}
 }
+
+func TestServiceApplyAndExport(t *testing.T) {
+	e := newEnv(t)
+	out := e.mustRun("service", "apply", "hello", "--image", "img:1", "--env", "A=1")
+	if !bytes.Contains([]byte(out), []byte("Service 'hello' created to latest revision")) {
+		t.Fatalf("apply (create): %q", out)
+	}
+	if out := e.mustRun("service", "apply", "hello", "--image", "img:1", "--env", "A=1"); out != "Service 'hello' in namespace 'default' is unchanged.\n" {
+		t.Fatalf("apply (same): %q", out)
+	}
+	out = e.mustRun("service", "apply", "hello", "--image", "img:2")
+	if !bytes.Contains([]byte(out), []byte("Service 'hello' updated to latest revision")) {
+		t.Fatalf("apply (update): %q", out)
+	}
+	if s := e.service("hello"); s.Spec.Template.Spec.Containers[0].Image != "img:2" || len(s.Spec.Template.Spec.Containers[0].Env) != 0 {
+		t.Fatalf("apply did not replace the spec: %+v", s.Spec.Template.Spec.Containers[0])
+	}
+	exp := e.mustRun("service", "export", "hello", "-o", "yaml")
+	for _, want := range []string{"apiVersion: serving.knative.dev/v1", "kind: Service", "name: hello", "image: img:2", "status: {}"} {
+		if !bytes.Contains([]byte(exp), []byte(want)) {
+			t.Fatalf("export lacks %q:\n%s", want, exp)
+		}
+	}
+	for _, not := range []string{"uid:", "resourceVersion:", "observedGeneration", "conditions"} {
+		if bytes.Contains([]byte(exp), []byte(not)) {
+			t.Fatalf("export has %q:\n%s", not, exp)
+		}
+	}
+	// The export re-creates the service elsewhere.
+	f := filepath.Join(t.TempDir(), "hello.yaml")
+	os.WriteFile(f, []byte(exp), 0o644)
+	e.mustRun("service", "delete", "hello")
+	if out := e.mustRun("service", "create", "-f", f); !bytes.Contains([]byte(out), []byte("Service 'hello' created")) {
+		t.Fatalf("create from export: %q", out)
+	}
+}

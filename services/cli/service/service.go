@@ -38,6 +38,8 @@ var Command = &cli.Command{
 		{Name: "list", Aliases: []string{"ls"}, Usage: "list services", Flags: []cli.Flag{printer.OutputFlag}, Action: list},
 		{Name: "describe", Usage: "show details of a service", ArgsUsage: "NAME", Flags: []cli.Flag{printer.OutputFlag, targetFlag}, Action: describe},
 		{Name: "delete", Usage: "delete a service", ArgsUsage: "NAME", Action: del},
+		exportCommand,
+		applyCommand,
 	},
 }
 
