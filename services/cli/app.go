@@ -12,8 +12,10 @@ import (
 	"github.com/kiln-serving/kiln/services/cli/apply"
 	"github.com/kiln-serving/kiln/services/cli/client"
 	kconfig "github.com/kiln-serving/kiln/services/cli/config"
+	"github.com/kiln-serving/kiln/services/cli/domain"
 	"github.com/kiln-serving/kiln/services/cli/revision"
 	"github.com/kiln-serving/kiln/services/cli/route"
+	"github.com/kiln-serving/kiln/services/cli/secret"
 	"github.com/kiln-serving/kiln/services/cli/service"
 )
 
@@ -35,7 +37,7 @@ func NewApp() *cli.App {
 			&cli.StringFlag{Name: client.FlagNamespace, Aliases: []string{"n"}, EnvVars: []string{"KILN_NAMESPACE"}, Value: "default",
 				Usage: "namespace to work in"},
 		},
-		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command},
+		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command, domain.Command, secret.Command},
 		// Errors are printed once by Run, in kn's "Error: ..." form.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

@@ -74,6 +74,10 @@ type cluster struct {
 	dir         string
 	procs       map[string]*exec.Cmd
 	mu          sync.Mutex
+
+	// gatewayHTTPS and gatewayInternal are host:port of the gateway's
+	// HTTPS and internal (cluster-local) listeners.
+	gatewayHTTPS, gatewayInternal string
 }
 
 // startCluster starts etcd, containerd, a registry with the sample image and
@@ -109,6 +113,8 @@ func startCluster(t testing.TB) *cluster {
 	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	c.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
+	httpsPort, internalPort := freePort(t), freePort(t)
+	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
 	// Two of each singleton: only the leader may act.
@@ -123,7 +129,7 @@ func startCluster(t testing.TB) *cluster {
 	}
 	c.start("activator", "activator", "--listen", fmt.Sprintf("127.0.0.1:%d", actPort))
 	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
-		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort))
+		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort))
 	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge")
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
 	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))

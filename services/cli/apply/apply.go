@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/services/cli/client"
 )
@@ -20,7 +23,7 @@ import (
 // Command is `kiln apply`.
 var Command = &cli.Command{
 	Name:  "apply",
-	Usage: "create or update Services, Configurations and Routes from YAML or JSON",
+	Usage: "create or update Services, Configurations, Routes and DomainMappings from YAML or JSON",
 	Flags: []cli.Flag{
 		&cli.StringSliceFlag{Name: "filename", Aliases: []string{"f"}, Usage: "file to apply (- for stdin); repeatable", Required: true},
 		&cli.BoolFlag{Name: "dry-run", Usage: "validate on the server without writing anything"},
@@ -33,6 +36,8 @@ var resources = map[string]string{
 	v1.KindConfiguration: v1.ResourceConfigurations,
 	v1.KindRoute:         v1.ResourceRoutes,
 	v1.KindRevision:      v1.ResourceRevisions,
+	// Served by the serving.knative.dev/v1beta1 API (applyOne).
+	v1beta1.KindDomainMapping: v1beta1.ResourceDomainMapping,
 }
 
 type doc struct {
@@ -60,7 +65,7 @@ func load(c *cli.Context) ([]doc, error) {
 		}
 		for i, p := range parts {
 			src := fmt.Sprintf("%s (document %d)", f, i+1)
-			obj, err := v1.Decode(p)
+			obj, err := decode(p)
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", src, err)
 			}
@@ -71,6 +76,19 @@ func load(c *cli.Context) ([]doc, error) {
 		return nil, errors.New("no objects found in the given files")
 	}
 	return docs, nil
+}
+
+// decode reads a serving.knative.dev/v1 object, or a DomainMapping
+// (v1beta1, or v1alpha1 as older manifests have it).
+func decode(p []byte) (v1.Object, error) {
+	var tm struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+	}
+	if yaml.Unmarshal(p, &tm) == nil && v1beta1.IsDomainMapping(tm.APIVersion, tm.Kind) {
+		return v1beta1.Decode(p)
+	}
+	return v1.Decode(p)
 }
 
 func kindOf(o v1.Object) string {
@@ -123,9 +141,13 @@ func run(c *cli.Context) error {
 
 // applyOne creates the object or updates it when its spec, labels or
 // annotations differ from what is stored.
-func applyOne(c *cli.Context, cl *client.Client, d doc, dry bool) (string, error) {
+func applyOne(c *cli.Context, base *client.Client, d doc, dry bool) (string, error) {
 	ctx := c.Context
 	res := resources[d.kind]
+	var cl objectClient = base
+	if d.kind == v1beta1.KindDomainMapping {
+		cl = base.At(client.DomainMappingAPI)
+	}
 	m := d.obj.Meta()
 	// A resourceVersion in the file pins the update to that version, as
 	// kubectl apply does: a stale one is a conflict, never overwritten.
@@ -161,6 +183,13 @@ func applyOne(c *cli.Context, cl *client.Client, d doc, dry bool) (string, error
 		}
 		return "updated", err
 	}
+}
+
+// objectClient is what applyOne needs of the API of a kind.
+type objectClient interface {
+	Get(ctx context.Context, resource, ns, name string, out any) error
+	Create(ctx context.Context, resource, ns string, obj any, dryRun bool, out any) error
+	Update(ctx context.Context, resource, ns, name string, obj any, dryRun bool, out any) error
 }
 
 // unchanged compares what apply owns (spec, labels, annotations) of the

@@ -37,6 +37,7 @@ func specFlags(create bool) []cli.Flag {
 		&cli.StringFlag{Name: "scale-metric", Usage: "metric to scale on: concurrency or rps (autoscaling.knative.dev/metric)"},
 		&cli.StringFlag{Name: "revision-name", Usage: "name of the revision this change creates; prefixed with the service name and '-' when it lacks it; {{.Service}}, {{.Generation}} and {{.Random N}} are expanded"},
 		&cli.StringSliceFlag{Name: "tag", Usage: "tag a revision: REVISION=TAG or @latest=TAG (the latest ready revision); repeatable, comma-separated values allowed"},
+		&cli.BoolFlag{Name: "cluster-local", Usage: "make the service private: reachable only on the cluster-local address NAME.NAMESPACE.svc.cluster.local (networking.knative.dev/visibility=cluster-local); --cluster-local=false makes it public again"},
 		&cli.BoolFlag{Name: "no-wait", Usage: "do not wait for the service to become ready"},
 		&cli.IntFlag{Name: "wait-timeout", Value: 600, Usage: "seconds to wait for the service to become ready"},
 	}
@@ -122,6 +123,10 @@ func applyFlags(c *cli.Context, s *v1.Service, create bool) error {
 				setMap(&tmpl.Metadata.Labels, k, v, rm)
 			}
 		}
+	}
+	if c.IsSet("cluster-local") {
+		// As kn: the label goes on the Service, which propagates it to its Route.
+		setMap(&s.Metadata.Labels, v1.VisibilityLabelKey, v1.VisibilityClusterLocal, !c.Bool("cluster-local"))
 	}
 	for flag, ann := range map[string]string{
 		"scale-min":          v1.AutoscalingMinScaleAnnotation,
