@@ -399,3 +399,19 @@ func BenchmarkPoke(b *testing.B) {
 	b.ReportMetric(p(0.99), "p99-ms")
 	b.Logf("poke -> scale write -> reply over %d pokes: p50 %.2f ms, p99 %.2f ms", len(lat), p(0.5), p(0.99))
 }
+
+// config-autoscaler changes apply to the running leader: turning scale to
+// zero off wakes a revision that sits at zero.
+func TestConfigChangeApplies(t *testing.T) {
+	st := testenv.StartEtcd(t)
+	reg := registry.New(st)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	setConfig(t, st, map[string]string{"initial-scale": "0", "allow-zero-initial-scale": "true"})
+	mkrev(t, reg, "hello-00001")
+	latest(t, reg, "hello", "hello-00001")
+	startReplica(t, ctx, st, autoscaler.Options{})
+	waitScale(t, st, "hello-00001", "zero", func(s cluster.Scale) bool { return s.Desired == 0 })
+	setConfig(t, st, map[string]string{"initial-scale": "0", "allow-zero-initial-scale": "true", "enable-scale-to-zero": "false"})
+	waitDesired(t, st, "hello-00001", 1)
+}
