@@ -5,12 +5,16 @@
 //
 //   - Translate, a pure function from a snapshot of Knative Routes, observed
 //     instances, per-revision timeouts and the autoscaler's activator-in-path
-//     signal to one Listener, one
-//     RouteConfiguration, one EDS Cluster per referenced revision and one
-//     ClusterLoadAssignment per cluster. It does no I/O and reads no clock.
+//     signal, DomainMappings, TLS secrets and config-network http-protocol to
+//     the edge listeners (kiln-http, kiln-internal and, when a certificate is
+//     there to serve, kiln-https with per-SNI filter chains; see edge.go), a
+//     RouteConfiguration per listener, the SDS secrets they name, one EDS
+//     Cluster per referenced revision and one ClusterLoadAssignment per
+//     cluster. It does no I/O and reads no clock.
 //   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
-//     instances, scale), recomputes the snapshot on change and publishes it through
-//     a go-control-plane snapshot cache in ADS mode.
+//     instances, scale, domain mappings, secrets) and the live config,
+//     recomputes the snapshot on change and publishes it through a
+//     go-control-plane snapshot cache in ADS mode.
 //
 // One snapshot for every edge: all edges serve the same routes, so the cache
 // is keyed by a node hash that maps every node to the same key ("kiln").
@@ -27,6 +31,9 @@
 // Each resource type carries its own version, bumped only when that type's
 // content changes, so an endpoint change pushes EDS alone and edges do not
 // re-receive listeners and clusters on the cold-start path.
+//
+// Secrets carry private keys: xds is, with the apiserver, their only reader,
+// and it must never log their data.
 //
 // The package must never write to the store: xds is a pure reader (one
 // writer per prefix), and it must never publish a snapshot before every

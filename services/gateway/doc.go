@@ -2,10 +2,15 @@
 // client of the kilnd xds role that routes requests the way Envoy would for
 // the configuration kiln emits.
 //
-// It owns the edge's routing table (an immutable value behind an
-// atomic.Pointer, swapped whole, so a request never sees half a config),
-// the HTTP listener named by LDS, and the reverse proxy to queue-proxies or
-// the activator.
+// It owns the edge's routing state (an immutable value behind an
+// atomic.Pointer, swapped whole, so a request never sees half a config):
+// one routing table per listener named by LDS, and the certificates of TLS
+// listeners, received over SDS and picked per handshake by SNI (exact
+// server name, then wildcard, then the default filter chain), so a rotated
+// secret applies to the next connection. It binds every listener LDS names
+// and proxies to queue-proxies or the activator. Besides weighted clusters,
+// routes may redirect (https_redirect, port_redirect, as Envoy) and rewrite
+// the upstream Host (host_rewrite_literal).
 //
 // Routing follows Envoy: Host header → virtual host (exact domain, then
 // suffix and prefix wildcards, longest first, then "*"; else an empty 404),
