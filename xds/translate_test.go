@@ -275,7 +275,7 @@ func TestTranslate(t *testing.T) {
 			},
 			Instances: []cluster.Instance{inst("a", "one-00001", "i1", "node1.internal:8012", true)},
 		},
-		vhosts:   map[string]string{"a/one": "same.example.com,same.example.com:8080,same.example.com:8443|a/one-00001=100|5m0s"},
+		vhosts: map[string]string{"a/one": "same.example.com,same.example.com:8080,same.example.com:8443|a/one-00001=100|5m0s"},
 		// b/two keeps its cluster-local host on the internal listener.
 		clusters: []string{"a/one-00001", "b/two-00001"},
 		eps:      map[string][]string{"a/one-00001": nil, "b/two-00001": nil},
