@@ -360,7 +360,7 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 		if v.EmptyDir != nil {
 			set = append(set, "emptyDir")
 			if !features.Enabled(config.FeatureEmptyDir) {
-				e = e.Also(ErrGeneric(fmt.Sprintf("EmptyDir volume support is disabled, but found EmptyDir volume %s", v.Name)))
+				e = e.Also(ErrGeneric(fmt.Sprintf("EmptyDir volume support is disabled, but found EmptyDir volume %s%s", v.Name, featureHint(config.FeatureEmptyDir))))
 			}
 			if md := v.EmptyDir.Medium; md != "" && md != "Memory" {
 				e = e.Also(ErrInvalidValue(md, "emptyDir.medium"))
@@ -374,10 +374,10 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 		if c := v.PersistentVolumeClaim; c != nil {
 			set = append(set, "persistentVolumeClaim")
 			if !features.Enabled(config.FeaturePVC) {
-				e = e.Also(ErrGeneric(fmt.Sprintf("Persistent volume claim support is disabled, but found persistent volume claim %s", c.ClaimName)))
+				e = e.Also(ErrGeneric(fmt.Sprintf("Persistent volume claim support is disabled, but found persistent volume claim %s%s", c.ClaimName, featureHint(config.FeaturePVC))))
 			}
 			if !c.ReadOnly && !features.Enabled(config.FeaturePVCWrite) {
-				e = e.Also(ErrGeneric(fmt.Sprintf("Persistent volume write support is disabled, but found persistent volume claim %s that is not read-only", c.ClaimName)))
+				e = e.Also(ErrGeneric(fmt.Sprintf("Persistent volume write support is disabled, but found persistent volume claim %s that is not read-only%s", c.ClaimName, featureHint(config.FeaturePVCWrite))))
 			}
 		}
 		switch {
@@ -396,4 +396,10 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 		errs = errs.Also(e.ViaIndex(i))
 	}
 	return errs
+}
+
+// featureHint tells the user which config-features flag turns a refused
+// field on (Knative's messages do not, which leaves users guessing).
+func featureHint(flag string) string {
+	return fmt.Sprintf(" (enable feature %q: kiln config set features %s=enabled)", flag, flag)
 }

@@ -85,7 +85,7 @@ func validateContainers(ctx context.Context, s *RevisionSpec) *FieldError {
 		return errs.Also(validateServingContainer(ctx, &s.Containers[0], vols, port).ViaFieldIndex("containers", 0))
 	}
 	if !multiContainerEnabled(ctx) {
-		return errs.Also(ErrGeneric(fmt.Sprintf("multi-container is off, but found %d containers", len(s.Containers))))
+		return errs.Also(ErrGeneric(fmt.Sprintf("multi-container is off, but found %d containers%s", len(s.Containers), featureHint(config.FeatureMultiContainer))))
 	}
 	if ports == 0 {
 		errs = errs.Also(ErrMissingField("containers[*].ports"))
@@ -118,7 +118,7 @@ func validateInitContainers(ctx context.Context, s *RevisionSpec) *FieldError {
 		return nil
 	}
 	if !config.FromContextOrDefaults(ctx).Features().Enabled(config.FeatureInitContainers) {
-		return ErrGeneric(fmt.Sprintf("pod spec support for init-containers is off, but found %d init containers", len(s.InitContainers)))
+		return ErrGeneric(fmt.Sprintf("pod spec support for init-containers is off, but found %d init containers%s", len(s.InitContainers), featureHint(config.FeatureInitContainers)))
 	}
 	var errs *FieldError
 	names := map[string]bool{}
