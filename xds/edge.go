@@ -12,6 +12,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	tlsinspectorv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/tls_inspector/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -38,7 +39,8 @@ const (
 	DefaultHTTPSPort    = 8443
 	DefaultInternalPort = 8081
 
-	transportSocketTLS = "envoy.transport_sockets.tls"
+	transportSocketTLS         = "envoy.transport_sockets.tls"
+	listenerFilterTLSInspector = "envoy.filters.listener.tls_inspector"
 )
 
 // Knative annotations and labels the edge honours.
@@ -354,6 +356,13 @@ func (e *edge) listenersAndRoutes(public, internal []*routev3.VirtualHost) ([]*l
 	if len(chains) > 0 || fallback != nil {
 		l := namedListener(HTTPSListenerName, e.opts.HTTPListenAddress, e.opts.HTTPSPort, chains)
 		l.DefaultFilterChain = fallback
+		// Envoy matches server_names only with the TLS inspector reading
+		// the ClientHello first (no longer injected implicitly).
+		inspector, _ := anypb.New(&tlsinspectorv3.TlsInspector{})
+		l.ListenerFilters = []*listenerv3.ListenerFilter{{
+			Name:       listenerFilterTLSInspector,
+			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: inspector},
+		}}
 		listeners = append(listeners, l)
 		routes = append(routes, routeConfig(HTTPSRouteConfigName, public))
 		names := make([]string, 0, len(used))

@@ -165,6 +165,9 @@ func TestEdgeListeners(t *testing.T) {
 	if https == nil || https.GetAddress().GetSocketAddress().GetPortValue() != DefaultHTTPSPort {
 		t.Fatalf("https listener: %v", https)
 	}
+	if lf := https.GetListenerFilters(); len(lf) != 1 || lf[0].Name != listenerFilterTLSInspector {
+		t.Errorf("https listener filters: %v (SNI matching needs the TLS inspector)", lf)
+	}
 	if len(https.FilterChains) != 1 || !slices.Equal(https.FilterChains[0].FilterChainMatch.ServerNames, []string{"hello.example.org"}) {
 		t.Fatalf("sni chains: %v", https.FilterChains)
 	}
