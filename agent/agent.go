@@ -47,6 +47,7 @@ type Agent struct {
 	rt    *runtime.Runtime
 	net   *network.Network // nil with HostNetwork
 	ports *portPool
+	pins  imagePins
 
 	// leaseMu is held for writing while the lease is replaced and every
 	// record rewritten on it, so no record is written on a dead lease.

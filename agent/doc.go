@@ -10,6 +10,11 @@
 // network namespace, sharing emptyDir volumes (removed with the instance)
 // and claim directories under the volume root (kept).
 //
+// For autoscaling it streams every queue-proxy's per-second figures to the
+// autoscaler leader (metrics.go), and it pins the image a revision resolved
+// on this node (imagepin.go), so a wake-up from zero does not ask the
+// registry again: about 20-30ms off every cold start.
+//
 // A placement is immutable: an instance runs the spec it was placed with,
 // and the scheduler replaces an instance by deleting its placement and
 // creating another under a new name.

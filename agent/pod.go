@@ -45,7 +45,7 @@ func (w *worker) pullAll(ctx context.Context) (map[string]runtime.Image, error) 
 		if _, ok := imgs[ref]; ok {
 			continue
 		}
-		img, err := w.a.rt.EnsureImage(ctx, ref)
+		img, err := w.a.ensureImage(ctx, spec.Namespace, spec.Revision, ref)
 		if err != nil {
 			return nil, err
 		}

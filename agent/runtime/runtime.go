@@ -124,6 +124,21 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) (Image, error) {
 	return Image{img: img, Digest: img.Target().Digest.String()}, nil
 }
 
+// Unpacked reports whether img is still in containerd and unpacked, so a
+// remembered image can be used without asking its registry again.
+func (r *Runtime) Unpacked(ctx context.Context, img Image) bool {
+	if img.img == nil {
+		return false
+	}
+	ctx = r.ns(ctx)
+	// The image record (and with it its content) may have been removed.
+	if _, err := r.client.GetImage(ctx, img.img.Name()); err != nil {
+		return false
+	}
+	ok, err := img.img.IsUnpacked(ctx, snapshotter)
+	return err == nil && ok
+}
+
 // Spec is what a container is created from. ID and Image are required.
 type Spec struct {
 	// ID is the containerd container ID (the instance name).
