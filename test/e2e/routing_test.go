@@ -146,7 +146,7 @@ func TestRouting(t *testing.T) {
 
 	t.Run("per-service redirect", func(t *testing.T) {
 		_, httpsPort, _ := net.SplitHostPort(c.gatewayHTTPS)
-		r := c.eventuallyEdge("redirect", strings.TrimPrefix(c.gateway, "http://"), helloHost, nil, func(r edgeReply) bool { return r.code != 0 })
+		r := c.eventuallyEdge("redirect", strings.TrimPrefix(c.gateway, "http://"), helloHost, nil, func(r edgeReply) bool { return r.code == http.StatusMovedPermanently })
 		if want := fmt.Sprintf("https://%s:%s/", helloHost, httpsPort); r.code != http.StatusMovedPermanently || r.location != want {
 			t.Fatalf("http %s: %d Location %q, want 301 %q", helloHost, r.code, r.location, want)
 		}
