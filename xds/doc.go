@@ -10,7 +10,11 @@
 //     there to serve, kiln-https with per-SNI filter chains; see edge.go), a
 //     RouteConfiguration per listener, the SDS secrets they name, one EDS
 //     Cluster per referenced revision and one ClusterLoadAssignment per
-//     cluster. It does no I/O and reads no clock.
+//     cluster. It does no I/O and reads no clock. Every Envoy Route entry
+//     carries its Knative route's (or DomainMapping's) labels, annotations
+//     and ingress name and namespace in filter_metadata["kiln.dev/route"]
+//     (metadata.go), the edge-side end of Knative's Service → Route →
+//     ingress label propagation.
 //   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
 //     instances, scale, domain mappings, secrets) and the live config,
 //     recomputes the snapshot on change and publishes it through a

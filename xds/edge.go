@@ -177,7 +177,12 @@ func (e *edge) domainMappingVHosts(claimed map[string]string) []*routev3.Virtual
 		for _, t := range targets {
 			e.revisions[t.cluster] = true
 		}
-		vh := makeVirtualHost(name, domains, targets, e.in.Timeouts)
+		// Knative's mapping ingress is named after the DomainMapping and
+		// carries its labels and annotations.
+		vh := withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts), objectMetadata{
+			name: dm.Metadata.Name, namespace: dm.Metadata.Namespace,
+			labels: dm.Metadata.Labels, annotations: dm.Metadata.Annotations,
+		})
 		if r.Status.Address != nil {
 			if u, err := url.Parse(r.Status.Address.URL); err == nil && u.Host != "" {
 				vh.Routes[0].GetRoute().HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host}
@@ -203,7 +208,7 @@ func (e *edge) domainMappingVHosts(claimed map[string]string) []*routev3.Virtual
 func (e *edge) internalVHosts(routes []servingv1.Route) []*routev3.VirtualHost {
 	var out []*routev3.VirtualHost
 	seen := map[string]string{}
-	add := func(name, host string, targets []weighted) {
+	add := func(name, host string, targets []weighted, meta objectMetadata) {
 		if len(targets) == 0 || host == "" {
 			return
 		}
@@ -225,7 +230,7 @@ func (e *edge) internalVHosts(routes []servingv1.Route) []*routev3.VirtualHost {
 		for _, t := range targets {
 			e.revisions[t.cluster] = true
 		}
-		out = append(out, makeVirtualHost(name, domains, targets, e.in.Timeouts))
+		out = append(out, withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts), meta))
 	}
 	for i := range routes {
 		r := &routes[i]
@@ -237,7 +242,8 @@ func (e *edge) internalVHosts(routes []servingv1.Route) []*routev3.VirtualHost {
 				host = strings.ToLower(u.Hostname())
 			}
 		}
-		add(base, host, mainTargets(r))
+		meta := routeMetadata(r)
+		add(base, host, mainTargets(r), meta)
 		for _, t := range r.Status.Traffic {
 			if t.Tag == "" || t.URL == "" || t.RevisionName == "" {
 				continue
@@ -246,7 +252,7 @@ func (e *edge) internalVHosts(routes []servingv1.Route) []*routev3.VirtualHost {
 			if err != nil || !isClusterLocalHost(u.Hostname()) {
 				continue
 			}
-			add(base+"/tag/"+t.Tag, strings.ToLower(u.Hostname()), []weighted{{namespace: ns, revision: t.RevisionName, cluster: ClusterName(ns, t.RevisionName), weight: 100}})
+			add(base+"/tag/"+t.Tag, strings.ToLower(u.Hostname()), []weighted{{namespace: ns, revision: t.RevisionName, cluster: ClusterName(ns, t.RevisionName), weight: 100}}, meta)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
@@ -294,13 +300,18 @@ func (e *edge) redirectVHost(vh *routev3.VirtualHost) *routev3.VirtualHost {
 	if e.opts.HTTPSPort != 443 {
 		ra.PortRedirect = e.opts.HTTPSPort
 	}
+	var md *corev3.Metadata
+	if len(vh.Routes) > 0 {
+		md = vh.Routes[0].Metadata // the redirect is still that route's
+	}
 	return &routev3.VirtualHost{
 		Name:    vh.Name,
 		Domains: vh.Domains,
 		Routes: []*routev3.Route{{
-			Name:   vh.Name + "/redirect",
-			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &routev3.Route_Redirect{Redirect: ra},
+			Name:     vh.Name + "/redirect",
+			Match:    &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action:   &routev3.Route_Redirect{Redirect: ra},
+			Metadata: md,
 		}},
 	}
 }

@@ -159,7 +159,7 @@ func Translate(in Input, opts Options) Resources {
 		e.routes[routes[i].Metadata.Namespace+"/"+routes[i].Metadata.Name] = &routes[i]
 	}
 
-	addVHost := func(name, rawURL string, targets []weighted) {
+	addVHost := func(name, rawURL string, targets []weighted, meta objectMetadata) {
 		if len(targets) == 0 {
 			return
 		}
@@ -180,7 +180,7 @@ func Translate(in Input, opts Options) Resources {
 		for _, t := range targets {
 			revisions[t.cluster] = true
 		}
-		vhosts = append(vhosts, makeVirtualHost(name, domains, targets, in.Timeouts))
+		vhosts = append(vhosts, withMetadata(makeVirtualHost(name, domains, targets, in.Timeouts), meta))
 	}
 
 	for _, r := range routes {
@@ -198,8 +198,9 @@ func Translate(in Input, opts Options) Resources {
 			}
 			main = addWeight(main, ns, t.RevisionName, uint32(*t.Percent))
 		}
+		meta := routeMetadata(&r)
 		if r.Status.URL != "" {
-			addVHost(base, r.Status.URL, main)
+			addVHost(base, r.Status.URL, main, meta)
 		}
 		for _, t := range r.Status.Traffic {
 			// A tag gets its own host even at 0%: that is how a new revision
@@ -208,7 +209,7 @@ func Translate(in Input, opts Options) Resources {
 				continue
 			}
 			e.modes[base+"/tag/"+t.Tag] = mode
-			addVHost(base+"/tag/"+t.Tag, t.URL, []weighted{{namespace: ns, revision: t.RevisionName, cluster: ClusterName(ns, t.RevisionName), weight: 100}})
+			addVHost(base+"/tag/"+t.Tag, t.URL, []weighted{{namespace: ns, revision: t.RevisionName, cluster: ClusterName(ns, t.RevisionName), weight: 100}}, meta)
 		}
 	}
 	vhosts = append(vhosts, e.domainMappingVHosts(claimed)...)
