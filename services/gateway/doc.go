@@ -26,6 +26,12 @@
 // so a new revision never gets a transient 503 while its endpoints are in
 // flight.
 //
+// With Config.AdminListen it also serves an Envoy-style admin listener
+// (admin.go): /ready (LIVE once the first configuration is served) and
+// /config_dump, the applied listeners, route configurations, clusters,
+// endpoints and secret names in Envoy's admin.v3.ConfigDump shape. Secret
+// contents never appear there.
+//
 // It must never read or write the store: everything it knows comes over
 // xDS, so an Envoy edge and a gateway edge can never disagree.
 package gateway

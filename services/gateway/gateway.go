@@ -32,6 +32,10 @@ type Config struct {
 	// already holding that port. Other listeners (kiln-https,
 	// kiln-internal) bind the ports LDS names.
 	PortOverride int
+	// AdminListen, when set, is host:port of an Envoy-style admin listener
+	// serving /ready and /config_dump (see admin.go). Optional; off when
+	// empty. Bind it to loopback: it shows the whole edge configuration.
+	AdminListen string
 }
 
 // Gateway is an xDS-driven HTTP edge. Create it with New and start it with
@@ -40,7 +44,10 @@ type Gateway struct {
 	cfg   Config
 	log   *slog.Logger
 	state atomic.Pointer[edgeState]
-	proxy *httputil.ReverseProxy
+	// applied is the raw xDS configuration behind state, for /config_dump.
+	applied   atomic.Pointer[applied]
+	adminAddr atomic.Pointer[net.Addr]
+	proxy     *httputil.ReverseProxy
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -93,6 +100,15 @@ func (g *Gateway) Addr() net.Addr {
 	return g.servers[names[0]].addr
 }
 
+// AdminAddr is the bound address of the admin listener, or nil when it is
+// off or not yet bound.
+func (g *Gateway) AdminAddr() net.Addr {
+	if a := g.adminAddr.Load(); a != nil {
+		return *a
+	}
+	return nil
+}
+
 // AddrOf is the bound address of the named listener, or nil.
 func (g *Gateway) AddrOf(listener string) net.Addr {
 	g.mu.Lock()
@@ -114,6 +130,16 @@ func (g *Gateway) Run(ctx context.Context) error {
 	defer cancel()
 	fatal := make(chan error, 1)
 	var wg sync.WaitGroup
+	if g.cfg.AdminListen != "" {
+		lis, err := net.Listen("tcp", g.cfg.AdminListen)
+		if err != nil {
+			return fmt.Errorf("gateway admin listener: %w", err)
+		}
+		addr := lis.Addr()
+		g.adminAddr.Store(&addr)
+		g.log.Info("admin listener", "address", addr.String())
+		wg.Go(func() { g.serveAdmin(ctx, lis) })
+	}
 	wg.Go(func() {
 		if err := g.runXDS(ctx); err != nil {
 			fatal <- err

@@ -114,7 +114,7 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
-	gw := New(Config{XDSAddress: lis.Addr().String(), NodeID: "test-edge", ListenHost: "127.0.0.1"}, testLogger())
+	gw := New(Config{XDSAddress: lis.Addr().String(), NodeID: "test-edge", ListenHost: "127.0.0.1", AdminListen: "127.0.0.1:0"}, testLogger())
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(ctx) }()
 	t.Cleanup(func() {

@@ -303,6 +303,11 @@ func (c *xdsClient) publish(force bool) error {
 	if err := c.g.apply(st); err != nil {
 		return &fatalError{err}
 	}
+	versions := make(map[string]string, len(c.subs))
+	for typ, sub := range c.subs {
+		versions[typ] = sub.version
+	}
+	c.g.applied.Store(&applied{cfg: c.cfg, versions: versions, at: time.Now()})
 	c.g.markReady()
 	return nil
 }

@@ -34,6 +34,7 @@ func devFlags() []cli.Flag {
 		&cli.UintFlag{Name: "https-port", Usage: "gateway HTTPS port (DomainMappings with a TLS secret)", Value: 8443},
 		&cli.UintFlag{Name: "internal-port", Usage: "gateway internal (cluster-local) port", Value: 8081},
 		&cli.StringFlag{Name: "gateway-listen-host", Usage: "host the gateway binds", Value: "127.0.0.1"},
+		&cli.StringFlag{Name: "admin-listen", Usage: "gateway admin listener (/ready, /config_dump); the default is skipped when its port is busy; empty to disable", Value: defaultDevAdmin},
 		&cli.StringFlag{Name: "registry-listen", Usage: "serve a local OCI registry (in memory) on this address; empty to disable", Value: ""},
 		&cli.BoolFlag{Name: "insecure", Usage: "serve the API without a token"},
 	}
@@ -198,5 +199,26 @@ func apiserverOptionsDev(c *cli.Context, dataDir string) (opts apiOptions, token
 
 func gatewayConfigDev(c *cli.Context) gatewayCfg {
 	id, _ := os.Hostname()
-	return gatewayCfg{XDSAddress: c.String("xds-listen"), NodeID: id + "-dev", ListenHost: c.String("gateway-listen-host"), PortOverride: int(c.Uint("http-port"))}
+	return gatewayCfg{XDSAddress: c.String("xds-listen"), NodeID: id + "-dev", ListenHost: c.String("gateway-listen-host"), PortOverride: int(c.Uint("http-port")),
+		AdminListen: devAdminListen(c)}
+}
+
+// defaultDevAdmin is Envoy's admin port.
+const defaultDevAdmin = "127.0.0.1:9901"
+
+// devAdminListen is --admin-listen, except that the default is dropped
+// (with a note) when something already holds it: a second dev cluster on
+// one machine should still start. An address given explicitly must bind.
+func devAdminListen(c *cli.Context) string {
+	addr := c.String("admin-listen")
+	if c.IsSet("admin-listen") || addr == "" {
+		return addr
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		slog.Warn("gateway admin listener off: default port busy; choose one with --admin-listen", "address", addr, "error", err)
+		return ""
+	}
+	lis.Close()
+	return addr
 }

@@ -280,6 +280,7 @@ var gatewayFlags = []cli.Flag{
 	&cli.StringFlag{Name: "node-id", Usage: "xDS node id of this edge (default: hostname)"},
 	&cli.StringFlag{Name: "listen-host", Usage: "host the HTTP listener binds", Value: "0.0.0.0"},
 	&cli.IntFlag{Name: "port", Usage: "HTTP port; 0 uses the port the xds listener names"},
+	&cli.StringFlag{Name: "admin-listen", Usage: "host:port of an Envoy-style admin listener (/ready, /config_dump); off when empty; keep it on loopback"},
 }
 
 func gatewayConfig(c *cli.Context) gateway.Config {
@@ -287,7 +288,7 @@ func gatewayConfig(c *cli.Context) gateway.Config {
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return gateway.Config{XDSAddress: c.String("xds-address"), NodeID: id, ListenHost: c.String("listen-host"), PortOverride: c.Int("port")}
+	return gateway.Config{XDSAddress: c.String("xds-address"), NodeID: id, ListenHost: c.String("listen-host"), PortOverride: c.Int("port"), AdminListen: c.String("admin-listen")}
 }
 
 var gatewayCommand = &cli.Command{
