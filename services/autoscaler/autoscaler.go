@@ -184,15 +184,15 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 			arm()
 		case <-timer.C:
 			armed = false
-			if err := a.sync(ctx, st, t, cfgs.Current().Autoscaler(), fence); err != nil {
+			if err := a.sync(ctx, st, t, cfgs.Current(), fence); err != nil {
 				return err
 			}
 		case <-tick.C:
-			if err := a.sync(ctx, st, t, cfgs.Current().Autoscaler(), fence); err != nil {
+			if err := a.sync(ctx, st, t, cfgs.Current(), fence); err != nil {
 				return err
 			}
 		case p := <-pokes:
-			desired, err := a.poke(ctx, st, t, cfgs.Current().Autoscaler(), fence, p)
+			desired, err := a.poke(ctx, st, t, cfgs.Current(), fence, p)
 			p.reply <- pokeReply{desired: desired, err: err}
 			if errors.Is(err, errdefs.ErrNotLeader) {
 				return err
@@ -259,7 +259,7 @@ func (st *state) input(k RevisionKey, spec Spec, now time.Time, ready int, coll 
 
 // sync decides every revision, writes the scale records that changed and
 // deletes those of revisions that no longer exist.
-func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, cfg *config.Autoscaler, fence *store.Fence) error {
+func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, snap *config.Snapshot, fence *store.Fence) error {
 	if !st.ready() {
 		return nil
 	}
@@ -270,7 +270,7 @@ func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, cfg *config.A
 	for _, rev := range st.revisions {
 		k := RevisionKey{rev.Metadata.Namespace, rev.Metadata.Name}
 		live[k] = true
-		spec := SpecFor(rev, cfg, reach[k])
+		spec := specFor(rev, snap, reach[k])
 		in, rs := st.input(k, spec, now, ready[k], t.coll)
 		d, next := Decide(spec, in, rs.st)
 		rs.st = next
@@ -299,6 +299,14 @@ func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, cfg *config.A
 	}
 	t.coll.forget(func(k RevisionKey) bool { return live[k] })
 	return nil
+}
+
+// specFor is SpecFor with config-deployment's progress-deadline, the
+// activation timeout.
+func specFor(rev *v1.Revision, snap *config.Snapshot, reachable bool) Spec {
+	spec := SpecFor(rev, snap.Autoscaler(), reachable)
+	spec.ProgressDeadline = snap.Deployment().ProgressDeadline
+	return spec
 }
 
 // ebcRewrite is how long an informational change of excess burst capacity
@@ -354,7 +362,7 @@ func (a *Autoscaler) check(ctx context.Context, what string, k RevisionKey, err 
 }
 
 // poke wakes a revision at zero at once.
-func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, cfg *config.Autoscaler, fence *store.Fence, p pokeReq) (int, error) {
+func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, snap *config.Snapshot, fence *store.Fence, p pokeReq) (int, error) {
 	now := a.now()
 	rev := st.findRevision(p.key)
 	if rev == nil {
@@ -364,7 +372,7 @@ func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, cfg *config.A
 	// decide zero again before the activator's own stat arrives.
 	t.coll.record(p.key, "poke", now.Unix(), math.Max(1, float64(p.queued)), 0)
 	ready := st.readyPods()[p.key]
-	spec := SpecFor(rev, cfg, st.reachable()[p.key])
+	spec := specFor(rev, snap, st.reachable()[p.key])
 	in, rs := st.input(p.key, spec, now, ready, t.coll)
 	d, next, woke := Wake(spec, in, rs.st)
 	if !woke {

@@ -45,6 +45,10 @@ type State struct {
 	// Initialized: the revision reached its initial scale once, so the
 	// initial scale no longer holds it up.
 	Initialized bool
+	// ActivatingSince is when the revision last wanted instances while it
+	// had none ready (Knative's PodAutoscaler Active=Unknown); zero while
+	// it has ready instances or wants none.
+	ActivatingSince time.Time
 }
 
 type delayed struct {
@@ -91,6 +95,9 @@ func Decide(spec Spec, in Input, st State) (Decision, State) {
 	} else {
 		ebc = burst(spec, in.ReadyPods, 0)
 	}
+	// demand is what the metrics ask for (-1: nothing to go on), before
+	// the initial scale and the bounds.
+	demand := want
 	if !st.Initialized {
 		want = max(want, spec.InitialScale)
 	}
@@ -108,12 +115,24 @@ func Decide(spec Spec, in Input, st State) (Decision, State) {
 		want = spec.MaxScale
 	}
 
-	if want > 0 {
+	switch {
+	case activationTimedOut(spec, in, &st, want, demand):
+		// Knative's activation timeout: instances that never got ready
+		// within the progress deadline, and no request waiting for them,
+		// so stop trying (the controller marks the revision
+		// ProgressDeadlineExceeded); the next request wakes it again.
+		want = 0
+		st.Initialized = true
+		st.ActivatingSince = time.Time{}
+		if st.InactiveSince.IsZero() {
+			st.InactiveSince = now
+		}
+	case want > 0:
 		st.InactiveSince = time.Time{}
 		if in.Current == 0 {
 			st.ActiveSince = now
 		}
-	} else {
+	default:
 		want, st = toZero(spec, in, st)
 	}
 
@@ -125,6 +144,24 @@ func Decide(spec Spec, in Input, st State) (Decision, State) {
 	d.ActivatorInPath = want == 0 || !st.InactiveSince.IsZero() || in.ReadyPods == 0 ||
 		spec.TargetBurstCapacity == -1 || ebc < 0
 	return d, st
+}
+
+// activationTimedOut tracks st.ActivatingSince for a decision of want (or
+// the current scale) and reports whether the revision has wanted instances
+// without any ready one
+// for spec.ProgressDeadline while the metrics ask for none (demand <= 0).
+// Like Knative, only where scaling to zero is allowed at all: enabled and
+// no min-scale.
+func activationTimedOut(spec Spec, in Input, st *State, want, demand int) bool {
+	if in.ReadyPods > 0 || (want <= 0 && in.Current <= 0) {
+		st.ActivatingSince = time.Time{}
+		return false
+	}
+	if st.ActivatingSince.IsZero() {
+		st.ActivatingSince = in.Now
+	}
+	return spec.ProgressDeadline > 0 && spec.EnableScaleToZero && spec.MinScale == 0 && demand <= 0 &&
+		in.Now.Sub(st.ActivatingSince) >= spec.ProgressDeadline
 }
 
 // toZero applies Knative's scale-to-zero sequence to a decision of zero:
@@ -240,6 +277,10 @@ func Wake(spec Spec, in Input, st State) (Decision, State, bool) {
 	}
 	st.InactiveSince = time.Time{}
 	st.ActiveSince = in.Now
+	if in.ReadyPods == 0 {
+		// The activation timeout counts from the wake-up.
+		st.ActivatingSince = in.Now
+	}
 	return Decision{Desired: n, ExcessBurstCapacity: burst(spec, in.ReadyPods, in.Panic), ActivatorInPath: true,
 		Panic: !st.PanicTime.IsZero()}, st, true
 }

@@ -170,6 +170,9 @@ type step struct {
 
 func f(v float64) *float64 { return &v }
 
+// pd sets the progress deadline (config-deployment's, set by specFor).
+func pd(d time.Duration) func(*Spec) { return func(s *Spec) { s.ProgressDeadline = d } }
+
 // run decides each step in order from NewState(t0, startReady, hadScale)
 // and checks every decision.
 func run(t *testing.T, spec Spec, startReady int, hadScale bool, steps []step) {
@@ -315,6 +318,33 @@ func TestDecide(t *testing.T) {
 		{name: "target burst capacity 211", spec: defaults(t), hadScale: true, steps: []step{
 			{stable: 70, panic: 70, ready: 3, current: 3, desired: 1, ebc: f(19)},
 			{at: 2 * time.Second, stable: 70, panic: 70, ready: 2, current: 2, desired: 1, aip: true, ebc: f(-81)},
+		}},
+		{name: "progress deadline: never ready, no request waiting, goes to zero", spec: defaults(t, tbc0, pd(120*time.Second)), steps: []step{
+			{noData: true, current: -1, desired: 1, aip: true},
+			{at: 60 * time.Second, current: 1, desired: 1, aip: true},
+			{at: 119 * time.Second, current: 1, desired: 1, aip: true},
+			{at: 120 * time.Second, current: 1, desired: 0, aip: true},
+			// It stays there: the initial scale no longer holds it up.
+			{at: 122 * time.Second, current: 0, desired: 0, aip: true},
+		}},
+		{name: "progress deadline: a waiting request keeps it trying", spec: defaults(t, tbc0, pd(120*time.Second)), steps: []step{
+			{noData: true, current: -1, desired: 1, aip: true},
+			{at: 120 * time.Second, stable: 1, panic: 1, current: 1, desired: 1, aip: true},
+			// The request gave up: zero at once, no grace period.
+			{at: 130 * time.Second, current: 1, desired: 0, aip: true},
+		}},
+		{name: "progress deadline: ready in time, the deadline is over", spec: defaults(t, tbc0, pd(120*time.Second)), steps: []step{
+			{noData: true, current: -1, desired: 1, aip: true},
+			{at: 30 * time.Second, ready: 1, current: 1, desired: 1},
+			{at: 150 * time.Second, ready: 1, current: 1, desired: 1, aip: true},
+		}},
+		{name: "progress deadline: min-scale keeps it trying", spec: defaults(t, tbc0, pd(120*time.Second), func(s *Spec) { s.MinScale = 1 }), steps: []step{
+			{noData: true, current: -1, desired: 1, aip: true},
+			{at: 300 * time.Second, current: 1, desired: 1, aip: true},
+		}},
+		{name: "progress deadline: not with scale to zero disabled", spec: defaults(t, tbc0, pd(120*time.Second), func(s *Spec) { s.EnableScaleToZero = false }), steps: []step{
+			{noData: true, current: -1, desired: 1, aip: true},
+			{at: 300 * time.Second, current: 1, desired: 1, aip: true},
 		}},
 		{name: "a new leader starts panicking above one instance", spec: defaults(t), startReady: 6, hadScale: true, steps: []step{
 			{stable: 0, ready: 6, current: 6, desired: 6, panicky: true},

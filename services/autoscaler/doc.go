@@ -22,6 +22,12 @@
 //     and scale-down delay, excess burst capacity, and the scale-to-zero
 //     sequence (active a stable window, then the activator goes into the
 //     path, then the grace period, then zero). Wake is the poke decision.
+//     A revision that wants instances but has none ready for
+//     config-deployment's progress-deadline, with no request asking for
+//     one, goes to zero at once (Knative's activation timeout; the
+//     controller marks it ProgressDeadlineExceeded); the next request
+//     wakes it again. The deadline counts from the first decision or the
+//     wake-up this leader made, so a leader change restarts it.
 //   - autoscaler.go: the leader loop. It follows the registry (revisions,
 //     routes, configurations), instances/ (ready counts), scale/ and
 //     config/ with watches, decides every revision each tick (2s) and on

@@ -53,6 +53,11 @@ type Spec struct {
 	// PodRetention keeps the last instance at least this long after the
 	// scale-to-zero decision (scale-to-zero-pod-retention-period).
 	PodRetention time.Duration
+	// ProgressDeadline is config-deployment's progress-deadline: a revision
+	// without a ready instance for this long, and without requests asking
+	// for one, is scaled to zero (Knative's activation timeout). 0 means
+	// never. Not set by SpecFor (it reads config-autoscaler only).
+	ProgressDeadline time.Duration
 }
 
 // SpecFor resolves rev's spec against cfg. Annotation values were checked at
