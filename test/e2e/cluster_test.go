@@ -78,6 +78,9 @@ type cluster struct {
 	// gatewayHTTPS and gatewayInternal are host:port of the gateway's
 	// HTTPS and internal (cluster-local) listeners.
 	gatewayHTTPS, gatewayInternal string
+	// gatewayAdmin is host:port of the gateway's admin listener
+	// (/ready, /config_dump).
+	gatewayAdmin string
 }
 
 // startCluster starts etcd, containerd, a registry with the sample image and
@@ -130,7 +133,9 @@ func startCluster(t testing.TB) *cluster {
 	c.start("activator", "activator", "--listen", fmt.Sprintf("127.0.0.1:%d", actPort))
 	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
 		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort))
-	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge")
+	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
+		"--admin-listen", c.gatewayAdmin)
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
 	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
 	c.start("agent", "agent", "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
