@@ -16,7 +16,11 @@ import (
 
 var exportCommand = &cli.Command{
 	Name: "export", Usage: "export a service as a descriptor (without status and server-set metadata) to re-create it elsewhere",
-	ArgsUsage: "NAME", Flags: []cli.Flag{printer.OutputFlag}, Action: export,
+	ArgsUsage: "NAME", Action: export,
+	Flags: []cli.Flag{printer.OutputFlag,
+		&cli.BoolFlag{Name: "with-revisions", Usage: "export all routed revisions (experimental, as in kn)"},
+		&cli.StringFlag{Name: "mode", Usage: "format for exporting all routed revisions: replay (a List of Services, one per revision) or export (a client.knative.dev/v1alpha1 Export)"},
+	},
 }
 
 var applyCommand = &cli.Command{
@@ -50,6 +54,22 @@ func export(c *cli.Context) error {
 		if errdefs.IsNotFound(err) {
 			return fmt.Errorf("services.serving.knative.dev %q not found", name)
 		}
+		return err
+	}
+	if c.Bool("with-revisions") {
+		mode := c.String("mode")
+		if mode != exportModeReplay && mode != exportModeExport {
+			return errExportMode
+		}
+		var revs []v1.Revision
+		if _, err := cl.List(c.Context, v1.ResourceRevisions, ns, &revs); err != nil {
+			return err
+		}
+		b, err := exportWithRevisions(&s, revs, mode, format == "json")
+		if err != nil {
+			return err
+		}
+		_, err = c.App.Writer.Write(b)
 		return err
 	}
 	s.Status = v1.ServiceStatus{}
