@@ -16,6 +16,15 @@ type Node struct {
 	StartedAt         time.Time         `json:"startedAt"`
 }
 
+// Activator is written by each activator under activators/<identity>, on
+// its own lease, so a dead activator's record vanishes.
+type Activator struct {
+	Identity string `json:"identity"`
+	// Address is host:port edges send requests to.
+	Address   string    `json:"address"`
+	StartedAt time.Time `json:"startedAt"`
+}
+
 // Scale is written by the autoscaler under scale/<namespace>/<revision>.
 type Scale struct {
 	Namespace string    `json:"namespace"`

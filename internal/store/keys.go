@@ -20,6 +20,11 @@ const (
 	// (domainclaims/<domain>), written by the controller (Knative's
 	// ClusterDomainClaim).
 	DomainClaimsPrefix = Root + "domainclaims/"
+	// ActivatorsPrefix holds one record per live activator
+	// (activators/<identity>), written by that activator on its own lease
+	// so a dead one vanishes: the xds server routes to every one, and each
+	// takes its share of every instance's containerConcurrency.
+	ActivatorsPrefix = Root + "activators/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -68,6 +73,9 @@ func SecretListPrefix(namespace string) string {
 
 // DomainClaimKey is domainclaims/<domain>.
 func DomainClaimKey(domain string) string { return DomainClaimsPrefix + domain }
+
+// ActivatorKey is activators/<identity>.
+func ActivatorKey(identity string) string { return ActivatorsPrefix + identity }
 
 // SplitLast returns the last two path segments of key (e.g. node and
 // instance of placements/<node>/<instance>).

@@ -39,6 +39,15 @@ type Options struct {
 	// activator's metrics and pokes. Optional: nil means no autoscaler
 	// (requests for a revision at zero wait for someone else to scale it).
 	Autoscaler reporter.Leaders
+	// Advertise is host:port edges reach this activator at. Optional: when
+	// set, Run registers it under activators/<Identity> on a lease, so the
+	// xds server routes to it. Either way the activator follows
+	// activators/ and takes 1/N of every instance's containerConcurrency
+	// with N live activators (itself counted when unregistered).
+	Advertise string
+	// LeaseTTL is the registration lease's time to live. Optional,
+	// default 10s.
+	LeaseTTL time.Duration
 }
 
 // Activator buffers and forwards requests to revisions' ready instances.
@@ -49,8 +58,12 @@ type Activator struct {
 	proxy *httputil.ReverseProxy
 	rep   *reporter.Client // nil without an autoscaler
 
-	mu   sync.Mutex
-	revs map[revKey]*revision
+	mu    sync.Mutex
+	revs  map[revKey]*revision
+	peers *peers // where this activator stands among the live ones
+	// served counts the requests this activator took per revision since
+	// it started (GET /metrics); kept when a revision's entry goes.
+	served map[revKey]int64
 }
 
 type revKey struct{ ns, name string }
@@ -69,6 +82,9 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 	if opts.Identity == "" {
 		opts.Identity = "activator"
 	}
+	if opts.LeaseTTL <= 0 {
+		opts.LeaseTTL = 10 * time.Second
+	}
 	if opts.Transport == nil {
 		opts.Transport = &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -78,7 +94,8 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 			DisableCompression:  true,
 		}
 	}
-	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{}}
+	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
+		peers: &peers{n: 1}, served: map[revKey]int64{}}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
@@ -130,6 +147,7 @@ type forwardKey struct{}
 const (
 	srcInstances = iota
 	srcRevisions
+	srcActivators
 )
 
 // Run follows instances/ and the registry's revisions (and, with an
@@ -140,26 +158,34 @@ func (a *Activator) Run(ctx context.Context) error {
 	defer func() { cancel(); wg.Wait() }()
 	feeds := make(chan store.Feed, 64)
 	for src, prefix := range map[int]string{
-		srcInstances: store.InstancePrefix,
-		srcRevisions: store.RegistryListPrefix("serving.knative.dev", "revisions", ""),
+		srcInstances:  store.InstancePrefix,
+		srcRevisions:  store.RegistryListPrefix("serving.knative.dev", "revisions", ""),
+		srcActivators: store.ActivatorsPrefix,
 	} {
 		wg.Go(func() { store.Follow(ctx, a.st, src, prefix, feeds, a.log) })
 	}
 	if a.rep != nil {
 		wg.Go(func() { _ = a.rep.Run(ctx) })
 	}
+	if a.opts.Advertise != "" {
+		wg.Go(func() { a.register(ctx) })
+	}
 	// instances and specs are owned by this goroutine; requests only see
 	// what is published from them.
 	instances := map[string]cluster.Instance{}
 	specs := map[string]revSpec{}
+	activators := map[string]cluster.Activator{}
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case f := <-feeds:
-			if f.Src == srcRevisions {
+			switch f.Src {
+			case srcRevisions:
 				a.applyRevisions(f, specs)
-			} else {
+			case srcActivators:
+				a.applyActivators(f, activators)
+			default:
 				a.applyInstances(f, instances)
 			}
 		}
@@ -275,7 +301,7 @@ func (a *Activator) applyInstances(f store.Feed, instances map[string]cluster.In
 
 // newRevision adds an entry for k. Callers hold the lock.
 func (a *Activator) newRevision(k revKey) *revision {
-	r := &revision{key: k, meter: queue.NewMeter(time.Now())}
+	r := &revision{key: k, meter: queue.NewMeter(time.Now()), peers: a.peers}
 	a.revs[k] = r
 	return r
 }
@@ -342,6 +368,7 @@ func (a *Activator) revisionFor(k revKey) (*revision, time.Duration) {
 		r = a.newRevision(k)
 	}
 	r.idle = 0
+	a.served[k]++
 	timeout := r.timeout
 	if timeout <= 0 {
 		timeout = a.opts.Timeout
@@ -349,14 +376,18 @@ func (a *Activator) revisionFor(k revKey) (*revision, time.Duration) {
 	return r, timeout
 }
 
-// Handler serves /healthz (for requests without revision headers) and
-// forwards every request naming a revision.
+// Handler serves /healthz and /metrics (for requests without revision
+// headers) and forwards every request naming a revision.
 func (a *Activator) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ns, name := req.Header.Get(v1.NamespaceHeaderName), req.Header.Get(v1.RevisionHeaderName)
 		if ns == "" && name == "" && req.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))
+			return
+		}
+		if ns == "" && name == "" && req.URL.Path == "/metrics" {
+			a.serveMetrics(w)
 			return
 		}
 		if ns == "" || name == "" {

@@ -19,9 +19,18 @@
 // registry's revisions (store.Follow), never by polling. With an autoscaler
 // it pokes the leader the moment a request waits for a revision without a
 // ready instance, and streams the concurrency it holds per revision every
-// second. It writes nothing to etcd and never decides scale.
+// second. GET /metrics (no revision headers) counts the requests it took
+// per revision.
 //
-// Not yet: Knative's activator subsetting (each of N replicas owning 1/N
-// of every instance's slots). The xds server routes to one activator
-// address today, so one activator holds the whole of each instance.
+// Subsetting across replicas (Knative's): with an advertised address the
+// activator registers itself under activators/<identity> on its own lease
+// (its only write; revoked on shutdown, so it vanishes at once, and a dead
+// one vanishes with its lease), and the xds server routes to every
+// registered activator. Each follows activators/ and takes, of every
+// instance's containerConcurrency, cc/N slots with N live activators, the
+// remainder going to different activators for different instances, so
+// the N shares add up to exactly containerConcurrency. With fewer slots
+// in all than activators, one without any share still gets one slot on
+// one instance (Knative's minimum of one); the queue-proxy's breaker then
+// holds what goes over the hard limit. It never decides scale.
 package activator

@@ -2,6 +2,12 @@ package activator
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
@@ -73,4 +79,20 @@ func (a *Activator) poke(r *revision) {
 		a.log.Warn("poke autoscaler failed", "revision", r.key.String(), "attempt", attempt+1, "error", err)
 		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second))
 	}
+}
+
+// serveMetrics writes, in Prometheus' text format, the requests this
+// activator took per revision and where it stands among the activators.
+func (a *Activator) serveMetrics(w http.ResponseWriter) {
+	a.mu.Lock()
+	keys := slices.SortedFunc(maps.Keys(a.served), func(x, y revKey) int { return strings.Compare(x.String(), y.String()) })
+	var b strings.Builder
+	fmt.Fprintf(&b, "# TYPE kiln_activator_peers gauge\nkiln_activator_peers %d\n", a.peers.n)
+	b.WriteString("# TYPE kiln_activator_requests_total counter\n")
+	for _, k := range keys {
+		fmt.Fprintf(&b, "kiln_activator_requests_total{namespace=%q,revision=%q} %d\n", k.ns, k.name, a.served[k])
+	}
+	a.mu.Unlock()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	_, _ = io.WriteString(w, b.String())
 }

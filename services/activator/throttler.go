@@ -39,15 +39,62 @@ type revision struct {
 	meter *queue.Meter
 	// idle counts reporting periods without any request, for cleanup.
 	idle int
+	// peers is the Activator's, shared by every revision.
+	peers *peers
 }
 
-// capacity is how many requests this activator may have in flight to one
-// instance: containerConcurrency, or unlimited (0) when that is 0.
-//
-// With several activator replicas Knative gives each 1/N of every
-// instance's slots; kiln routes every edge to one activator address today,
-// so one activator holds the whole of each instance.
-func (r *revision) capacity() int { return int(r.cc) }
+// peers is where this activator stands among the live activators: n of
+// them (at least 1), self its index in identity order. Shared by every
+// revision; guarded by Activator.mu.
+type peers struct{ n, self int }
+
+// share is one activator's part of an instance's cc slots when n
+// activators share it (Knative's activator subsetting): cc/n each, and the
+// remainder cc%n to different activators for different instances (rotating
+// by the instance's index pod), so the n shares of one instance add up to
+// exactly cc.
+func share(cc, n, self, pod int) int {
+	if n <= 1 {
+		return cc
+	}
+	s := cc / n
+	if ((self-pod)%n+n)%n < cc%n {
+		s++
+	}
+	return s
+}
+
+// capacity returns how many requests this activator may have in flight to
+// r.pods[idx]: its share of containerConcurrency, or -1
+// (unlimited) when that is 0. An activator whose shares are all zero
+// (fewer slots in all than activators) still gets one slot on one
+// instance, as Knative gives every activator at least one: the
+// queue-proxy's breaker then queues what goes over the hard limit.
+// Callers hold the lock.
+func (r *revision) capacity(idx int, minOne bool) int {
+	if r.cc <= 0 {
+		return -1
+	}
+	c := share(int(r.cc), r.peers.n, r.peers.self, idx)
+	if c == 0 && minOne && idx == r.peers.self%len(r.pods) {
+		c = 1
+	}
+	return c
+}
+
+// noShare reports whether this activator's shares of every pod are zero.
+// Callers hold the lock.
+func (r *revision) noShare() bool {
+	if r.cc <= 0 || int(r.cc) >= r.peers.n {
+		return false
+	}
+	for i := range r.pods {
+		if share(int(r.cc), r.peers.n, r.peers.self, i) > 0 {
+			return false
+		}
+	}
+	return true
+}
 
 // pick returns the least-loaded pod with a free slot, ties broken round
 // robin, or nil. Callers hold the lock.
@@ -56,13 +103,13 @@ func (r *revision) pick() *pod {
 	if n == 0 {
 		return nil
 	}
-	capacity := r.capacity()
+	minOne := r.noShare()
 	var best *pod
 	bestAt := 0
 	for i := range n {
 		idx := (r.next + i) % n
 		p := r.pods[idx]
-		if capacity > 0 && p.inFlight >= capacity {
+		if c := r.capacity(idx, minOne); c >= 0 && p.inFlight >= c {
 			continue
 		}
 		if best == nil || p.inFlight < best.inFlight {

@@ -148,7 +148,7 @@ func runDev(c *cli.Context) error {
 		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, l, ready)
 	})
 	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runActivator(ctx, st, c.String("activator-listen"), l, ready)
+		return runActivator(ctx, st, c.String("activator-listen"), "", l, ready)
 	})
 	run("xds", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, l, ready)

@@ -209,6 +209,7 @@ func advertiseAddr(a net.Addr) string {
 
 var activatorFlags = []cli.Flag{
 	&cli.StringFlag{Name: "listen", Usage: "activator HTTP address", Value: ":8012", EnvVars: []string{"KILN_ACTIVATOR_LISTEN"}},
+	&cli.StringFlag{Name: "advertise", Usage: "host:port edges reach this activator at, registered under activators/ on a lease so the xds server routes to every live activator (default: the listen address; 127.0.0.1 when listening on all interfaces)", EnvVars: []string{"KILN_ACTIVATOR_ADVERTISE"}},
 }
 
 var activatorCommand = &cli.Command{
@@ -217,13 +218,21 @@ var activatorCommand = &cli.Command{
 	Flags: activatorFlags,
 	Action: func(c *cli.Context) error {
 		return runRole(c, "activator", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runActivator(ctx, st, c.String("listen"), log, ready)
+			return runActivator(ctx, st, c.String("listen"), c.String("advertise"), log, ready)
 		})
 	},
 }
 
-func runActivator(ctx context.Context, st *etcdstore.Store, addr string, log *slog.Logger, ready func()) error {
-	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st)}, log)
+func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise string, log *slog.Logger, ready func()) error {
+	if advertise == "" {
+		advertise = addr
+		if host, port, err := net.SplitHostPort(addr); err == nil {
+			if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+				advertise = net.JoinHostPort("127.0.0.1", port)
+			}
+		}
+	}
+	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st), Advertise: advertise}, log)
 	errc := make(chan error, 2)
 	go func() { errc <- a.Run(ctx) }()
 	_, herr, err := serveHTTP(ctx, addr, a.Handler(), log)
