@@ -28,9 +28,11 @@
 // status is shared; nothing here reads it.
 //
 // A revision's endpoints are either its ready instances (Knative's serve
-// mode) or the activator alone (proxy mode): proxy mode when it has no
+// mode) or the activators alone (proxy mode): proxy mode when it has no
 // ready instance, or when its scale record says ActivatorInPath (the
-// autoscaler found too little excess burst capacity).
+// autoscaler found too little excess burst capacity). The activators are
+// every one registered under activators/ (leased records, so dead ones
+// drop out), or the --activator-address when none is registered.
 //
 // Each resource type carries its own version, bumped only when that type's
 // content changes, so an endpoint change pushes EDS alone and edges do not

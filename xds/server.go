@@ -40,10 +40,11 @@ func (oneSnapshot) ID(*corev3.Node) string { return snapshotKey }
 
 // Prefixes the server watches.
 var (
-	routesPrefix    = store.RegistryListPrefix("serving.knative.dev", "routes", "")
-	revisionsPrefix = store.RegistryListPrefix("serving.knative.dev", "revisions", "")
-	instancesPrefix = store.InstancePrefix
-	scalePrefix     = store.ScalePrefix
+	routesPrefix     = store.RegistryListPrefix("serving.knative.dev", "routes", "")
+	revisionsPrefix  = store.RegistryListPrefix("serving.knative.dev", "revisions", "")
+	instancesPrefix  = store.InstancePrefix
+	scalePrefix      = store.ScalePrefix
+	activatorsPrefix = store.ActivatorsPrefix
 )
 
 // Server is the `kilnd xds` role: store watches in, ADS out.
@@ -129,10 +130,11 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 
 	var wg sync.WaitGroup
 	for prefix, decode := range map[string]decoder{
-		routesPrefix:    decodeRoute,
-		revisionsPrefix: decodeRevisionTimeout,
-		instancesPrefix: decodeInstance,
-		scalePrefix:     decodeScale,
+		routesPrefix:     decodeRoute,
+		revisionsPrefix:  decodeRevisionTimeout,
+		instancesPrefix:  decodeInstance,
+		scalePrefix:      decodeScale,
+		activatorsPrefix: decodeActivator,
 		// edgewatch.go: DomainMappings and TLS secrets.
 		domainMappingsPrefix: decodeDomainMapping,
 		secretsPrefix:        decodeSecret,
@@ -171,6 +173,12 @@ func decodeInstance(b []byte) (any, error) {
 	var i cluster.Instance
 	err := json.Unmarshal(b, &i)
 	return i, err
+}
+
+func decodeActivator(b []byte) (any, error) {
+	var a cluster.Activator
+	err := json.Unmarshal(b, &a)
+	return a, err
 }
 
 func decodeScale(b []byte) (any, error) {
@@ -294,7 +302,7 @@ func (s *Server) build(ctx context.Context) {
 func (s *Server) input() (Input, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, p := range []string{routesPrefix, revisionsPrefix, instancesPrefix, scalePrefix} {
+	for _, p := range []string{routesPrefix, revisionsPrefix, instancesPrefix, scalePrefix, activatorsPrefix} {
 		if !s.listed[p] {
 			return Input{}, false
 		}
@@ -311,6 +319,13 @@ func (s *Server) input() (Input, bool) {
 	for _, v := range s.state[routesPrefix] {
 		in.Routes = append(in.Routes, v.(servingv1.Route))
 	}
+	for _, v := range s.state[activatorsPrefix] {
+		if a := v.(cluster.Activator); a.Address != "" {
+			in.Activators = append(in.Activators, a.Address)
+		}
+	}
+	slices.Sort(in.Activators)
+	in.Activators = slices.Compact(in.Activators)
 	for _, v := range s.state[instancesPrefix] {
 		in.Instances = append(in.Instances, v.(cluster.Instance))
 	}

@@ -291,6 +291,25 @@ func TestServerOverEtcd(t *testing.T) {
 	edge.waitFor("activator in path by scale record", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"127.0.0.1:8012"})
 	})
+	// Registered activators replace the flag's address; one that goes
+	// (its lease ended) leaves the endpoints.
+	putJSON(t, st, store.ActivatorKey("act-2"), cluster.Activator{Identity: "act-2", Address: "10.0.0.12:8012"})
+	putJSON(t, st, store.ActivatorKey("act-1"), cluster.Activator{Identity: "act-1", Address: "10.0.0.11:8012"})
+	edge.waitFor("both registered activators in path", func(e *testEdge) bool {
+		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.11:8012", "10.0.0.12:8012"})
+	})
+	if err := st.Delete(ctx, store.ActivatorKey("act-2")); err != nil {
+		t.Fatal(err)
+	}
+	edge.waitFor("the live activator only", func(e *testEdge) bool {
+		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.11:8012"})
+	})
+	if err := st.Delete(ctx, store.ActivatorKey("act-1")); err != nil {
+		t.Fatal(err)
+	}
+	edge.waitFor("the flag's address once none is registered", func(e *testEdge) bool {
+		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"127.0.0.1:8012"})
+	})
 	putJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
 	edge.waitFor("instances again once the activator leaves the path", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.7:8013"})

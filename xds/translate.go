@@ -58,12 +58,13 @@ type Options struct {
 	HTTPListenAddress string
 	// HTTPPort is the edge HTTP port. Optional, default 8080.
 	HTTPPort uint32
-	// ActivatorAddress is host:port of the activator. Optional: when set, a
-	// revision with no ready instance, or whose scale record puts the
-	// activator in the path, gets the activator as its only endpoint
-	// (Knative "proxy mode"); when empty such a revision gets its ready
-	// instances, if any, and edges answer 503 without. An empty host means
-	// 127.0.0.1.
+	// ActivatorAddress is host:port of the activator when none is
+	// registered under activators/ (Input.Activators). Optional: with an
+	// activator, a revision with no ready instance, or whose scale record
+	// puts the activator in the path, gets the activators as its only
+	// endpoints (Knative "proxy mode"); without any such a revision gets
+	// its ready instances, if any, and edges answer 503 without. An empty
+	// host means 127.0.0.1.
 	ActivatorAddress string
 	// HTTPSPort is the edge HTTPS port. Optional, default 8443.
 	HTTPSPort uint32
@@ -107,6 +108,11 @@ type Input struct {
 	// even when it has ready instances (too little burst capacity).
 	// Optional; a missing revision is served by its instances.
 	ActivatorInPath map[string]bool
+	// Activators are the host:port of every live activator
+	// (activators/ records): all are endpoints of a revision in proxy
+	// mode, and each takes its share of every instance's
+	// containerConcurrency. Optional; empty means Options.ActivatorAddress.
+	Activators []string
 	// DomainMappings are published on the public listeners once their
 	// controller has claimed the domain (status DomainClaimed True).
 	DomainMappings []v1beta1.DomainMapping
@@ -234,15 +240,20 @@ func Translate(in Input, opts Options) Resources {
 		}
 		ready[name] = append(ready[name], ep)
 	}
-	var activator *endpointv3.LbEndpoint
-	if opts.ActivatorAddress != "" {
-		ep, err := lbEndpoint(opts.ActivatorAddress)
-		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf("activator: %v", err))
-		} else {
-			activator = ep
-		}
+	activatorAddrs := in.Activators
+	if len(activatorAddrs) == 0 && opts.ActivatorAddress != "" {
+		activatorAddrs = []string{opts.ActivatorAddress}
 	}
+	var activators []*endpointv3.LbEndpoint
+	for _, addr := range activatorAddrs {
+		ep, err := lbEndpoint(addr)
+		if err != nil {
+			res.Warnings = append(res.Warnings, fmt.Sprintf("activator %s: %v", addr, err))
+			continue
+		}
+		activators = append(activators, ep)
+	}
+	sort.Slice(activators, func(i, j int) bool { return endpointKey(activators[i]) < endpointKey(activators[j]) })
 
 	names := make([]string, 0, len(revisions))
 	for n := range revisions {
@@ -253,8 +264,8 @@ func Translate(in Input, opts Options) Resources {
 		res.Clusters = append(res.Clusters, makeCluster(name))
 		eps := ready[name]
 		sort.Slice(eps, func(i, j int) bool { return endpointKey(eps[i]) < endpointKey(eps[j]) })
-		if activator != nil && (len(eps) == 0 || in.ActivatorInPath[name]) {
-			eps = []*endpointv3.LbEndpoint{activator}
+		if len(activators) > 0 && (len(eps) == 0 || in.ActivatorInPath[name]) {
+			eps = activators
 		}
 		cla := &endpointv3.ClusterLoadAssignment{ClusterName: name}
 		if len(eps) > 0 {

@@ -229,6 +229,22 @@ func TestTranslate(t *testing.T) {
 			"default/hello-00002": {"10.0.0.9:8012"},
 		},
 	}, {
+		name: "two registered activators: both are endpoints in proxy mode, the flag's address unused",
+		in: Input{
+			Routes: []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 50), withTraffic("hello-00002", 50))},
+			Instances: []cluster.Instance{
+				inst("default", "hello-00002", "i2", "10.0.0.9:8012", true),
+			},
+			Activators: []string{"10.0.0.3:8012", "10.0.0.2:8012"},
+		},
+		opts:     Options{ActivatorAddress: "10.0.0.1:8012"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m0s"},
+		clusters: []string{"default/hello-00001", "default/hello-00002"},
+		eps: map[string][]string{
+			"default/hello-00001": {"10.0.0.2:8012", "10.0.0.3:8012"},
+			"default/hello-00002": {"10.0.0.9:8012"},
+		},
+	}, {
 		name: "activator in path but no activator configured: instances serve",
 		in: Input{
 			Routes:          []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},

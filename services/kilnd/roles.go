@@ -252,7 +252,7 @@ var xdsFlags = []cli.Flag{
 	&cli.UintFlag{Name: "https-port", Usage: "HTTPS port the edges listen on (served when a DomainMapping has a TLS secret, or with --default-tls-secret)", Value: 8443},
 	&cli.UintFlag{Name: "internal-port", Usage: "port of the edges' internal listener, serving every route under NAME.NAMESPACE.svc.cluster.local (cluster-local routes only there)", Value: 8081},
 	&cli.StringFlag{Name: "default-tls-secret", Usage: "NAMESPACE/NAME of a TLS secret served on the HTTPS port to server names no DomainMapping claims"},
-	&cli.StringFlag{Name: "activator-address", Usage: "host:port of the activator, the endpoint of revisions without ready instances", Value: "127.0.0.1:8012", EnvVars: []string{"KILN_ACTIVATOR_ADDRESS"}},
+	&cli.StringFlag{Name: "activator-address", Usage: "host:port of the activator, the endpoint of revisions without ready instances, used only while no activator is registered under activators/ (each registers its --advertise address)", Value: "127.0.0.1:8012", EnvVars: []string{"KILN_ACTIVATOR_ADDRESS"}},
 }
 
 func xdsOptions(c *cli.Context) xds.Options {
