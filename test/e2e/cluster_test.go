@@ -65,7 +65,9 @@ type cluster struct {
 	etcd        string
 	api         string
 	gateway     string
-	activator   string // host:port
+	activator   string // host:port of the first activator
+	// activators are host:port of every activator (two, subsetting).
+	activators  []string
 	tokenFile   string
 	image       string
 	registry    string
@@ -119,6 +121,7 @@ func startCluster(t testing.TB) *cluster {
 	httpsPort, internalPort := freePort(t), freePort(t)
 	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
+	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
 	// Two of each singleton: only the leader may act.
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
@@ -130,7 +133,8 @@ func startCluster(t testing.TB) *cluster {
 		c.start(role+"-1", role, args...)
 		c.start(role+"-2", role, args...)
 	}
-	c.start("activator", "activator", "--listen", fmt.Sprintf("127.0.0.1:%d", actPort))
+	c.start("activator", "activator", "--listen", c.activators[0])
+	c.start("activator-2", "activator", "--listen", c.activators[1])
 	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
 		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort))
 	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
