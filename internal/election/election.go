@@ -106,28 +106,40 @@ func Observe(ctx context.Context, c *clientv3.Client, role string) <-chan string
 	go func() {
 		defer close(out)
 		last := "\x00"
-		emit := func() bool {
-			v, err := Leader(ctx, c, role)
-			if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-				return ctx.Err() == nil
+		// emit sends the leader if it changed and returns the revision it
+		// was read at, so the watch starts right after it: a leader elected
+		// between the read and the watch is not missed.
+		emit := func() (int64, bool) {
+			resp, err := c.Get(ctx, store.ElectionKey(role)+"/", clientv3.WithFirstCreate()...)
+			if err != nil {
+				return 0, ctx.Err() == nil
+			}
+			v := ""
+			if len(resp.Kvs) > 0 {
+				v = string(resp.Kvs[0].Value)
 			}
 			if v != last {
 				last = v
 				select {
 				case out <- v:
 				case <-ctx.Done():
-					return false
+					return 0, false
 				}
 			}
-			return true
+			return resp.Header.Revision, true
 		}
 		for ctx.Err() == nil {
-			if !emit() {
+			rev, ok := emit()
+			if !ok {
 				return
 			}
-			wc := c.Watch(clientv3.WithRequireLeader(ctx), store.ElectionKey(role)+"/", clientv3.WithPrefix())
+			opts := []clientv3.OpOption{clientv3.WithPrefix()}
+			if rev > 0 {
+				opts = append(opts, clientv3.WithRev(rev+1))
+			}
+			wc := c.Watch(clientv3.WithRequireLeader(ctx), store.ElectionKey(role)+"/", opts...)
 			for range wc {
-				if !emit() {
+				if _, ok := emit(); !ok {
 					return
 				}
 			}
