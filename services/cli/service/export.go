@@ -86,32 +86,11 @@ func export(c *cli.Context) error {
 // when they differ from what is described; it reports "unchanged" otherwise.
 func apply(c *cli.Context) error {
 	ctx := c.Context
-	name, err := oneName(c, c.IsSet("filename"))
+	s, err := fromFlags(c, "apply")
 	if err != nil {
 		return err
 	}
-	ns := client.Namespace(c)
-	s := &v1.Service{}
-	if f := c.String("filename"); f != "" {
-		if s, err = readDescriptor(f); err != nil {
-			return err
-		}
-		if s.Metadata.Namespace != "" {
-			ns = s.Metadata.Namespace
-		}
-	} else if !c.IsSet("image") {
-		return fmt.Errorf("'service apply' requires the image name to run provided with the --image option")
-	}
-	if name != "" {
-		s.Metadata.Name = name
-	}
-	s.Metadata.Namespace = ns
-	if err := applyFlags(c, s, true); err != nil {
-		return err
-	}
-	if err := applyRevisionName(c, s, 1); err != nil {
-		return err
-	}
+	ns := s.Metadata.Namespace
 	if err := validate(ctx, s); err != nil {
 		return err
 	}

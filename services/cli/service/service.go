@@ -3,7 +3,6 @@ package service
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -85,40 +84,52 @@ func readDescriptor(path string) (*v1.Service, error) {
 	return s, nil
 }
 
-func create(c *cli.Context) error {
-	ctx := c.Context
+// fromFlags builds the Service that `service create` and `service apply`
+// (verb) describe: a descriptor from -f, or NAME and --image, with every
+// flag applied over it.
+func fromFlags(c *cli.Context, verb string) (*v1.Service, error) {
 	name, err := oneName(c, c.IsSet("filename"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	ns := client.Namespace(c)
 	s := &v1.Service{}
 	if f := c.String("filename"); f != "" {
 		if s, err = readDescriptor(f); err != nil {
-			return err
+			return nil, err
 		}
 		if name != "" && s.Metadata.Name != "" && s.Metadata.Name != name {
-			return fmt.Errorf("provided service name '%s' does not match the name '%s' in the file", name, s.Metadata.Name)
+			return nil, fmt.Errorf("provided service name '%s' does not match the name '%s' in the file", name, s.Metadata.Name)
 		}
 		if s.Metadata.Namespace != "" && c.IsSet(client.FlagNamespace) && s.Metadata.Namespace != ns {
-			return fmt.Errorf("namespace '%s' in the file does not match --namespace '%s'", s.Metadata.Namespace, ns)
+			return nil, fmt.Errorf("namespace '%s' in the file does not match --namespace '%s'", s.Metadata.Namespace, ns)
 		}
 		if s.Metadata.Namespace != "" {
 			ns = s.Metadata.Namespace
 		}
 	} else if !c.IsSet("image") {
-		return errors.New("'service create' requires the image name to run provided with the --image option")
+		return nil, fmt.Errorf("'service %s' requires the image name to run provided with the --image option", verb)
 	}
 	if name != "" {
 		s.Metadata.Name = name
 	}
 	s.Metadata.Namespace = ns
 	if err := applyFlags(c, s, true); err != nil {
-		return err
+		return nil, err
 	}
 	if err := applyRevisionName(c, s, 1); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func create(c *cli.Context) error {
+	ctx := c.Context
+	s, err := fromFlags(c, "create")
+	if err != nil {
 		return err
 	}
+	ns := s.Metadata.Namespace
 	if f := trafficFlags(c); f.Changed() {
 		// The first revision is @latest: --tag @latest=TAG (or REV=TAG)
 		// tags the default all-to-latest target.
