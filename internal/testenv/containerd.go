@@ -20,8 +20,14 @@ const ContainerdBinary = "/usr/bin/containerd"
 
 // RequireRoot skips the test when not running as root. As root (CI, the dev
 // VM) it never skips, so root-only tests always run where they can.
+//
+// `go test -short` (make unit) also skips them: it is the explicit request
+// for the quick, containerd-free subset; make test never passes -short.
 func RequireRoot(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: skipping a test that drives containerd, runc and CNI (make test runs it)")
+	}
 	if os.Geteuid() != 0 {
 		t.Skip("test needs root (containerd, runc, CNI); run as root to exercise it")
 	}
