@@ -135,10 +135,11 @@ func (n *nodeRoom) fits(s cluster.InstanceSpec) bool {
 	if n.node.MaxInstances > 0 && n.used+1 > n.node.MaxInstances {
 		return false
 	}
-	if n.node.CapacityMilliCPU > 0 && n.milliCPU+s.MilliCPU > n.node.CapacityMilliCPU {
+	cpu, mem := s.PodRequests()
+	if n.node.CapacityMilliCPU > 0 && n.milliCPU+cpu > n.node.CapacityMilliCPU {
 		return false
 	}
-	if n.node.CapacityMemoryMiB > 0 && n.memoryMi+s.MemoryMiB > n.node.CapacityMemoryMiB {
+	if n.node.CapacityMemoryMiB > 0 && n.memoryMi+mem > n.node.CapacityMemoryMiB {
 		return false
 	}
 	return true
@@ -153,16 +154,18 @@ func (n *nodeRoom) free(s cluster.InstanceSpec) float64 {
 			f = min(f, float64(capacity-used)/float64(capacity))
 		}
 	}
+	cpu, mem := s.PodRequests()
 	frac(int64(n.node.MaxInstances), int64(n.used+1))
-	frac(n.node.CapacityMilliCPU, n.milliCPU+s.MilliCPU)
-	frac(n.node.CapacityMemoryMiB, n.memoryMi+s.MemoryMiB)
+	frac(n.node.CapacityMilliCPU, n.milliCPU+cpu)
+	frac(n.node.CapacityMemoryMiB, n.memoryMi+mem)
 	return f
 }
 
 func (n *nodeRoom) add(k RevisionKey, s cluster.InstanceSpec, sign int) {
+	cpu, mem := s.PodRequests()
 	n.used += sign
-	n.milliCPU += int64(sign) * s.MilliCPU
-	n.memoryMi += int64(sign) * s.MemoryMiB
+	n.milliCPU += int64(sign) * cpu
+	n.memoryMi += int64(sign) * mem
 	n.perRev[k] += sign
 }
 

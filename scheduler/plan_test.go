@@ -65,6 +65,29 @@ func TestPlan(t *testing.T) {
 			want: []string{"place a@n1", "place a@n2"},
 		},
 		{
+			name: "sidecars count against capacity",
+			snap: Snapshot{Desired: map[RevisionKey]int{key("a"): 2}, Specs: map[RevisionKey]cluster.InstanceSpec{key("a"): func() cluster.InstanceSpec {
+				sp := spec("a", 400, 64)
+				sp.Sidecars = []cluster.ContainerSpec{{Name: "side", MilliCPU: 400}}
+				return sp
+			}()},
+				Nodes: []cluster.Node{node("n1", 10, 1000, 4096)}},
+			// 800m per instance: the second does not fit in 1000m.
+			want:     []string{"place a@n1"},
+			unplaced: 1,
+		},
+		{
+			name: "the largest init container bounds the request",
+			snap: Snapshot{Desired: map[RevisionKey]int{key("a"): 2}, Specs: map[RevisionKey]cluster.InstanceSpec{key("a"): func() cluster.InstanceSpec {
+				sp := spec("a", 100, 64)
+				sp.InitContainers = []cluster.ContainerSpec{{Name: "init", MilliCPU: 600}}
+				return sp
+			}()},
+				Nodes: []cluster.Node{node("n1", 10, 1000, 4096)}},
+			want:     []string{"place a@n1"},
+			unplaced: 1,
+		},
+		{
 			name: "most free room wins",
 			snap: Snapshot{Desired: map[RevisionKey]int{key("a"): 1, key("b"): 1}, Specs: map[RevisionKey]cluster.InstanceSpec{key("a"): a, key("b"): spec("b", 100, 64)},
 				Nodes:      []cluster.Node{node("n1", 10, 4000, 4096), node("n2", 10, 4000, 4096)},

@@ -173,3 +173,20 @@ type Instance struct {
 	Reason      string    `json:"reason,omitempty"`
 	UpdatedAt   time.Time `json:"updatedAt"`
 }
+
+// PodRequests is what one instance of s reserves on a node: the serving
+// container plus its sidecars, or the largest init container when that is
+// more (init containers run before, never beside, the others), as
+// Kubernetes computes a pod's effective request.
+func (s InstanceSpec) PodRequests() (milliCPU, memoryMiB int64) {
+	milliCPU, memoryMiB = s.MilliCPU, s.MemoryMiB
+	for _, c := range s.Sidecars {
+		milliCPU += c.MilliCPU
+		memoryMiB += c.MemoryMiB
+	}
+	for _, c := range s.InitContainers {
+		milliCPU = max(milliCPU, c.MilliCPU)
+		memoryMiB = max(memoryMiB, c.MemoryMiB)
+	}
+	return milliCPU, memoryMiB
+}
