@@ -498,22 +498,29 @@ func containerEnv(spec cluster.InstanceSpec, port int) []string {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
+	return appendUserEnv(env, spec.Env, spec.EnvOrder)
+}
+
+// appendUserEnv appends the user's variables as NAME=value: those named in
+// order first, in that order, then any others sorted, so the result is
+// stable whatever the map's iteration order.
+func appendUserEnv(env []string, vars map[string]string, order []string) []string {
 	seen := map[string]bool{}
-	for _, k := range spec.EnvOrder {
-		if v, ok := spec.Env[k]; ok && !seen[k] {
+	for _, k := range order {
+		if v, ok := vars[k]; ok && !seen[k] {
 			seen[k] = true
 			env = append(env, k+"="+v)
 		}
 	}
 	var rest []string
-	for k := range spec.Env {
+	for k := range vars {
 		if !seen[k] {
 			rest = append(rest, k)
 		}
 	}
 	slices.Sort(rest)
 	for _, k := range rest {
-		env = append(env, k+"="+spec.Env[k])
+		env = append(env, k+"="+vars[k])
 	}
 	return env
 }

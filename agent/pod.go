@@ -58,25 +58,7 @@ func (w *worker) pullAll(ctx context.Context) (map[string]runtime.Image, error) 
 // user declared, in order, as Knative gives it (PORT and K_* are the
 // serving container's).
 func podEnv(c cluster.ContainerSpec) []string {
-	var env []string
-	seen := map[string]bool{}
-	for _, k := range c.EnvOrder {
-		if v, ok := c.Env[k]; ok && !seen[k] {
-			seen[k] = true
-			env = append(env, k+"="+v)
-		}
-	}
-	var rest []string
-	for k := range c.Env {
-		if !seen[k] {
-			rest = append(rest, k)
-		}
-	}
-	slices.Sort(rest)
-	for _, k := range rest {
-		env = append(env, k+"="+c.Env[k])
-	}
-	return env
+	return appendUserEnv(nil, c.Env, c.EnvOrder)
 }
 
 func (w *worker) podSpec(id string, c cluster.ContainerSpec, img runtime.Image, mounts []runtime.Mount) runtime.Spec {
