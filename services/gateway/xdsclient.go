@@ -313,33 +313,25 @@ func (c *xdsClient) publish(force bool) error {
 }
 
 func (c *config) dropUnwanted(typ string, names []string) {
-	keep := func(name string) bool { _, found := slices.BinarySearch(names, name); return found }
 	switch typ {
 	case typeRoute:
-		m := map[string]*routev3.RouteConfiguration{}
-		for n, r := range c.routes {
-			if keep(n) {
-				m[n] = r
-			}
-		}
-		c.routes = m
+		c.routes = keepNamed(c.routes, names)
 	case typeEndpoint:
-		m := map[string]*endpointv3.ClusterLoadAssignment{}
-		for n, e := range c.endpoints {
-			if keep(n) {
-				m[n] = e
-			}
-		}
-		c.endpoints = m
+		c.endpoints = keepNamed(c.endpoints, names)
 	case typeSecret:
-		m := map[string]*tlsv3.Secret{}
-		for n, e := range c.secrets {
-			if keep(n) {
-				m[n] = e
-			}
-		}
-		c.secrets = m
+		c.secrets = keepNamed(c.secrets, names)
 	}
+}
+
+// keepNamed returns the entries of m whose name is in sorted names.
+func keepNamed[T any](m map[string]T, names []string) map[string]T {
+	out := make(map[string]T, len(names))
+	for n, v := range m {
+		if _, found := slices.BinarySearch(names, n); found {
+			out[n] = v
+		}
+	}
+	return out
 }
 
 type validator interface{ ValidateAll() error }
