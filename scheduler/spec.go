@@ -35,19 +35,7 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 		Port:           v1.DefaultUserPort,
 		TimeoutSeconds: v1.DefaultTimeoutSeconds,
 	}
-	for _, e := range c.Env {
-		if e.ValueFrom != nil {
-			continue
-		}
-		if spec.Env == nil {
-			spec.Env = map[string]string{}
-		}
-		if _, dup := spec.Env[e.Name]; !dup {
-			spec.EnvOrder = append(spec.EnvOrder, e.Name)
-		}
-		// Like Kubernetes, the last of duplicate names wins.
-		spec.Env[e.Name] = e.Value
-	}
+	spec.Env, spec.EnvOrder = envOf(c)
 	if len(c.Ports) > 0 && c.Ports[0].ContainerPort > 0 {
 		spec.Port = c.Ports[0].ContainerPort
 	}

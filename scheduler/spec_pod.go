@@ -95,8 +95,7 @@ func addPodExtras(spec *cluster.InstanceSpec, rev *v1.Revision, serving int) err
 }
 
 // envOf is c's literal environment in declared order; valueFrom entries
-// are skipped and the last of duplicate names wins, as for the serving
-// container.
+// are skipped and, like Kubernetes, the last of duplicate names wins.
 func envOf(c v1.Container) (map[string]string, []string) {
 	var env map[string]string
 	var order []string
