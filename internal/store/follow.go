@@ -44,16 +44,7 @@ func Follow(ctx context.Context, st Store, src int, prefix string, out chan<- Fe
 				log.Warn("watch ended; listing again", "prefix", prefix, "error", wr.Err)
 				break
 			}
-			f := Feed{Src: src, Rev: wr.Revision}
-			for _, ev := range wr.Events {
-				if ev.Type == EventDelete {
-					f.Dels = append(f.Dels, ev.KV.Key)
-				} else {
-					f.Puts = append(f.Puts, ev.KV)
-				}
-				f.Rev = max(f.Rev, ev.KV.ModRevision)
-			}
-			if !sendFeed(ctx, out, f) {
+			if !sendFeed(ctx, out, feedOf(src, wr)) {
 				cancel()
 				return
 			}
@@ -64,6 +55,29 @@ func Follow(ctx context.Context, st Store, src int, prefix string, out chan<- Fe
 			return
 		}
 	}
+}
+
+// feedOf folds one watch response into a Feed holding each key's final
+// state: consumers apply Dels before Puts, so a key put and then deleted in
+// the same response must appear only in Dels (and the reverse only in Puts).
+func feedOf(src int, wr WatchResponse) Feed {
+	f := Feed{Src: src, Rev: wr.Revision}
+	last := map[string]int{} // key → index of its final event
+	for i, ev := range wr.Events {
+		last[ev.KV.Key] = i
+		f.Rev = max(f.Rev, ev.KV.ModRevision)
+	}
+	for i, ev := range wr.Events {
+		if last[ev.KV.Key] != i {
+			continue
+		}
+		if ev.Type == EventDelete {
+			f.Dels = append(f.Dels, ev.KV.Key)
+		} else {
+			f.Puts = append(f.Puts, ev.KV)
+		}
+	}
+	return f
 }
 
 func sendFeed(ctx context.Context, out chan<- Feed, f Feed) bool {
