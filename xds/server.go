@@ -205,65 +205,38 @@ func decodeRevisionTimeout(b []byte) (any, error) {
 	return rt, nil
 }
 
-// watch mirrors one prefix into s.state: list, then watch from the list's
-// revision + 1; on any watch error (compaction, lost connection) list
-// again, so no event is ever missed.
+// watch mirrors one prefix into s.state through store.Follow (list, then
+// watch from the list's revision + 1, re-listing after any watch error), so
+// no event is ever missed.
 func (s *Server) watch(ctx context.Context, prefix string, decode decoder) {
 	log := s.log.With("prefix", prefix)
-	backoff := 50 * time.Millisecond
-	for ctx.Err() == nil {
-		kvs, rev, err := s.st.List(ctx, prefix)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			log.Warn("list failed, retrying", "error", err, "backoff", backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 2*time.Second)
-			continue
-		}
-		backoff = 50 * time.Millisecond
-		m := make(map[string]any, len(kvs))
-		for _, kv := range kvs {
-			if v, err := decode(kv.Value); err != nil {
-				log.Warn("skipping undecodable value", "key", kv.Key, "error", err)
-			} else {
-				m[kv.Key] = v
-			}
+	feeds := make(chan store.Feed, 16)
+	go store.Follow(ctx, s.st, 0, prefix, feeds, log)
+	for {
+		var f store.Feed
+		select {
+		case <-ctx.Done():
+			return
+		case f = <-feeds:
 		}
 		s.mu.Lock()
-		s.state[prefix] = m
-		s.listed[prefix] = true
+		if f.Reset {
+			s.state[prefix] = make(map[string]any, len(f.Puts))
+			s.listed[prefix] = true
+		}
+		for _, k := range f.Dels {
+			delete(s.state[prefix], k)
+		}
+		for _, kv := range f.Puts {
+			if v, err := decode(kv.Value); err != nil {
+				log.Warn("skipping undecodable value", "key", kv.Key, "error", err)
+				delete(s.state[prefix], kv.Key)
+			} else {
+				s.state[prefix][kv.Key] = v
+			}
+		}
 		s.mu.Unlock()
 		s.poke()
-
-		wctx, cancel := context.WithCancel(ctx)
-		for wr := range s.st.Watch(wctx, prefix, rev+1) {
-			if wr.Err != nil {
-				log.Warn("watch ended, re-listing", "error", wr.Err)
-				break
-			}
-			s.mu.Lock()
-			for _, ev := range wr.Events {
-				if ev.Type == store.EventDelete {
-					delete(s.state[prefix], ev.KV.Key)
-					continue
-				}
-				if v, err := decode(ev.KV.Value); err != nil {
-					log.Warn("skipping undecodable value", "key", ev.KV.Key, "error", err)
-					delete(s.state[prefix], ev.KV.Key)
-				} else {
-					s.state[prefix][ev.KV.Key] = v
-				}
-			}
-			s.mu.Unlock()
-			s.poke()
-		}
-		cancel()
 	}
 }
 
