@@ -3,7 +3,7 @@ SHELL := /bin/bash
 GO ?= go
 BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/kiln-serving/kiln/services/kilnd.Version=$(VERSION) -X github.com/kiln-serving/kiln/services/cli.Version=$(VERSION)
+LDFLAGS := -X github.com/kiln-serving/kiln/cmd/kilnd/commands.Version=$(VERSION) -X github.com/kiln-serving/kiln/cmd/kiln/commands.Version=$(VERSION)
 TEST_TIMEOUT ?= 45m
 
 .PHONY: help build test unit e2e bench lint proto demo demo-stop clean

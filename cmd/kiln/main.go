@@ -4,9 +4,9 @@ package main
 import (
 	"os"
 
-	"github.com/kiln-serving/kiln/services/cli"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands"
 )
 
 func main() {
-	os.Exit(cli.Main(os.Args))
+	os.Exit(commands.Main(os.Args))
 }

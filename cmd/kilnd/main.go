@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/kiln-serving/kiln/services/kilnd"
+	"github.com/kiln-serving/kiln/cmd/kilnd/commands"
 )
 
 func main() {
-	if err := kilnd.NewApp().Run(os.Args); err != nil {
+	if err := commands.NewApp().Run(os.Args); err != nil {
 		fmt.Fprintln(os.Stderr, "Error:", err)
 		os.Exit(1)
 	}

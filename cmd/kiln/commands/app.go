@@ -1,4 +1,4 @@
-package cli
+package commands
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/kiln-serving/kiln/services/cli/apply"
-	"github.com/kiln-serving/kiln/services/cli/client"
-	kconfig "github.com/kiln-serving/kiln/services/cli/config"
-	"github.com/kiln-serving/kiln/services/cli/domain"
-	"github.com/kiln-serving/kiln/services/cli/revision"
-	"github.com/kiln-serving/kiln/services/cli/route"
-	"github.com/kiln-serving/kiln/services/cli/secret"
-	"github.com/kiln-serving/kiln/services/cli/service"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/apply"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
+	kconfig "github.com/kiln-serving/kiln/cmd/kiln/commands/config"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/domain"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/revision"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/route"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/secret"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/service"
 )
 
 // NewApp returns the kiln command tree. It never calls os.Exit; use Run

@@ -1,4 +1,4 @@
-package cli_test
+package commands_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	kcli "github.com/kiln-serving/kiln/services/cli"
+	kcli "github.com/kiln-serving/kiln/cmd/kiln/commands"
 )
 
 func runKiln(t *testing.T, args ...string) (int, string, string) {

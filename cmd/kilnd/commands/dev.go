@@ -1,4 +1,4 @@
-package kilnd
+package commands
 
 import (
 	"context"

@@ -12,8 +12,8 @@ import (
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
-	"github.com/kiln-serving/kiln/services/cli/client"
-	"github.com/kiln-serving/kiln/services/cli/printer"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
 )
 
 const refUsage = "Addressable target reference for Domain Mapping. You can specify a Knative service, a Knative route. " +

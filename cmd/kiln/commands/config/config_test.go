@@ -13,12 +13,12 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	kcli "github.com/kiln-serving/kiln/cmd/kiln/commands"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/config"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 	"github.com/kiln-serving/kiln/services/apiserver"
-	kcli "github.com/kiln-serving/kiln/services/cli"
-	"github.com/kiln-serving/kiln/services/cli/config"
 )
 
 const token = "t0ken"

@@ -1,4 +1,4 @@
-package cli_test
+package commands_test
 
 import (
 	"context"

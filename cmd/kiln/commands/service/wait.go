@@ -10,7 +10,7 @@ import (
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/services/cli/client"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 )
 
 // progress prints kn-style "  0.058s message" lines, one per new message.

@@ -12,8 +12,8 @@ import (
 
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
-	"github.com/kiln-serving/kiln/services/cli/client"
-	"github.com/kiln-serving/kiln/services/cli/printer"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
 )
 
 // Command is `kiln secret`.

@@ -7,9 +7,9 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
 	kconfig "github.com/kiln-serving/kiln/internal/config"
-	"github.com/kiln-serving/kiln/services/cli/client"
-	"github.com/kiln-serving/kiln/services/cli/printer"
 )
 
 // Command is `kiln config`.

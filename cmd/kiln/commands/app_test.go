@@ -1,4 +1,4 @@
-package cli_test
+package commands_test
 
 import (
 	"bytes"
@@ -17,12 +17,12 @@ import (
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	kcli "github.com/kiln-serving/kiln/cmd/kiln/commands"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 	"github.com/kiln-serving/kiln/services/apiserver"
-	kcli "github.com/kiln-serving/kiln/services/cli"
-	"github.com/kiln-serving/kiln/services/cli/client"
 )
 
 const token = "t0ken"

@@ -13,9 +13,9 @@ import (
 	"github.com/urfave/cli/v2"
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
 	"github.com/kiln-serving/kiln/internal/errdefs"
-	"github.com/kiln-serving/kiln/services/cli/client"
-	"github.com/kiln-serving/kiln/services/cli/printer"
 )
 
 // Command is `kiln service`.

@@ -16,8 +16,8 @@ import (
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	"github.com/kiln-serving/kiln/internal/errdefs"
-	"github.com/kiln-serving/kiln/services/cli/client"
 )
 
 // Command is `kiln apply`.
