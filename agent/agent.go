@@ -18,8 +18,8 @@ import (
 	"github.com/kiln-serving/kiln/agent/network"
 	"github.com/kiln-serving/kiln/agent/queue"
 	"github.com/kiln-serving/kiln/agent/runtime"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 

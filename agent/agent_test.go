@@ -25,8 +25,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/kiln-serving/kiln/agent/queue"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/testenv"

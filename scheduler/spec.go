@@ -5,9 +5,9 @@ import (
 	"math/big"
 	"strings"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // SpecFromRevision builds what an agent needs to run one instance of rev.

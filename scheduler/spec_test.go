@@ -6,9 +6,9 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 func TestParseQuantity(t *testing.T) {

@@ -27,7 +27,7 @@ import (
 
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/config"
+	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -54,7 +54,7 @@ type Server struct {
 	log   *slog.Logger
 	cache cachev3.SnapshotCache
 	// cfg is the live cluster config (config-network http-protocol).
-	cfg *config.Watcher
+	cfg *liveconfig.Watcher
 
 	// kick wakes the builder; its buffer of one coalesces bursts: events
 	// arriving while a build runs cause exactly one more build.
@@ -86,7 +86,7 @@ func NewServer(st store.Store, opts Options, log *slog.Logger) *Server {
 		opts:   opts,
 		log:    log,
 		cache:  cachev3.NewSnapshotCache(true, oneSnapshot{}, cacheLogger{log}),
-		cfg:    config.NewWatcher(st, log),
+		cfg:    liveconfig.NewWatcher(st, log),
 		kick:   make(chan struct{}, 1),
 		state:  map[string]map[string]any{},
 		listed: map[string]bool{},

@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"sync/atomic"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/meter"
 )
 
 // ProbeHeader is the request header that makes the queue-proxy answer
@@ -53,7 +55,7 @@ type Proxy struct {
 	log        *slog.Logger
 	timeout    time.Duration
 	drainDelay time.Duration
-	meter      *Meter
+	meter      *meter.Meter
 	created    time.Time
 	breaker    *Breaker // nil when unlimited
 	rp         *httputil.ReverseProxy
@@ -73,7 +75,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 	}
 	target := &url.URL{Scheme: "http", Host: cfg.Target}
 	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, created: time.Now()}
-	p.meter = NewMeter(p.created)
+	p.meter = meter.NewMeter(p.created)
 	if cfg.ContainerConcurrency > 0 {
 		depth := cfg.QueueDepth
 		if depth <= 0 {
@@ -122,7 +124,7 @@ func (p *Proxy) Stats() Stats {
 
 // Report closes the current reporting period at now and returns what the
 // proxy saw in it; the next period starts at now.
-func (p *Proxy) Report(now time.Time) Report { return p.meter.Report(now) }
+func (p *Proxy) Report(now time.Time) meter.Report { return p.meter.Report(now) }
 
 // Created is when the proxy was built (its instance's uptime base).
 func (p *Proxy) Created() time.Time { return p.created }
@@ -176,7 +178,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.total.Add(1)
-	proxied := r.Header.Get(ProxyHeaderName) != ""
+	proxied := r.Header.Get(meter.ProxyHeaderName) != ""
 	p.meter.In(time.Now(), proxied)
 	defer func() { p.meter.Out(time.Now(), proxied) }()
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/election"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/testenv"
 )

@@ -3,17 +3,15 @@ package registry
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -166,7 +164,7 @@ func (c *Typed[T]) Create(ctx context.Context, obj *T, opts ...store.WriteOption
 		return nil, fmt.Errorf("create %s: metadata.name and metadata.namespace are required: %w", c.kind, errdefs.ErrInvalidArgument)
 	}
 	c.setType(obj)
-	m.UID = newUID()
+	m.UID = metav1.NewUID()
 	m.CreationTimestamp = metav1.NewTime(c.r.now())
 	m.Generation = 1
 	m.ResourceVersion = ""
@@ -294,13 +292,4 @@ func specJSON(obj any) []byte {
 	var m map[string]json.RawMessage
 	_ = json.Unmarshal(b, &m)
 	return m["spec"]
-}
-
-func newUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 )
 

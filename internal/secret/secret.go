@@ -2,8 +2,6 @@ package secret
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -11,8 +9,8 @@ import (
 	"time"
 
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -68,7 +66,7 @@ func (s *Store) List(ctx context.Context, ns string) ([]*corev1.Secret, int64, e
 // errdefs.ErrAlreadyExists.
 func (s *Store) Create(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
 	m := &sec.Metadata
-	m.UID = newUID()
+	m.UID = metav1.NewUID()
 	m.CreationTimestamp = metav1.NewTime(s.now())
 	m.ResourceVersion, m.Generation = "", 0
 	b, err := json.Marshal(sec)
@@ -134,13 +132,4 @@ func Redact(sec *corev1.Secret) *corev1.Secret {
 		out.Data[k] = v
 	}
 	return &out
-}
-
-func newUID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	b[6] = (b[6] & 0x0f) | 0x40
-	b[8] = (b[8] & 0x3f) | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }

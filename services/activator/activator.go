@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kiln-serving/kiln/agent/queue"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/store"
 )
@@ -106,7 +106,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 			pr.SetXForwarded()
 			// The queue-proxy counts this request as proxied, so the
 			// autoscaler does not count it twice.
-			pr.Out.Header.Set(queue.ProxyHeaderName, queue.ProxyHeaderValue)
+			pr.Out.Header.Set(meter.ProxyHeaderName, meter.ProxyHeaderValue)
 		},
 		Transport:     opts.Transport,
 		FlushInterval: -1,
@@ -301,7 +301,7 @@ func (a *Activator) applyInstances(f store.Feed, instances map[string]cluster.In
 
 // newRevision adds an entry for k. Callers hold the lock.
 func (a *Activator) newRevision(k revKey) *revision {
-	r := &revision{key: k, meter: queue.NewMeter(time.Now()), peers: a.peers}
+	r := &revision{key: k, meter: meter.NewMeter(time.Now()), peers: a.peers}
 	a.revs[k] = r
 	return r
 }

@@ -15,8 +15,8 @@ import (
 
 	"google.golang.org/grpc"
 
-	"github.com/kiln-serving/kiln/agent/queue"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
@@ -53,7 +53,7 @@ func countingBackend(t *testing.T, hold time.Duration) *counting {
 		n := c.cur.Add(1)
 		for m := c.maxSeen.Load(); n > m && !c.maxSeen.CompareAndSwap(m, n); m = c.maxSeen.Load() {
 		}
-		if r.Header.Get(queue.ProxyHeaderName) == queue.ProxyHeaderValue {
+		if r.Header.Get(meter.ProxyHeaderName) == meter.ProxyHeaderValue {
 			c.proxied.Add(1)
 		}
 		time.Sleep(hold)
@@ -100,7 +100,7 @@ func TestContainerConcurrencyPerInstance(t *testing.T) {
 			t.Errorf("instance %d got no request", i)
 		}
 		if b.proxied.Load() != b.served.Load() {
-			t.Errorf("instance %d: %d of %d requests carried %s", i, b.proxied.Load(), b.served.Load(), queue.ProxyHeaderName)
+			t.Errorf("instance %d: %d of %d requests carried %s", i, b.proxied.Load(), b.served.Load(), meter.ProxyHeaderName)
 		}
 	}
 	if got := b1.served.Load() + b2.served.Load(); got != n {

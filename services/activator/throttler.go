@@ -4,7 +4,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/kiln-serving/kiln/agent/queue"
+	"github.com/kiln-serving/kiln/internal/meter"
 )
 
 // pod is one ready instance as this activator sees it. inFlight counts the
@@ -36,7 +36,7 @@ type revision struct {
 	poking bool
 	// meter measures the requests this activator holds (queued or being
 	// forwarded), for the autoscaler.
-	meter *queue.Meter
+	meter *meter.Meter
 	// idle counts reporting periods without any request, for cleanup.
 	idle int
 	// peers is the Activator's, shared by every revision.

@@ -9,48 +9,15 @@ import (
 	"net/http"
 	"strconv"
 
-	"github.com/kiln-serving/kiln/internal/config"
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/config"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
-
-// ConfigAPIVersion is the group/version of kiln's own objects: the cluster
-// configs (Knative's config-* maps) are not serving.knative.dev objects.
-const ConfigAPIVersion = "kiln.dev/v1"
-
-// ConfigPath is where the cluster configs are served.
-const ConfigPath = "/apis/" + ConfigAPIVersion + "/configs"
-
-// Config is the wire shape of one cluster config: Knative ConfigMap data
-// under a name such as "autoscaler" (config-autoscaler).
-type Config struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   ConfigMeta        `json:"metadata"`
-	Data       map[string]string `json:"data"`
-}
-
-// ConfigMeta names a config. ResourceVersion is the etcd mod revision of
-// the stored document, "0" when nothing is stored (every key at its
-// default). On PUT and PATCH a non-empty value is a precondition: "0" means
-// "only if nothing is stored yet".
-type ConfigMeta struct {
-	Name            string `json:"name"`
-	ResourceVersion string `json:"resourceVersion,omitempty"`
-}
-
-// ConfigList is the wire shape of GET /configs: every known config, stored
-// or not.
-type ConfigList struct {
-	APIVersion string   `json:"apiVersion"`
-	Kind       string   `json:"kind"`
-	Items      []Config `json:"items"`
-}
 
 // configPatch is a JSON merge patch (RFC 7386) of a config's data: a key
 // with a string sets it, a key with null removes it.
 type configPatch struct {
-	Metadata *ConfigMeta                `json:"metadata,omitempty"`
+	Metadata *config.ConfigMeta         `json:"metadata,omitempty"`
 	Data     map[string]json.RawMessage `json:"data"`
 }
 
@@ -59,11 +26,11 @@ type configPatch struct {
 const patchRetries = 5
 
 func (s *server) registerConfigs(mux *http.ServeMux) {
-	mux.Handle("GET "+ConfigPath, s.auth(s.handleConfigList))
-	mux.Handle("GET "+ConfigPath+"/{name}", s.auth(s.handleConfigGet))
-	mux.Handle("PUT "+ConfigPath+"/{name}", s.auth(s.handleConfigPut))
-	mux.Handle("PATCH "+ConfigPath+"/{name}", s.auth(s.handleConfigPatch))
-	mux.Handle("DELETE "+ConfigPath+"/{name}", s.auth(s.handleConfigDelete))
+	mux.Handle("GET "+config.Path, s.auth(s.handleConfigList))
+	mux.Handle("GET "+config.Path+"/{name}", s.auth(s.handleConfigGet))
+	mux.Handle("PUT "+config.Path+"/{name}", s.auth(s.handleConfigPut))
+	mux.Handle("PATCH "+config.Path+"/{name}", s.auth(s.handleConfigPatch))
+	mux.Handle("DELETE "+config.Path+"/{name}", s.auth(s.handleConfigDelete))
 }
 
 // knownConfig answers 404 naming the known configs when name is not one.
@@ -92,12 +59,12 @@ func (s *server) readConfig(ctx context.Context, name string) (map[string]string
 	return d.Data, kv.ModRevision, nil
 }
 
-func configObject(name string, data map[string]string, rev int64) Config {
+func configObject(name string, data map[string]string, rev int64) config.Config {
 	if data == nil {
 		data = map[string]string{}
 	}
-	return Config{APIVersion: ConfigAPIVersion, Kind: "Config",
-		Metadata: ConfigMeta{Name: name, ResourceVersion: strconv.FormatInt(rev, 10)}, Data: data}
+	return config.Config{APIVersion: config.APIVersion, Kind: "Config",
+		Metadata: config.ConfigMeta{Name: name, ResourceVersion: strconv.FormatInt(rev, 10)}, Data: data}
 }
 
 func (s *server) handleConfigList(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +73,7 @@ func (s *server) handleConfigList(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, "Config", "")
 		return
 	}
-	stored := map[string]Config{}
+	stored := map[string]config.Config{}
 	for _, kv := range kvs {
 		name := kv.Key[len(store.ConfigPrefix):]
 		var d config.Document
@@ -114,7 +81,7 @@ func (s *server) handleConfigList(w http.ResponseWriter, r *http.Request) {
 			stored[name] = configObject(name, d.Data, kv.ModRevision)
 		}
 	}
-	list := ConfigList{APIVersion: ConfigAPIVersion, Kind: "ConfigList", Items: []Config{}}
+	list := config.ConfigList{APIVersion: config.APIVersion, Kind: "ConfigList", Items: []config.Config{}}
 	for _, name := range config.Names() {
 		c, ok := stored[name]
 		if !ok {
@@ -200,7 +167,7 @@ func (s *server) handleConfigPut(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err, "Config", name)
 		return
 	}
-	var in Config
+	var in config.Config
 	if err := readJSON(r, &in); err != nil {
 		s.fail(w, r, err, "Config", name)
 		return

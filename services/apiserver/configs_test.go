@@ -9,14 +9,14 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kiln-serving/kiln/internal/config"
+	"github.com/kiln-serving/kiln/api/config"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
-func decodeConfig(t *testing.T, b []byte) Config {
+func decodeConfig(t *testing.T, b []byte) config.Config {
 	t.Helper()
-	var c Config
+	var c config.Config
 	if err := json.Unmarshal(b, &c); err != nil {
 		t.Fatalf("decode %s: %v", b, err)
 	}
@@ -38,7 +38,7 @@ func storedConfig(t *testing.T, reg *registry.Registry, name string) (map[string
 
 func TestConfigGetUnstored(t *testing.T) {
 	srv, _ := newServer(t)
-	code, b := do(t, srv, "GET", ConfigPath+"/autoscaler", "")
+	code, b := do(t, srv, "GET", config.Path+"/autoscaler", "")
 	if code != http.StatusOK {
 		t.Fatalf("code %d: %s", code, b)
 	}
@@ -51,7 +51,7 @@ func TestConfigGetUnstored(t *testing.T) {
 func TestConfigUnknownName(t *testing.T) {
 	srv, _ := newServer(t)
 	for _, m := range []string{"GET", "PUT", "PATCH", "DELETE"} {
-		code, b := do(t, srv, m, ConfigPath+"/autoscalar", `{"data":{}}`)
+		code, b := do(t, srv, m, config.Path+"/autoscalar", `{"data":{}}`)
 		st := decodeStatus(t, b)
 		if code != http.StatusNotFound || st.Reason != "NotFound" || !strings.Contains(st.Message, "known: autoscaler, defaults,") {
 			t.Errorf("%s: code %d, status %+v", m, code, st)
@@ -61,7 +61,7 @@ func TestConfigUnknownName(t *testing.T) {
 
 func TestConfigPatchSetsAndRemovesKeys(t *testing.T) {
 	srv, reg := newServer(t)
-	code, b := do(t, srv, "PATCH", ConfigPath+"/autoscaler", `{"data":{"stable-window":"90s","max-scale":"5"}}`)
+	code, b := do(t, srv, "PATCH", config.Path+"/autoscaler", `{"data":{"stable-window":"90s","max-scale":"5"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("patch: %d %s", code, b)
 	}
@@ -69,7 +69,7 @@ func TestConfigPatchSetsAndRemovesKeys(t *testing.T) {
 	if first.Data["stable-window"] != "90s" || first.Metadata.ResourceVersion == "0" {
 		t.Fatalf("patch answer %+v", first)
 	}
-	code, b = do(t, srv, "PATCH", ConfigPath+"/autoscaler", `{"data":{"max-scale":null,"min-scale":"1"}}`)
+	code, b = do(t, srv, "PATCH", config.Path+"/autoscaler", `{"data":{"max-scale":null,"min-scale":"1"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("second patch: %d %s", code, b)
 	}
@@ -78,7 +78,7 @@ func TestConfigPatchSetsAndRemovesKeys(t *testing.T) {
 	if len(data) != len(want) || data["stable-window"] != "90s" || data["min-scale"] != "1" {
 		t.Fatalf("stored %v, want %v", data, want)
 	}
-	code, b = do(t, srv, "GET", ConfigPath+"/autoscaler", "")
+	code, b = do(t, srv, "GET", config.Path+"/autoscaler", "")
 	got := decodeConfig(t, b)
 	if code != http.StatusOK || got.Data["min-scale"] != "1" || got.Metadata.ResourceVersion == first.Metadata.ResourceVersion {
 		t.Fatalf("get: %d %+v", code, got)
@@ -87,7 +87,7 @@ func TestConfigPatchSetsAndRemovesKeys(t *testing.T) {
 
 func TestConfigInvalidValueWritesNothing(t *testing.T) {
 	srv, reg := newServer(t)
-	if code, b := do(t, srv, "PATCH", ConfigPath+"/autoscaler", `{"data":{"stable-window":"90s"}}`); code != http.StatusOK {
+	if code, b := do(t, srv, "PATCH", config.Path+"/autoscaler", `{"data":{"stable-window":"90s"}}`); code != http.StatusOK {
 		t.Fatalf("seed: %d %s", code, b)
 	}
 	cases := []struct {
@@ -99,7 +99,7 @@ func TestConfigInvalidValueWritesNothing(t *testing.T) {
 		{"PUT", `{"data":{"enable-scale-to-zero":"maybe"}}`, "enable-scale-to-zero"},
 	}
 	for _, tc := range cases {
-		code, b := do(t, srv, tc.method, ConfigPath+"/autoscaler", tc.body)
+		code, b := do(t, srv, tc.method, config.Path+"/autoscaler", tc.body)
 		st := decodeStatus(t, b)
 		if code != http.StatusUnprocessableEntity || st.Reason != "Invalid" || !strings.Contains(st.Message, tc.key) {
 			t.Errorf("%s %s: code %d, status %+v; want 422 naming %q", tc.method, tc.body, code, st, tc.key)
@@ -114,24 +114,24 @@ func TestConfigInvalidValueWritesNothing(t *testing.T) {
 func TestConfigPutCAS(t *testing.T) {
 	srv, reg := newServer(t)
 	// "0" means: only if nothing is stored yet.
-	code, b := do(t, srv, "PUT", ConfigPath+"/network", `{"metadata":{"resourceVersion":"0"},"data":{"default-external-scheme":"https"}}`)
+	code, b := do(t, srv, "PUT", config.Path+"/network", `{"metadata":{"resourceVersion":"0"},"data":{"default-external-scheme":"https"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("create: %d %s", code, b)
 	}
 	rv := decodeConfig(t, b).Metadata.ResourceVersion
-	code, b = do(t, srv, "PUT", ConfigPath+"/network", `{"metadata":{"resourceVersion":"0"},"data":{}}`)
+	code, b = do(t, srv, "PUT", config.Path+"/network", `{"metadata":{"resourceVersion":"0"},"data":{}}`)
 	if st := decodeStatus(t, b); code != http.StatusConflict || st.Reason != "Conflict" {
 		t.Fatalf("second create-only put: %d %+v", code, st)
 	}
-	code, b = do(t, srv, "PUT", ConfigPath+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{"http-protocol":"Redirected"}}`)
+	code, b = do(t, srv, "PUT", config.Path+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{"http-protocol":"Redirected"}}`)
 	if code != http.StatusOK {
 		t.Fatalf("cas put: %d %s", code, b)
 	}
-	code, _ = do(t, srv, "PUT", ConfigPath+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{}}`)
+	code, _ = do(t, srv, "PUT", config.Path+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{}}`)
 	if code != http.StatusConflict {
 		t.Fatalf("stale put: %d", code)
 	}
-	code, _ = do(t, srv, "PATCH", ConfigPath+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{"ingress-class":"x"}}`)
+	code, _ = do(t, srv, "PATCH", config.Path+"/network", `{"metadata":{"resourceVersion":"`+rv+`"},"data":{"ingress-class":"x"}}`)
 	if code != http.StatusConflict {
 		t.Fatalf("stale patch: %d", code)
 	}
@@ -140,7 +140,7 @@ func TestConfigPutCAS(t *testing.T) {
 	if len(data) != 1 || data["http-protocol"] != "Redirected" {
 		t.Fatalf("stored %v", data)
 	}
-	code, b = do(t, srv, "PUT", ConfigPath+"/network", `{"metadata":{"name":"domain"},"data":{}}`)
+	code, b = do(t, srv, "PUT", config.Path+"/network", `{"metadata":{"name":"domain"},"data":{}}`)
 	if code != http.StatusBadRequest {
 		t.Fatalf("name mismatch: %d %s", code, b)
 	}
@@ -148,12 +148,12 @@ func TestConfigPutCAS(t *testing.T) {
 
 func TestConfigListAndDelete(t *testing.T) {
 	srv, reg := newServer(t)
-	do(t, srv, "PATCH", ConfigPath+"/gc", `{"data":{"min-non-active-revisions":"3"}}`)
-	code, b := do(t, srv, "GET", ConfigPath, "")
+	do(t, srv, "PATCH", config.Path+"/gc", `{"data":{"min-non-active-revisions":"3"}}`)
+	code, b := do(t, srv, "GET", config.Path, "")
 	if code != http.StatusOK {
 		t.Fatalf("list: %d %s", code, b)
 	}
-	var list ConfigList
+	var list config.ConfigList
 	if err := json.Unmarshal(b, &list); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestConfigListAndDelete(t *testing.T) {
 			t.Errorf("item %+v", it)
 		}
 	}
-	if code, b := do(t, srv, "DELETE", ConfigPath+"/gc", ""); code != http.StatusOK {
+	if code, b := do(t, srv, "DELETE", config.Path+"/gc", ""); code != http.StatusOK {
 		t.Fatalf("delete: %d %s", code, b)
 	}
 	if _, ok := storedConfig(t, reg, "gc"); ok {
@@ -175,7 +175,7 @@ func TestConfigListAndDelete(t *testing.T) {
 
 func TestConfigRequiresToken(t *testing.T) {
 	srv, _ := newServer(t)
-	req, _ := http.NewRequest("PATCH", srv.URL+ConfigPath+"/gc", strings.NewReader(`{"data":{}}`))
+	req, _ := http.NewRequest("PATCH", srv.URL+config.Path+"/gc", strings.NewReader(`{"data":{}}`))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -198,10 +198,10 @@ func TestConfigContextReadsStore(t *testing.T) {
 	if got := config.FromContextOrDefaults(ctx).Defaults().ContainerConcurrency; got != 0 {
 		t.Fatalf("default container-concurrency = %d", got)
 	}
-	if code, b := do(t, srv, "PATCH", ConfigPath+"/defaults", `{"data":{"container-concurrency":"7"}}`); code != http.StatusOK {
+	if code, b := do(t, srv, "PATCH", config.Path+"/defaults", `{"data":{"container-concurrency":"7"}}`); code != http.StatusOK {
 		t.Fatalf("patch: %d %s", code, b)
 	}
-	if code, b := do(t, srv, "PATCH", ConfigPath+"/features", `{"data":{"multi-container":"disabled"}}`); code != http.StatusOK {
+	if code, b := do(t, srv, "PATCH", config.Path+"/features", `{"data":{"multi-container":"disabled"}}`); code != http.StatusOK {
 		t.Fatalf("patch: %d %s", code, b)
 	}
 	ctx, err = s.configContext(context.Background())

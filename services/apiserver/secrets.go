@@ -10,7 +10,7 @@ import (
 	"strconv"
 
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/secret"
 )
 

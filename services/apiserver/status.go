@@ -5,8 +5,8 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // Status is the Kubernetes-style error body every failed request returns.

@@ -11,10 +11,11 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/config"
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 )
@@ -32,7 +33,7 @@ type Options struct {
 	Config ConfigSource
 }
 
-// ConfigSource gives the current cluster configs (config.Watcher).
+// ConfigSource gives the current cluster configs (liveconfig.Watcher).
 type ConfigSource interface {
 	Current() *config.Snapshot
 	Changed() <-chan struct{}
@@ -120,7 +121,7 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 
 	cfgs := a.opts.Config
 	if cfgs == nil {
-		w := config.NewWatcher(a.st, a.log)
+		w := liveconfig.NewWatcher(a.st, a.log)
 		wg.Add(1)
 		go func() { defer wg.Done(); w.Run(ctx) }()
 		select {

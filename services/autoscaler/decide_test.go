@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/config"
 )
 
 func rev(name string, annotations ...string) *v1.Revision {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/config"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
 
-// ConfigSource is the live cluster configuration; *config.Watcher is one.
+// ConfigSource is the live cluster configuration; *liveliveconfig.Watcher is one.
 type ConfigSource interface {
 	// Current returns the latest snapshot; never nil.
 	Current() *config.Snapshot

@@ -8,9 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/config"
+	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
@@ -37,7 +38,7 @@ func TestRouteURLFollowsClusterConfig(t *testing.T) {
 		"kiln.test":     "",
 		"internal.test": "selector:\n  tier: internal\n",
 	})
-	cw := config.NewWatcher(st, log)
+	cw := liveconfig.NewWatcher(st, log)
 	go cw.Run(ctx)
 	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
 	c := New(st, reg, Options{Config: cw}, log)

@@ -9,10 +9,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"

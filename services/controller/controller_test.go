@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/config"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 

@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/config"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/config"
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
@@ -30,7 +31,7 @@ func startWithConfigs(t *testing.T, configs map[string]map[string]string) (conte
 	for name, data := range configs {
 		putConfig(t, ctx, st, name, data)
 	}
-	cw := config.NewWatcher(st, log)
+	cw := liveconfig.NewWatcher(st, log)
 	go cw.Run(ctx)
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }

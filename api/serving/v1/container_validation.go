@@ -8,7 +8,7 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/kiln-serving/kiln/internal/config"
+	"github.com/kiln-serving/kiln/api/config"
 )
 
 // reservedPorts are used by the queue-proxy next to the user container

@@ -15,8 +15,8 @@ import (
 
 	"sigs.k8s.io/yaml"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // Object is any serving.knative.dev/v1 kind: *Service, *Configuration,

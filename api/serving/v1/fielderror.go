@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 // Cause is one invalid field: its Knative-style path

@@ -5,8 +5,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiln-serving/kiln/api/config"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
-	"github.com/kiln-serving/kiln/internal/config"
 )
 
 // Defaults Knative applies to every revision (config-defaults).

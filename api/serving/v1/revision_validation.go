@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/kiln-serving/kiln/internal/config"
+	"github.com/kiln-serving/kiln/api/config"
 )
 
 // Limits Knative enforces on a revision when config-defaults does not say

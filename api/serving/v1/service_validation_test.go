@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 type svcOpt func(*Service)

@@ -7,7 +7,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 // IsDomainMapping reports whether a document's apiVersion and kind name a

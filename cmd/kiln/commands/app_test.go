@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	kcli "github.com/kiln-serving/kiln/cmd/kiln/commands"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 	"github.com/kiln-serving/kiln/services/apiserver"

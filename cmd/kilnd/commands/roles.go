@@ -15,8 +15,8 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/kiln-serving/kiln/agent"
-	"github.com/kiln-serving/kiln/internal/config"
 	"github.com/kiln-serving/kiln/internal/election"
+	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
@@ -118,7 +118,7 @@ var controllerFlags []cli.Flag
 
 // runController leads with a live view of the cluster configs.
 func runController(ctx context.Context, st *etcdstore.Store, reg *registry.Registry, log *slog.Logger, ready func()) error {
-	cw := config.NewWatcher(st, log)
+	cw := liveconfig.NewWatcher(st, log)
 	go func() { _ = cw.Run(ctx) }()
 	ready()
 	ctl := controller.New(st, reg, controller.Options{Config: cw}, log)

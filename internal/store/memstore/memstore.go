@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 

@@ -14,10 +14,10 @@ import (
 	"github.com/urfave/cli/v2"
 	"sigs.k8s.io/yaml"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // Command is `kiln apply`.

@@ -16,8 +16,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 // Names of the global flags the root command declares.

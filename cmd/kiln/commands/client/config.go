@@ -4,32 +4,20 @@ import (
 	"context"
 	"net/http"
 	"net/url"
-)
 
-// ConfigPath is where the apiserver serves the cluster configs.
-const ConfigPath = "/apis/kiln.dev/v1/configs"
+	"github.com/kiln-serving/kiln/api/config"
+)
 
 // Config is one cluster config as the apiserver returns it: the stored
 // data (only the keys that are set) and its resourceVersion ("0" when
 // nothing is stored).
-type Config struct {
-	APIVersion string            `json:"apiVersion"`
-	Kind       string            `json:"kind"`
-	Metadata   ConfigMeta        `json:"metadata"`
-	Data       map[string]string `json:"data"`
-}
-
-// ConfigMeta names a config.
-type ConfigMeta struct {
-	Name            string `json:"name"`
-	ResourceVersion string `json:"resourceVersion,omitempty"`
-}
+type Config = config.Config
 
 func configPath(name string) string {
 	if name == "" {
-		return ConfigPath
+		return config.Path
 	}
-	return ConfigPath + "/" + url.PathEscape(name)
+	return config.Path + "/" + url.PathEscape(name)
 }
 
 // ListConfigs returns every known config, stored or not.
@@ -73,7 +61,7 @@ func (c *Client) PatchConfig(ctx context.Context, name string, set map[string]st
 // PutConfig replaces config name's data. A non-empty resourceVersion makes
 // it a compare-and-swap ("0": only if nothing is stored).
 func (c *Client) PutConfig(ctx context.Context, name, resourceVersion string, data map[string]string) (*Config, error) {
-	in := Config{APIVersion: "kiln.dev/v1", Kind: "Config", Metadata: ConfigMeta{Name: name, ResourceVersion: resourceVersion}, Data: data}
+	in := Config{APIVersion: config.APIVersion, Kind: "Config", Metadata: config.ConfigMeta{Name: name, ResourceVersion: resourceVersion}, Data: data}
 	var out Config
 	if err := c.call(ctx, http.MethodPut, configPath(name), nil, in, &out); err != nil {
 		return nil, err

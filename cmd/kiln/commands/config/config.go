@@ -7,9 +7,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/api/config"
+	kconfig "github.com/kiln-serving/kiln/api/config"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
-	kconfig "github.com/kiln-serving/kiln/internal/config"
 )
 
 // Command is `kiln config`.
@@ -42,7 +43,7 @@ Examples:
 type View struct {
 	APIVersion string            `json:"apiVersion"`
 	Kind       string            `json:"kind"`
-	Metadata   client.ConfigMeta `json:"metadata"`
+	Metadata   config.ConfigMeta `json:"metadata"`
 	Data       map[string]string `json:"data"`
 	Defaults   map[string]string `json:"defaults,omitempty"`
 }

@@ -8,10 +8,10 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/printer"
-	"github.com/kiln-serving/kiln/internal/errdefs"
 )
 
 var exportCommand = &cli.Command{

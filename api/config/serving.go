@@ -10,7 +10,7 @@ import (
 
 	"sigs.k8s.io/yaml"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 // Config names, as Knative's config maps without the "config-" prefix.

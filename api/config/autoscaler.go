@@ -5,7 +5,7 @@ import (
 	"math"
 	"time"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 // NameAutoscaler is Knative's config-autoscaler.

@@ -1,19 +1,14 @@
 package config
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
-	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 // Document is the stored shape of one config: Knative ConfigMap data.
@@ -86,84 +81,23 @@ func (s *Snapshot) Autoscaler() *Autoscaler { return s.Get(NameAutoscaler).(*Aut
 // DefaultSnapshot holds every config's defaults.
 func DefaultSnapshot() *Snapshot { return &Snapshot{configs: map[string]any{}} }
 
-// Watcher follows config/ and keeps a current Snapshot.
-type Watcher struct {
-	st      store.Store
-	log     *slog.Logger
-	cur     atomic.Pointer[Snapshot]
-	mu      sync.Mutex
-	waiters []chan struct{}
-	synced  chan struct{}
-	once    sync.Once
-}
-
-// NewWatcher returns a watcher whose Current is the defaults until Run has
-// read the store.
-func NewWatcher(st store.Store, log *slog.Logger) *Watcher {
-	w := &Watcher{st: st, log: log.With("component", "config"), synced: make(chan struct{})}
-	w.cur.Store(DefaultSnapshot())
-	return w
-}
-
-// Current returns the latest snapshot. Never nil.
-func (w *Watcher) Current() *Snapshot { return w.cur.Load() }
-
-// Synced is closed once the store has been read once.
-func (w *Watcher) Synced() <-chan struct{} { return w.synced }
-
-// Changed returns a channel closed at the next change.
-func (w *Watcher) Changed() <-chan struct{} {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	ch := make(chan struct{})
-	w.waiters = append(w.waiters, ch)
-	return ch
-}
-
-// Run follows the store until ctx ends.
-func (w *Watcher) Run(ctx context.Context) error {
-	feeds := make(chan store.Feed, 16)
-	go store.Follow(ctx, w.st, 0, store.ConfigPrefix, feeds, w.log)
-	docs := map[string]map[string]string{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case f := <-feeds:
-			if f.Reset {
-				docs = map[string]map[string]string{}
+// Snapshot of documents (config name → data), tolerant of bad ones: a
+// document that does not parse leaves that config at its defaults and is
+// reported to invalid (which may be nil). The live watcher builds its
+// snapshots with it.
+func SnapshotOf(docs map[string]map[string]string, invalid func(name string, err error)) *Snapshot {
+	snap := &Snapshot{configs: map[string]any{}}
+	for name, data := range docs {
+		v, err := Parse(name, data)
+		if err != nil {
+			if invalid != nil {
+				invalid(name, err)
 			}
-			for _, k := range f.Dels {
-				delete(docs, strings.TrimPrefix(k, store.ConfigPrefix))
-			}
-			for _, kv := range f.Puts {
-				var d Document
-				name := strings.TrimPrefix(kv.Key, store.ConfigPrefix)
-				if err := json.Unmarshal(kv.Value, &d); err != nil {
-					w.log.Warn("ignoring undecodable config", "name", name, "error", err)
-					continue
-				}
-				docs[name] = d.Data
-			}
-			snap := &Snapshot{configs: map[string]any{}}
-			for name, data := range docs {
-				v, err := Parse(name, data)
-				if err != nil {
-					w.log.Warn("invalid stored config; using defaults", "name", name, "error", err)
-					continue
-				}
-				snap.configs[name] = v
-			}
-			w.cur.Store(snap)
-			w.once.Do(func() { close(w.synced) })
-			w.mu.Lock()
-			for _, ch := range w.waiters {
-				close(ch)
-			}
-			w.waiters = nil
-			w.mu.Unlock()
+			continue
 		}
+		snap.configs[name] = v
 	}
+	return snap
 }
 
 // --- value parsers shared by the config kinds ---

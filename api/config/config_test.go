@@ -1,18 +1,12 @@
 package config
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/kiln-serving/kiln/internal/errdefs"
-	"github.com/kiln-serving/kiln/internal/store"
-	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/api/errdefs"
 )
 
 func TestAutoscalerDefaults(t *testing.T) {
@@ -46,29 +40,6 @@ func TestAutoscalerInvalid(t *testing.T) {
 	}
 	if _, err := Parse("nope", nil); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("unknown config: %v", err)
-	}
-}
-
-func TestWatcherAppliesChanges(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	st := memstore.New()
-	w := NewWatcher(st, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	go w.Run(ctx)
-	<-w.Synced()
-	if w.Current().Autoscaler().StableWindow != 60*time.Second {
-		t.Fatal("default not applied")
-	}
-	changed := w.Changed()
-	b, _ := json.Marshal(Document{Data: map[string]string{"stable-window": "30s"}})
-	st.Put(ctx, store.ConfigKey(NameAutoscaler), b)
-	select {
-	case <-changed:
-	case <-ctx.Done():
-		t.Fatal("no change notification")
-	}
-	if got := w.Current().Autoscaler().StableWindow; got != 30*time.Second {
-		t.Fatalf("stable window = %v", got)
 	}
 }
 
