@@ -322,3 +322,39 @@ func TestWatch(t *testing.T) {
 }
 
 func itoa(i int64) string { b, _ := json.Marshal(i); return string(b) }
+
+// Revisions belong to the controller, which stamps them; a user may only
+// delete one (Knative's user-initiated delete: `kn revision delete`). The
+// controller stamps the Configuration's latest revision again if that was
+// the one deleted, and a Route still naming a deleted one reports
+// RevisionMissing.
+func TestRevisionsAreDeleteOnlyForUsers(t *testing.T) {
+	srv, reg := newServer(t)
+	ctx := context.Background()
+	rev := &v1.Revision{}
+	rev.Metadata.Namespace, rev.Metadata.Name = "default", "hello-00001"
+	rev.Spec.Containers = []v1.Container{{Image: "img"}}
+	if _, err := reg.Revisions().Create(ctx, rev); err != nil {
+		t.Fatal(err)
+	}
+	revs := BasePath + "/namespaces/default/revisions"
+	body := `{"apiVersion":"serving.knative.dev/v1","kind":"Revision","metadata":{"name":"hello-00001"},"spec":{"containers":[{"image":"other"}]}}`
+	for _, m := range []string{"POST", "PUT"} {
+		path := revs
+		if m == "PUT" {
+			path += "/hello-00001"
+		}
+		if code, b := do(t, srv, m, path, body); code != http.StatusMethodNotAllowed {
+			t.Errorf("%s revision: %d %s, want 405", m, code, b)
+		}
+	}
+	if got, err := reg.Revisions().Get(ctx, "default", "hello-00001"); err != nil || got.Spec.Containers[0].Image != "img" {
+		t.Fatalf("revision changed by a refused write: %+v, %v", got, err)
+	}
+	if code, b := do(t, srv, "DELETE", revs+"/hello-00001", ""); code != http.StatusOK {
+		t.Fatalf("delete revision: %d %s", code, b)
+	}
+	if code, _ := do(t, srv, "GET", revs+"/hello-00001", ""); code != http.StatusNotFound {
+		t.Fatalf("revision still there after delete: %d", code)
+	}
+}
