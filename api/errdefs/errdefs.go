@@ -10,7 +10,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrAlreadyExists: a create found the key already present.
 	ErrAlreadyExists = errors.New("already exists")
-	// ErrConflict: a compare-and-swap lost (stale resourceVersion or fence).
+	// ErrConflict: a compare-and-swap lost (stale resourceVersion). A failed
+	// fence is ErrNotLeader, never ErrConflict.
 	ErrConflict = errors.New("conflict")
 	// ErrInvalidArgument: the request is malformed or fails validation.
 	ErrInvalidArgument = errors.New("invalid argument")

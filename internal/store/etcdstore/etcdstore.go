@@ -122,7 +122,7 @@ func failure(op, key string, o store.WriteOptions, resp *clientv3.TxnResponse) e
 	case o.ExpectRevision > 0 && !exists:
 		return fmt.Errorf("%s %q: %w", op, key, errdefs.ErrNotFound)
 	case o.ExpectRevision > 0:
-		return fmt.Errorf("%s %q: revision %d, have %d: %w", op, key, cur.Kvs[0].ModRevision, o.ExpectRevision, errdefs.ErrConflict)
+		return fmt.Errorf("%s %q: stored at revision %d, caller expected %d: %w", op, key, cur.Kvs[0].ModRevision, o.ExpectRevision, errdefs.ErrConflict)
 	}
 	return fmt.Errorf("%s %q: %w", op, key, errdefs.ErrConflict)
 }

@@ -75,7 +75,7 @@ func (s *Store) check(op, key string, o store.WriteOptions) error {
 	case o.ExpectRevision > 0 && !exists:
 		return fmt.Errorf("%s %q: %w", op, key, errdefs.ErrNotFound)
 	case o.ExpectRevision > 0 && cur.ModRevision != o.ExpectRevision:
-		return fmt.Errorf("%s %q: revision %d, have %d: %w", op, key, cur.ModRevision, o.ExpectRevision, errdefs.ErrConflict)
+		return fmt.Errorf("%s %q: stored at revision %d, caller expected %d: %w", op, key, cur.ModRevision, o.ExpectRevision, errdefs.ErrConflict)
 	}
 	if o.Lease != 0 {
 		if _, ok := s.leases[o.Lease]; !ok {
