@@ -7,13 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 func adminGet(t *testing.T, g *Gateway, path string) (int, string) {
@@ -66,17 +66,14 @@ func TestAdminConfigDump(t *testing.T) {
 	}
 	// The secret arrives with the HTTPS listener, possibly after Ready.
 	var body string
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	testenv.Eventually(t, "the secret in /config_dump", 0, func() bool {
 		var code int
 		code, body = adminGet(t, e.gw, "/config_dump")
 		if code != http.StatusOK {
 			t.Fatalf("/config_dump: %d %s", code, body)
 		}
-		if strings.Contains(body, `"name": "default/hello-cert"`) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(body, `"name": "default/hello-cert"`)
+	})
 	for _, want := range []string{
 		`"team": "payments"`, `"example.com/owner": "alice"`,
 		`"ingressName": "hello"`, `"ingressNamespace": "default"`,

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -21,6 +22,7 @@ import (
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/xds"
 )
 
@@ -80,18 +82,18 @@ func getVia(t *testing.T, addr net.Addr, host string, pool *x509.CertPool) (repl
 
 func eventuallyVia(t *testing.T, what string, addr func() net.Addr, host string, pool *x509.CertPool, ok func(reply) bool) reply {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
 	var last reply
-	var err error
-	for time.Now().Before(deadline) {
-		if a := addr(); a != nil {
-			if last, err = getVia(t, a, host, pool); err == nil && ok(last) {
-				return last
-			}
+	testenv.EventuallyNil(t, 0, func() error {
+		a := addr()
+		if a == nil {
+			return fmt.Errorf("%s: listener not open", what)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s: last reply %d %q, error %v", what, last.status, last.body, err)
+		var err error
+		if last, err = getVia(t, a, host, pool); err == nil && ok(last) {
+			return nil
+		}
+		return fmt.Errorf("%s: last reply %d %q, error %v", what, last.status, last.body, err)
+	})
 	return last
 }
 

@@ -166,17 +166,14 @@ func (e *env) get(t *testing.T, host string, hdr map[string]string) reply {
 // asynchronously.
 func (e *env) eventually(t *testing.T, what, host string, ok func(reply) bool) reply {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		r := e.get(t, host, nil)
-		if ok(r) {
-			return r
+	var r reply
+	testenv.EventuallyNil(t, 0, func() error {
+		if r = e.get(t, host, nil); ok(r) {
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: last reply %d %q", what, r.status, r.body)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return fmt.Errorf("%s: last reply %d %q", what, r.status, r.body)
+	})
+	return r
 }
 
 const (

@@ -16,6 +16,7 @@ import (
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // etcdStore opens the cluster's etcd for reading what the roles wrote.
@@ -76,16 +77,10 @@ func (c *cluster) containersOf(rev string) int {
 	return len(cs)
 }
 
-// waitFor polls cond every 50ms until it holds or d passes.
+// waitFor waits until cond holds or d passes.
 func (c *cluster) waitFor(what string, d time.Duration, cond func() bool) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%s: not after %s", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testenv.Eventually(c.t, what, d, cond)
 }
 
 // reply is one answer through the gateway.

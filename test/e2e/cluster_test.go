@@ -198,18 +198,17 @@ func (c *cluster) stop(name string) {
 
 func (c *cluster) waitHTTP(url string, d time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
+	testenv.EventuallyNil(c.t, d, func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
+		if err != nil {
+			return fmt.Errorf("%s not answering: %w", url, err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("%s not answering after %s", url, d)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("%s answers %d", url, resp.StatusCode)
+		}
+		return nil
+	})
 }
 
 // run runs the kiln CLI and returns its combined output and exit error.
@@ -248,15 +247,11 @@ func (c *cluster) get(host string) (int, string, error) {
 // eventuallyBody waits until host answers 200 with want.
 func (c *cluster) eventuallyBody(host, want string, d time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	var last string
-	for time.Now().Before(deadline) {
+	testenv.EventuallyNil(c.t, d, func() error {
 		code, body, err := c.get(host)
 		if err == nil && code == 200 && strings.TrimSpace(body) == want {
-			return
+			return nil
 		}
-		last = fmt.Sprintf("code=%d body=%q err=%v", code, body, err)
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("%s never answered %q; last: %s", host, want, last)
+		return fmt.Errorf("%s never answered %q; last: code=%d body=%q err=%v", host, want, code, body, err)
+	})
 }

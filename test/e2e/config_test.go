@@ -2,11 +2,14 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // multiYAML is a two-container Service sharing an emptyDir: the container
@@ -92,13 +95,12 @@ func TestClusterConfig(t *testing.T) {
 		t.Fatalf("url before the change: %q", u)
 	}
 	c.mustRun("config", "set", "network", "default-external-scheme=https")
-	deadline := time.Now().Add(10 * time.Second)
-	for u := url(); u != "https://multi.default.example.com"; u = url() {
-		if time.Now().After(deadline) {
-			t.Fatalf("url after default-external-scheme=https: %q", u)
+	testenv.EventuallyNil(t, 10*time.Second, func() error {
+		if u := url(); u != "https://multi.default.example.com" {
+			return fmt.Errorf("url after default-external-scheme=https: %q", u)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	c.mustRun("config", "set", "domain", "kiln.test=")
 	c.eventuallyBody("multi.default.kiln.test", "Hello from a pod!", 10*time.Second)
 }

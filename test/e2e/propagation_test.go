@@ -1,11 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // adminGet fetches path from the gateway's admin listener.
@@ -26,16 +29,16 @@ func TestLabelsAndAnnotationsReachTheEdge(t *testing.T) {
 	c := startCluster(t)
 	// Envoy's /ready: PRE_INITIALIZING (503) until the first configuration
 	// is served, then LIVE.
-	for deadline := time.Now().Add(30 * time.Second); ; {
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
 		code, body, err := c.adminGet("/ready")
 		if err == nil && code == 200 && body == "LIVE\n" {
-			break
+			return nil
 		}
-		if (err == nil && !(code == 503 && body == "PRE_INITIALIZING\n")) || time.Now().After(deadline) {
-			t.Fatalf("gateway /ready: %d %q %v", code, body, err)
+		if err == nil && !(code == 503 && body == "PRE_INITIALIZING\n") {
+			t.Fatalf("gateway /ready: %d %q", code, body)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("gateway /ready: %d %q %v", code, body, err)
+	})
 	c.mustRun("service", "create", "tagged", "--image", c.image, "--env", "RESPONSE=tagged",
 		"--label", "team=payments", "--annotation", "example.com/owner=alice")
 	c.eventuallyBody("tagged.default.example.com", "tagged", 60*time.Second)

@@ -19,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // edgeReply is what the edge answered.
@@ -55,15 +57,13 @@ func edgeGet(addr, host string, pool *x509.CertPool) edgeReply {
 
 func (c *cluster) eventuallyEdge(what, addr, host string, pool *x509.CertPool, ok func(edgeReply) bool) edgeReply {
 	c.t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
 	var last edgeReply
-	for time.Now().Before(deadline) {
+	testenv.EventuallyNil(c.t, 20*time.Second, func() error {
 		if last = edgeGet(addr, host, pool); ok(last) {
-			return last
+			return nil
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	c.t.Fatalf("%s: last reply %+v", what, last)
+		return fmt.Errorf("%s: last reply %+v", what, last)
+	})
 	return last
 }
 

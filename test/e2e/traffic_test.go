@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // bgService renders the blue/green Service of seed section 4.4.6 with the
@@ -69,10 +71,9 @@ func (c *cluster) serviceStatus(name string) svcStatus {
 // (revision=percent[#tag] entries in order) and Ready True.
 func (c *cluster) eventuallyTraffic(name, want string, d time.Duration) svcStatus {
 	c.t.Helper()
-	deadline := time.Now().Add(d)
-	var got string
-	for time.Now().Before(deadline) {
-		s := c.serviceStatus(name)
+	var s svcStatus
+	testenv.EventuallyNil(c.t, d, func() error {
+		s = c.serviceStatus(name)
 		var parts []string
 		for _, t := range s.Status.Traffic {
 			p := fmt.Sprintf("%s=%d", t.RevisionName, t.Percent)
@@ -81,18 +82,17 @@ func (c *cluster) eventuallyTraffic(name, want string, d time.Duration) svcStatu
 			}
 			parts = append(parts, p)
 		}
-		got = strings.Join(parts, " ")
+		got := strings.Join(parts, " ")
 		ready := false
 		for _, cd := range s.Status.Conditions {
 			ready = ready || (cd.Type == "Ready" && cd.Status == "True")
 		}
 		if got == want && ready {
-			return s
+			return nil
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	c.t.Fatalf("service %s traffic %q, want %q (Ready)", name, got, want)
-	return svcStatus{}
+		return fmt.Errorf("service %s traffic %q (ready %v), want %q (Ready)", name, got, ready, want)
+	})
+	return s
 }
 
 // countReplies sends n requests to host and counts the bodies.
@@ -128,13 +128,9 @@ func TestBlueGreenTagsSplitAndGC(t *testing.T) {
 	c.eventuallyBody(host, "blue", 30*time.Second)
 	// 5-6. A second revision; traffic stays pinned.
 	c.apply("bg5", bgService(c.image, "green", "    - revisionName: bg-00001\n      percent: 100\n"))
-	deadline := time.Now().Add(90 * time.Second)
-	for c.serviceStatus("bg").Status.LatestReadyRevisionName != "bg-00002" {
-		if time.Now().After(deadline) {
-			t.Fatal("second revision never ready")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.waitFor("second revision ready", 90*time.Second, func() bool {
+		return c.serviceStatus("bg").Status.LatestReadyRevisionName == "bg-00002"
+	})
 	// 7-8. Stage it behind tag v2 at 0%: the main URL stays blue, the tag
 	// URL answers green only.
 	c.apply("bg7", bgService(c.image, "green", "    - revisionName: bg-00001\n      percent: 100\n    - revisionName: bg-00002\n      percent: 0\n      tag: v2\n"))
@@ -153,9 +149,7 @@ func TestBlueGreenTagsSplitAndGC(t *testing.T) {
 	c.apply("bg9", bgService(c.image, "green", "    - revisionName: bg-00001\n      percent: 50\n    - revisionName: bg-00002\n      percent: 50\n      tag: v2\n"))
 	c.eventuallyTraffic("bg", "bg-00001=50 bg-00002=50#v2", 30*time.Second)
 	// The edge converges on the new split a moment after the status does.
-	deadline = time.Now().Add(30 * time.Second)
-	for c.countReplies(host, 20)["green"] == 0 && time.Now().Before(deadline) {
-	}
+	c.waitFor("the edge serving green on the main URL", 30*time.Second, func() bool { return c.countReplies(host, 20)["green"] > 0 })
 	counts := c.countReplies(host, 400)
 	t.Logf("50/50 split over 400 requests: %v", counts)
 	for _, r := range []string{"blue", "green"} {
@@ -166,9 +160,7 @@ func TestBlueGreenTagsSplitAndGC(t *testing.T) {
 	// 10-11. All to the second revision; the first gets nothing.
 	c.apply("bg10", bgService(c.image, "green", "    - revisionName: bg-00001\n      percent: 0\n    - revisionName: bg-00002\n      percent: 100\n      tag: v2\n"))
 	c.eventuallyTraffic("bg", "bg-00001=0 bg-00002=100#v2", 30*time.Second)
-	deadline = time.Now().Add(30 * time.Second)
-	for c.countReplies(host, 10)["blue"] > 0 && time.Now().Before(deadline) {
-	}
+	c.waitFor("the edge no longer serving blue on the main URL", 30*time.Second, func() bool { return c.countReplies(host, 10)["blue"] == 0 })
 	if got := c.countReplies(host, 100); got["green"] != 100 {
 		t.Fatalf("after switching: %v", got)
 	}
@@ -191,18 +183,13 @@ func TestBlueGreenTagsSplitAndGC(t *testing.T) {
 		"retain-since-create-time=disabled", "retain-since-last-active-time=disabled")
 	c.mustRun("service", "update", "bg", "--env", "RESPONSE=third")
 	c.eventuallyBody(host, "third", 60*time.Second)
-	deadline = time.Now().Add(60 * time.Second)
-	var list string
-	for {
-		list = c.mustRun("revision", "list", "--service", "bg")
+	testenv.EventuallyNil(t, 60*time.Second, func() error {
+		list := c.mustRun("revision", "list", "--service", "bg")
 		if !strings.Contains(list, "bg-00001") && strings.Contains(list, "bg-00002") && strings.Contains(list, "bg-00003") {
-			break
+			return nil
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GC did not leave exactly bg-00002 and bg-00003:\n%s", list)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Errorf("GC did not leave exactly bg-00002 and bg-00003:\n%s", list)
+	})
 	// no-gc protects a revision; --prune deletes what nothing references.
 	out = c.mustRun("revision", "delete", "--prune", "bg")
 	if !strings.Contains(out, "Revision 'bg-00002' deleted in namespace 'default'.") {

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	containerd "github.com/containerd/containerd/v2/client"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 const helloHost = "hello.default.example.com"
@@ -110,13 +112,12 @@ func TestUserFlow(t *testing.T) {
 	}
 
 	// The unrouted old revision scales to zero; the new one keeps serving.
-	deadline := time.Now().Add(60 * time.Second)
-	for c.containersOf("hello-00001") != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("hello-00001 still has %d containers after traffic moved", c.containersOf("hello-00001"))
+	testenv.EventuallyNil(t, 60*time.Second, func() error {
+		if n := c.containersOf("hello-00001"); n != 0 {
+			return fmt.Errorf("hello-00001 still has %d containers after traffic moved", n)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	// At zero or not, the routed revision still answers (through the
 	// activator when it has scaled to zero).
 	c.eventuallyBody(helloHost, "Bonjour", 10*time.Second)
@@ -126,18 +127,13 @@ func TestUserFlow(t *testing.T) {
 	if !strings.Contains(out, "deleted") {
 		t.Fatalf("delete output:\n%s", out)
 	}
-	deadline = time.Now().Add(30 * time.Second)
-	for {
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
 		code, _, _ := c.get(helloHost)
-		n := c.containers()
-		if code == 404 && n == 0 {
-			break
+		if n := c.containers(); code != 404 || n != 0 {
+			return fmt.Errorf("after delete: gateway answers %d, %d containers remain", code, n)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after delete: gateway answers %d, %d containers remain", code, n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	if _, err := c.run("service", "describe", "hello"); err == nil {
 		t.Fatal("describe of a deleted service succeeded")
 	}
