@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
@@ -102,29 +103,28 @@ func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logge
 	return election.Run(ctx, st.Client(), election.Config{Role: role, Identity: identity()}, log, fn)
 }
 
-// serveHTTP serves h on addr until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, addr string, h http.Handler, log *slog.Logger) (net.Addr, <-chan error, error) {
+// serveHTTP listens on addr and serves h in g until ctx (g's context)
+// ends, then shuts down gracefully, giving requests in flight 10s.
+func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, log *slog.Logger) (net.Addr, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() {
-		err := srv.Serve(lis)
-		if err == http.ErrServerClosed {
-			err = nil
+	g.Go(func() error {
+		if err := srv.Serve(lis); err != http.ErrServerClosed {
+			return fmt.Errorf("serve http on %s: %w", lis.Addr(), err)
 		}
-		errc <- err
-	}()
-	go func() {
+		return nil
+	})
+	g.Go(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		srv.Shutdown(sctx)
-	}()
+		return srv.Shutdown(sctx)
+	})
 	log.Info("serving http", "address", lis.Addr().String())
-	return lis.Addr(), errc, nil
+	return lis.Addr(), nil
 }
 
 // etcdTLS builds the client TLS config from --etcd-cacert/--etcd-cert/--etcd-key.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/internal/embedetcd"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
@@ -117,22 +118,23 @@ func runDev(c *cli.Context) error {
 	gwCfg := gatewayConfigDev(c)
 	reg := registry.New(st)
 
-	var wg sync.WaitGroup
+	// One group owns every role: the first role to fail stops the rest,
+	// and runDev returns only once all of them have.
+	roles, ctx := errgroup.WithContext(ctx)
 	var readyWG sync.WaitGroup
-	errc := make(chan error, 16)
 	run := func(name string, fn roleFunc) {
-		wg.Add(1)
 		readyWG.Add(1)
 		var once sync.Once
-		go func() {
-			defer wg.Done()
+		roles.Go(func() error {
 			l := log.With("role", name)
 			err := fn(ctx, st, l, func() { once.Do(readyWG.Done) })
 			once.Do(readyWG.Done)
 			if err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
+				l.Error("role failed; stopping", "error", err)
+				return fmt.Errorf("%s: %w", name, err)
 			}
-		}()
+			return nil
+		})
 	}
 	run("apiserver", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, l, ready)
@@ -160,30 +162,21 @@ func runDev(c *cli.Context) error {
 		return runAgent(ctx, st, agentCfg, l, ready)
 	})
 
+	// Every role marks itself ready when it serves or when it exits, so
+	// this wait always ends.
 	allReady := make(chan struct{})
 	go func() { readyWG.Wait(); close(allReady) }()
-	select {
-	case <-allReady:
+	<-allReady
+	if ctx.Err() == nil {
 		log.Info("kiln dev ready", "api", "http://"+c.String("api-listen"), "token_file", tokenPath,
 			"gateway", fmt.Sprintf("http://%s:%d", gwCfg.ListenHost, c.Uint("http-port")), "startup", time.Since(start).Round(time.Millisecond))
 		writeReadyFile(dataDir)
 		sdnotify.Ready()
-	case err := <-errc:
-		cancel()
-		wg.Wait()
-		return err
+		<-ctx.Done()
+		sdnotify.Stopping()
+		os.Remove(filepath.Join(dataDir, "ready"))
 	}
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-errc:
-		log.Error("role failed; stopping", "error", runErr)
-		cancel()
-	}
-	sdnotify.Stopping()
-	os.Remove(filepath.Join(dataDir, "ready"))
-	wg.Wait()
-	return runErr
+	return roles.Wait()
 }
 
 func writeReadyFile(dataDir string) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/agent"
 	"github.com/kiln-serving/kiln/internal/election"
@@ -100,12 +101,12 @@ func apiserverOptions(tokenFile string, insecure bool) (apiserver.Options, error
 
 func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts apiserver.Options, log *slog.Logger, ready func()) error {
 	h := apiserver.New(registry.New(st), opts, log)
-	_, errc, err := serveHTTP(ctx, addr, h, log)
-	if err != nil {
+	g, ctx := errgroup.WithContext(ctx)
+	if _, err := serveHTTP(ctx, g, addr, h, log); err != nil {
 		return err
 	}
 	ready()
-	return <-errc
+	return g.Wait()
 }
 
 // --- controller ---
@@ -119,10 +120,12 @@ var controllerFlags []cli.Flag
 // runController leads with a live view of the cluster configs.
 func runController(ctx context.Context, st *etcdstore.Store, reg *registry.Registry, log *slog.Logger, ready func()) error {
 	cw := liveconfig.NewWatcher(st, log)
-	go func() { _ = cw.Run(ctx) }()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cw.Run(ctx) })
 	ready()
 	ctl := controller.New(st, reg, controller.Options{Config: cw}, log)
-	return lead(ctx, st, "controller", log, ctl.Lead)
+	g.Go(func() error { return lead(ctx, st, "controller", log, ctl.Lead) })
+	return g.Wait()
 }
 
 var controllerCommand = &cli.Command{
@@ -181,15 +184,14 @@ func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise str
 		advertise = advertiseAddr(lis.Addr())
 	}
 	a := autoscaler.New(st, registry.New(st), opts, log)
-	errc := make(chan error, 1)
-	go func() { errc <- a.Serve(ctx, lis) }()
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Serve(ctx, lis) })
 	log.Info("serving autoscaler gRPC", "address", lis.Addr().String(), "advertise", advertise)
 	ready()
-	err = election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: advertise}, log, a.Lead)
-	if serr := <-errc; err == nil {
-		err = serr
-	}
-	return err
+	g.Go(func() error {
+		return election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: advertise}, log, a.Lead)
+	})
+	return g.Wait()
 }
 
 // advertiseAddr is a listener's address as others on this machine reach
@@ -233,15 +235,13 @@ func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise stri
 		}
 	}
 	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st), Advertise: advertise}, log)
-	errc := make(chan error, 2)
-	go func() { errc <- a.Run(ctx) }()
-	_, herr, err := serveHTTP(ctx, addr, a.Handler(), log)
-	if err != nil {
+	g, ctx := errgroup.WithContext(ctx)
+	if _, err := serveHTTP(ctx, g, addr, a.Handler(), log); err != nil {
 		return err
 	}
+	g.Go(func() error { return a.Run(ctx) })
 	ready()
-	go func() { errc <- <-herr }()
-	return <-errc
+	return g.Wait()
 }
 
 // --- xds ---
@@ -313,16 +313,15 @@ var gatewayCommand = &cli.Command{
 }
 
 func runGateway(ctx context.Context, cfg gateway.Config, log *slog.Logger, ready func()) error {
-	g := gateway.New(cfg, log)
-	errc := make(chan error, 1)
-	go func() { errc <- g.Run(ctx) }()
+	gw := gateway.New(cfg, log)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return gw.Run(ctx) })
 	select {
-	case <-g.Ready():
+	case <-gw.Ready():
 		ready()
-	case err := <-errc:
-		return err
+	case <-ctx.Done():
 	}
-	return <-errc
+	return g.Wait()
 }
 
 // --- agent ---
