@@ -28,7 +28,7 @@ func adminGet(t *testing.T, g *Gateway, path string) (int, string) {
 }
 
 func TestAdminReadyBeforeConfig(t *testing.T) {
-	g := New(Config{XDSAddress: "127.0.0.1:1"}, testLogger())
+	g := New(Config{XDSAddress: "127.0.0.1:1"}, testenv.Logger())
 	w := httptest.NewRecorder()
 	g.adminReady(w, httptest.NewRequest(http.MethodGet, "/ready", nil))
 	if w.Code != http.StatusServiceUnavailable || w.Body.String() != "PRE_INITIALIZING\n" {
@@ -52,14 +52,14 @@ func TestAdminConfigDump(t *testing.T) {
 			map[string]string{"team": "payments"}, map[string]string{"example.com/owner": "alice"},
 			servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: pct(100)})
 		putInstance(t, st, "default", "hello-00001", "i1", hostport(b))
-		putJSON(t, st, store.SecretKey("default", "hello-cert"), corev1.Secret{
+		testenv.PutJSON(t, st, store.SecretKey("default", "hello-cert"), corev1.Secret{
 			Metadata: metav1.ObjectMeta{Namespace: "default", Name: "hello-cert"}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}})
 		dm := v1beta1.DomainMapping{Metadata: metav1.ObjectMeta{Namespace: "default", Name: mapped},
 			Spec: v1beta1.DomainMappingSpec{Ref: v1beta1.KReference{Kind: "Service", Name: "hello", Namespace: "default"},
 				TLS: &v1beta1.SecretTLS{SecretName: "hello-cert"}}}
 		dm.Status.Conditions = []metav1.Condition{{Type: v1beta1.ConditionDomainClaimed, Status: metav1.ConditionTrue}}
-		putJSON(t, st, store.RegistryKey("serving.knative.dev", "domainmappings", "default", mapped), dm)
+		testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "domainmappings", "default", mapped), dm)
 	})
 	if code, body := adminGet(t, e.gw, "/ready"); code != http.StatusOK || body != "LIVE\n" {
 		t.Fatalf("/ready: %d %q", code, body)

@@ -52,7 +52,7 @@ func putFullRoute(t *testing.T, st store.Store, ns, name, url string, labels, an
 	r.Status.URL = url
 	r.Status.Address = &metav1.Addressable{URL: "http://" + name + "." + ns + ".svc.cluster.local"}
 	r.Status.Traffic = traffic
-	putJSON(t, st, store.RegistryKey("serving.knative.dev", "routes", ns, name), r)
+	testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "routes", ns, name), r)
 }
 
 // getVia sends GET /path?q=1 with host to addr, over TLS with SNI = host
@@ -114,14 +114,14 @@ func TestGatewayEdgeListeners(t *testing.T) {
 			servingv1.TrafficTarget{RevisionName: "private-00001", Percent: pct(100)})
 		putInstance(t, st, "default", "hello-00001", "i1", hostport(b1))
 		putInstance(t, st, "default", "private-00001", "i2", hostport(priv))
-		putJSON(t, st, store.SecretKey("default", "hello-cert"), corev1.Secret{
+		testenv.PutJSON(t, st, store.SecretKey("default", "hello-cert"), corev1.Secret{
 			Metadata: metav1.ObjectMeta{Namespace: "default", Name: "hello-cert"}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: certPEM, corev1.TLSPrivateKeyKey: keyPEM}})
 		dm := v1beta1.DomainMapping{Metadata: metav1.ObjectMeta{Namespace: "default", Name: mapped},
 			Spec: v1beta1.DomainMappingSpec{Ref: v1beta1.KReference{Kind: "Service", Name: "hello", Namespace: "default"},
 				TLS: &v1beta1.SecretTLS{SecretName: "hello-cert"}}}
 		dm.Status.Conditions = []metav1.Condition{{Type: v1beta1.ConditionDomainClaimed, Status: metav1.ConditionTrue}}
-		putJSON(t, st, store.RegistryKey("serving.knative.dev", "domainmappings", "default", mapped), dm)
+		testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "domainmappings", "default", mapped), dm)
 	})
 	https := func() net.Addr { return e.gw.AddrOf(xds.HTTPSListenerName) }
 	internal := func() net.Addr { return e.gw.AddrOf(xds.InternalListenerName) }

@@ -2,14 +2,11 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -21,14 +18,6 @@ import (
 	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/xds"
 )
-
-func testLogger() *slog.Logger {
-	level := slog.LevelWarn
-	if os.Getenv("KILN_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
 
 // backend stands in for a queue-proxy: it names itself and echoes what the
 // edge added.
@@ -56,28 +45,17 @@ func backend(t *testing.T, name string, delay time.Duration) *httptest.Server {
 
 func pct(p int64) *int64 { return &p }
 
-func putJSON(t *testing.T, st store.Store, key string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Put(context.Background(), key, b); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func putRoute(t *testing.T, st store.Store, ns, name, url string, traffic ...servingv1.TrafficTarget) {
 	t.Helper()
 	r := servingv1.Route{Metadata: metav1.ObjectMeta{Namespace: ns, Name: name}}
 	r.Status.URL = url
 	r.Status.Traffic = traffic
-	putJSON(t, st, store.RegistryKey("serving.knative.dev", "routes", ns, name), r)
+	testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "routes", ns, name), r)
 }
 
 func putInstance(t *testing.T, st store.Store, ns, rev, id, endpoint string) {
 	t.Helper()
-	putJSON(t, st, store.InstanceKey("node-a", id), cluster.Instance{
+	testenv.PutJSON(t, st, store.InstanceKey("node-a", id), cluster.Instance{
 		Instance: id, Node: "node-a", Namespace: ns, Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: endpoint,
 	})
 }
@@ -110,11 +88,11 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}, testLogger())
+	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}, testenv.Logger())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
-	gw := New(Config{XDSAddress: lis.Addr().String(), NodeID: "test-edge", ListenHost: "127.0.0.1", AdminListen: "127.0.0.1:0"}, testLogger())
+	gw := New(Config{XDSAddress: lis.Addr().String(), NodeID: "test-edge", ListenHost: "127.0.0.1", AdminListen: "127.0.0.1:0"}, testenv.Logger())
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(ctx) }()
 	t.Cleanup(func() {
@@ -198,7 +176,7 @@ func TestGateway(t *testing.T) {
 		putRoute(t, st, "default", "cold", "http://"+coldHost, servingv1.TrafficTarget{RevisionName: "cold-00001", Percent: pct(100)})
 		putRoute(t, st, "default", "slow", "http://"+slowHost, servingv1.TrafficTarget{RevisionName: "slow-00001", Percent: pct(100)})
 		one := int64(1)
-		putJSON(t, st, store.RegistryKey("serving.knative.dev", "revisions", "default", "slow-00001"),
+		testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "revisions", "default", "slow-00001"),
 			servingv1.Revision{Metadata: metav1.ObjectMeta{Namespace: "default", Name: "slow-00001"}, Spec: servingv1.RevisionSpec{TimeoutSeconds: &one}})
 		putInstance(t, st, "default", "slow-00001", "i4", hostport(slow))
 	})
@@ -350,11 +328,11 @@ func TestGatewayReconnects(t *testing.T) {
 	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- xds.NewServer(st, opts, testLogger()).Run(srvCtx, lis) }()
+	go func() { srvDone <- xds.NewServer(st, opts, testenv.Logger()).Run(srvCtx, lis) }()
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw := New(Config{XDSAddress: addr, NodeID: "edge", ListenHost: "127.0.0.1"}, testLogger())
+	gw := New(Config{XDSAddress: addr, NodeID: "edge", ListenHost: "127.0.0.1"}, testenv.Logger())
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(ctx) }()
 	select {
@@ -380,7 +358,7 @@ func TestGatewayReconnects(t *testing.T) {
 	}
 	srvCtx2, stopSrv2 := context.WithCancel(context.Background())
 	defer stopSrv2()
-	go func() { srvDone <- xds.NewServer(st, opts, testLogger()).Run(srvCtx2, lis2) }()
+	go func() { srvDone <- xds.NewServer(st, opts, testenv.Logger()).Run(srvCtx2, lis2) }()
 	e.eventually(t, "config from the restarted server", helloHost, func(r reply) bool { return r.body == "rev2" })
 
 	cancel()
