@@ -29,7 +29,8 @@ e2e: ## end-to-end tests only: real binaries, etcd, containerd
 bench: ## benchmarks: cold start from zero (p50/p99, per hop), warm request, create-to-ready, activator, gateway and queue-proxy overhead against a direct call
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 200x -timeout $(TEST_TIMEOUT) ./test/e2e/... ./services/gateway/... ./agent/queue/...
 
-lint: ## gofmt, go vet, and no binary or generated build output tracked
+lint: ## gofmt, go vet, no tracked binaries, and the object model (api/) importing nothing under internal/
+	@dep=$$($(GO) list -deps ./api/... | grep '/kiln/internal/' || true); if [ -n "$$dep" ]; then echo "api/ imports internal packages:"; echo "$$dep"; exit 1; fi
 	@bin=$$(git ls-files -z | xargs -0 grep -IL . --); if [ -n "$$bin" ]; then echo "binary files tracked:"; echo "$$bin"; exit 1; fi
 	@fmt=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$fmt" ]; then echo "gofmt needed:"; echo "$$fmt"; exit 1; fi
 	$(GO) vet ./...
