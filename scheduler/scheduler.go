@@ -7,13 +7,13 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -30,73 +30,71 @@ type Options struct {
 // Scheduler places revisions' instances on nodes while it leads.
 type Scheduler struct {
 	st   store.Store
-	reg  *registry.Registry
 	opts Options
 	log  *slog.Logger
 	now  func() time.Time
 }
 
-// New returns a scheduler over st; reg gives it the revisions' prefix.
-func New(st store.Store, reg *registry.Registry, opts Options, log *slog.Logger) *Scheduler {
+// New returns a scheduler over st.
+func New(st store.Store, opts Options, log *slog.Logger) *Scheduler {
 	if opts.Policy == (Policy{}) {
 		opts.Policy = DefaultPolicy
 	}
 	if opts.Debounce <= 0 {
 		opts.Debounce = time.Millisecond
 	}
-	return &Scheduler{st: st, reg: reg, opts: opts, log: log.With("component", "scheduler"), now: time.Now}
+	return &Scheduler{st: st, opts: opts, log: log.With("component", "scheduler"), now: time.Now}
 }
 
-// The sources the loop follows.
-const (
-	srcScale = iota
-	srcNodes
-	srcPlacements
-	srcInstances
-	srcRevisions
-	numSources
-)
-
-// state is the leader's view of etcd. Only the Lead goroutine touches it.
+// state is the leader's view of etcd. Only the goroutine running loop
+// touches it.
 type state struct {
-	scale      map[string]cluster.Scale     // by store key
-	nodes      map[string]cluster.Node      // by store key
-	placements map[string]cluster.Placement // by store key
-	instances  map[string]cluster.Instance  // by store key
-	specs      map[string]*cluster.InstanceSpec
-	synced     [numSources]bool
-	rev        [numSources]int64
-	failures   map[RevisionKey]Failures
+	// w is the store fenced with this term: the only way the loop writes.
+	w          store.Store
+	scale      *store.Cache[cluster.Scale]
+	nodes      *store.Cache[cluster.Node]
+	placements *store.Cache[cluster.Placement]
+	instances  *store.Cache[cluster.Instance]
+	// specs holds nil for a revision that cannot be scheduled.
+	specs    *store.Cache[*cluster.InstanceSpec]
+	mirror   *store.Mirror
+	failures map[RevisionKey]Failures
+}
+
+func (s *Scheduler) newState(w store.Store) *state {
+	st := &state{
+		w:          w,
+		scale:      store.NewCache(store.ScalePrefix, decodeScale, s.log),
+		nodes:      store.NewCache(store.NodesPrefix, decodeNode, s.log),
+		placements: store.NewCache(store.PlacementPrefix, decodePlacement, s.log),
+		instances:  store.NewCache(store.InstancePrefix, decodeInstance, s.log),
+		specs:      store.NewCache(store.RevisionsPrefix, s.decodeSpec, s.log),
+		failures:   map[RevisionKey]Failures{},
+	}
+	st.instances.OnChange(func(c store.Change[cluster.Instance]) {
+		if !c.Deleted && c.New.Ready {
+			// A ready instance ends a run of failures.
+			delete(st.failures, RevisionKey{c.New.Namespace, c.New.Revision})
+		}
+	})
+	st.mirror = store.NewMirror(st.scale, st.nodes, st.placements, st.instances, st.specs)
+	return st
 }
 
 // Lead runs the scheduler until ctx ends or leadership is lost (a fenced
-// write answers errdefs.ErrNotLeader). Every write carries fence.
+// write answers errdefs.ErrNotLeader). Every write goes through a store
+// fenced with fence, so none can be made without it.
 func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
+	st := s.newState(store.Fenced(s.st, fence))
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { st.mirror.Run(ctx, st.w, s.log); return nil })
+	g.Go(func() error { return s.loop(ctx, st) })
+	return g.Wait()
+}
 
-	feeds := make(chan store.Feed, 64)
-	prefixes := [numSources]string{
-		srcScale:      store.ScalePrefix,
-		srcNodes:      store.NodesPrefix,
-		srcPlacements: store.PlacementPrefix,
-		srcInstances:  store.InstancePrefix,
-		srcRevisions:  s.reg.Revisions().Prefix(""),
-	}
-	for src, prefix := range prefixes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			store.Follow(ctx, s.st, src, prefix, feeds, s.log)
-		}()
-	}
-
-	st := &state{
-		scale: map[string]cluster.Scale{}, nodes: map[string]cluster.Node{},
-		placements: map[string]cluster.Placement{}, instances: map[string]cluster.Instance{},
-		specs: map[string]*cluster.InstanceSpec{}, failures: map[RevisionKey]Failures{},
-	}
+// loop owns st: it applies every feed and plans after a debounce. It
+// returns nil when ctx ends and an error when this process no longer leads.
+func (s *Scheduler) loop(ctx context.Context, st *state) error {
 	// lastPut is the revision of our newest placement write: we never plan
 	// on a view of placements/ older than our own writes, or we would
 	// place the same instance twice.
@@ -115,8 +113,8 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case f := <-feeds:
-			s.apply(st, f)
+		case f := <-st.mirror.Feeds():
+			st.mirror.Apply(f)
 			arm(s.now().Add(s.opts.Debounce))
 		case <-timer.C:
 			deadline = time.Time{}
@@ -124,7 +122,7 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 				continue // the feed that makes it ready arms the timer
 			}
 			dec := Plan(st.snapshot(s.opts.Policy), s.now())
-			rev, retry, err := s.execute(ctx, st, fence, dec)
+			rev, retry, err := s.execute(ctx, st, dec)
 			if err != nil {
 				return err
 			}
@@ -148,7 +146,7 @@ func (s *Scheduler) Lead(ctx context.Context, fence *store.Fence) error {
 // execute makes the decision's writes. It returns the newest revision it
 // wrote, whether a write failed in a way worth retrying, and an error when
 // this process no longer leads.
-func (s *Scheduler) execute(ctx context.Context, st *state, fence *store.Fence, dec Decision) (int64, bool, error) {
+func (s *Scheduler) execute(ctx context.Context, st *state, dec Decision) (int64, bool, error) {
 	var newest int64
 	retry := false
 	for _, a := range dec.Actions {
@@ -164,17 +162,17 @@ func (s *Scheduler) execute(ctx context.Context, st *state, fence *store.Fence, 
 				return newest, retry, fmt.Errorf("encode placement %s: %w", key, err)
 			}
 			var rev int64
-			rev, err = s.st.Put(ctx, key, b, store.IfRevision(0), store.WithFence(fence))
+			rev, err = st.w.Put(ctx, key, b, store.IfRevision(0))
 			if err == nil {
 				newest = max(newest, rev)
-				st.placements[key] = p
+				st.placements.Observe(key, p, rev)
 				log.Info("placed instance")
 			}
 		case Remove:
-			err = s.st.Delete(ctx, key, store.WithFence(fence))
+			err = st.w.Delete(ctx, key)
 			if err == nil || errdefs.IsNotFound(err) {
 				err = nil
-				delete(st.placements, key)
+				st.placements.Forget(key)
 				if a.Reason == ReasonFailed {
 					f := st.failures[rk]
 					st.failures[rk] = Failures{Count: f.Count + 1, Last: s.now()}
@@ -201,121 +199,68 @@ func (s *Scheduler) execute(ctx context.Context, st *state, fence *store.Fence, 
 }
 
 func (st *state) ready(lastPut int64) bool {
-	for _, ok := range st.synced {
-		if !ok {
-			return false
-		}
-	}
-	return st.rev[srcPlacements] >= lastPut
+	return st.mirror.Synced() && st.placements.Rev() >= lastPut
 }
 
-// apply folds one feed into the state.
-func (s *Scheduler) apply(st *state, f store.Feed) {
-	st.synced[f.Src] = true
-	st.rev[f.Src] = max(st.rev[f.Src], f.Rev)
-	if f.Reset {
-		st.rev[f.Src] = f.Rev
-		switch f.Src {
-		case srcScale:
-			clear(st.scale)
-		case srcNodes:
-			clear(st.nodes)
-		case srcPlacements:
-			clear(st.placements)
-		case srcInstances:
-			clear(st.instances)
-		case srcRevisions:
-			clear(st.specs)
-		}
+// The key, not the record, names what a record is about.
+
+func decodeScale(kv store.KV) (cluster.Scale, error) {
+	v, err := store.JSON[cluster.Scale](kv)
+	v.Namespace, v.Revision = store.SplitLast(kv.Key)
+	return v, err
+}
+
+func decodeNode(kv store.KV) (cluster.Node, error) {
+	v, err := store.JSON[cluster.Node](kv)
+	_, v.Name = store.SplitLast(kv.Key)
+	return v, err
+}
+
+func decodePlacement(kv store.KV) (cluster.Placement, error) {
+	v, err := store.JSON[cluster.Placement](kv)
+	v.Node, v.Instance = store.SplitLast(kv.Key)
+	return v, err
+}
+
+func decodeInstance(kv store.KV) (cluster.Instance, error) {
+	v, err := store.JSON[cluster.Instance](kv)
+	v.Node, v.Instance = store.SplitLast(kv.Key)
+	return v, err
+}
+
+// decodeSpec keeps a revision that cannot be scheduled as nil rather than
+// dropping it: it exists, it just has no spec.
+func (s *Scheduler) decodeSpec(kv store.KV) (*cluster.InstanceSpec, error) {
+	rev, err := store.JSON[v1.Revision](kv)
+	if err != nil {
+		return nil, err
 	}
-	for _, key := range f.Dels {
-		switch f.Src {
-		case srcScale:
-			delete(st.scale, key)
-		case srcNodes:
-			delete(st.nodes, key)
-		case srcPlacements:
-			delete(st.placements, key)
-		case srcInstances:
-			delete(st.instances, key)
-		case srcRevisions:
-			delete(st.specs, key)
-		}
+	spec, err := SpecFromRevision(&rev)
+	if err != nil {
+		s.log.Warn("revision cannot be scheduled", "error", err)
+		return nil, nil
 	}
-	for _, kv := range f.Puts {
-		var err error
-		switch f.Src {
-		case srcScale:
-			var v cluster.Scale
-			if err = json.Unmarshal(kv.Value, &v); err == nil {
-				// The key, not the record, names the revision.
-				v.Namespace, v.Revision = store.SplitLast(kv.Key)
-				st.scale[kv.Key] = v
-			}
-		case srcNodes:
-			var v cluster.Node
-			if err = json.Unmarshal(kv.Value, &v); err == nil {
-				_, v.Name = store.SplitLast(kv.Key)
-				st.nodes[kv.Key] = v
-			}
-		case srcPlacements:
-			var v cluster.Placement
-			if err = json.Unmarshal(kv.Value, &v); err == nil {
-				v.Node, v.Instance = store.SplitLast(kv.Key)
-				st.placements[kv.Key] = v
-			}
-		case srcInstances:
-			var v cluster.Instance
-			if err = json.Unmarshal(kv.Value, &v); err == nil {
-				v.Node, v.Instance = store.SplitLast(kv.Key)
-				st.instances[kv.Key] = v
-				if v.Ready {
-					// A ready instance ends a run of failures.
-					delete(st.failures, RevisionKey{v.Namespace, v.Revision})
-				}
-			}
-		case srcRevisions:
-			var rev v1.Revision
-			if err = json.Unmarshal(kv.Value, &rev); err == nil {
-				spec, serr := SpecFromRevision(&rev)
-				if serr != nil {
-					s.log.Warn("revision cannot be scheduled", "error", serr)
-					st.specs[kv.Key] = nil
-				} else {
-					st.specs[kv.Key] = &spec
-				}
-			}
-		}
-		if err != nil {
-			s.log.Warn("skipping undecodable record", "key", kv.Key, "error", err)
-		}
-	}
+	return &spec, nil
 }
 
 func (st *state) snapshot(p Policy) Snapshot {
 	snap := Snapshot{
-		Desired:  make(map[RevisionKey]int, len(st.scale)),
-		Specs:    make(map[RevisionKey]cluster.InstanceSpec, len(st.specs)),
+		Desired:  make(map[RevisionKey]int, st.scale.Len()),
+		Specs:    make(map[RevisionKey]cluster.InstanceSpec, st.specs.Len()),
 		Failures: st.failures,
 		Policy:   p,
 		Seed:     rand.Uint64(),
 	}
-	for _, sc := range st.scale {
+	for _, sc := range st.scale.Values() {
 		snap.Desired[RevisionKey{sc.Namespace, sc.Revision}] = sc.Desired
 	}
-	for _, sp := range st.specs {
+	for _, sp := range st.specs.Values() {
 		if sp != nil {
 			snap.Specs[RevisionKey{sp.Namespace, sp.Revision}] = *sp
 		}
 	}
-	for _, n := range st.nodes {
-		snap.Nodes = append(snap.Nodes, n)
-	}
-	for _, p := range st.placements {
-		snap.Placements = append(snap.Placements, p)
-	}
-	for _, in := range st.instances {
-		snap.Instances = append(snap.Instances, in)
-	}
+	snap.Nodes = st.nodes.Values()
+	snap.Placements = st.placements.Values()
+	snap.Instances = st.instances.Values()
 	return snap
 }

@@ -53,19 +53,6 @@ func placements(t *testing.T, st store.Store) []cluster.Placement {
 	return out
 }
 
-// waitFor polls the store in the test only: the scheduler itself is driven
-// by watches.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func setup(t *testing.T, st store.Store, nodes ...string) {
 	t.Helper()
 	reg := registry.New(st)
@@ -87,13 +74,13 @@ func TestLeadPlacesAndReplaces(t *testing.T) {
 	setup(t, st, "node-a", "node-b")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet())
+	s := scheduler.New(st, scheduler.Options{}, quiet())
 	done := make(chan error, 1)
 	go func() {
 		done <- election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
 	}()
 
-	waitFor(t, "2 placements", func() bool { return len(placements(t, st)) == 2 })
+	testenv.Eventually(t, "2 placements", 0, func() bool { return len(placements(t, st)) == 2 })
 	ps := placements(t, st)
 	if ps[0].Node == ps[1].Node {
 		t.Fatalf("both instances on %s", ps[0].Node)
@@ -108,14 +95,14 @@ func TestLeadPlacesAndReplaces(t *testing.T) {
 	if err := st.Delete(ctx, store.NodeKey("node-a")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "both placements on node-b", func() bool {
+	testenv.Eventually(t, "both placements on node-b", 0, func() bool {
 		ps := placements(t, st)
 		return len(ps) == 2 && ps[0].Node == "node-b" && ps[1].Node == "node-b"
 	})
 
 	// Scale to zero removes them.
 	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 0})
-	waitFor(t, "no placements", func() bool { return len(placements(t, st)) == 0 })
+	testenv.Eventually(t, "no placements", 0, func() bool { return len(placements(t, st)) == 0 })
 
 	cancel()
 	if err := <-done; err != nil {
@@ -129,14 +116,14 @@ func TestLeadFailedInstanceReplaced(t *testing.T) {
 	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := scheduler.New(st, registry.New(st), scheduler.Options{Policy: scheduler.Policy{Backoff: time.Hour, MaxBackoff: time.Hour, MaxFailures: 2}}, quiet())
+	s := scheduler.New(st, scheduler.Options{Policy: scheduler.Policy{Backoff: time.Hour, MaxBackoff: time.Hour, MaxFailures: 2}}, quiet())
 	go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
 
-	waitFor(t, "1 placement", func() bool { return len(placements(t, st)) == 1 })
+	testenv.Eventually(t, "1 placement", 0, func() bool { return len(placements(t, st)) == 1 })
 	failed := placements(t, st)[0]
 	putJSON(t, st, store.InstanceKey(failed.Node, failed.Instance), cluster.Instance{Instance: failed.Instance, Node: failed.Node,
 		Namespace: "default", Revision: "hello-00001", Phase: cluster.PhaseFailed, Reason: "ImagePullBackOff"})
-	waitFor(t, "a replacement", func() bool {
+	testenv.Eventually(t, "a replacement", 0, func() bool {
 		ps := placements(t, st)
 		return len(ps) == 1 && ps[0].Instance != failed.Instance
 	})
@@ -160,7 +147,7 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 	defer cancel()
 	leaders := make(chan *store.Fence, 4)
 	for _, id := range []string{"one", "two"} {
-		s := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet())
+		s := scheduler.New(st, scheduler.Options{}, quiet())
 		go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: id, TTL: 1 * time.Second}, quiet(),
 			func(ctx context.Context, f *store.Fence) error {
 				leaders <- f
@@ -168,7 +155,7 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 			})
 	}
 	first := <-leaders
-	waitFor(t, "2 placements", func() bool { return len(placements(t, st)) == 2 })
+	testenv.Eventually(t, "2 placements", 0, func() bool { return len(placements(t, st)) == 2 })
 	time.Sleep(300 * time.Millisecond) // time for a wrong second writer to show up
 	if ps := placements(t, st); len(ps) != 2 || ps[0].Node == ps[1].Node {
 		t.Fatalf("placements with two schedulers: %+v", ps)
@@ -194,7 +181,7 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 	}
 	// The new leader acts on changes: scale to 3.
 	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 3})
-	waitFor(t, "3 placements", func() bool { return len(placements(t, st)) == 3 })
+	testenv.Eventually(t, "3 placements", 0, func() bool { return len(placements(t, st)) == 3 })
 	time.Sleep(300 * time.Millisecond)
 	after := placements(t, st)
 	nodes := map[string]bool{}
@@ -224,7 +211,7 @@ func TestLeadStopsWhenNotLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stale := &store.Fence{Key: store.ElectionKey("scheduler") + "/gone", Rev: 1}
-	err := scheduler.New(st, registry.New(st), scheduler.Options{}, quiet()).Lead(ctx, stale)
+	err := scheduler.New(st, scheduler.Options{}, quiet()).Lead(ctx, stale)
 	if !errors.Is(err, errdefs.ErrNotLeader) {
 		t.Fatalf("Lead = %v, want ErrNotLeader", err)
 	}

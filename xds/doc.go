@@ -15,10 +15,11 @@
 //     and ingress name and namespace in filter_metadata["kiln.dev/route"]
 //     (metadata.go), the edge-side end of Knative's Service → Route →
 //     ingress label propagation.
-//   - Server, the `kilnd xds` role: it watches the store (routes, revisions,
-//     instances, scale, domain mappings, secrets) and the live config,
-//     recomputes the snapshot on change and publishes it through a
-//     go-control-plane snapshot cache in ADS mode.
+//   - Server, the `kilnd xds` role: it follows the store (routes,
+//     revisions, instances, scale, activators, domain mappings, secrets:
+//     typed store.Caches behind one store.Mirror, owned by one goroutine)
+//     and the live config, recomputes the snapshot on change and publishes
+//     it through a go-control-plane snapshot cache in ADS mode.
 //
 // One snapshot for every edge: all edges serve the same routes, so the cache
 // is keyed by a node hash that maps every node to the same key ("kiln").

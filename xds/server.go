@@ -2,13 +2,11 @@ package xds
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"strconv"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -21,11 +19,14 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
+	corev1 "github.com/kiln-serving/kiln/api/core/v1"
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/store"
@@ -38,15 +39,6 @@ type oneSnapshot struct{}
 
 func (oneSnapshot) ID(*corev3.Node) string { return snapshotKey }
 
-// Prefixes the server watches.
-var (
-	routesPrefix     = store.RegistryListPrefix("serving.knative.dev", "routes", "")
-	revisionsPrefix  = store.RegistryListPrefix("serving.knative.dev", "revisions", "")
-	instancesPrefix  = store.InstancePrefix
-	scalePrefix      = store.ScalePrefix
-	activatorsPrefix = store.ActivatorsPrefix
-)
-
 // Server is the `kilnd xds` role: store watches in, ADS out.
 type Server struct {
 	st    store.Store
@@ -56,15 +48,7 @@ type Server struct {
 	// cfg is the live cluster config (config-network http-protocol).
 	cfg *liveconfig.Watcher
 
-	// kick wakes the builder; its buffer of one coalesces bursts: events
-	// arriving while a build runs cause exactly one more build.
-	kick chan struct{}
-
-	mu     sync.Mutex
-	state  map[string]map[string]any // prefix -> key -> decoded value
-	listed map[string]bool           // prefix -> listed at least once
-
-	// Owned by the builder goroutine.
+	// Owned by the goroutine running loop.
 	version  int64
 	last     map[resourcev3.Type]typeState
 	warnings []string
@@ -82,23 +66,20 @@ func NewServer(st store.Store, opts Options, log *slog.Logger) *Server {
 	}
 	log = log.With("component", "xds")
 	return &Server{
-		st:     st,
-		opts:   opts,
-		log:    log,
-		cache:  cachev3.NewSnapshotCache(true, oneSnapshot{}, cacheLogger{log}),
-		cfg:    liveconfig.NewWatcher(st, log),
-		kick:   make(chan struct{}, 1),
-		state:  map[string]map[string]any{},
-		listed: map[string]bool{},
-		last:   map[resourcev3.Type]typeState{},
+		st:    st,
+		opts:  opts,
+		log:   log,
+		cache: cachev3.NewSnapshotCache(true, oneSnapshot{}, cacheLogger{log}),
+		cfg:   liveconfig.NewWatcher(st, log),
+		last:  map[resourcev3.Type]typeState{},
 	}
 }
 
 // Run serves ADS (and the separate LDS/RDS/CDS/EDS services) on lis until
-// ctx ends. It returns nil on cancellation, or the gRPC serve error.
+// ctx ends. It returns nil on cancellation, or the gRPC serve error, once
+// every goroutine it started has stopped.
 func (s *Server) Run(ctx context.Context, lis net.Listener) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	g, ctx := errgroup.WithContext(ctx)
 
 	gs := grpc.NewServer(
 		// Edges hold one stream for their whole life; let their keepalive
@@ -128,63 +109,51 @@ func (s *Server) Run(ctx context.Context, lis net.Listener) error {
 	clusterservice.RegisterClusterDiscoveryServiceServer(gs, xs)
 	endpointservice.RegisterEndpointDiscoveryServiceServer(gs, xs)
 
-	var wg sync.WaitGroup
-	for prefix, decode := range map[string]decoder{
-		routesPrefix:     decodeRoute,
-		revisionsPrefix:  decodeRevisionTimeout,
-		instancesPrefix:  decodeInstance,
-		scalePrefix:      decodeScale,
-		activatorsPrefix: decodeActivator,
-		// edgewatch.go: DomainMappings and TLS secrets.
-		domainMappingsPrefix: decodeDomainMapping,
-		secretsPrefix:        decodeSecret,
-	} {
-		wg.Go(func() { s.watch(ctx, prefix, decode) })
-	}
-	wg.Go(func() { s.runConfig(ctx) })
-	wg.Go(func() { s.build(ctx) })
-
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- gs.Serve(lis) }()
+	v := s.newView()
+	g.Go(func() error { v.mirror.Run(ctx, s.st, s.log); return nil })
+	g.Go(func() error { return s.cfg.Run(ctx) })
+	g.Go(func() error { return s.loop(ctx, v) })
+	g.Go(func() error {
+		if err := gs.Serve(lis); err != nil {
+			return fmt.Errorf("serve ADS: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		// Stop, not GracefulStop: ADS streams never end on their own.
+		gs.Stop()
+		return nil
+	})
 	s.log.Info("serving ADS", "address", lis.Addr().String())
+	return g.Wait()
+}
 
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-serveErr:
-		err = fmt.Errorf("serve ADS: %w", err)
+// view is the routing state the server follows. Only the goroutine running
+// loop touches it.
+type view struct {
+	routes     *store.Cache[servingv1.Route]
+	revisions  *store.Cache[revisionTimeout]
+	instances  *store.Cache[cluster.Instance]
+	scale      *store.Cache[cluster.Scale]
+	activators *store.Cache[cluster.Activator]
+	mappings   *store.Cache[v1beta1.DomainMapping]
+	secrets    *store.Cache[secretEntry]
+	mirror     *store.Mirror
+}
+
+func (s *Server) newView() *view {
+	v := &view{
+		routes:     store.NewCache(store.RegistryListPrefix(servingv1.Group, servingv1.ResourceRoutes, ""), store.JSON[servingv1.Route], s.log),
+		revisions:  store.NewCache(store.RevisionsPrefix, decodeRevisionTimeout, s.log),
+		instances:  store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], s.log),
+		scale:      store.NewCache(store.ScalePrefix, store.JSON[cluster.Scale], s.log),
+		activators: store.NewCache(store.ActivatorsPrefix, store.JSON[cluster.Activator], s.log),
+		mappings:   store.NewCache(store.RegistryListPrefix(v1beta1.Group, v1beta1.ResourceDomainMapping, ""), store.JSON[v1beta1.DomainMapping], s.log),
+		secrets:    store.NewCache(store.SecretsPrefix, decodeSecret, s.log),
 	}
-	cancel()
-	// Stop, not GracefulStop: ADS streams never end on their own.
-	gs.Stop()
-	wg.Wait()
-	return err
-}
-
-type decoder func(value []byte) (any, error)
-
-func decodeRoute(b []byte) (any, error) {
-	var r servingv1.Route
-	err := json.Unmarshal(b, &r)
-	return r, err
-}
-
-func decodeInstance(b []byte) (any, error) {
-	var i cluster.Instance
-	err := json.Unmarshal(b, &i)
-	return i, err
-}
-
-func decodeActivator(b []byte) (any, error) {
-	var a cluster.Activator
-	err := json.Unmarshal(b, &a)
-	return a, err
-}
-
-func decodeScale(b []byte) (any, error) {
-	var sc cluster.Scale
-	err := json.Unmarshal(b, &sc)
-	return sc, err
+	v.mirror = store.NewMirror(v.routes, v.revisions, v.instances, v.scale, v.activators, v.mappings, v.secrets)
+	return v
 }
 
 // revisionTimeout is all the server keeps of a Revision.
@@ -193,10 +162,10 @@ type revisionTimeout struct {
 	timeout time.Duration
 }
 
-func decodeRevisionTimeout(b []byte) (any, error) {
-	var r servingv1.Revision
-	if err := json.Unmarshal(b, &r); err != nil {
-		return nil, err
+func decodeRevisionTimeout(kv store.KV) (revisionTimeout, error) {
+	r, err := store.JSON[servingv1.Revision](kv)
+	if err != nil {
+		return revisionTimeout{}, err
 	}
 	rt := revisionTimeout{cluster: ClusterName(r.Metadata.Namespace, r.Metadata.Name)}
 	if r.Spec.TimeoutSeconds != nil && *r.Spec.TimeoutSeconds > 0 {
@@ -205,107 +174,101 @@ func decodeRevisionTimeout(b []byte) (any, error) {
 	return rt, nil
 }
 
-// watch mirrors one prefix into s.state through store.Follow (list, then
-// watch from the list's revision + 1, re-listing after any watch error), so
-// no event is ever missed.
-func (s *Server) watch(ctx context.Context, prefix string, decode decoder) {
-	log := s.log.With("prefix", prefix)
-	feeds := make(chan store.Feed, 16)
-	go store.Follow(ctx, s.st, 0, prefix, feeds, log)
+// secretEntry is all the server keeps of a secret. Secrets carry private
+// keys: xds is their only reader besides the apiserver, and it never logs
+// their data.
+type secretEntry struct {
+	name string
+	tls  TLSSecret
+}
+
+func decodeSecret(kv store.KV) (secretEntry, error) {
+	sec, err := store.JSON[corev1.Secret](kv)
+	if err != nil {
+		return secretEntry{}, err
+	}
+	return secretEntry{
+		name: SecretName(sec.Metadata.Namespace, sec.Metadata.Name),
+		tls:  TLSSecret{Cert: sec.Data[corev1.TLSCertKey], Key: sec.Data[corev1.TLSPrivateKeyKey]},
+	}, nil
+}
+
+// loop owns v and the snapshot: every change (a feed, or the live config)
+// rebuilds at once, with no debounce since endpoint changes are on the
+// cold-start path; feeds already waiting are applied first, so a burst
+// costs one build.
+func (s *Server) loop(ctx context.Context, v *view) error {
+	cfgChanged := s.cfg.Changed()
 	for {
-		var f store.Feed
 		select {
 		case <-ctx.Done():
-			return
-		case f = <-feeds:
+			return nil
+		case f := <-v.mirror.Feeds():
+			v.mirror.Apply(f)
+		case <-cfgChanged:
+			cfgChanged = s.cfg.Changed()
 		}
-		s.mu.Lock()
-		if f.Reset {
-			s.state[prefix] = make(map[string]any, len(f.Puts))
-			s.listed[prefix] = true
-		}
-		for _, k := range f.Dels {
-			delete(s.state[prefix], k)
-		}
-		for _, kv := range f.Puts {
-			if v, err := decode(kv.Value); err != nil {
-				log.Warn("skipping undecodable value", "key", kv.Key, "error", err)
-				delete(s.state[prefix], kv.Key)
-			} else {
-				s.state[prefix][kv.Key] = v
+	drain:
+		for {
+			select {
+			case f := <-v.mirror.Feeds():
+				v.mirror.Apply(f)
+			default:
+				break drain
 			}
 		}
-		s.mu.Unlock()
-		s.poke()
-	}
-}
-
-func (s *Server) poke() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
-// build owns the snapshot: each kick rebuilds at once (no debounce, since
-// endpoint changes are on the cold-start path); kicks arriving meanwhile
-// collapse into one more build.
-func (s *Server) build(ctx context.Context) {
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.kick:
-		}
-		in, ok := s.input()
+		in, ok := s.input(v)
 		if !ok {
 			continue
 		}
 		if err := s.publish(ctx, in); err != nil {
 			if ctx.Err() != nil {
-				return
+				return nil
 			}
 			s.log.Error("publish snapshot", "error", err)
 		}
 	}
 }
 
-// input copies the mirrored state, or reports false until every prefix has
-// been listed once.
-func (s *Server) input() (Input, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range []string{routesPrefix, revisionsPrefix, instancesPrefix, scalePrefix, activatorsPrefix} {
-		if !s.listed[p] {
-			return Input{}, false
-		}
-	}
-	in := Input{Timeouts: map[string]time.Duration{}, ActivatorInPath: map[string]bool{}}
-	if !s.edgeInput(&in) {
+// input gathers the followed state, or reports false until every prefix
+// has been listed and the config read once.
+func (s *Server) input(v *view) (Input, bool) {
+	if !v.mirror.Synced() {
 		return Input{}, false
 	}
-	for _, v := range s.state[scalePrefix] {
-		if sc := v.(cluster.Scale); sc.ActivatorInPath {
+	select {
+	case <-s.cfg.Synced():
+	default:
+		return Input{}, false
+	}
+	in := Input{
+		Routes:          v.routes.Values(),
+		Instances:       v.instances.Values(),
+		DomainMappings:  v.mappings.Values(),
+		Timeouts:        map[string]time.Duration{},
+		ActivatorInPath: map[string]bool{},
+		Secrets:         map[string]TLSSecret{},
+		HTTPProtocol:    s.cfg.Current().Network().HTTPProtocol,
+	}
+	for _, sc := range v.scale.Values() {
+		if sc.ActivatorInPath {
 			in.ActivatorInPath[ClusterName(sc.Namespace, sc.Revision)] = true
 		}
 	}
-	for _, v := range s.state[routesPrefix] {
-		in.Routes = append(in.Routes, v.(servingv1.Route))
-	}
-	for _, v := range s.state[activatorsPrefix] {
-		if a := v.(cluster.Activator); a.Address != "" {
+	for _, a := range v.activators.Values() {
+		if a.Address != "" {
 			in.Activators = append(in.Activators, a.Address)
 		}
 	}
 	slices.Sort(in.Activators)
 	in.Activators = slices.Compact(in.Activators)
-	for _, v := range s.state[instancesPrefix] {
-		in.Instances = append(in.Instances, v.(cluster.Instance))
-	}
-	for _, v := range s.state[revisionsPrefix] {
-		if rt := v.(revisionTimeout); rt.timeout > 0 {
+	for _, rt := range v.revisions.Values() {
+		if rt.timeout > 0 {
 			in.Timeouts[rt.cluster] = rt.timeout
 		}
+	}
+	for _, e := range v.secrets.Values() {
+		in.Secrets[e.name] = e.tls
 	}
 	return in, true
 }

@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -39,7 +40,6 @@ type testEdge struct {
 	node   *corev3.Node
 
 	mu        sync.Mutex
-	changed   chan struct{}
 	resources map[string]map[string]proto.Message // type -> name -> resource
 	responses map[string]int                      // type -> responses received
 	names     map[string][]string                 // type -> subscribed names
@@ -58,7 +58,6 @@ func dialEdge(t *testing.T, ctx context.Context, addr, nodeID string) *testEdge 
 	}
 	e := &testEdge{
 		t: t, stream: stream, node: &corev3.Node{Id: nodeID, Cluster: "edges"},
-		changed:   make(chan struct{}, 1),
 		resources: map[string]map[string]proto.Message{},
 		responses: map[string]int{},
 		names:     map[string][]string{},
@@ -137,10 +136,6 @@ func (e *testEdge) recvLoop() {
 				e.send(&discoveryv3.DiscoveryRequest{TypeUrl: sub, ResourceNames: refs})
 			}
 		}
-		select {
-		case e.changed <- struct{}{}:
-		default:
-		}
 	}
 }
 
@@ -150,26 +145,21 @@ func (e *testEdge) subscribed(typ string) []string {
 	return e.names[typ]
 }
 
-// waitFor polls cond on every change until it holds.
+// waitFor waits until cond holds.
 func (e *testEdge) waitFor(what string, cond func(e *testEdge) bool) {
 	e.t.Helper()
-	deadline := time.After(10 * time.Second)
-	for {
-		e.mu.Lock()
-		ok := cond(e)
-		e.mu.Unlock()
-		if ok {
-			return
-		}
-		select {
-		case <-e.changed:
-		case <-time.After(20 * time.Millisecond):
-		case <-deadline:
+	defer func() {
+		if e.t.Failed() {
 			e.mu.Lock()
 			defer e.mu.Unlock()
-			e.t.Fatalf("edge %s: timed out waiting for %s; holds %v", e.node.Id, what, e.resources)
+			e.t.Logf("edge %s holds %v", e.node.Id, e.resources)
 		}
-	}
+	}()
+	testenv.Eventually(e.t, fmt.Sprintf("edge %s: %s", e.node.Id, what), 0, func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		return cond(e)
+	})
 }
 
 // endpointsOf is called with e.mu held.

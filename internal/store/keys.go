@@ -25,6 +25,10 @@ const (
 	// so a dead one vanishes: the xds server routes to every one, and each
 	// takes its share of every instance's containerConcurrency.
 	ActivatorsPrefix = Root + "activators/"
+	// RevisionsPrefix holds every Revision, in all namespaces: the one
+	// spelling of the prefix the roles that follow revisions watch
+	// (RegistryListPrefix of serving.knative.dev revisions).
+	RevisionsPrefix = RegistryPrefix + "serving.knative.dev/revisions/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.

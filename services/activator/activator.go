@@ -2,7 +2,6 @@ package activator
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +11,8 @@ import (
 	"net/http/httputil"
 	"sync"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
@@ -64,6 +65,9 @@ type Activator struct {
 	// served counts the requests this activator took per revision since
 	// it started (GET /metrics); kept when a revision's entry goes.
 	served map[revKey]int64
+	// pokes carries revisions whose requests wait without an instance to
+	// Run, which pokes the autoscaler for them.
+	pokes chan *revision
 }
 
 type revKey struct{ ns, name string }
@@ -95,7 +99,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		}
 	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
-		peers: &peers{n: 1}, served: map[revKey]int64{}}
+		peers: &peers{n: 1}, served: map[revKey]int64{}, pokes: make(chan *revision, 256)}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
@@ -143,53 +147,74 @@ type forward struct {
 
 type forwardKey struct{}
 
-// Sources Run follows.
-const (
-	srcInstances = iota
-	srcRevisions
-	srcActivators
-)
-
-// Run follows instances/ and the registry's revisions (and, with an
-// autoscaler, reports metrics) until ctx ends. It returns nil then.
+// Run follows instances/, the registry's revisions and activators/ (and,
+// with an autoscaler, reports metrics and pokes it) until ctx ends. It
+// returns nil then, once every goroutine it started has stopped.
 func (a *Activator) Run(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	feeds := make(chan store.Feed, 64)
-	for src, prefix := range map[int]string{
-		srcInstances:  store.InstancePrefix,
-		srcRevisions:  store.RegistryListPrefix("serving.knative.dev", "revisions", ""),
-		srcActivators: store.ActivatorsPrefix,
-	} {
-		wg.Go(func() { store.Follow(ctx, a.st, src, prefix, feeds, a.log) })
-	}
+	g, ctx := errgroup.WithContext(ctx)
+	v := a.newView()
+	g.Go(func() error { v.mirror.Run(ctx, a.st, a.log); return nil })
 	if a.rep != nil {
-		wg.Go(func() { _ = a.rep.Run(ctx) })
+		g.Go(func() error { return a.rep.Run(ctx) })
 	}
 	if a.opts.Advertise != "" {
-		wg.Go(func() { a.register(ctx) })
+		g.Go(func() error { a.register(ctx); return nil })
 	}
-	// instances and specs are owned by this goroutine; requests only see
-	// what is published from them.
-	instances := map[string]cluster.Instance{}
-	specs := map[string]revSpec{}
-	activators := map[string]cluster.Activator{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case f := <-feeds:
-			switch f.Src {
-			case srcRevisions:
-				a.applyRevisions(f, specs)
-			case srcActivators:
-				a.applyActivators(f, activators)
-			default:
-				a.applyInstances(f, instances)
+	g.Go(func() error {
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case f := <-v.mirror.Feeds():
+				v.mirror.Apply(f)
+				a.publish(v)
+			case r := <-a.pokes:
+				g.Go(func() error { a.poke(ctx, r); return nil })
 			}
 		}
+	})
+	return g.Wait()
+}
+
+// view is what Run's loop owns: the caches it follows and what changed in
+// them since it last published to requests.
+type view struct {
+	instances  *store.Cache[cluster.Instance]
+	specs      *store.Cache[revSpec]
+	activators *store.Cache[cluster.Activator]
+	mirror     *store.Mirror
+	// Touched by the change callbacks, cleared by publish.
+	pods, revs   map[revKey]bool
+	peersChanged bool
+}
+
+func (a *Activator) newView() *view {
+	v := &view{
+		instances:  store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], a.log),
+		specs:      store.NewCache(store.RevisionsPrefix, decodeRevSpec, a.log),
+		activators: store.NewCache(store.ActivatorsPrefix, decodeActivator, a.log),
+		pods:       map[revKey]bool{},
+		revs:       map[revKey]bool{},
 	}
+	v.instances.OnChange(func(c store.Change[cluster.Instance]) {
+		if c.HadOld {
+			v.pods[revKey{c.Old.Namespace, c.Old.Revision}] = true
+		}
+		if !c.Deleted {
+			v.pods[revKey{c.New.Namespace, c.New.Revision}] = true
+		}
+	})
+	v.specs.OnChange(func(c store.Change[revSpec]) {
+		if c.HadOld {
+			v.revs[c.Old.key] = true
+		}
+		if !c.Deleted {
+			v.revs[c.New.key] = true
+		}
+	})
+	v.activators.OnChange(func(store.Change[cluster.Activator]) { v.peersChanged = true })
+	v.mirror = store.NewMirror(v.instances, v.specs, v.activators)
+	return v
 }
 
 // revSpec is what the activator keeps of a Revision.
@@ -199,46 +224,51 @@ type revSpec struct {
 	timeout time.Duration
 }
 
-func (a *Activator) applyRevisions(f store.Feed, specs map[string]revSpec) {
-	touched := map[revKey]bool{}
-	if f.Reset {
-		for _, s := range specs {
-			touched[s.key] = true
-		}
-		clear(specs)
+func decodeRevSpec(kv store.KV) (revSpec, error) {
+	r, err := store.JSON[v1.Revision](kv)
+	if err != nil {
+		return revSpec{}, err
 	}
-	for _, key := range f.Dels {
-		if s, ok := specs[key]; ok {
-			touched[s.key] = true
-			delete(specs, key)
-		}
+	s := revSpec{key: revKey{r.Metadata.Namespace, r.Metadata.Name}}
+	if r.Spec.ContainerConcurrency != nil {
+		s.cc = max(*r.Spec.ContainerConcurrency, 0)
 	}
-	for _, kv := range f.Puts {
-		var r v1.Revision
-		if err := json.Unmarshal(kv.Value, &r); err != nil {
-			a.log.Warn("skipping undecodable revision", "key", kv.Key, "error", err)
-			continue
-		}
-		s := revSpec{key: revKey{r.Metadata.Namespace, r.Metadata.Name}}
-		if r.Spec.ContainerConcurrency != nil {
-			s.cc = max(*r.Spec.ContainerConcurrency, 0)
-		}
-		if r.Spec.TimeoutSeconds != nil && *r.Spec.TimeoutSeconds > 0 {
-			s.timeout = time.Duration(*r.Spec.TimeoutSeconds) * time.Second
-		}
-		specs[kv.Key] = s
-		touched[s.key] = true
+	if r.Spec.TimeoutSeconds != nil && *r.Spec.TimeoutSeconds > 0 {
+		s.timeout = time.Duration(*r.Spec.TimeoutSeconds) * time.Second
 	}
-	byKey := map[revKey]revSpec{}
-	for _, s := range specs {
-		if touched[s.key] {
-			byKey[s.key] = s
-		}
+	return s, nil
+}
+
+// publish hands what changed in v to the revisions requests use: specs,
+// ready endpoints and this activator's place among its peers.
+func (a *Activator) publish(v *view) {
+	specs := map[revKey]revSpec{}
+	if len(v.revs) > 0 {
+		v.specs.Range(func(_ string, s revSpec) bool {
+			if v.revs[s.key] {
+				specs[s.key] = s
+			}
+			return true
+		})
+	}
+	eps := map[revKey][]string{}
+	if len(v.pods) > 0 {
+		v.instances.Range(func(_ string, in cluster.Instance) bool {
+			k := revKey{in.Namespace, in.Revision}
+			if v.pods[k] && in.Ready && in.Endpoint != "" {
+				eps[k] = append(eps[k], in.Endpoint)
+			}
+			return true
+		})
+	}
+	var p *peers
+	if v.peersChanged {
+		p = a.peersOf(v.activators)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	for k := range touched {
-		s, ok := byKey[k]
+	for k := range v.revs {
+		s, ok := specs[k]
 		r := a.revs[k]
 		if r == nil {
 			if !ok {
@@ -249,44 +279,7 @@ func (a *Activator) applyRevisions(f store.Feed, specs map[string]revSpec) {
 		r.known, r.cc, r.timeout = ok, s.cc, s.timeout
 		r.dispatch()
 	}
-}
-
-func (a *Activator) applyInstances(f store.Feed, instances map[string]cluster.Instance) {
-	touched := map[revKey]bool{}
-	if f.Reset {
-		for _, in := range instances {
-			touched[revKey{in.Namespace, in.Revision}] = true
-		}
-		clear(instances)
-	}
-	for _, key := range f.Dels {
-		if in, ok := instances[key]; ok {
-			touched[revKey{in.Namespace, in.Revision}] = true
-			delete(instances, key)
-		}
-	}
-	for _, kv := range f.Puts {
-		var in cluster.Instance
-		if err := json.Unmarshal(kv.Value, &in); err != nil {
-			a.log.Warn("skipping undecodable instance", "key", kv.Key, "error", err)
-			continue
-		}
-		if old, ok := instances[kv.Key]; ok {
-			touched[revKey{old.Namespace, old.Revision}] = true
-		}
-		instances[kv.Key] = in
-		touched[revKey{in.Namespace, in.Revision}] = true
-	}
-	eps := map[revKey][]string{}
-	for _, in := range instances {
-		k := revKey{in.Namespace, in.Revision}
-		if touched[k] && in.Ready && in.Endpoint != "" {
-			eps[k] = append(eps[k], in.Endpoint)
-		}
-	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k := range touched {
+	for k := range v.pods {
 		r := a.revs[k]
 		if r == nil {
 			if len(eps[k]) == 0 {
@@ -297,6 +290,16 @@ func (a *Activator) applyInstances(f store.Feed, instances map[string]cluster.In
 		r.setPods(eps[k])
 		a.log.Debug("endpoints changed", "revision", k.String(), "ready", len(r.pods), "queued", len(r.queue))
 	}
+	if p != nil && *a.peers != *p {
+		*a.peers = *p
+		a.log.Info("activators changed", "live", p.n, "self", p.self)
+		for _, r := range a.revs {
+			r.dispatch()
+		}
+	}
+	clear(v.revs)
+	clear(v.pods)
+	v.peersChanged = false
 }
 
 // newRevision adds an entry for k. Callers hold the lock.
@@ -330,8 +333,13 @@ func (a *Activator) acquire(ctx context.Context, r *revision) (*pod, error) {
 	w := &waiter{granted: make(chan *pod, 1)}
 	r.queue = append(r.queue, w)
 	if len(r.pods) == 0 && !r.poking && a.rep != nil {
-		r.poking = true
-		go a.poke(r)
+		// Run's loop starts the poke, so it ends with Run. A full
+		// channel leaves poking false: the next request asks again.
+		select {
+		case a.pokes <- r:
+			r.poking = true
+		default:
+		}
 	}
 	a.mu.Unlock()
 

@@ -178,16 +178,18 @@ func TestRoundRobinAndNotReady(t *testing.T) {
 	putInstance(t, st, "r-bbbbb", "r", strings.TrimPrefix(b2.URL, "http://"), true)
 	putInstance(t, st, "other-ccccc", "other", strings.TrimPrefix(b2.URL, "http://"), true)
 	seen := map[string]int{}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(seen) < 2 || seen["be1"]+seen["be2"] < 10 {
+	defer func() {
+		if t.Failed() {
+			t.Logf("responses: %v", seen)
+		}
+	}()
+	testenv.Eventually(t, "responses from both instances", 5*time.Second, func() bool {
 		code, body := get(t, srv.URL, "default", "r")
 		if code == http.StatusOK {
 			seen[strings.Fields(body)[0]]++
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("responses: %v", seen)
-		}
-	}
+		return len(seen) >= 2 && seen["be1"]+seen["be2"] >= 10
+	})
 	if d := seen["be1"] - seen["be2"]; d < -2 || d > 2 {
 		t.Errorf("uneven round robin: %v", seen)
 	}
@@ -196,16 +198,10 @@ func TestRoundRobinAndNotReady(t *testing.T) {
 	if err := st.Delete(context.Background(), store.InstanceKey("n1", "r-bbbbb")); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, "no forwarding to instances that are not ready", 5*time.Second, func() bool {
 		code, _ := get(t, srv.URL, "default", "r")
-		if code == http.StatusServiceUnavailable {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("still forwarding to instances that are not ready")
-		}
-	}
+		return code == http.StatusServiceUnavailable
+	})
 	if code, body := get(t, srv.URL, "default", "other"); code != http.StatusOK || !strings.HasPrefix(body, "be2") {
 		t.Fatalf("other revision: %d %q", code, body)
 	}

@@ -15,11 +15,13 @@
 // is not lost while instances come and go. Forwarded requests carry
 // K-Proxy-Request: activator so queue-proxies count them as proxied.
 //
-// It learns instances and revisions by following instances/ and the
-// registry's revisions (store.Follow), never by polling. With an autoscaler
+// It learns instances, revisions and its peers by following instances/,
+// the registry's revisions and activators/ (typed store.Caches behind one
+// store.Mirror, owned by Run's loop), never by polling. With an autoscaler
 // it pokes the leader the moment a request waits for a revision without a
-// ready instance, and streams the concurrency it holds per revision every
-// second. GET /metrics (no revision headers) counts the requests it took
+// ready instance (retrying while requests still wait; the retries end with
+// Run), and streams the concurrency it holds per revision every second.
+// Every goroutine Run starts is joined before it returns. GET /metrics (no revision headers) counts the requests it took
 // per revision.
 //
 // Subsetting across replicas (Knative's): with an advertised address the

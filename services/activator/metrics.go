@@ -53,8 +53,9 @@ func (a *Activator) collectStats(now time.Time) []*pb.Stat {
 }
 
 // poke tells the autoscaler that r's requests wait without capacity, and
-// tries again while they still wait and no instance is ready.
-func (a *Activator) poke(r *revision) {
+// tries again while they still wait and no instance is ready, until ctx
+// (Run's) ends.
+func (a *Activator) poke(ctx context.Context, r *revision) {
 	defer func() {
 		a.mu.Lock()
 		r.poking = false
@@ -68,16 +69,25 @@ func (a *Activator) poke(r *revision) {
 			return
 		}
 		start := time.Now()
-		ctx, cancel := context.WithTimeout(context.Background(), pokeTimeout)
-		desired, err := a.rep.Poke(ctx, r.key.ns, r.key.name, queued)
+		pctx, cancel := context.WithTimeout(ctx, pokeTimeout)
+		desired, err := a.rep.Poke(pctx, r.key.ns, r.key.name, queued)
 		cancel()
 		if err == nil {
 			a.log.Debug("poked autoscaler", "revision", r.key.String(), "queued", queued, "desired", desired,
 				"took", time.Since(start))
 			return
 		}
+		if ctx.Err() != nil {
+			return
+		}
 		a.log.Warn("poke autoscaler failed", "revision", r.key.String(), "attempt", attempt+1, "error", err)
-		time.Sleep(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second))
+		t := time.NewTimer(min(time.Duration(attempt+1)*100*time.Millisecond, time.Second))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return
+		}
 	}
 }
 

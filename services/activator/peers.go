@@ -3,6 +3,7 @@ package activator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -62,44 +63,28 @@ func (a *Activator) revoke(id int64) {
 	}
 }
 
-// applyActivators follows activators/ and recomputes where this activator
-// stands: N live activators in identity order, itself counted (last) while
-// it is not registered. A change of N changes every instance's share, so
-// every revision dispatches again.
-func (a *Activator) applyActivators(f store.Feed, known map[string]cluster.Activator) {
-	if f.Reset {
-		clear(known)
+func decodeActivator(kv store.KV) (cluster.Activator, error) {
+	rec, err := store.JSON[cluster.Activator](kv)
+	if err == nil && rec.Identity == "" {
+		err = errors.New("activator record without identity")
 	}
-	for _, key := range f.Dels {
-		delete(known, key)
-	}
-	for _, kv := range f.Puts {
-		var rec cluster.Activator
-		if err := json.Unmarshal(kv.Value, &rec); err != nil || rec.Identity == "" {
-			a.log.Warn("skipping undecodable activator record", "key", kv.Key, "error", err)
-			delete(known, kv.Key)
-			continue
-		}
-		known[kv.Key] = rec
-	}
-	ids := make([]string, 0, len(known)+1)
-	for _, rec := range known {
+	return rec, err
+}
+
+// peersOf says where this activator stands among the live ones: N live
+// activators in identity order, itself counted (last) while it is not
+// registered. A change of N changes every instance's share, so every
+// revision dispatches again (publish).
+func (a *Activator) peersOf(live *store.Cache[cluster.Activator]) *peers {
+	ids := make([]string, 0, live.Len()+1)
+	live.Range(func(_ string, rec cluster.Activator) bool {
 		ids = append(ids, rec.Identity)
-	}
+		return true
+	})
 	slices.Sort(ids)
 	ids = slices.Compact(ids)
-	p := peers{n: len(ids) + 1, self: len(ids)}
 	if i, ok := slices.BinarySearch(ids, a.opts.Identity); ok {
-		p = peers{n: len(ids), self: i}
+		return &peers{n: len(ids), self: i}
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if *a.peers == p {
-		return
-	}
-	*a.peers = p
-	a.log.Info("activators changed", "live", p.n, "self", p.self)
-	for _, r := range a.revs {
-		r.dispatch()
-	}
+	return &peers{n: len(ids) + 1, self: len(ids)}
 }

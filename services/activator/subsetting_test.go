@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/services/activator"
 )
 
@@ -47,17 +48,6 @@ func metricsOf(t *testing.T, url string) string {
 	return string(b)
 }
 
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // Two activators register, each takes half of an instance's
 // containerConcurrency, so a load split over both never puts more than
 // containerConcurrency requests into the instance; when one goes, its
@@ -83,9 +73,9 @@ func TestSubsetting(t *testing.T) {
 	t.Cleanup(hs1.Close)
 	srv1 := hs1.URL
 
-	eventually(t, "two activators registered", func() bool { return len(registered(t, st)) == 2 })
+	testenv.Eventually(t, "two activators registered", 0, func() bool { return len(registered(t, st)) == 2 })
 	for _, u := range []string{srv1, srv2.URL} {
-		eventually(t, u+" sees two activators", func() bool {
+		testenv.Eventually(t, u+" sees two activators", 0, func() bool {
 			return strings.Contains(metricsOf(t, u), "kiln_activator_peers 2\n")
 		})
 	}
@@ -124,8 +114,8 @@ func TestSubsetting(t *testing.T) {
 	// The first one stops: its record goes, the second holds it all.
 	stop1()
 	<-done1
-	eventually(t, "one activator left", func() bool { return len(registered(t, st)) == 1 })
-	eventually(t, "act-2 alone", func() bool { return strings.Contains(metricsOf(t, srv2.URL), "kiln_activator_peers 1\n") })
+	testenv.Eventually(t, "one activator left", 0, func() bool { return len(registered(t, st)) == 1 })
+	testenv.Eventually(t, "act-2 alone", 0, func() bool { return strings.Contains(metricsOf(t, srv2.URL), "kiln_activator_peers 1\n") })
 	b.maxSeen.Store(0)
 	for range 16 {
 		wg.Go(func() { get(t, srv2.URL+"/", "default", "sub-00001") })

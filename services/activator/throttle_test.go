@@ -19,6 +19,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
 	"github.com/kiln-serving/kiln/services/activator"
 )
@@ -111,16 +112,10 @@ func TestContainerConcurrencyPerInstance(t *testing.T) {
 // waitForwarding waits until the activator forwards rev's requests.
 func waitForwarding(t *testing.T, url, rev string) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		if code, _ := get(t, url, "default", rev); code == http.StatusOK {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never forwarded", rev)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, rev+" forwarded", 5*time.Second, func() bool {
+		code, _ := get(t, url, "default", rev)
+		return code == http.StatusOK
+	})
 }
 
 // A revision's timeoutSeconds bounds the wait for an instance.
@@ -242,24 +237,16 @@ func TestPokesAndReports(t *testing.T) {
 	if code := <-res; code != http.StatusOK {
 		t.Fatalf("got %d", code)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testenv.Eventually(t, "a stat with the held request", 5*time.Second, func() bool {
 		f.mu.Lock()
-		var found *pb.Stat
+		defer f.mu.Unlock()
 		for _, b := range f.batches {
 			for _, s := range b.Stats {
 				if b.Source == "activator/act-1" && s.Revision == "zero-00001" && s.RequestCount == 1 && s.AverageConcurrentRequests > 0 {
-					found = s
+					return true
 				}
 			}
 		}
-		f.mu.Unlock()
-		if found != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("no stat with the held request arrived")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false
+	})
 }

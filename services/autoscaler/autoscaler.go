@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/api/config"
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -81,23 +82,16 @@ func New(st store.Store, reg *registry.Registry, opts Options, log *slog.Logger)
 	return &Autoscaler{st: st, reg: reg, opts: opts, log: log.With("component", "autoscaler"), now: time.Now}
 }
 
-const (
-	srcRevisions = iota
-	srcRoutes
-	srcConfigurations
-	srcScale
-	srcInstances
-	numSources
-)
-
-// state is the leader's view. Only the Lead goroutine touches it.
+// state is the leader's view. Only the goroutine running loop touches it.
 type state struct {
-	revisions map[string]*v1.Revision
-	routes    map[string]*v1.Route
-	cfgs      map[string]*v1.Configuration
-	scale     map[RevisionKey]scaleKV
-	instances map[string]cluster.Instance
-	synced    [numSources]bool
+	// w is the store fenced with this term: the only way the loop writes.
+	w         store.Store
+	revisions *store.Cache[*v1.Revision]
+	routes    *store.Cache[*v1.Route]
+	cfgs      *store.Cache[*v1.Configuration]
+	scale     *store.Cache[scaleKV]
+	instances *store.Cache[cluster.Instance]
+	mirror    *store.Mirror
 	// per revision: decision state and when this leader first saw it.
 	decisions map[RevisionKey]*revState
 }
@@ -107,53 +101,89 @@ type revState struct {
 	tracked time.Time
 }
 
+// scaleKV is a scale record with the revision our compare-and-swap writes
+// compare against.
 type scaleKV struct {
 	rec    cluster.Scale
 	modRev int64
 }
 
-// Lead keeps scale/ in line with Decide until ctx ends or leadership is
-// lost (a fenced write answers errdefs.ErrNotLeader, returned).
-func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	defer func() { a.term.Store(nil); cancel(); wg.Wait() }()
+func (a *Autoscaler) newState(w store.Store) *state {
+	st := &state{
+		w:         w,
+		revisions: store.NewCache(store.RevisionsPrefix, decodeObject[v1.Revision], a.log),
+		routes:    store.NewCache(a.reg.Routes().Prefix(""), decodeObject[v1.Route], a.log),
+		cfgs:      store.NewCache(a.reg.Configurations().Prefix(""), decodeObject[v1.Configuration], a.log),
+		scale:     store.NewCache(store.ScalePrefix, a.decodeScale, a.log),
+		instances: store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], a.log),
+		decisions: map[RevisionKey]*revState{},
+	}
+	st.mirror = store.NewMirror(st.revisions, st.routes, st.cfgs, st.scale, st.instances)
+	return st
+}
 
+// object is a registry kind's pointer.
+type object[T any] interface {
+	*T
+	registry.Object
+}
+
+// decodeObject decodes a registry object; the key, not the record, names it.
+func decodeObject[T any, P object[T]](kv store.KV) (P, error) {
+	v := P(new(T))
+	if err := json.Unmarshal(kv.Value, v); err != nil {
+		return nil, err
+	}
+	m := v.Meta()
+	m.Namespace, m.Name = store.SplitLast(kv.Key)
+	return v, nil
+}
+
+// decodeScale never fails: an undecodable record is kept as Desired -1, so
+// the next sync overwrites or deletes it (compare-and-swap on its revision).
+func (a *Autoscaler) decodeScale(kv store.KV) (scaleKV, error) {
+	v, err := store.JSON[cluster.Scale](kv)
+	if err != nil {
+		a.log.Warn("undecodable scale record; will rewrite it", "key", kv.Key, "error", err)
+		v = cluster.Scale{Desired: -1}
+	}
+	return scaleKV{rec: v, modRev: kv.ModRevision}, nil
+}
+
+// Lead keeps scale/ in line with Decide until ctx ends or leadership is
+// lost (a fenced write answers errdefs.ErrNotLeader, returned). Every write
+// goes through a store fenced with fence, so none can be made without it.
+func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
+	g, ctx := errgroup.WithContext(ctx)
 	cfgs := a.opts.Config
+	var cfgSynced <-chan struct{} // nil: a caller's source, current already
 	if cfgs == nil {
 		w := liveconfig.NewWatcher(a.st, a.log)
-		wg.Add(1)
-		go func() { defer wg.Done(); w.Run(ctx) }()
+		g.Go(func() error { return w.Run(ctx) })
+		cfgs, cfgSynced = w, w.Synced()
+	}
+	st := a.newState(store.Fenced(a.st, fence))
+	g.Go(func() error { st.mirror.Run(ctx, st.w, a.log); return nil })
+	g.Go(func() error { return a.loop(ctx, st, cfgs, cfgSynced) })
+	return g.Wait()
+}
+
+// loop owns st until ctx ends or a write finds this process deposed. It
+// starts the term once the config (cfgSynced, when not nil) has been read.
+func (a *Autoscaler) loop(ctx context.Context, st *state, cfgs ConfigSource, cfgSynced <-chan struct{}) error {
+	if cfgSynced != nil {
 		select {
-		case <-w.Synced():
+		case <-cfgSynced:
 		case <-ctx.Done():
 			return nil
 		}
-		cfgs = w
 	}
-	feeds := make(chan store.Feed, 64)
-	prefixes := [numSources]string{
-		srcRevisions:      a.reg.Revisions().Prefix(""),
-		srcRoutes:         a.reg.Routes().Prefix(""),
-		srcConfigurations: a.reg.Configurations().Prefix(""),
-		srcScale:          store.ScalePrefix,
-		srcInstances:      store.InstancePrefix,
-	}
-	for src, prefix := range prefixes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			store.Follow(ctx, a.st, src, prefix, feeds, a.log)
-		}()
-	}
-	st := &state{revisions: map[string]*v1.Revision{}, routes: map[string]*v1.Route{},
-		cfgs: map[string]*v1.Configuration{}, scale: map[RevisionKey]scaleKV{},
-		instances: map[string]cluster.Instance{}, decisions: map[RevisionKey]*revState{}}
 	t := &term{coll: newCollector(), pokes: make(chan pokeReq, 64), done: make(chan struct{})}
 	defer close(t.done)
 	// Stats count from now on; pokes wait in the channel until the first
 	// full view.
 	a.term.Store(t)
+	defer a.term.Store(nil)
 
 	tick := time.NewTicker(a.opts.Tick)
 	defer tick.Stop()
@@ -170,14 +200,16 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 	for {
 		// Pokes only once the view is whole; until then they queue.
 		var pokes chan pokeReq
-		if st.ready() {
+		if st.mirror.Synced() {
 			pokes = t.pokes
 		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case f := <-feeds:
-			if a.apply(st, f) {
+		case f := <-st.mirror.Feeds():
+			// Our own scale writes echo back; only a relist asks for a
+			// decision.
+			if src, _ := st.mirror.Apply(f); src != store.Source(st.scale) || f.Reset {
 				arm()
 			}
 		case <-cfgChanged:
@@ -185,15 +217,15 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 			arm()
 		case <-timer.C:
 			armed = false
-			if err := a.sync(ctx, st, t, cfgs.Current(), fence); err != nil {
+			if err := a.sync(ctx, st, t, cfgs.Current()); err != nil {
 				return err
 			}
 		case <-tick.C:
-			if err := a.sync(ctx, st, t, cfgs.Current(), fence); err != nil {
+			if err := a.sync(ctx, st, t, cfgs.Current()); err != nil {
 				return err
 			}
 		case p := <-pokes:
-			desired, err := a.poke(ctx, st, t, cfgs.Current(), fence, p)
+			desired, err := a.poke(ctx, st, t, cfgs.Current(), p)
 			p.reply <- pokeReply{desired: desired, err: err}
 			if errors.Is(err, errdefs.ErrNotLeader) {
 				return err
@@ -202,19 +234,10 @@ func (a *Autoscaler) Lead(ctx context.Context, fence *store.Fence) error {
 	}
 }
 
-func (st *state) ready() bool {
-	for _, ok := range st.synced {
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // readyPods counts ready instances per revision.
 func (st *state) readyPods() map[RevisionKey]int {
 	out := map[RevisionKey]int{}
-	for _, in := range st.instances {
+	for _, in := range st.instances.Values() {
 		if in.Ready {
 			out[RevisionKey{in.Namespace, in.Revision}]++
 		}
@@ -223,21 +246,13 @@ func (st *state) readyPods() map[RevisionKey]int {
 }
 
 func (st *state) reachable() map[RevisionKey]bool {
-	routes := make([]*v1.Route, 0, len(st.routes))
-	for _, r := range st.routes {
-		routes = append(routes, r)
-	}
-	cfgs := make([]*v1.Configuration, 0, len(st.cfgs))
-	for _, c := range st.cfgs {
-		cfgs = append(cfgs, c)
-	}
-	return Reachable(routes, cfgs)
+	return Reachable(st.routes.Values(), st.cfgs.Values())
 }
 
 // input gathers what the decision needs about k at now.
 func (st *state) input(k RevisionKey, spec Spec, now time.Time, ready int, coll *collector) (Input, *revState) {
 	cur := -1
-	if s, ok := st.scale[k]; ok {
+	if s, ok := st.scale.Get(store.ScaleKey(k.Namespace, k.Name)); ok {
 		cur = s.rec.Desired
 	}
 	rs := st.decisions[k]
@@ -260,33 +275,36 @@ func (st *state) input(k RevisionKey, spec Spec, now time.Time, ready int, coll 
 
 // sync decides every revision, writes the scale records that changed and
 // deletes those of revisions that no longer exist.
-func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, snap *config.Snapshot, fence *store.Fence) error {
-	if !st.ready() {
+func (a *Autoscaler) sync(ctx context.Context, st *state, t *term, snap *config.Snapshot) error {
+	if !st.mirror.Synced() {
 		return nil
 	}
 	now := a.now()
 	reach := st.reachable()
 	ready := st.readyPods()
-	live := make(map[RevisionKey]bool, len(st.revisions))
-	for _, rev := range st.revisions {
+	live := make(map[RevisionKey]bool, st.revisions.Len())
+	for _, rev := range st.revisions.Values() {
 		k := RevisionKey{rev.Metadata.Namespace, rev.Metadata.Name}
 		live[k] = true
 		spec := specFor(rev, snap, reach[k])
 		in, rs := st.input(k, spec, now, ready[k], t.coll)
 		d, next := Decide(spec, in, rs.st)
 		rs.st = next
-		if err := a.write(ctx, st, k, d, now, fence); err != nil {
+		if err := a.write(ctx, st, k, d, now); err != nil {
 			return err
 		}
 	}
-	for k, cur := range st.scale {
+	for _, key := range st.scale.Keys() {
+		ns, name := store.SplitLast(key)
+		k := RevisionKey{ns, name}
 		if live[k] {
 			continue
 		}
-		err := a.st.Delete(ctx, store.ScaleKey(k.Namespace, k.Name), store.IfRevision(cur.modRev), store.WithFence(fence))
+		cur, _ := st.scale.Get(key)
+		err := st.w.Delete(ctx, key, store.IfRevision(cur.modRev))
 		if err == nil || errdefs.IsNotFound(err) {
 			err = nil
-			delete(st.scale, k)
+			st.scale.Forget(key)
 			a.log.Info("scale deleted; revision is gone", "revision", k.String())
 		}
 		if err := a.check(ctx, "delete", k, err); err != nil {
@@ -315,8 +333,9 @@ func specFor(rev *v1.Revision, snap *config.Snapshot, reachable bool) Spec {
 const ebcRewrite = 10 * time.Second
 
 // write stores d for k when it differs from what scale/ holds.
-func (a *Autoscaler) write(ctx context.Context, st *state, k RevisionKey, d Decision, now time.Time, fence *store.Fence) error {
-	cur, ok := st.scale[k]
+func (a *Autoscaler) write(ctx context.Context, st *state, k RevisionKey, d Decision, now time.Time) error {
+	key := store.ScaleKey(k.Namespace, k.Name)
+	cur, ok := st.scale.Get(key)
 	if ok && cur.rec.Desired == d.Desired && cur.rec.ActivatorInPath == d.ActivatorInPath && cur.rec.Panic == d.Panic &&
 		(cur.rec.ExcessBurstCapacity == d.ExcessBurstCapacity || now.Sub(cur.rec.UpdatedAt) < ebcRewrite) {
 		return nil
@@ -324,9 +343,9 @@ func (a *Autoscaler) write(ctx context.Context, st *state, k RevisionKey, d Deci
 	rec := cluster.Scale{Namespace: k.Namespace, Revision: k.Name, Desired: d.Desired, UpdatedAt: now.UTC(),
 		ActivatorInPath: d.ActivatorInPath, ExcessBurstCapacity: finite(d.ExcessBurstCapacity), Panic: d.Panic}
 	b, _ := json.Marshal(rec)
-	rev, err := a.st.Put(ctx, store.ScaleKey(k.Namespace, k.Name), b, store.IfRevision(cur.modRev), store.WithFence(fence))
+	rev, err := st.w.Put(ctx, key, b, store.IfRevision(cur.modRev))
 	if err == nil {
-		st.scale[k] = scaleKV{rec: rec, modRev: rev}
+		st.scale.Observe(key, scaleKV{rec: rec, modRev: rev}, rev)
 		if !ok || cur.rec.Desired != d.Desired || cur.rec.ActivatorInPath != d.ActivatorInPath || cur.rec.Panic != d.Panic {
 			was := -1
 			if ok {
@@ -363,10 +382,10 @@ func (a *Autoscaler) check(ctx context.Context, what string, k RevisionKey, err 
 }
 
 // poke wakes a revision at zero at once.
-func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, snap *config.Snapshot, fence *store.Fence, p pokeReq) (int, error) {
+func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, snap *config.Snapshot, p pokeReq) (int, error) {
 	now := a.now()
-	rev := st.findRevision(p.key)
-	if rev == nil {
+	rev, ok := st.revisions.Get(a.reg.Revisions().Key(p.key.Namespace, p.key.Name))
+	if !ok {
 		return 0, fmt.Errorf("revision %s: %w", p.key, errdefs.ErrNotFound)
 	}
 	// The requests waiting count from now, so the next tick does not
@@ -380,104 +399,11 @@ func (a *Autoscaler) poke(ctx context.Context, st *state, t *term, snap *config.
 		return max(0, in.Current), nil
 	}
 	rs.st = next
-	if err := a.write(ctx, st, p.key, d, now, fence); err != nil {
+	if err := a.write(ctx, st, p.key, d, now); err != nil {
 		return 0, err
 	}
-	if cur, ok := st.scale[p.key]; ok {
+	if cur, ok := st.scale.Get(store.ScaleKey(p.key.Namespace, p.key.Name)); ok {
 		return cur.rec.Desired, nil
 	}
 	return 0, fmt.Errorf("scale of %s not written: %w", p.key, errdefs.ErrUnavailable)
-}
-
-func (st *state) findRevision(k RevisionKey) *v1.Revision {
-	for _, r := range st.revisions {
-		if r.Metadata.Namespace == k.Namespace && r.Metadata.Name == k.Name {
-			return r
-		}
-	}
-	return nil
-}
-
-// apply folds a feed into st and says whether a decision should follow.
-func (a *Autoscaler) apply(st *state, f store.Feed) bool {
-	st.synced[f.Src] = true
-	if f.Reset {
-		switch f.Src {
-		case srcRevisions:
-			clear(st.revisions)
-		case srcRoutes:
-			clear(st.routes)
-		case srcConfigurations:
-			clear(st.cfgs)
-		case srcInstances:
-			clear(st.instances)
-		case srcScale:
-			// Keep what our own writes made newer than the list.
-			for k, cur := range st.scale {
-				if cur.modRev <= f.Rev {
-					delete(st.scale, k)
-				}
-			}
-		}
-	}
-	for _, key := range f.Dels {
-		switch f.Src {
-		case srcRevisions:
-			delete(st.revisions, key)
-		case srcRoutes:
-			delete(st.routes, key)
-		case srcConfigurations:
-			delete(st.cfgs, key)
-		case srcInstances:
-			delete(st.instances, key)
-		case srcScale:
-			ns, name := store.SplitLast(key)
-			delete(st.scale, RevisionKey{ns, name})
-		}
-	}
-	for _, kv := range f.Puts {
-		var err error
-		switch f.Src {
-		case srcRevisions:
-			v := new(v1.Revision)
-			if err = json.Unmarshal(kv.Value, v); err == nil {
-				v.Metadata.Namespace, v.Metadata.Name = store.SplitLast(kv.Key)
-				st.revisions[kv.Key] = v
-			}
-		case srcRoutes:
-			v := new(v1.Route)
-			if err = json.Unmarshal(kv.Value, v); err == nil {
-				v.Metadata.Namespace, v.Metadata.Name = store.SplitLast(kv.Key)
-				st.routes[kv.Key] = v
-			}
-		case srcConfigurations:
-			v := new(v1.Configuration)
-			if err = json.Unmarshal(kv.Value, v); err == nil {
-				v.Metadata.Namespace, v.Metadata.Name = store.SplitLast(kv.Key)
-				st.cfgs[kv.Key] = v
-			}
-		case srcInstances:
-			var v cluster.Instance
-			if err = json.Unmarshal(kv.Value, &v); err == nil {
-				st.instances[kv.Key] = v
-			}
-		case srcScale:
-			var v cluster.Scale
-			ns, name := store.SplitLast(kv.Key)
-			k := RevisionKey{ns, name}
-			if cur, ok := st.scale[k]; ok && cur.modRev > kv.ModRevision {
-				continue // an echo older than our own later write
-			}
-			if err = json.Unmarshal(kv.Value, &v); err != nil {
-				// Remember it so the next sync overwrites or deletes it.
-				v.Desired = -1
-			}
-			st.scale[k] = scaleKV{rec: v, modRev: kv.ModRevision}
-		}
-		if err != nil {
-			a.log.Warn("skipping undecodable record", "key", kv.Key, "error", err)
-		}
-	}
-	// Our own scale writes echo back; only a relist asks for a decision.
-	return f.Src != srcScale || f.Reset
 }

@@ -57,17 +57,17 @@ func scaleOf(t testing.TB, st store.Store, name string) (cluster.Scale, int64) {
 // waitScale waits for a scale record of name that ok accepts.
 func waitScale(t testing.TB, st store.Store, name string, what string, ok func(cluster.Scale) bool) cluster.Scale {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		got, _ := scaleOf(t, st, name)
-		if ok(got) {
-			return got
+	var got cluster.Scale
+	defer func() {
+		if t.Failed() {
+			t.Logf("last scale of %s: %+v", name, got)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("scale of %s = %+v, want %s", name, got, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	}()
+	testenv.Eventually(t, fmt.Sprintf("scale of %s with %s", name, what), 15*time.Second, func() bool {
+		got, _ = scaleOf(t, st, name)
+		return ok(got)
+	})
+	return got
 }
 
 func waitDesired(t testing.TB, st store.Store, name string, want int) {

@@ -30,8 +30,10 @@
 //     wake-up this leader made, so a leader change restarts it.
 //   - autoscaler.go: the leader loop. It follows the registry (revisions,
 //     routes, configurations), instances/ (ready counts), scale/ and
-//     config/ with watches, decides every revision each tick (2s) and on
-//     every change, and handles pokes at once.
+//     config/ with watches (typed store.Caches behind one store.Mirror,
+//     owned by one goroutine), decides every revision each tick (2s) and on
+//     every change, and handles pokes at once. It writes only through a
+//     store fenced with its term (store.Fenced).
 //
 // The package owns scale/ and must never write anything else, and never
 // polls the store.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"time"
 
+	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -31,27 +32,39 @@ func (a *Autoscaler) Register(s grpc.ServiceRegistrar) {
 	pb.RegisterAutoscalerServer(s, &server{a: a})
 }
 
-// Serve serves the Autoscaler gRPC service on lis until ctx ends.
+// Serve serves the Autoscaler gRPC service on lis until ctx ends, and
+// returns once the server has stopped.
 func (a *Autoscaler) Serve(ctx context.Context, lis net.Listener) error {
 	s := grpc.NewServer()
 	a.Register(s)
-	go func() {
-		<-ctx.Done()
+	// stop ends when ctx does or the server fails on its own.
+	stop, cancel := context.WithCancel(ctx)
+	var g errgroup.Group
+	g.Go(func() error {
+		<-stop.Done()
 		// Metric streams never end by themselves: give calls in flight a
 		// moment, then cut the streams.
 		done := make(chan struct{})
 		go func() { s.GracefulStop(); close(done) }()
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
 		select {
 		case <-done:
-		case <-time.After(time.Second):
+		case <-t.C:
 			s.Stop()
+			<-done
 		}
-	}()
-	err := s.Serve(lis)
-	if ctx.Err() != nil || errors.Is(err, grpc.ErrServerStopped) {
 		return nil
-	}
-	return err
+	})
+	g.Go(func() error {
+		defer cancel()
+		err := s.Serve(lis)
+		if ctx.Err() != nil || errors.Is(err, grpc.ErrServerStopped) {
+			return nil
+		}
+		return err
+	})
+	return g.Wait()
 }
 
 // StreamMetrics records every batch into the leader's windows. A replica

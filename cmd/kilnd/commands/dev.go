@@ -144,7 +144,7 @@ func runDev(c *cli.Context) error {
 	})
 	run("scheduler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		ready()
-		return lead(ctx, st, "scheduler", l, scheduler.New(st, reg, scheduler.Options{}, l).Lead)
+		return lead(ctx, st, "scheduler", l, scheduler.New(st, scheduler.Options{}, l).Lead)
 	})
 	run("autoscaler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, l, ready)

@@ -147,7 +147,7 @@ var schedulerCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		return runRole(c, "scheduler", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
 			ready()
-			s := scheduler.New(st, registry.New(st), scheduler.Options{}, log)
+			s := scheduler.New(st, scheduler.Options{}, log)
 			return lead(ctx, st, "scheduler", log, s.Lead)
 		})
 	},
