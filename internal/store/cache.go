@@ -143,7 +143,10 @@ func (c *Cache[T]) Apply(f Feed) int {
 			listed[kv.Key] = true
 		}
 		for _, k := range c.Keys() {
-			if !listed[k] {
+			// A key the owner wrote itself (Observe) after the list was
+			// read is newer than the list: the watch from the list's
+			// revision brings it, so keep it meanwhile.
+			if !listed[k] && c.items[k].rev <= f.Rev {
 				n += c.del(k)
 			}
 		}

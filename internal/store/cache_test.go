@@ -122,6 +122,16 @@ func TestCacheObserveIsNotUndoneByAnOlderFeed(t *testing.T) {
 	if c.Rev() != 6 || !slices.Equal(c.Keys(), []string{}) {
 		t.Fatalf("rev %d keys %v", c.Rev(), c.Keys())
 	}
+	// A re-list read before our write must not drop it either.
+	c.Observe("b", rec{N: 2}, 9)
+	c.Apply(store.Feed{Reset: true, Rev: 8})
+	if v, ok := c.Get("b"); !ok || v.N != 2 {
+		t.Fatalf("b = %v, %v after an older re-list", v, ok)
+	}
+	c.Apply(store.Feed{Reset: true, Rev: 10})
+	if _, ok := c.Get("b"); ok {
+		t.Fatal("b survived a newer re-list that no longer holds it")
+	}
 }
 
 func TestMirrorFollowsEverySourceIntoOneLoop(t *testing.T) {
