@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -19,19 +17,6 @@ import (
 	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/scheduler"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
-func putJSON(t *testing.T, st store.Store, key string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Put(context.Background(), key, b); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func placements(t *testing.T, st store.Store) []cluster.Placement {
 	t.Helper()
@@ -64,9 +49,9 @@ func setup(t *testing.T, st store.Store, nodes ...string) {
 		t.Fatal(err)
 	}
 	for _, n := range nodes {
-		putJSON(t, st, store.NodeKey(n), cluster.Node{Name: n, Address: "127.0.0.1", MaxInstances: 10, CapacityMilliCPU: 2000, CapacityMemoryMiB: 2048})
+		testenv.PutJSON(t, st, store.NodeKey(n), cluster.Node{Name: n, Address: "127.0.0.1", MaxInstances: 10, CapacityMilliCPU: 2000, CapacityMemoryMiB: 2048})
 	}
-	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 2})
+	testenv.PutJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 2})
 }
 
 func TestLeadPlacesAndReplaces(t *testing.T) {
@@ -74,10 +59,10 @@ func TestLeadPlacesAndReplaces(t *testing.T) {
 	setup(t, st, "node-a", "node-b")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := scheduler.New(st, scheduler.Options{}, quiet())
+	s := scheduler.New(st, scheduler.Options{}, testenv.Quiet())
 	done := make(chan error, 1)
 	go func() {
-		done <- election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
+		done <- election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, testenv.Quiet(), s.Lead)
 	}()
 
 	testenv.Eventually(t, "2 placements", 0, func() bool { return len(placements(t, st)) == 2 })
@@ -101,7 +86,7 @@ func TestLeadPlacesAndReplaces(t *testing.T) {
 	})
 
 	// Scale to zero removes them.
-	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 0})
+	testenv.PutJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 0})
 	testenv.Eventually(t, "no placements", 0, func() bool { return len(placements(t, st)) == 0 })
 
 	cancel()
@@ -113,15 +98,15 @@ func TestLeadPlacesAndReplaces(t *testing.T) {
 func TestLeadFailedInstanceReplaced(t *testing.T) {
 	st := testenv.StartEtcd(t)
 	setup(t, st, "node-a")
-	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
+	testenv.PutJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	s := scheduler.New(st, scheduler.Options{Policy: scheduler.Policy{Backoff: time.Hour, MaxBackoff: time.Hour, MaxFailures: 2}}, quiet())
-	go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, quiet(), s.Lead)
+	s := scheduler.New(st, scheduler.Options{Policy: scheduler.Policy{Backoff: time.Hour, MaxBackoff: time.Hour, MaxFailures: 2}}, testenv.Quiet())
+	go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: "one", TTL: 2 * time.Second}, testenv.Quiet(), s.Lead)
 
 	testenv.Eventually(t, "1 placement", 0, func() bool { return len(placements(t, st)) == 1 })
 	failed := placements(t, st)[0]
-	putJSON(t, st, store.InstanceKey(failed.Node, failed.Instance), cluster.Instance{Instance: failed.Instance, Node: failed.Node,
+	testenv.PutJSON(t, st, store.InstanceKey(failed.Node, failed.Instance), cluster.Instance{Instance: failed.Instance, Node: failed.Node,
 		Namespace: "default", Revision: "hello-00001", Phase: cluster.PhaseFailed, Reason: "ImagePullBackOff"})
 	testenv.Eventually(t, "a replacement", 0, func() bool {
 		ps := placements(t, st)
@@ -129,7 +114,7 @@ func TestLeadFailedInstanceReplaced(t *testing.T) {
 	})
 	// The second failure waits out the (hour-long) backoff.
 	second := placements(t, st)[0]
-	putJSON(t, st, store.InstanceKey(second.Node, second.Instance), cluster.Instance{Instance: second.Instance, Node: second.Node,
+	testenv.PutJSON(t, st, store.InstanceKey(second.Node, second.Instance), cluster.Instance{Instance: second.Instance, Node: second.Node,
 		Namespace: "default", Revision: "hello-00001", Phase: cluster.PhaseFailed})
 	time.Sleep(300 * time.Millisecond)
 	if ps := placements(t, st); len(ps) != 1 || ps[0].Instance != second.Instance {
@@ -147,8 +132,8 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 	defer cancel()
 	leaders := make(chan *store.Fence, 4)
 	for _, id := range []string{"one", "two"} {
-		s := scheduler.New(st, scheduler.Options{}, quiet())
-		go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: id, TTL: 1 * time.Second}, quiet(),
+		s := scheduler.New(st, scheduler.Options{}, testenv.Quiet())
+		go election.Run(ctx, st.Client(), election.Config{Role: "scheduler", Identity: id, TTL: 1 * time.Second}, testenv.Quiet(),
 			func(ctx context.Context, f *store.Fence) error {
 				leaders <- f
 				return s.Lead(ctx, f)
@@ -180,7 +165,7 @@ func TestTwoSchedulersOneLeader(t *testing.T) {
 		t.Fatal("same term twice")
 	}
 	// The new leader acts on changes: scale to 3.
-	putJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 3})
+	testenv.PutJSON(t, st, store.ScaleKey("default", "hello-00001"), cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 3})
 	testenv.Eventually(t, "3 placements", 0, func() bool { return len(placements(t, st)) == 3 })
 	time.Sleep(300 * time.Millisecond)
 	after := placements(t, st)
@@ -211,7 +196,7 @@ func TestLeadStopsWhenNotLeader(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	stale := &store.Fence{Key: store.ElectionKey("scheduler") + "/gone", Rev: 1}
-	err := scheduler.New(st, scheduler.Options{}, quiet()).Lead(ctx, stale)
+	err := scheduler.New(st, scheduler.Options{}, testenv.Quiet()).Lead(ctx, stale)
 	if !errors.Is(err, errdefs.ErrNotLeader) {
 		t.Fatalf("Lead = %v, want ErrNotLeader", err)
 	}

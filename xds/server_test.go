@@ -2,11 +2,8 @@ package xds
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
-	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -195,25 +192,6 @@ func (e *testEdge) weightsOf(vhost string) map[string]uint32 {
 	return nil
 }
 
-func putJSON(t *testing.T, st store.Store, key string, v any) {
-	t.Helper()
-	b, err := json.Marshal(v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := st.Put(context.Background(), key, b); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func testLogger() *slog.Logger {
-	level := slog.LevelInfo
-	if os.Getenv("KILN_TEST_DEBUG") != "" {
-		level = slog.LevelDebug
-	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-}
-
 func TestServerOverEtcd(t *testing.T) {
 	st := testenv.StartEtcd(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -221,16 +199,16 @@ func TestServerOverEtcd(t *testing.T) {
 
 	routeKey := store.RegistryKey("serving.knative.dev", "routes", "default", "hello")
 	rt := route("default", "hello", "http://hello.default.127.0.0.1.sslip.io", withTraffic("hello-00001", 100))
-	putJSON(t, st, routeKey, rt)
+	testenv.PutJSON(t, st, routeKey, rt)
 	timeout := int64(30)
-	putJSON(t, st, store.RegistryKey("serving.knative.dev", "revisions", "default", "hello-00001"),
+	testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "revisions", "default", "hello-00001"),
 		servingv1.Revision{Metadata: metav1.ObjectMeta{Namespace: "default", Name: "hello-00001"}, Spec: servingv1.RevisionSpec{TimeoutSeconds: &timeout}})
 
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := NewServer(st, Options{ActivatorAddress: "127.0.0.1:8012"}, testLogger())
+	srv := NewServer(st, Options{ActivatorAddress: "127.0.0.1:8012"}, testenv.Logger())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx, lis) }()
 
@@ -254,7 +232,7 @@ func TestServerOverEtcd(t *testing.T) {
 	// A ready instance replaces the activator; only EDS is pushed.
 	instKey := store.InstanceKey("node-a", "hello-00001-abc")
 	start := time.Now()
-	putJSON(t, st, instKey, cluster.Instance{Instance: "hello-00001-abc", Node: "node-a", Namespace: "default", Revision: "hello-00001", Ready: true, Endpoint: "10.0.0.7:8013"})
+	testenv.PutJSON(t, st, instKey, cluster.Instance{Instance: "hello-00001-abc", Node: "node-a", Namespace: "default", Revision: "hello-00001", Ready: true, Endpoint: "10.0.0.7:8013"})
 	edge.waitFor("instance endpoint", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.7:8013"})
 	})
@@ -277,14 +255,14 @@ func TestServerOverEtcd(t *testing.T) {
 	// The autoscaler puts the activator in the path (too little burst
 	// capacity) and takes it out again: the endpoints follow scale/.
 	scaleKey := store.ScaleKey("default", "hello-00001")
-	putJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1, ActivatorInPath: true})
+	testenv.PutJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1, ActivatorInPath: true})
 	edge.waitFor("activator in path by scale record", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"127.0.0.1:8012"})
 	})
 	// Registered activators replace the flag's address; one that goes
 	// (its lease ended) leaves the endpoints.
-	putJSON(t, st, store.ActivatorKey("act-2"), cluster.Activator{Identity: "act-2", Address: "10.0.0.12:8012"})
-	putJSON(t, st, store.ActivatorKey("act-1"), cluster.Activator{Identity: "act-1", Address: "10.0.0.11:8012"})
+	testenv.PutJSON(t, st, store.ActivatorKey("act-2"), cluster.Activator{Identity: "act-2", Address: "10.0.0.12:8012"})
+	testenv.PutJSON(t, st, store.ActivatorKey("act-1"), cluster.Activator{Identity: "act-1", Address: "10.0.0.11:8012"})
 	edge.waitFor("both registered activators in path", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.11:8012", "10.0.0.12:8012"})
 	})
@@ -300,7 +278,7 @@ func TestServerOverEtcd(t *testing.T) {
 	edge.waitFor("the flag's address once none is registered", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"127.0.0.1:8012"})
 	})
-	putJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
+	testenv.PutJSON(t, st, scaleKey, cluster.Scale{Namespace: "default", Revision: "hello-00001", Desired: 1})
 	edge.waitFor("instances again once the activator leaves the path", func(e *testEdge) bool {
 		return slices.Equal(e.endpointsOf("default/hello-00001"), []string{"10.0.0.7:8013"})
 	})
@@ -308,7 +286,7 @@ func TestServerOverEtcd(t *testing.T) {
 	// Splitting traffic adds a cluster; the edge re-subscribes EDS and gets
 	// the new revision's (activator) endpoint.
 	rt = route("default", "hello", "http://hello.default.127.0.0.1.sslip.io", withTraffic("hello-00001", 50), withTraffic("hello-00002", 50))
-	putJSON(t, st, routeKey, rt)
+	testenv.PutJSON(t, st, routeKey, rt)
 	for _, e := range []*testEdge{edge, edge2} {
 		e.waitFor("50/50 split", func(e *testEdge) bool {
 			w := e.weightsOf("default/hello")

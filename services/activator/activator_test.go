@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,13 +19,11 @@ import (
 	"github.com/kiln-serving/kiln/services/activator"
 )
 
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
-
 // start runs an activator over st and returns its HTTP server.
 func start(t *testing.T, st store.Store, opts activator.Options) *httptest.Server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	a := activator.New(st, opts, quiet())
+	a := activator.New(st, opts, testenv.Quiet())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	srv := httptest.NewServer(a.Handler())

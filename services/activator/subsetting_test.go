@@ -59,7 +59,7 @@ func TestSubsetting(t *testing.T) {
 	putInstance(t, st, "sub-00001-a", "sub-00001", b.hostport(), true)
 
 	ctx1, stop1 := context.WithCancel(context.Background())
-	a1 := activator.New(st, activator.Options{Identity: "act-1", Advertise: "10.0.0.1:8012"}, quiet())
+	a1 := activator.New(st, activator.Options{Identity: "act-1", Advertise: "10.0.0.1:8012"}, testenv.Quiet())
 	done1 := make(chan struct{})
 	go func() {
 		defer close(done1)

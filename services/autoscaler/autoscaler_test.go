@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"slices"
 	"testing"
@@ -30,8 +28,6 @@ import (
 	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
 	"github.com/kiln-serving/kiln/services/autoscaler"
 )
-
-func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // scaleOf returns the scale record of default/name and its mod revision,
 // or Desired -1.
@@ -136,12 +132,12 @@ func startReplica(t testing.TB, ctx context.Context, st *etcdstore.Store, opts a
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := autoscaler.New(st, registry.New(st), opts, quiet())
+	a := autoscaler.New(st, registry.New(st), opts, testenv.Quiet())
 	r := &replica{addr: lis.Addr().String()}
 	done := make(chan struct{}, 2)
 	go func() { a.Serve(ctx, lis); done <- struct{}{} }()
 	go func() {
-		election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: r.addr, TTL: 2 * time.Second}, quiet(), a.Lead)
+		election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: r.addr, TTL: 2 * time.Second}, testenv.Quiet(), a.Lead)
 		done <- struct{}{}
 	}()
 	t.Cleanup(func() { <-done; <-done })
@@ -177,10 +173,10 @@ func TestLeadWritesScale(t *testing.T) {
 	mkrev(t, reg, "hello-00001", v1.AutoscalingMinScaleAnnotation, "2")
 	latest(t, reg, "hello", "hello-00001")
 
-	a := autoscaler.New(st, reg, autoscaler.Options{}, quiet())
+	a := autoscaler.New(st, reg, autoscaler.Options{}, testenv.Quiet())
 	done := make(chan error, 1)
 	go func() {
-		done <- election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: "one", TTL: 2 * time.Second}, quiet(), a.Lead)
+		done <- election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: "one", TTL: 2 * time.Second}, testenv.Quiet(), a.Lead)
 	}()
 	s := waitScale(t, st, "hello-00001", "min-scale 2 behind the activator", func(s cluster.Scale) bool { return s.Desired == 2 })
 	if !s.ActivatorInPath {
@@ -223,7 +219,7 @@ func TestLeadStopsWhenNotLeader(t *testing.T) {
 		t.Fatal(err)
 	}
 	stale := &store.Fence{Key: store.ElectionKey("autoscaler") + "/gone", Rev: 1}
-	err := autoscaler.New(st, reg, autoscaler.Options{}, quiet()).Lead(ctx, stale)
+	err := autoscaler.New(st, reg, autoscaler.Options{}, testenv.Quiet()).Lead(ctx, stale)
 	if !errors.Is(err, errdefs.ErrNotLeader) {
 		t.Fatalf("Lead = %v, want ErrNotLeader", err)
 	}
