@@ -121,7 +121,7 @@ func runController(ctx context.Context, st *etcdstore.Store, reg *registry.Regis
 	cw := liveconfig.NewWatcher(st, log)
 	go func() { _ = cw.Run(ctx) }()
 	ready()
-	ctl := controller.New(st, reg, controller.Options{Config: cw}, log)
+	ctl := controller.New(st, controller.Options{Config: cw}, log)
 	return lead(ctx, st, "controller", log, ctl.Lead)
 }
 
