@@ -219,21 +219,17 @@ func (l *leader) addDomainMappingsOf(ns, name string) {
 // leadership is lost.
 func (l *leader) run(ctx context.Context) error {
 	feeds := l.mirror.Feeds()
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	var armed time.Time
-	resync := time.NewTimer(l.resyncPeriod())
-	defer resync.Stop()
-	var cfgChanged <-chan struct{}
-	var lastCfg any
+	t := &loopTimers{retry: time.NewTimer(time.Hour), resync: time.NewTimer(l.resyncPeriod())}
+	defer t.retry.Stop()
+	defer t.resync.Stop()
 	if l.opts.Config != nil {
-		cfgChanged = l.opts.Config.Changed()
-		lastCfg = l.opts.Config.Current()
+		t.cfgChanged = l.opts.Config.Changed()
+		t.lastCfg = l.opts.Config.Current()
 	}
 	for {
-		if at, ok := l.q.NextRetry(); ok && !at.Equal(armed) {
-			armed = at
-			retry.Reset(time.Until(at))
+		if at, ok := l.q.NextRetry(); ok && !at.Equal(t.armed) {
+			t.armed = at
+			t.retry.Reset(time.Until(at))
 		}
 		if l.q.Len() == 0 || !l.mirror.Synced() {
 			select {
@@ -241,33 +237,27 @@ func (l *leader) run(ctx context.Context) error {
 				return nil
 			case f := <-feeds:
 				l.mirror.Apply(f)
-			case <-retry.C:
-				armed = time.Time{}
-				l.q.Promote()
-			case <-cfgChanged:
-				// Take the next channel before reading the snapshot, so a
-				// change landing in between is never missed.
-				cfgChanged = l.opts.Config.Changed()
-				if cur := l.opts.Config.Current(); cur != lastCfg {
-					lastCfg = cur
-					l.addAll(l.rts.cache.Keys(), kRoute)
-					l.log.Info("cluster config changed; reconciling routes", "routes", l.rts.cache.Len())
-				}
-			case <-resync.C:
-				// Age-based GC and the progress deadline fire without a
-				// change to trigger them.
-				l.addAll(l.cfgs.cache.Keys(), kConfig)
-				l.addAll(l.revs.cache.Keys(), kRevision)
-				resync.Reset(l.resyncPeriod())
+			case <-t.retry.C:
+				l.onRetry(t)
+			case <-t.cfgChanged:
+				l.onConfigChanged(t)
+			case <-t.resync.C:
+				l.onResync(t)
 			}
 			continue
 		}
-		// Drain whatever else is already waiting before working.
+		// Take in whatever else is already waiting before working.
 	drain:
 		for {
 			select {
 			case f := <-feeds:
 				l.mirror.Apply(f)
+			case <-t.retry.C:
+				l.onRetry(t)
+			case <-t.cfgChanged:
+				l.onConfigChanged(t)
+			case <-t.resync.C:
+				l.onResync(t)
 			default:
 				break drain
 			}
@@ -288,13 +278,56 @@ func (l *leader) run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
+		// Conflicts and races on create are the normal cost of reading a
+		// cache: the next pass sees the newer object.
 		if !errdefs.IsConflict(err) && !errdefs.IsAlreadyExists(err) {
-			c := l.q.Failures(k)
-			l.log.Warn("reconcile failed; will retry", "key", k.String(), "error", err, "failures", c+1)
+			l.log.Warn("reconcile failed; will retry", "key", k.String(), "error", err, "failures", l.q.Failures(k)+1)
 		}
 		l.q.AddRateLimited(k)
 		l.q.Done(k)
 	}
+}
+
+// loopTimers is the loop's non-feed wake-ups.
+type loopTimers struct {
+	retry  *time.Timer
+	armed  time.Time // when retry fires; zero when idle
+	resync *time.Timer
+	// cfgChanged closes at the next cluster config change (nil without a
+	// ConfigSource); lastCfg is the snapshot routes were last queued for.
+	cfgChanged <-chan struct{}
+	lastCfg    any
+}
+
+func (l *leader) onRetry(t *loopTimers) {
+	t.armed = time.Time{}
+	l.q.Promote()
+}
+
+// onConfigChanged queues every Route, so a new domain, template or scheme
+// reaches every URL without a restart.
+func (l *leader) onConfigChanged(t *loopTimers) {
+	// Take the next channel before reading the snapshot, so a change
+	// landing in between is never missed.
+	t.cfgChanged = l.opts.Config.Changed()
+	cur := l.opts.Config.Current()
+	if cur == t.lastCfg {
+		return
+	}
+	t.lastCfg = cur
+	l.addAll(l.rts.cache.Keys(), kRoute)
+	if n := l.rts.cache.Len(); n > 0 {
+		l.log.Info("cluster config changed; reconciling routes", "routes", n)
+	}
+}
+
+// onResync queues every Configuration and Revision from the caches, so
+// age-based GC and the progress deadline fire without a change to trigger
+// them.
+func (l *leader) onResync(t *loopTimers) {
+	l.addAll(l.cfgs.cache.Keys(), kConfig)
+	l.addAll(l.revs.cache.Keys(), kRevision)
+	t.resync.Reset(l.resyncPeriod())
 }
 
 // addAll queues every registry key of kind.
