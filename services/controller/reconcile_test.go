@@ -615,3 +615,32 @@ func TestRevisionGC(t *testing.T) {
 		return f.l.reconcileConfiguration(f.ctx, "default", name)
 	})
 }
+
+// A Configuration change queues the Routes that name it, not the others.
+func TestConfigurationEventsQueueOnlyTrackedRoutes(t *testing.T) {
+	hello, other := svc("hello"), svc("other")
+	hcfg := cfgFor(hello)
+	f := newFixture(t, []any{hello, other, hcfg, routeFor(hello), routeFor(other)})
+	c := cfgFor(hello, withCfgReady("hello-00001"))
+	if _, err := f.l.configurations.Update(f.ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"configuration/default/hello", "route/default/hello", "service/default/hello"}
+	if got := f.queued(); !slices.Equal(got, want) {
+		t.Fatalf("a configuration update queued %v, want %v", got, want)
+	}
+}
+
+// Resync queues every Configuration and Revision from the caches.
+func TestResyncQueuesFromTheCaches(t *testing.T) {
+	hello := svc("hello")
+	cfg := cfgFor(hello)
+	f := newFixture(t, []any{cfg, revFor(cfg), revFor(cfgFor(hello, withCfgGeneration(2)))})
+	timers := &loopTimers{resync: time.NewTimer(time.Hour)}
+	defer timers.resync.Stop()
+	f.l.onResync(timers)
+	want := []string{"configuration/default/hello", "revision/default/hello-00001", "revision/default/hello-00002"}
+	if got := f.queued(); !slices.Equal(got, want) {
+		t.Fatalf("resync queued %v, want %v", got, want)
+	}
+}
