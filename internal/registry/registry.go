@@ -99,6 +99,12 @@ func (c *Typed[T]) Prefix(ns string) string {
 
 func meta[T any](obj *T) *metav1.ObjectMeta { return any(obj).(Object).Meta() }
 
+// Decode turns a stored value of this kind into its object, with
+// resourceVersion set to the value's ModRevision as every read here does.
+// It is a store.Decoder, so a store.Cache of the kind holds exactly what Get
+// would return.
+func (c *Typed[T]) Decode(kv store.KV) (*T, error) { return c.decode(kv) }
+
 func (c *Typed[T]) decode(kv store.KV) (*T, error) {
 	obj := new(T)
 	if err := json.Unmarshal(kv.Value, obj); err != nil {

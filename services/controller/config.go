@@ -2,11 +2,9 @@ package controller
 
 import (
 	"context"
-	"time"
 
 	"github.com/kiln-serving/kiln/api/config"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
 
@@ -24,11 +22,11 @@ type ConfigSource interface {
 // config-domain's domain for the route's labels (most specific selector
 // first), config-network's domain and tag templates and external scheme.
 // Without a ConfigSource (unit tests) Options.Domain applies.
-func (c *Controller) domainConfig(route *v1.Route) resources.DomainConfig {
-	if c.opts.Config == nil {
-		return c.opts.Domain
+func (r *reconciler) domainConfig(route *v1.Route) resources.DomainConfig {
+	if r.opts.Config == nil {
+		return r.opts.Domain
 	}
-	snap := c.opts.Config.Current()
+	snap := r.opts.Config.Current()
 	nw := snap.Network()
 	return resources.DomainConfig{
 		Domain:         snap.Domain().DomainFor(route.Metadata.Labels),
@@ -47,52 +45,5 @@ func (c *Controller) waitConfig(ctx context.Context) {
 	select {
 	case <-c.opts.Config.Synced():
 	case <-ctx.Done():
-	}
-}
-
-// followConfig re-queues every Route whenever the cluster configs change, so
-// a new domain, template or scheme reaches every URL without a restart. It
-// feeds the routes as put events, exactly as a re-list would.
-//
-// The channel is taken before the snapshot is compared, so a change landing
-// between two waits is never missed.
-func (c *Controller) followConfig(ctx context.Context, out chan<- store.Event) {
-	if c.opts.Config == nil {
-		return
-	}
-	last := c.opts.Config.Current()
-	for {
-		changed := c.opts.Config.Changed()
-		if cur := c.opts.Config.Current(); cur != last {
-			kvs, _, err := c.st.List(ctx, store.RegistryListPrefix(v1.Group, v1.ResourceRoutes, ""))
-			if err != nil {
-				if ctx.Err() != nil {
-					return
-				}
-				c.log.Warn("list routes after a config change; retrying", "error", err)
-				select {
-				case <-time.After(200 * time.Millisecond):
-				case <-ctx.Done():
-					return
-				}
-				continue
-			}
-			last = cur
-			for _, kv := range kvs {
-				select {
-				case out <- store.Event{Type: store.EventPut, KV: kv}:
-				case <-ctx.Done():
-					return
-				}
-			}
-			if len(kvs) > 0 {
-				c.log.Info("cluster config changed; reconciling routes", "routes", len(kvs))
-			}
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return
-		}
 	}
 }

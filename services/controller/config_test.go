@@ -15,6 +15,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 func putConfig(t *testing.T, ctx context.Context, st store.Store, name string, data map[string]string) {
@@ -41,8 +42,8 @@ func TestRouteURLFollowsClusterConfig(t *testing.T) {
 	cw := liveconfig.NewWatcher(st, log)
 	go cw.Run(ctx)
 	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
-	c := New(st, reg, Options{Config: cw}, log)
-	go c.Lead(ctx, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
+	c := New(st, Options{Config: cw}, log)
+	startLead(t, ctx, c, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
 
 	for _, s := range []*v1.Service{
 		{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}},
@@ -60,7 +61,7 @@ func TestRouteURLFollowsClusterConfig(t *testing.T) {
 		}
 		return r.Status.URL
 	}
-	eventually(t, "route URLs from config-domain", func() bool {
+	testenv.Eventually(t, "route URLs from config-domain", 0, func() bool {
 		return url("hello") == "http://hello.default.kiln.test" && url("back") == "http://back.default.internal.test"
 	})
 
@@ -68,14 +69,14 @@ func TestRouteURLFollowsClusterConfig(t *testing.T) {
 		"default-external-scheme": "https",
 		"domain-template":         "{{.Name}}-{{.Namespace}}.{{.Domain}}",
 	})
-	eventually(t, "route URL with the new scheme and template", func() bool {
+	testenv.Eventually(t, "route URL with the new scheme and template", 0, func() bool {
 		return url("hello") == "https://hello-default.kiln.test" && url("back") == "https://back-default.internal.test"
 	})
 
 	if err := st.Delete(ctx, store.ConfigKey(config.NameNetwork)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "route URL back to the defaults", func() bool {
+	testenv.Eventually(t, "route URL back to the defaults", 0, func() bool {
 		return url("hello") == "http://hello.default.kiln.test"
 	})
 }

@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
@@ -25,25 +26,24 @@ type Options struct {
 	Config ConfigSource
 	// Domain shapes URLs when Config is nil.
 	Domain resources.DomainConfig
-	// Now is the clock; default time.Now.
+	// Now is the clock of status timestamps and ages; default time.Now.
 	Now func() time.Time
 }
 
 // Controller runs the reconcilers while it leads.
 type Controller struct {
 	st   store.Store
-	reg  *registry.Registry
 	opts Options
 	log  *slog.Logger
 }
 
-// New returns a controller.
-func New(st store.Store, reg *registry.Registry, opts Options, log *slog.Logger) *Controller {
+// New returns a controller over st.
+func New(st store.Store, opts Options, log *slog.Logger) *Controller {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	opts.Domain = opts.Domain.WithDefaults()
-	return &Controller{st: st, reg: reg, opts: opts, log: log.With("component", "controller")}
+	return &Controller{st: st, opts: opts, log: log.With("component", "controller")}
 }
 
 // key kinds in the work queue.
@@ -58,193 +58,301 @@ type workKey struct{ kind, ns, name string }
 
 func (k workKey) String() string { return k.kind + "/" + k.ns + "/" + k.name }
 
-// Lead runs the reconcile loop until ctx ends; every write carries fence.
-// One goroutine owns the queue: watches feed it, and it reconciles one key
-// at a time once no event is waiting, so bursts collapse into one pass.
+// Lead runs the reconcile loop until ctx ends or the fence fails
+// (errdefs.ErrNotLeader). Two goroutines, both joined before it returns: the
+// mirror following the store, and the loop owning the caches, the queue and
+// every reconcile. Every write goes through a store fenced with fence.
 func (c *Controller) Lead(ctx context.Context, fence *store.Fence) error {
-	events := make(chan store.Event, 256)
-	prefixes := []string{
-		store.RegistryListPrefix(v1.Group, v1.ResourceServices, ""),
-		store.RegistryListPrefix(v1.Group, v1.ResourceConfigurations, ""),
-		store.RegistryListPrefix(v1.Group, v1.ResourceRevisions, ""),
-		store.RegistryListPrefix(v1.Group, v1.ResourceRoutes, ""),
-		store.RegistryListPrefix(v1beta1.Group, v1beta1.ResourceDomainMapping, ""),
-		store.InstancePrefix,
-	}
 	c.waitConfig(ctx)
-	for _, p := range prefixes {
-		go c.follow(ctx, p, events)
+	if ctx.Err() != nil {
+		return nil
 	}
-	go c.followConfig(ctx, events)
-	go c.resync(ctx, events)
-	pending := map[workKey]struct{}{}
-	var order []workKey
-	add := func(k workKey) {
-		if k.name == "" {
-			return
-		}
-		if _, ok := pending[k]; !ok {
-			pending[k] = struct{}{}
-			order = append(order, k)
-		}
+	l := newLeader(c, store.Fenced(c.st, fence), time.Now)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		l.mirror.Run(gctx, c.st, c.log)
+		return nil
+	})
+	g.Go(func() error { return l.run(gctx) })
+	return g.Wait()
+}
+
+// leader is the state of one term: typed caches of everything the
+// reconcilers read, the indexes their change callbacks keep, and the queue
+// those callbacks feed. Only the loop goroutine touches it.
+type leader struct {
+	*reconciler
+	mirror  *store.Mirror
+	q       *queue
+	tracker *tracker
+
+	svcs    *cached[v1.Service]
+	cfgs    *cached[v1.Configuration]
+	revs    *cached[v1.Revision]
+	rts     *cached[v1.Route]
+	dms     *cached[v1beta1.DomainMapping]
+	insts   *store.Cache[cluster.Instance]
+	claimsC *store.Cache[claim]
+}
+
+// reconciler is what the reconcile functions use: reads from listers, writes
+// through the fenced store. Tests build one over a fake store.
+type reconciler struct {
+	opts Options
+	log  *slog.Logger
+
+	services       objects[v1.Service]
+	configurations objects[v1.Configuration]
+	revisions      objects[v1.Revision]
+	routes         objects[v1.Route]
+	domainMappings objects[v1beta1.DomainMapping]
+	instances      instanceLister
+	claims         domainClaims
+}
+
+// newLeader builds the caches over fenced (reads follow the plain store;
+// every write of the term goes through fenced) and wires their change
+// callbacks to the queue. clock drives retry backoff.
+func newLeader(c *Controller, fenced store.Store, clock func() time.Time) *leader {
+	reg := registry.New(fenced)
+	l := &leader{
+		q:       newQueue(clock, retryBase, retryCap),
+		tracker: newTracker(),
+		svcs:    newCached(reg.Services(), c.log),
+		cfgs:    newCached(reg.Configurations(), c.log),
+		revs:    newCached(reg.Revisions(), c.log),
+		rts:     newCached(reg.Routes(), c.log),
+		dms:     newCached(reg.DomainMappings(), c.log),
+		insts:   store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], c.log),
+		claimsC: store.NewCache(store.DomainClaimsPrefix, decodeClaim, c.log),
 	}
-	retry := time.NewTimer(time.Hour)
-	defer retry.Stop()
-	var retryKeys []workKey
-	w := &writer{c: c, fence: fence}
+	idx := newInstanceIndex()
+	l.reconciler = &reconciler{
+		opts: c.opts, log: c.log,
+		services: l.svcs, configurations: l.cfgs, revisions: l.revs, routes: l.rts, domainMappings: l.dms,
+		instances: idx,
+		claims:    &claimStore{st: fenced, cache: l.claimsC},
+	}
+	add := l.q.Add
+	l.svcs.cache.OnChange(func(ch store.Change[*v1.Service]) {
+		m := changed(ch).Metadata
+		add(workKey{kService, m.Namespace, m.Name})
+		// A deleted Service's children are found through their labels.
+		add(workKey{kConfig, m.Namespace, m.Name})
+		add(workKey{kRoute, m.Namespace, m.Name})
+		l.addDomainMappingsOf(m.Namespace, m.Name)
+	})
+	l.cfgs.cache.OnChange(func(ch store.Change[*v1.Configuration]) {
+		m := changed(ch).Metadata
+		add(workKey{kConfig, m.Namespace, m.Name})
+		add(workKey{kService, m.Namespace, m.Labels[v1.ServiceLabelKey]})
+		l.addRoutesOf(ref{kConfig, m.Namespace, m.Name})
+	})
+	l.revs.cache.OnChange(func(ch store.Change[*v1.Revision]) {
+		m := changed(ch).Metadata
+		add(workKey{kRevision, m.Namespace, m.Name})
+		cfg := m.Labels[v1.ConfigurationLabelKey]
+		add(workKey{kConfig, m.Namespace, cfg})
+		l.addRoutesOf(ref{kRevision, m.Namespace, m.Name})
+		if cfg != "" {
+			l.addRoutesOf(ref{kConfig, m.Namespace, cfg})
+		}
+	})
+	l.rts.cache.OnChange(func(ch store.Change[*v1.Route]) {
+		m := changed(ch).Metadata
+		if ch.Deleted {
+			l.tracker.Untrack(m.Namespace, m.Name)
+		} else {
+			l.tracker.Track(ch.New)
+		}
+		add(workKey{kRoute, m.Namespace, m.Name})
+		add(workKey{kService, m.Namespace, m.Labels[v1.ServiceLabelKey]})
+		l.addDomainMappingsOf(m.Namespace, m.Name)
+	})
+	l.dms.cache.OnChange(func(ch store.Change[*v1beta1.DomainMapping]) {
+		m := changed(ch).Metadata
+		add(workKey{kDomainMapping, m.Namespace, m.Name})
+	})
+	l.insts.OnChange(func(ch store.Change[cluster.Instance]) {
+		idx.apply(ch)
+		if ch.HadOld {
+			add(workKey{kRevision, ch.Old.Namespace, ch.Old.Revision})
+		}
+		if !ch.Deleted {
+			add(workKey{kRevision, ch.New.Namespace, ch.New.Revision})
+		}
+	})
+	l.mirror = store.NewMirror(l.svcs.cache, l.cfgs.cache, l.revs.cache, l.rts.cache, l.dms.cache, l.insts, l.claimsC)
+	return l
+}
+
+// changed is the object a change is about: the new value, or the last one
+// of a deleted key.
+func changed[T any](ch store.Change[*T]) *T {
+	if ch.Deleted {
+		return ch.Old
+	}
+	return ch.New
+}
+
+func (l *leader) addRoutesOf(r ref) {
+	for _, name := range l.tracker.RoutesFor(r) {
+		l.q.Add(workKey{kRoute, r.ns, name})
+	}
+}
+
+// addDomainMappingsOf queues the mappings in ns whose ref names name (a
+// Service or the Route it owns share the name).
+func (l *leader) addDomainMappingsOf(ns, name string) {
+	prefix := l.dms.typed.Prefix(ns)
+	l.dms.cache.Range(func(k string, dm *v1beta1.DomainMapping) bool {
+		if len(k) > len(prefix) && k[:len(prefix)] == prefix && dm.Spec.Ref.Name == name {
+			l.q.Add(workKey{kDomainMapping, ns, dm.Metadata.Name})
+		}
+		return true
+	})
+}
+
+// run is the loop: it applies every feed, and once all caches have been
+// listed reconciles one key at a time when no feed is waiting, so bursts
+// collapse into one pass. It returns nil when ctx ends and the error when
+// leadership is lost.
+func (l *leader) run(ctx context.Context) error {
+	feeds := l.mirror.Feeds()
+	t := &loopTimers{retry: time.NewTimer(time.Hour), resync: time.NewTimer(l.resyncPeriod())}
+	defer t.retry.Stop()
+	defer t.resync.Stop()
+	if l.opts.Config != nil {
+		t.cfgChanged = l.opts.Config.Changed()
+		t.lastCfg = l.opts.Config.Current()
+	}
 	for {
-		if len(order) == 0 {
+		if at, ok := l.q.NextRetry(); ok && !at.Equal(t.armed) {
+			t.armed = at
+			t.retry.Reset(time.Until(at))
+		}
+		if l.q.Len() == 0 || !l.mirror.Synced() {
 			select {
 			case <-ctx.Done():
 				return nil
-			case ev := <-events:
-				for _, k := range c.keysFor(ctx, ev) {
-					add(k)
-				}
-			case <-retry.C:
-				for _, k := range retryKeys {
-					add(k)
-				}
-				retryKeys = nil
+			case f := <-feeds:
+				l.mirror.Apply(f)
+			case <-t.retry.C:
+				l.onRetry(t)
+			case <-t.cfgChanged:
+				l.onConfigChanged(t)
+			case <-t.resync.C:
+				l.onResync(t)
 			}
 			continue
 		}
-		// Drain whatever else is already waiting before working.
+		// Take in whatever else is already waiting before working.
 	drain:
 		for {
 			select {
-			case ev := <-events:
-				for _, k := range c.keysFor(ctx, ev) {
-					add(k)
-				}
+			case f := <-feeds:
+				l.mirror.Apply(f)
+			case <-t.retry.C:
+				l.onRetry(t)
+			case <-t.cfgChanged:
+				l.onConfigChanged(t)
+			case <-t.resync.C:
+				l.onResync(t)
 			default:
 				break drain
 			}
 		}
-		k := order[0]
-		order = order[1:]
-		delete(pending, k)
-		more, err := c.reconcile(ctx, w, k)
+		k, _ := l.q.Get()
+		more, err := l.reconcile(ctx, k)
 		for _, m := range more {
-			add(m)
+			l.q.Add(m)
 		}
-		if err != nil {
-			if errors.Is(err, errdefs.ErrNotLeader) || ctx.Err() != nil {
-				return err
-			}
-			if !errdefs.IsConflict(err) && !errdefs.IsAlreadyExists(err) {
-				c.log.Warn("reconcile failed; will retry", "key", k.String(), "error", err)
-			}
-			retryKeys = append(retryKeys, k)
-			retry.Reset(20 * time.Millisecond)
-		}
-	}
-}
-
-// follow lists prefix, feeds every key as a put, then watches from the next
-// revision; after a watch error it lists again.
-func (c *Controller) follow(ctx context.Context, prefix string, out chan<- store.Event) {
-	for ctx.Err() == nil {
-		kvs, rev, err := c.st.List(ctx, prefix)
-		if err != nil {
-			c.log.Warn("list failed", "prefix", prefix, "error", err)
-			time.Sleep(200 * time.Millisecond)
+		if err == nil {
+			l.q.Forget(k)
+			l.q.Done(k)
 			continue
 		}
-		for _, kv := range kvs {
-			select {
-			case out <- store.Event{Type: store.EventPut, KV: kv}:
-			case <-ctx.Done():
-				return
-			}
+		if errors.Is(err, errdefs.ErrNotLeader) {
+			return fmt.Errorf("reconcile %s: %w", k, err)
 		}
-		for wr := range c.st.Watch(ctx, prefix, rev+1) {
-			if wr.Err != nil {
-				c.log.Warn("watch ended; re-listing", "prefix", prefix, "error", wr.Err)
-				break
-			}
-			for _, ev := range wr.Events {
-				select {
-				case out <- ev:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}
-}
-
-// keysFor maps a store event to the objects to reconcile.
-func (c *Controller) keysFor(ctx context.Context, ev store.Event) []workKey {
-	key := ev.KV.Key
-	if strings.HasPrefix(key, store.InstancePrefix) {
-		var in cluster.Instance
-		if json.Unmarshal(ev.KV.Value, &in) != nil {
+		if ctx.Err() != nil {
 			return nil
 		}
-		return []workKey{{kRevision, in.Namespace, in.Revision}}
-	}
-	rest := strings.TrimPrefix(key, store.RegistryPrefix+v1.Group+"/")
-	parts := strings.Split(rest, "/")
-	if len(parts) != 3 {
-		return nil
-	}
-	res, ns, name := parts[0], parts[1], parts[2]
-	var labels map[string]string
-	var m struct {
-		Metadata struct {
-			Labels map[string]string `json:"labels"`
-		} `json:"metadata"`
-	}
-	if json.Unmarshal(ev.KV.Value, &m) == nil {
-		labels = m.Metadata.Labels
-	}
-	switch res {
-	case v1.ResourceServices:
-		// A deleted Service's children are found through their labels.
-		return append([]workKey{{kService, ns, name}, {kConfig, ns, name}, {kRoute, ns, name}}, c.domainMappingKeys(ctx, ns, name)...)
-	case v1.ResourceConfigurations:
-		return []workKey{{kConfig, ns, name}, {kService, ns, labels[v1.ServiceLabelKey]}}
-	case v1.ResourceRevisions:
-		keys := []workKey{{kRevision, ns, name}, {kConfig, ns, labels[v1.ConfigurationLabelKey]}}
-		routes, _, err := c.reg.Routes().List(ctx, ns)
-		if err == nil {
-			for _, r := range routes {
-				keys = append(keys, workKey{kRoute, ns, r.Metadata.Name})
-			}
+		// Conflicts and races on create are the normal cost of reading a
+		// cache: the next pass sees the newer object.
+		if !errdefs.IsConflict(err) && !errdefs.IsAlreadyExists(err) {
+			l.log.Warn("reconcile failed; will retry", "key", k.String(), "error", err, "failures", l.q.Failures(k)+1)
 		}
-		return keys
-	case v1.ResourceRoutes:
-		return append([]workKey{{kRoute, ns, name}, {kService, ns, labels[v1.ServiceLabelKey]}}, c.domainMappingKeys(ctx, ns, name)...)
-	case v1beta1.ResourceDomainMapping:
-		return []workKey{{kDomainMapping, ns, name}}
+		l.q.AddRateLimited(k)
+		l.q.Done(k)
 	}
-	return nil
 }
 
-func (c *Controller) reconcile(ctx context.Context, w *writer, k workKey) ([]workKey, error) {
+// loopTimers is the loop's non-feed wake-ups.
+type loopTimers struct {
+	retry  *time.Timer
+	armed  time.Time // when retry fires; zero when idle
+	resync *time.Timer
+	// cfgChanged closes at the next cluster config change (nil without a
+	// ConfigSource); lastCfg is the snapshot routes were last queued for.
+	cfgChanged <-chan struct{}
+	lastCfg    any
+}
+
+func (l *leader) onRetry(t *loopTimers) {
+	t.armed = time.Time{}
+	l.q.Promote()
+}
+
+// onConfigChanged queues every Route, so a new domain, template or scheme
+// reaches every URL without a restart.
+func (l *leader) onConfigChanged(t *loopTimers) {
+	// Take the next channel before reading the snapshot, so a change
+	// landing in between is never missed.
+	t.cfgChanged = l.opts.Config.Changed()
+	cur := l.opts.Config.Current()
+	if cur == t.lastCfg {
+		return
+	}
+	t.lastCfg = cur
+	l.addAll(l.rts.cache.Keys(), kRoute)
+	if n := l.rts.cache.Len(); n > 0 {
+		l.log.Info("cluster config changed; reconciling routes", "routes", n)
+	}
+}
+
+// onResync queues every Configuration and Revision from the caches, so
+// age-based GC and the progress deadline fire without a change to trigger
+// them.
+func (l *leader) onResync(t *loopTimers) {
+	l.addAll(l.cfgs.cache.Keys(), kConfig)
+	l.addAll(l.revs.cache.Keys(), kRevision)
+	t.resync.Reset(l.resyncPeriod())
+}
+
+// addAll queues every registry key of kind.
+func (l *leader) addAll(keys []string, kind string) {
+	for _, k := range keys {
+		ns, name := store.SplitLast(k)
+		l.q.Add(workKey{kind, ns, name})
+	}
+}
+
+func (r *reconciler) reconcile(ctx context.Context, k workKey) ([]workKey, error) {
 	switch k.kind {
 	case kService:
-		return c.reconcileService(ctx, w, k.ns, k.name)
+		return r.reconcileService(ctx, k.ns, k.name)
 	case kConfig:
-		return c.reconcileConfiguration(ctx, w, k.ns, k.name)
+		return r.reconcileConfiguration(ctx, k.ns, k.name)
 	case kRevision:
-		return c.reconcileRevision(ctx, w, k.ns, k.name)
+		return r.reconcileRevision(ctx, k.ns, k.name)
 	case kRoute:
-		return c.reconcileRoute(ctx, w, k.ns, k.name)
+		return r.reconcileRoute(ctx, k.ns, k.name)
 	case kDomainMapping:
-		return c.reconcileDomainMapping(ctx, w, k.ns, k.name)
+		return r.reconcileDomainMapping(ctx, k.ns, k.name)
 	}
 	return nil, fmt.Errorf("unknown key kind %q", k.kind)
 }
-
-// writer carries the fence into every write.
-type writer struct {
-	c     *Controller
-	fence *store.Fence
-}
-
-func (w *writer) opt() store.WriteOption { return store.WithFence(w.fence) }
 
 func statusJSON(v any) string {
 	b, _ := json.Marshal(v)

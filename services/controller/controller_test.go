@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
 
@@ -24,19 +26,44 @@ func setup(t *testing.T) (context.Context, *memstore.Store, *registry.Registry) 
 	st := memstore.New()
 	reg := registry.New(st)
 	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
-	c := New(st, reg, Options{Domain: resources.DomainConfig{Domain: "example.com"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	go c.Lead(ctx, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
+	c := New(st, Options{Domain: resources.DomainConfig{Domain: "example.com"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	startLead(t, ctx, c, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
 	return ctx, st, reg
 }
 
-func eventually(t *testing.T, what string, f func() bool) {
+// startLead runs c.Lead until the test ends and checks it returned cleanly
+// once its context was cancelled.
+func startLead(t *testing.T, ctx context.Context, c *Controller, fence *store.Fence) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Lead(ctx, fence) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Lead: %v", err)
 		}
-		time.Sleep(5 * time.Millisecond)
+	})
+}
+
+// updateService applies change to the stored Service, reading it again
+// after a conflict: the controller writes its status meanwhile.
+func updateService(t *testing.T, ctx context.Context, reg *registry.Registry, name string, change func(*v1.Service)) {
+	t.Helper()
+	for {
+		s, err := reg.Services().Get(ctx, "default", name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		change(s)
+		_, err = reg.Services().Update(ctx, s)
+		if errdefs.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return
 	}
 }
 
@@ -54,7 +81,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if _, err := reg.Services().Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "revision hello-00001", func() bool {
+	testenv.Eventually(t, "revision hello-00001", 0, func() bool {
 		_, err := reg.Revisions().Get(ctx, "default", "hello-00001")
 		return err == nil
 	})
@@ -64,7 +91,7 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 	readyInstance(t, ctx, st, "hello-00001")
 	var svc *v1.Service
-	eventually(t, "service Ready", func() bool {
+	testenv.Eventually(t, "service Ready", 0, func() bool {
 		svc, _ = reg.Services().Get(ctx, "default", "hello")
 		return svc.Status.IsTrue("Ready")
 	})
@@ -78,11 +105,8 @@ func TestServiceLifecycle(t *testing.T) {
 	}
 
 	// Update: a new revision, traffic stays until it is ready, then moves.
-	svc.Spec.Template.Spec.Containers[0].Image = "img:2"
-	if _, err := reg.Services().Update(ctx, svc); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "revision hello-00002", func() bool {
+	updateService(t, ctx, reg, "hello", func(s *v1.Service) { s.Spec.Template.Spec.Containers[0].Image = "img:2" })
+	testenv.Eventually(t, "revision hello-00002", 0, func() bool {
 		_, err := reg.Revisions().Get(ctx, "default", "hello-00002")
 		return err == nil
 	})
@@ -91,7 +115,7 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Fatalf("traffic moved before the new revision was ready: %+v", r.Status.Traffic)
 	}
 	readyInstance(t, ctx, st, "hello-00002")
-	eventually(t, "traffic on hello-00002", func() bool {
+	testenv.Eventually(t, "traffic on hello-00002", 0, func() bool {
 		svc, _ = reg.Services().Get(ctx, "default", "hello")
 		return svc.Status.IsTrue("Ready") && len(svc.Status.Traffic) == 1 && svc.Status.Traffic[0].RevisionName == "hello-00002" &&
 			svc.Status.ObservedGeneration == 2
@@ -101,7 +125,7 @@ func TestServiceLifecycle(t *testing.T) {
 	if err := reg.Services().Delete(ctx, "default", "hello"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "children deleted", func() bool {
+	testenv.Eventually(t, "children deleted", 0, func() bool {
 		_, e1 := reg.Configurations().Get(ctx, "default", "hello")
 		_, e2 := reg.Routes().Get(ctx, "default", "hello")
 		revs, _, _ := reg.Revisions().List(ctx, "default")
@@ -114,13 +138,13 @@ func TestFailedRevisionSurfaces(t *testing.T) {
 	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "bad", Namespace: "default"}}
 	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "nope"}}
 	reg.Services().Create(ctx, s)
-	eventually(t, "revision", func() bool {
+	testenv.Eventually(t, "revision", 0, func() bool {
 		_, err := reg.Revisions().Get(ctx, "default", "bad-00001")
 		return err == nil
 	})
 	b, _ := json.Marshal(cluster.Instance{Instance: "bad-00001-x", Namespace: "default", Revision: "bad-00001", Phase: cluster.PhaseFailed, Reason: "ImagePullFailed", Message: "pull nope: not found"})
 	st.Put(ctx, store.InstanceKey("n1", "bad-00001-x"), b)
-	eventually(t, "service Ready=False", func() bool {
+	testenv.Eventually(t, "service Ready=False", 0, func() bool {
 		svc, _ := reg.Services().Get(ctx, "default", "bad")
 		c := svc.Status.GetCondition("Ready")
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionFailed"
@@ -135,5 +159,38 @@ func TestRevisionName(t *testing.T) {
 	c.Spec.Template.Metadata.Name = "hello-blue"
 	if got := resources.RevisionName(c); got != "hello-blue" {
 		t.Fatalf("got %q", got)
+	}
+}
+
+// A deposed leader's first write fails its fence, and Lead returns that
+// error with every goroutine it started joined.
+func TestLeadReturnsWhenDeposed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	st := memstore.New()
+	reg := registry.New(st)
+	fenceKey := store.ElectionKey("controller") + "/1"
+	rev, _ := st.Put(ctx, fenceKey, []byte("me"))
+	c := New(st, Options{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	done := make(chan error, 1)
+	go func() { done <- c.Lead(ctx, &store.Fence{Key: fenceKey, Rev: rev}) }()
+	if err := st.Delete(ctx, fenceKey); err != nil {
+		t.Fatal(err)
+	}
+	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
+	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "img:1"}}
+	if _, err := reg.Services().Create(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if !errors.Is(err, errdefs.ErrNotLeader) {
+			t.Fatalf("Lead = %v, want ErrNotLeader", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Lead kept running without its fence")
+	}
+	if _, err := reg.Configurations().Get(ctx, "default", "hello"); !errdefs.IsNotFound(err) {
+		t.Fatalf("a deposed leader wrote a configuration: %v", err)
 	}
 }

@@ -1,10 +1,19 @@
 // Package controller reconciles Knative objects: a Service into its
 // Configuration and Route, a Configuration into one immutable Revision per
 // template generation, a Revision's status from the instances agents report,
-// and a Route's traffic into concrete revisions and URLs. It is a singleton
-// (leader-elected); every write it makes is fenced with the leader's fence.
+// a Route's traffic into concrete revisions and URLs, and a DomainMapping
+// into a cluster-wide domain claim. It is a singleton (leader-elected).
 //
-// The controller owns registry status and child objects. It never writes
-// scale/, placements/ or instances/, and it never validates user input:
-// that happens at the API edge.
+// While it leads, one goroutine owns everything: typed store.Caches of the
+// registry kinds, instances/ and domainclaims/ (fed by one store.Mirror),
+// the indexes their change callbacks keep (instances by revision, the
+// tracker from Configurations and Revisions to the Routes that reference
+// them) and a rate-limited work queue. Reconcilers read only the caches;
+// they write through a registry over store.Fenced, so no write can miss the
+// leader's fence, and each successful write is recorded in its cache at
+// once. Lead joins every goroutine it starts before it returns.
+//
+// The controller owns registry status and child objects and domainclaims/.
+// It never writes scale/, placements/ or instances/, and it never validates
+// user input: that happens at the API edge.
 package controller

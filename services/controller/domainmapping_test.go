@@ -6,6 +6,7 @@ import (
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 func newDM(ns, name, svc string) *v1beta1.DomainMapping {
@@ -32,7 +33,7 @@ func TestDomainMappingClaimAndReadiness(t *testing.T) {
 		}
 		return got.Status.GetCondition(typ)
 	}
-	eventually(t, "unresolved ref", func() bool {
+	testenv.Eventually(t, "unresolved ref", 0, func() bool {
 		c := condOf("default", "hello.example.org", v1beta1.ConditionReferenceResolved)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "ResolveFailed"
 	})
@@ -42,9 +43,9 @@ func TestDomainMappingClaimAndReadiness(t *testing.T) {
 	if _, err := reg.Services().Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "revision", func() bool { _, err := reg.Revisions().Get(ctx, "default", "hello-00001"); return err == nil })
+	testenv.Eventually(t, "revision", 0, func() bool { _, err := reg.Revisions().Get(ctx, "default", "hello-00001"); return err == nil })
 	readyInstance(t, ctx, st, "hello-00001")
-	eventually(t, "mapping ready", func() bool {
+	testenv.Eventually(t, "mapping ready", 0, func() bool {
 		got, err := reg.DomainMappings().Get(ctx, "default", "hello.example.org")
 		return err == nil && got.IsReady()
 	})
@@ -60,7 +61,7 @@ func TestDomainMappingClaimAndReadiness(t *testing.T) {
 	if _, err := reg.DomainMappings().Create(ctx, second); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "second refused", func() bool {
+	testenv.Eventually(t, "second refused", 0, func() bool {
 		c := condOf("other", "hello.example.org", v1beta1.ConditionReady)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "DomainAlreadyClaimed"
 	})
@@ -68,7 +69,7 @@ func TestDomainMappingClaimAndReadiness(t *testing.T) {
 	if err := reg.DomainMappings().Delete(ctx, "default", "hello.example.org"); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "second takes the claim", func() bool {
+	testenv.Eventually(t, "second takes the claim", 0, func() bool {
 		c := condOf("other", "hello.example.org", v1beta1.ConditionDomainClaimed)
 		return c != nil && c.Status == metav1.ConditionTrue
 	})

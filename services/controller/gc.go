@@ -9,15 +9,14 @@ import (
 
 	"github.com/kiln-serving/kiln/api/config"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
-	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // snapshot is the cluster config of the moment (defaults without a source).
-func (c *Controller) snapshot() *config.Snapshot {
-	if c.opts.Config == nil {
+func (r *reconciler) snapshot() *config.Snapshot {
+	if r.opts.Config == nil {
 		return config.DefaultSnapshot()
 	}
-	return c.opts.Config.Current()
+	return r.opts.Config.Current()
 }
 
 // collectRevisionGarbage labels the revisions of configuration cfgName with
@@ -32,50 +31,43 @@ func (c *Controller) snapshot() *config.Snapshot {
 //     retain-since-last-active-time (a disabled bound does not hold it);
 //   - newest-active first, stale revisions beyond min-non-active-revisions
 //     go, and so does every non-active one beyond max-non-active-revisions.
-func (c *Controller) collectRevisionGarbage(ctx context.Context, w *writer, ns, cfgName, latestReady, latestCreated string) error {
-	revs, _, err := c.reg.Revisions().List(ctx, ns)
-	if err != nil {
-		return err
-	}
-	routes, _, err := c.reg.Routes().List(ctx, ns)
-	if err != nil {
-		return err
-	}
+func (r *reconciler) collectRevisionGarbage(ctx context.Context, ns, cfgName, latestReady, latestCreated string) error {
 	routed := map[string]bool{}
-	for _, r := range routes {
-		for _, t := range r.Status.Traffic {
+	for _, rt := range r.routes.List(ns) {
+		for _, t := range rt.Status.Traffic {
 			routed[t.RevisionName] = true
 		}
-		for _, t := range r.Spec.Traffic {
+		for _, t := range rt.Spec.Traffic {
 			routed[t.RevisionName] = true
 		}
 	}
-	now := c.opts.Now()
+	now := r.opts.Now()
 	var mine []*v1.Revision
-	for _, r := range revs {
-		if r.Metadata.Labels[v1.ConfigurationLabelKey] != cfgName {
+	for _, rev := range r.revisions.List(ns) {
+		if rev.Metadata.Labels[v1.ConfigurationLabelKey] != cfgName {
 			continue
 		}
 		state := v1.RoutingStateReserve
-		if routed[r.Metadata.Name] {
+		if routed[rev.Metadata.Name] {
 			state = v1.RoutingStateActive
 		}
-		if r.Metadata.Labels[v1.RoutingStateLabelKey] != state {
-			if r.Metadata.Labels == nil {
-				r.Metadata.Labels = map[string]string{}
+		if rev.Metadata.Labels[v1.RoutingStateLabelKey] != state {
+			if rev.Metadata.Labels == nil {
+				rev.Metadata.Labels = map[string]string{}
 			}
-			if r.Metadata.Annotations == nil {
-				r.Metadata.Annotations = map[string]string{}
+			if rev.Metadata.Annotations == nil {
+				rev.Metadata.Annotations = map[string]string{}
 			}
-			r.Metadata.Labels[v1.RoutingStateLabelKey] = state
-			r.Metadata.Annotations[v1.RoutingStateModifiedAnnotation] = now.UTC().Format(time.RFC3339Nano)
-			if r, err = c.reg.Revisions().Update(ctx, r, w.opt()); err != nil {
+			rev.Metadata.Labels[v1.RoutingStateLabelKey] = state
+			rev.Metadata.Annotations[v1.RoutingStateModifiedAnnotation] = now.UTC().Format(time.RFC3339Nano)
+			var err error
+			if rev, err = r.revisions.Update(ctx, rev); err != nil {
 				return fmt.Errorf("label revision routing state: %w", err)
 			}
 		}
-		mine = append(mine, r)
+		mine = append(mine, rev)
 	}
-	gc := c.snapshot().GC()
+	gc := r.snapshot().GC()
 	lo, hi := int(gc.MinNonActiveRevisions), int(gc.MaxNonActiveRevisions)
 	if len(mine) <= lo || (hi == config.Disabled && gc.RetainSinceCreateTime == config.Disabled && gc.RetainSinceLastActiveTime == config.Disabled) {
 		return nil
@@ -89,26 +81,26 @@ func (c *Controller) collectRevisionGarbage(ctx context.Context, w *writer, ns, 
 		return mine[i].Metadata.Name > mine[j].Metadata.Name
 	})
 	stale, nonActive := 0, 0
-	for _, r := range mine {
-		name := r.Metadata.Name
+	for _, rev := range mine {
+		name := rev.Metadata.Name
 		if name == latestReady || name == latestCreated || routed[name] ||
-			strings.EqualFold(r.Metadata.Annotations[v1.NoGCAnnotation], "true") ||
-			r.Metadata.Labels[v1.RoutingStateLabelKey] != v1.RoutingStateReserve {
+			strings.EqualFold(rev.Metadata.Annotations[v1.NoGCAnnotation], "true") ||
+			rev.Metadata.Labels[v1.RoutingStateLabelKey] != v1.RoutingStateReserve {
 			continue
 		}
 		nonActive++
-		if isStale(gc, r, now) {
+		if isStale(gc, rev, now) {
 			stale++
 		}
 		switch {
 		case stale > lo:
-			c.log.Info("deleting stale revision", "namespace", ns, "revision", name)
+			r.log.Info("deleting stale revision", "namespace", ns, "revision", name)
 		case hi != config.Disabled && nonActive > hi:
-			c.log.Info("deleting oldest non-active revision above max-non-active-revisions", "namespace", ns, "revision", name, "max", hi)
+			r.log.Info("deleting oldest non-active revision above max-non-active-revisions", "namespace", ns, "revision", name, "max", hi)
 		default:
 			continue
 		}
-		if err := ignoreNotFound(c.reg.Revisions().Delete(ctx, ns, name, w.opt())); err != nil {
+		if err := ignoreNotFound(r.revisions.Delete(ctx, ns, name)); err != nil {
 			return fmt.Errorf("collect revision %q: %w", name, err)
 		}
 	}
@@ -146,8 +138,8 @@ func lastActive(r *v1.Revision) time.Time {
 // resyncPeriod is how often time-based decisions (revision GC ages, the
 // progress deadline) are revisited without an event: a quarter of the
 // shortest enabled bound, between one second and one minute.
-func (c *Controller) resyncPeriod() time.Duration {
-	snap := c.snapshot()
+func (r *reconciler) resyncPeriod() time.Duration {
+	snap := r.snapshot()
 	gc := snap.GC()
 	d := snap.Deployment().ProgressDeadline
 	for _, b := range []time.Duration{gc.RetainSinceCreateTime, gc.RetainSinceLastActiveTime} {
@@ -165,36 +157,10 @@ func (c *Controller) resyncPeriod() time.Duration {
 	return d
 }
 
-// resync re-feeds every Configuration and Revision periodically as put
-// events, exactly as a re-list would, so age-based GC and the progress
-// deadline fire without a change to trigger them.
-func (c *Controller) resync(ctx context.Context, out chan<- store.Event) {
-	for {
-		select {
-		case <-time.After(c.resyncPeriod()):
-		case <-ctx.Done():
-			return
-		}
-		for _, res := range []string{v1.ResourceConfigurations, v1.ResourceRevisions} {
-			kvs, _, err := c.st.List(ctx, store.RegistryListPrefix(v1.Group, res, ""))
-			if err != nil {
-				continue
-			}
-			for _, kv := range kvs {
-				select {
-				case out <- store.Event{Type: store.EventPut, KV: kv}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}
-}
-
 // progressDeadlineExceeded reports whether a revision that was never ready
 // has been deploying for longer than config-deployment's progress-deadline.
-func (c *Controller) progressDeadlineExceeded(rev *v1.Revision, now time.Time) (bool, time.Duration) {
-	d := c.snapshot().Deployment().ProgressDeadline
+func (r *reconciler) progressDeadlineExceeded(rev *v1.Revision, now time.Time) (bool, time.Duration) {
+	d := r.snapshot().Deployment().ProgressDeadline
 	ct := rev.Metadata.CreationTimestamp
 	return ct != nil && now.Sub(ct.Time) > d, d
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // startWithConfigs runs a controller over configs stored before it starts,
@@ -36,8 +37,8 @@ func startWithConfigs(t *testing.T, configs map[string]map[string]string) (conte
 	var skew atomic.Int64
 	now := func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
 	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
-	c := New(st, reg, Options{Config: cw, Now: now}, log)
-	go c.Lead(ctx, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
+	c := New(st, Options{Config: cw, Now: now}, log)
+	startLead(t, ctx, c, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
 	return ctx, st, reg, &skew
 }
 
@@ -45,27 +46,38 @@ func startWithConfigs(t *testing.T, configs map[string]map[string]string) (conte
 // its new revision serves all traffic.
 func rollOut(t *testing.T, ctx context.Context, st store.Store, reg *registry.Registry, img string, ann map[string]string) string {
 	t.Helper()
-	s, err := reg.Services().Get(ctx, "default", "hello")
-	if errdefs.IsNotFound(err) {
-		s = &v1.Service{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
-	}
-	s.Spec.Template.Metadata.Annotations = ann
-	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: img}}
-	if s.Metadata.UID == "" {
-		s, err = reg.Services().Create(ctx, s)
-	} else {
-		s, err = reg.Services().Update(ctx, s)
-	}
-	if err != nil {
-		t.Fatal(err)
+	// The controller writes the Service's status meanwhile, so a write from
+	// a stale read conflicts: read again and retry, as any client does.
+	var s *v1.Service
+	for {
+		cur, err := reg.Services().Get(ctx, "default", "hello")
+		if errdefs.IsNotFound(err) {
+			cur = &v1.Service{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		cur.Spec.Template.Metadata.Annotations = ann
+		cur.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: img}}
+		if cur.Metadata.UID == "" {
+			s, err = reg.Services().Create(ctx, cur)
+		} else {
+			s, err = reg.Services().Update(ctx, cur)
+		}
+		if errdefs.IsConflict(err) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		break
 	}
 	rev := resourcesRevisionName(s.Metadata.Name, s.Metadata.Generation)
-	eventually(t, "revision "+rev, func() bool {
+	testenv.Eventually(t, "revision "+rev, 0, func() bool {
 		_, err := reg.Revisions().Get(ctx, "default", rev)
 		return err == nil
 	})
 	readyInstance(t, ctx, st, rev)
-	eventually(t, "traffic on "+rev, func() bool {
+	testenv.Eventually(t, "traffic on "+rev, 0, func() bool {
 		r, err := reg.Routes().Get(ctx, "default", "hello")
 		return err == nil && len(r.Status.Traffic) == 1 && r.Status.Traffic[0].RevisionName == rev
 	})
@@ -89,7 +101,7 @@ func TestRevisionGCByAge(t *testing.T) {
 	r1 := rollOut(t, ctx, st, reg, "img:1", map[string]string{v1.NoGCAnnotation: "true"})
 	r2 := rollOut(t, ctx, st, reg, "img:2", nil)
 	r3 := rollOut(t, ctx, st, reg, "img:3", nil)
-	eventually(t, "routing state labels", func() bool {
+	testenv.Eventually(t, "routing state labels", 0, func() bool {
 		a, _ := reg.Revisions().Get(ctx, "default", r2)
 		b, _ := reg.Revisions().Get(ctx, "default", r3)
 		return a != nil && b != nil && a.Metadata.Labels[v1.RoutingStateLabelKey] == v1.RoutingStateReserve &&
@@ -102,12 +114,8 @@ func TestRevisionGCByAge(t *testing.T) {
 	skew.Store(int64(2 * time.Hour))
 	// Any change re-reconciles the configuration (the periodic resync
 	// would too, but only after a quarter of the shortest bound).
-	s, _ := reg.Services().Get(ctx, "default", "hello")
-	s.Metadata.Annotations = map[string]string{"touched": "1"}
-	if _, err := reg.Services().Update(ctx, s); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, r2+" collected", func() bool { return !revisionExists(ctx, reg, r2) })
+	updateService(t, ctx, reg, "hello", func(s *v1.Service) { s.Metadata.Annotations = map[string]string{"touched": "1"} })
+	testenv.Eventually(t, r2+" collected", 0, func() bool { return !revisionExists(ctx, reg, r2) })
 	if !revisionExists(ctx, reg, r1) || !revisionExists(ctx, reg, r3) {
 		t.Fatalf("no-gc %s or latest %s collected", r1, r3)
 	}
@@ -123,7 +131,7 @@ func TestRevisionGCByCount(t *testing.T) {
 	r1 := rollOut(t, ctx, st, reg, "img:1", nil)
 	r2 := rollOut(t, ctx, st, reg, "img:2", nil)
 	rollOut(t, ctx, st, reg, "img:3", nil)
-	eventually(t, r1+" collected", func() bool { return !revisionExists(ctx, reg, r1) })
+	testenv.Eventually(t, r1+" collected", 0, func() bool { return !revisionExists(ctx, reg, r1) })
 	if !revisionExists(ctx, reg, r2) {
 		t.Fatal("the one allowed non-active revision was collected")
 	}
@@ -138,13 +146,13 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 	if _, err := reg.Services().Create(ctx, s); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "revision", func() bool { return revisionExists(ctx, reg, "slow-00001") })
+	testenv.Eventually(t, "revision", 0, func() bool { return revisionExists(ctx, reg, "slow-00001") })
 	rev, _ := reg.Revisions().Get(ctx, "default", "slow-00001")
 	if c := rev.Status.GetCondition("Ready"); c != nil && c.Status == metav1.ConditionFalse {
 		t.Fatalf("failed before the deadline: %+v", c)
 	}
 	skew.Store(int64(time.Minute))
-	eventually(t, "service Ready=False", func() bool {
+	testenv.Eventually(t, "service Ready=False", 0, func() bool {
 		svc, _ := reg.Services().Get(ctx, "default", "slow")
 		c := svc.Status.GetCondition("Ready")
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionFailed" &&

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
@@ -12,7 +11,6 @@ import (
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
-	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
 
@@ -31,48 +29,48 @@ func ownedBy(m *metav1.ObjectMeta, uid string) bool {
 
 // reconcileService makes the Service's Configuration and Route match it and
 // rolls their status up into the Service's.
-func (c *Controller) reconcileService(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
-	svc, err := c.reg.Services().Get(ctx, ns, name)
+func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]workKey, error) {
+	svc, err := r.services.Get(ns, name)
 	if errdefs.IsNotFound(err) {
 		return nil, nil // children are collected by their own reconcilers
 	}
 	if err != nil {
 		return nil, err
 	}
-	now := c.opts.Now()
+	now := r.opts.Now()
 
 	desiredCfg := resources.MakeConfiguration(svc)
-	cfg, err := c.reg.Configurations().Get(ctx, ns, name)
+	cfg, err := r.configurations.Get(ns, name)
 	switch {
 	case errdefs.IsNotFound(err):
-		if cfg, err = c.reg.Configurations().Create(ctx, desiredCfg, w.opt()); err != nil {
+		if cfg, err = r.configurations.Create(ctx, desiredCfg); err != nil {
 			return nil, fmt.Errorf("create configuration %q: %w", name, err)
 		}
 	case err != nil:
 		return nil, err
 	case !ownedBy(&cfg.Metadata, svc.Metadata.UID):
-		return nil, c.serviceNotOwned(ctx, w, svc, "Configuration", now)
+		return nil, r.serviceNotOwned(ctx, svc, "Configuration", now)
 	case !reflect.DeepEqual(cfg.Spec, desiredCfg.Spec) || !reflect.DeepEqual(cfg.Metadata.Labels, desiredCfg.Metadata.Labels) || !reflect.DeepEqual(cfg.Metadata.Annotations, desiredCfg.Metadata.Annotations):
 		cfg.Spec, cfg.Metadata.Labels, cfg.Metadata.Annotations = desiredCfg.Spec, desiredCfg.Metadata.Labels, desiredCfg.Metadata.Annotations
-		if cfg, err = c.reg.Configurations().Update(ctx, cfg, w.opt()); err != nil {
+		if cfg, err = r.configurations.Update(ctx, cfg); err != nil {
 			return nil, fmt.Errorf("update configuration %q: %w", name, err)
 		}
 	}
 
 	desiredRoute := resources.MakeRoute(svc)
-	route, err := c.reg.Routes().Get(ctx, ns, name)
+	route, err := r.routes.Get(ns, name)
 	switch {
 	case errdefs.IsNotFound(err):
-		if route, err = c.reg.Routes().Create(ctx, desiredRoute, w.opt()); err != nil {
+		if route, err = r.routes.Create(ctx, desiredRoute); err != nil {
 			return nil, fmt.Errorf("create route %q: %w", name, err)
 		}
 	case err != nil:
 		return nil, err
 	case !ownedBy(&route.Metadata, svc.Metadata.UID):
-		return nil, c.serviceNotOwned(ctx, w, svc, "Route", now)
+		return nil, r.serviceNotOwned(ctx, svc, "Route", now)
 	case !reflect.DeepEqual(route.Spec, desiredRoute.Spec) || !reflect.DeepEqual(route.Metadata.Labels, desiredRoute.Metadata.Labels) || !reflect.DeepEqual(route.Metadata.Annotations, desiredRoute.Metadata.Annotations):
 		route.Spec, route.Metadata.Labels, route.Metadata.Annotations = desiredRoute.Spec, desiredRoute.Metadata.Labels, desiredRoute.Metadata.Annotations
-		if route, err = c.reg.Routes().Update(ctx, route, w.opt()); err != nil {
+		if route, err = r.routes.Update(ctx, route); err != nil {
 			return nil, fmt.Errorf("update route %q: %w", name, err)
 		}
 	}
@@ -116,11 +114,11 @@ func (c *Controller) reconcileService(ctx context.Context, w *writer, ns, name s
 	if statusJSON(svc.Status) == before {
 		return nil, nil
 	}
-	_, err = c.reg.Services().Update(ctx, svc, w.opt())
+	_, err = r.services.Update(ctx, svc)
 	return nil, err
 }
 
-func (c *Controller) serviceNotOwned(ctx context.Context, w *writer, svc *v1.Service, kind string, now time.Time) error {
+func (r *reconciler) serviceNotOwned(ctx context.Context, svc *v1.Service, kind string, now time.Time) error {
 	before := statusJSON(svc.Status)
 	msg := fmt.Sprintf("There is an existing %s %q that we do not own.", kind, svc.Metadata.Name)
 	reason := "NotOwned"
@@ -134,7 +132,7 @@ func (c *Controller) serviceNotOwned(ctx context.Context, w *writer, svc *v1.Ser
 	if statusJSON(svc.Status) == before {
 		return nil
 	}
-	_, err := c.reg.Services().Update(ctx, svc, w.opt())
+	_, err := r.services.Update(ctx, svc)
 	return err
 }
 
@@ -162,34 +160,34 @@ func sortConditions(cs []metav1.Condition) {
 
 // reconcileConfiguration stamps the Revision of the current generation and
 // tracks the latest created and ready revisions.
-func (c *Controller) reconcileConfiguration(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
-	cfg, err := c.reg.Configurations().Get(ctx, ns, name)
+func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string) ([]workKey, error) {
+	cfg, err := r.configurations.Get(ns, name)
 	if errdefs.IsNotFound(err) {
-		return nil, c.collectRevisions(ctx, w, ns, name)
+		return nil, r.collectRevisions(ctx, ns, name)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if svcName := cfg.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(cfg.Metadata.OwnerReferences) > 0 {
-		svc, err := c.reg.Services().Get(ctx, ns, svcName)
+		svc, err := r.services.Get(ns, svcName)
 		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&cfg.Metadata, svc.Metadata.UID)) {
-			c.log.Info("deleting configuration of a deleted service", "namespace", ns, "configuration", name)
-			return nil, ignoreNotFound(c.reg.Configurations().Delete(ctx, ns, name, w.opt()))
+			r.log.Info("deleting configuration of a deleted service", "namespace", ns, "configuration", name)
+			return nil, ignoreNotFound(r.configurations.Delete(ctx, ns, name))
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	now := c.opts.Now()
+	now := r.opts.Now()
 	revName := resources.RevisionName(cfg)
-	rev, err := c.reg.Revisions().Get(ctx, ns, revName)
+	rev, err := r.revisions.Get(ns, revName)
 	switch {
 	case errdefs.IsNotFound(err):
-		rev, err = c.reg.Revisions().Create(ctx, resources.MakeRevision(cfg), w.opt())
+		rev, err = r.revisions.Create(ctx, resources.MakeRevision(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("create revision %q: %w", revName, err)
 		}
-		c.log.Info("created revision", "namespace", ns, "revision", revName)
+		r.log.Info("created revision", "namespace", ns, "revision", revName)
 	case err != nil:
 		return nil, err
 	}
@@ -214,26 +212,22 @@ func (c *Controller) reconcileConfiguration(ctx context.Context, w *writer, ns, 
 				fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)), now)
 		}
 	}
-	if err := c.collectRevisionGarbage(ctx, w, ns, name, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
+	if err := r.collectRevisionGarbage(ctx, ns, name, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
 		return nil, err
 	}
 	if statusJSON(cfg.Status) == before {
 		return nil, nil
 	}
-	_, err = c.reg.Configurations().Update(ctx, cfg, w.opt())
+	_, err = r.configurations.Update(ctx, cfg)
 	return nil, err
 }
 
 // collectRevisions deletes the revisions of a deleted configuration.
-func (c *Controller) collectRevisions(ctx context.Context, w *writer, ns, cfgName string) error {
-	revs, _, err := c.reg.Revisions().List(ctx, ns)
-	if err != nil {
-		return err
-	}
-	for _, r := range revs {
-		if r.Metadata.Labels[v1.ConfigurationLabelKey] == cfgName {
-			c.log.Info("deleting revision of a deleted configuration", "namespace", ns, "revision", r.Metadata.Name)
-			if err := ignoreNotFound(c.reg.Revisions().Delete(ctx, ns, r.Metadata.Name, w.opt())); err != nil {
+func (r *reconciler) collectRevisions(ctx context.Context, ns, cfgName string) error {
+	for _, rev := range r.revisions.List(ns) {
+		if rev.Metadata.Labels[v1.ConfigurationLabelKey] == cfgName {
+			r.log.Info("deleting revision of a deleted configuration", "namespace", ns, "revision", rev.Metadata.Name)
+			if err := ignoreNotFound(r.revisions.Delete(ctx, ns, rev.Metadata.Name)); err != nil {
 				return err
 			}
 		}
@@ -250,8 +244,8 @@ func ignoreNotFound(err error) error {
 
 // reconcileRevision derives a Revision's status from the instances agents
 // report for it.
-func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
-	rev, err := c.reg.Revisions().Get(ctx, ns, name)
+func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]workKey, error) {
+	rev, err := r.revisions.Get(ns, name)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
@@ -259,22 +253,14 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 		return nil, err
 	}
 	if cfgName := rev.Metadata.Labels[v1.ConfigurationLabelKey]; cfgName != "" {
-		if _, err := c.reg.Configurations().Get(ctx, ns, cfgName); errdefs.IsNotFound(err) {
-			return nil, ignoreNotFound(c.reg.Revisions().Delete(ctx, ns, name, w.opt()))
+		if _, err := r.configurations.Get(ns, cfgName); errdefs.IsNotFound(err) {
+			return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
 		}
-	}
-	kvs, _, err := c.st.List(ctx, store.InstancePrefix)
-	if err != nil {
-		return nil, err
 	}
 	var ready int32
 	var failed *cluster.Instance
 	digest := ""
-	for _, kv := range kvs {
-		var in cluster.Instance
-		if json.Unmarshal(kv.Value, &in) != nil || in.Namespace != ns || in.Revision != name {
-			continue
-		}
+	for _, in := range r.instances.ForRevision(ns, name) {
 		if in.Ready {
 			ready++
 			if in.ImageDigest != "" {
@@ -285,7 +271,7 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 			failed = &inCopy
 		}
 	}
-	now := c.opts.Now()
+	now := r.opts.Now()
 	before := statusJSON(rev.Status)
 	st := &rev.Status
 	st.ObservedGeneration = rev.Metadata.Generation
@@ -319,7 +305,7 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 		active.Severity = "Info"
 		st.SetCondition(active, now)
 	default:
-		if over, d := c.progressDeadlineExceeded(rev, now); over {
+		if over, d := r.progressDeadlineExceeded(rev, now); over {
 			// Knative gives up on a revision that never became ready within
 			// config-deployment's progress-deadline.
 			msg := fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds()))
@@ -334,27 +320,26 @@ func (c *Controller) reconcileRevision(ctx context.Context, w *writer, ns, name 
 	if statusJSON(rev.Status) == before {
 		return nil, nil
 	}
-	_, err = c.reg.Revisions().Update(ctx, rev, w.opt())
+	_, err = r.revisions.Update(ctx, rev)
 	return nil, err
 }
 
-// routeResolver answers traffic questions from the registry.
+// routeResolver answers traffic questions from the caches.
 type routeResolver struct {
-	ctx context.Context
-	c   *Controller
-	ns  string
+	r  *reconciler
+	ns string
 }
 
-func (r routeResolver) LatestReady(cfg string) string {
-	got, err := r.c.reg.Configurations().Get(r.ctx, r.ns, cfg)
+func (rr routeResolver) LatestReady(cfg string) string {
+	got, err := rr.r.configurations.Get(rr.ns, cfg)
 	if err != nil {
 		return ""
 	}
 	return got.Status.LatestReadyRevisionName
 }
 
-func (r routeResolver) RevisionReady(name string) (bool, bool) {
-	got, err := r.c.reg.Revisions().Get(r.ctx, r.ns, name)
+func (rr routeResolver) RevisionReady(name string) (bool, bool) {
+	got, err := rr.r.revisions.Get(rr.ns, name)
 	if err != nil {
 		return false, false
 	}
@@ -362,8 +347,8 @@ func (r routeResolver) RevisionReady(name string) (bool, bool) {
 }
 
 // reconcileRoute resolves a Route's traffic to revisions and its URLs.
-func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name string) ([]workKey, error) {
-	route, err := c.reg.Routes().Get(ctx, ns, name)
+func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]workKey, error) {
+	route, err := r.routes.Get(ns, name)
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
@@ -371,26 +356,26 @@ func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name str
 		return nil, err
 	}
 	if svcName := route.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(route.Metadata.OwnerReferences) > 0 {
-		svc, err := c.reg.Services().Get(ctx, ns, svcName)
+		svc, err := r.services.Get(ns, svcName)
 		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&route.Metadata, svc.Metadata.UID)) {
-			c.log.Info("deleting route of a deleted service", "namespace", ns, "route", name)
-			return nil, ignoreNotFound(c.reg.Routes().Delete(ctx, ns, name, w.opt()))
+			r.log.Info("deleting route of a deleted service", "namespace", ns, "route", name)
+			return nil, ignoreNotFound(r.routes.Delete(ctx, ns, name))
 		}
 		if err != nil {
 			return nil, err
 		}
 	}
-	now := c.opts.Now()
+	now := r.opts.Now()
 	before := statusJSON(route.Status)
 	st := &route.Status
 	st.ObservedGeneration = route.Metadata.Generation
-	dc := resources.ForVisibility(c.domainConfig(route), route.Metadata.Labels)
+	dc := resources.ForVisibility(r.domainConfig(route), route.Metadata.Labels)
 	host, herr := dc.Host(name, ns, "")
 	if herr == nil {
 		st.URL = dc.Scheme + "://" + host
 	}
 	st.Address = &metav1.Addressable{URL: fmt.Sprintf("http://%s.%s.svc.cluster.local", name, ns)}
-	traffic, terr := resources.ResolveTraffic(route, dc, routeResolver{ctx, c, ns})
+	traffic, terr := resources.ResolveTraffic(route, dc, routeResolver{r, ns})
 	switch {
 	case herr != nil:
 		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "DomainTemplateError", herr.Error()), now)
@@ -410,6 +395,6 @@ func (c *Controller) reconcileRoute(ctx context.Context, w *writer, ns, name str
 	if statusJSON(route.Status) == before {
 		return nil, nil
 	}
-	_, err = c.reg.Routes().Update(ctx, route, w.opt())
+	_, err = r.routes.Update(ctx, route)
 	return nil, err
 }

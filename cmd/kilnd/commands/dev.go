@@ -16,7 +16,6 @@ import (
 
 	"github.com/kiln-serving/kiln/internal/embedetcd"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
-	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
@@ -116,7 +115,6 @@ func runDev(c *cli.Context) error {
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
 	gwCfg := gatewayConfigDev(c)
-	reg := registry.New(st)
 
 	// One group owns every role: the first role to fail stops the rest,
 	// and runDev returns only once all of them have.
@@ -140,7 +138,7 @@ func runDev(c *cli.Context) error {
 		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, l, ready)
 	})
 	run("controller", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runController(ctx, st, reg, l, ready)
+		return runController(ctx, st, l, ready)
 	})
 	run("scheduler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		ready()

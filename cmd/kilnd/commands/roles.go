@@ -118,12 +118,12 @@ func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts ap
 var controllerFlags []cli.Flag
 
 // runController leads with a live view of the cluster configs.
-func runController(ctx context.Context, st *etcdstore.Store, reg *registry.Registry, log *slog.Logger, ready func()) error {
+func runController(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
 	cw := liveconfig.NewWatcher(st, log)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cw.Run(ctx) })
 	ready()
-	ctl := controller.New(st, reg, controller.Options{Config: cw}, log)
+	ctl := controller.New(st, controller.Options{Config: cw}, log)
 	g.Go(func() error { return lead(ctx, st, "controller", log, ctl.Lead) })
 	return g.Wait()
 }
@@ -134,7 +134,7 @@ var controllerCommand = &cli.Command{
 	Flags: controllerFlags,
 	Action: func(c *cli.Context) error {
 		return runRole(c, "controller", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runController(ctx, st, registry.New(st), log, ready)
+			return runController(ctx, st, log, ready)
 		})
 	},
 }
