@@ -44,8 +44,8 @@ type Agent struct {
 	cfg   Config
 	st    store.Store
 	log   *slog.Logger
-	rt    *runtime.Runtime
-	net   *network.Network // nil with HostNetwork
+	rt    containers
+	net   podNetwork // nil with HostNetwork
 	ports *portPool
 	pins  imagePins
 
@@ -57,7 +57,8 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[string]*worker
 	records map[string]cluster.Instance // last written, for lease re-grants
-	wg      sync.WaitGroup
+	// wg joins every worker and orphan removal before Run returns.
+	wg sync.WaitGroup
 }
 
 // New checks cfg and connects to containerd (lazily: Run fails if it is
@@ -68,19 +69,9 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	log = log.With("component", "agent", "node", cfg.NodeName)
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
-		return nil, fmt.Errorf("agent state dir: %w", err)
-	}
-	a := &Agent{
-		cfg:     cfg,
-		st:      st,
-		log:     log,
-		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
-		workers: map[string]*worker{},
-		records: map[string]cluster.Instance{},
-	}
+	var pn podNetwork
 	if !cfg.HostNetwork {
-		a.net, err = network.New(network.Config{
+		n, err := network.New(network.Config{
 			StateDir:   filepath.Join(cfg.StateDir, "cni"),
 			BinDir:     cfg.CNIBinDir,
 			BridgeName: cfg.BridgeName,
@@ -89,12 +80,36 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent network: %w", err)
 		}
+		pn = n
 	}
-	a.rt, err = runtime.New(cfg.ContainerdAddress, cfg.Namespace, cfg.PlainHTTPRegistries, log)
+	rt, err := runtime.New(cfg.ContainerdAddress, cfg.Namespace, cfg.PlainHTTPRegistries, log)
 	if err != nil {
 		return nil, err
 	}
+	a, err := newAgent(cfg, st, log, rt, pn)
+	if err != nil {
+		_ = rt.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// newAgent builds an agent on rt and pn (nil with HostNetwork). cfg has
+// its defaults; log is already scoped to the agent.
+func newAgent(cfg Config, st store.Store, log *slog.Logger, rt containers, pn podNetwork) (*Agent, error) {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent state dir: %w", err)
+	}
+	return &Agent{
+		cfg:     cfg,
+		st:      st,
+		log:     log,
+		rt:      rt,
+		net:     pn,
+		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
+		workers: map[string]*worker{},
+		records: map[string]cluster.Instance{},
+	}, nil
 }
 
 // InstanceStats is one instance's queue-proxy counters.
