@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/kiln-serving/kiln/agent/network"
 	"github.com/kiln-serving/kiln/agent/queue"
 	"github.com/kiln-serving/kiln/agent/runtime"
@@ -44,8 +46,8 @@ type Agent struct {
 	cfg   Config
 	st    store.Store
 	log   *slog.Logger
-	rt    *runtime.Runtime
-	net   *network.Network // nil with HostNetwork
+	rt    containers
+	net   podNetwork // nil with HostNetwork
 	ports *portPool
 	pins  imagePins
 
@@ -57,7 +59,8 @@ type Agent struct {
 	mu      sync.Mutex
 	workers map[string]*worker
 	records map[string]cluster.Instance // last written, for lease re-grants
-	wg      sync.WaitGroup
+	// wg joins every worker and orphan removal before Run returns.
+	wg sync.WaitGroup
 }
 
 // New checks cfg and connects to containerd (lazily: Run fails if it is
@@ -68,19 +71,9 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
 		return nil, err
 	}
 	log = log.With("component", "agent", "node", cfg.NodeName)
-	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
-		return nil, fmt.Errorf("agent state dir: %w", err)
-	}
-	a := &Agent{
-		cfg:     cfg,
-		st:      st,
-		log:     log,
-		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
-		workers: map[string]*worker{},
-		records: map[string]cluster.Instance{},
-	}
+	var pn podNetwork
 	if !cfg.HostNetwork {
-		a.net, err = network.New(network.Config{
+		n, err := network.New(network.Config{
 			StateDir:   filepath.Join(cfg.StateDir, "cni"),
 			BinDir:     cfg.CNIBinDir,
 			BridgeName: cfg.BridgeName,
@@ -89,12 +82,36 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("agent network: %w", err)
 		}
+		pn = n
 	}
-	a.rt, err = runtime.New(cfg.ContainerdAddress, cfg.Namespace, cfg.PlainHTTPRegistries, log)
+	rt, err := runtime.New(cfg.ContainerdAddress, cfg.Namespace, cfg.PlainHTTPRegistries, log)
 	if err != nil {
 		return nil, err
 	}
+	a, err := newAgent(cfg, st, log, rt, pn)
+	if err != nil {
+		_ = rt.Close()
+		return nil, err
+	}
 	return a, nil
+}
+
+// newAgent builds an agent on rt and pn (nil with HostNetwork). cfg has
+// its defaults; log is already scoped to the agent.
+func newAgent(cfg Config, st store.Store, log *slog.Logger, rt containers, pn podNetwork) (*Agent, error) {
+	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent state dir: %w", err)
+	}
+	return &Agent{
+		cfg:     cfg,
+		st:      st,
+		log:     log,
+		rt:      rt,
+		net:     pn,
+		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
+		workers: map[string]*worker{},
+		records: map[string]cluster.Instance{},
+	}, nil
 }
 
 // InstanceStats is one instance's queue-proxy counters.
@@ -126,9 +143,14 @@ func (a *Agent) Stats() []InstanceStats {
 // Run registers the node, adopts what is already running and follows this
 // node's placements until ctx ends. Then it leaves containers running (or
 // stops them with StopOnExit) and revokes its lease, which removes the
-// node and instance records.
+// node and instance records. Everything it started has ended when it
+// returns.
 func (a *Agent) Run(ctx context.Context) error {
-	defer a.rt.Close()
+	defer func() {
+		if cerr := a.rt.Close(); cerr != nil {
+			a.log.Warn("close containerd connection", "error", cerr)
+		}
+	}()
 	if err := a.rt.Ping(ctx); err != nil {
 		return err
 	}
@@ -143,24 +165,36 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.log.Info("node registered", "address", a.cfg.Address, "host_network", a.cfg.HostNetwork)
 
-	existing, err := a.rt.List(ctx)
+	// Listed once, before the first placements arrive: containers an
+	// earlier agent left are adopted or removed then, and never again.
+	found, err := a.rt.List(ctx)
 	if err != nil {
 		return err
 	}
 	wctx, cancelWorkers := context.WithCancel(bg)
 	defer cancelWorkers()
+
+	placements := store.NewCache(store.PlacementPrefix+a.cfg.NodeName+"/", decodePlacement, a.log)
+	placements.OnChange(func(ch store.Change[placed]) {
+		// Deleted and created again between two feeds, a placement comes
+		// as one put: its old instance goes before the new one starts.
+		if ch.HadOld && !ch.Deleted && ch.Old.created != ch.New.created {
+			_, name := store.SplitLast(ch.Key)
+			a.remove(name)
+		}
+	})
+	mirror := store.NewMirror(placements)
+	// Followers and the reporter end with ctx; joined below, after the
+	// workers.
+	var g errgroup.Group
+	g.Go(func() error {
+		mirror.Run(ctx, a.st, a.log)
+		return nil
+	})
 	if a.cfg.AutoscalerLeaders != nil {
-		rctx, cancelReport := context.WithCancel(ctx)
-		defer cancelReport()
-		go a.reportMetrics(rctx)
+		g.Go(func() error { return a.reportMetrics(ctx) })
 	}
 
-	prefix := store.PlacementPrefix + a.cfg.NodeName + "/"
-	rev, err := a.relist(ctx, wctx, prefix, existing)
-	if err != nil {
-		return err
-	}
-	watch := a.st.Watch(ctx, prefix, rev+1)
 loop:
 	for {
 		select {
@@ -168,29 +202,13 @@ loop:
 			break loop
 		case <-lost:
 			lost = a.reregister(ctx, leaseCtx)
-		case resp, ok := <-watch:
-			if ctx.Err() != nil {
-				break loop
-			}
-			if !ok || resp.Err != nil {
-				a.log.Warn("placement watch ended, re-listing", "error", resp.Err)
-				rev, err := a.relist(ctx, wctx, prefix, nil)
-				if err != nil {
-					break loop
-				}
-				watch = a.st.Watch(ctx, prefix, rev+1)
+		case f := <-mirror.Feeds():
+			mirror.Apply(f)
+			if !placements.Synced() {
 				continue
 			}
-			for _, ev := range resp.Events {
-				_, name := store.SplitLast(ev.KV.Key)
-				if ev.Type == store.EventDelete {
-					a.remove(name)
-					continue
-				}
-				if p, ok := a.decode(ev.KV); ok {
-					a.ensure(wctx, name, p, nil)
-				}
-			}
+			a.act(wctx, placements, plan(placedNames(placements), a.liveWorkers(), found))
+			found = nil
 		}
 	}
 
@@ -212,76 +230,65 @@ loop:
 		a.log.Warn("revoke lease", "error", err)
 	}
 	a.log.Info("agent stopped", "stopped_instances", a.cfg.StopOnExit)
-	return nil
+	return g.Wait()
 }
 
-func (a *Agent) decode(kv store.KV) (cluster.Placement, bool) {
-	var p cluster.Placement
-	if err := json.Unmarshal(kv.Value, &p); err != nil {
-		a.log.Error("bad placement record", "key", kv.Key, "error", err)
-		return p, false
-	}
-	return p, true
+// placed is a placement as the agent's cache holds it. created (the key's
+// create revision) tells a placement deleted and created again under the
+// same name from the one before.
+type placed struct {
+	cluster.Placement
+	created int64
 }
 
-// relist makes the running workers match the placements in the store. With
-// containers (only at start), it also adopts or removes them. It retries
-// until the list succeeds or ctx ends.
-func (a *Agent) relist(ctx, wctx context.Context, prefix string, containers []runtime.Container) (int64, error) {
-	var kvs []store.KV
-	var rev int64
-	for {
-		var err error
-		kvs, rev, err = a.st.List(ctx, prefix)
-		if err == nil {
-			break
-		}
-		a.log.Warn("list placements", "error", err)
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
-		}
+func decodePlacement(kv store.KV) (placed, error) {
+	p, err := store.JSON[cluster.Placement](kv)
+	return placed{Placement: p, created: kv.CreateRevision}, err
+}
+
+// placedNames is the instance names of the cached placements.
+func placedNames(c *store.Cache[placed]) []string {
+	names := make([]string, 0, c.Len())
+	for _, k := range c.Keys() {
+		_, name := store.SplitLast(k)
+		names = append(names, name)
 	}
-	desired := map[string]cluster.Placement{}
-	for _, kv := range kvs {
-		_, name := store.SplitLast(kv.Key)
-		if p, ok := a.decode(kv); ok {
-			desired[name] = p
-		}
-	}
-	byID := map[string]*runtime.Container{}
-	for i := range containers {
-		c := &containers[i]
-		if _, placed := desired[c.ID]; placed {
-			byID[c.ID] = c
-			continue
-		}
-		if _, placed := desired[c.Labels[labelPod]]; placed {
-			continue // a sidecar: its instance's worker adopts or removes it
-		}
-		a.log.Info("removing container without placement", "instance", c.ID)
-		a.wg.Add(1)
-		go func() {
-			defer a.wg.Done()
-			a.removeOrphan(wctx, *c)
-		}()
-	}
-	for name, p := range desired {
-		a.ensure(wctx, name, p, byID[name])
-	}
+	return names
+}
+
+// liveWorkers is the instances with a worker not already stopping.
+func (a *Agent) liveWorkers() []string {
 	a.mu.Lock()
-	var gone []string
-	for name := range a.workers {
-		if _, ok := desired[name]; !ok {
-			gone = append(gone, name)
+	defer a.mu.Unlock()
+	names := make([]string, 0, len(a.workers))
+	for name, w := range a.workers {
+		if !w.removed {
+			names = append(names, name)
 		}
 	}
-	a.mu.Unlock()
-	for _, name := range gone {
+	return names
+}
+
+// act carries out do. Orphans are removed in the background, joined by
+// Run; workers decide for themselves whether an adoption works.
+func (a *Agent) act(wctx context.Context, placements *store.Cache[placed], do actions) {
+	for _, c := range do.Remove {
+		a.log.Info("removing container without placement", "instance", c.ID)
+		a.wg.Go(func() { a.removeOrphan(wctx, c) })
+	}
+	for _, c := range do.Adopt {
+		if p, ok := placements.Get(store.PlacementKey(a.cfg.NodeName, c.ID)); ok {
+			a.ensure(wctx, c.ID, p.Placement, &c)
+		}
+	}
+	for _, name := range do.Start {
+		if p, ok := placements.Get(store.PlacementKey(a.cfg.NodeName, name)); ok {
+			a.ensure(wctx, name, p.Placement, nil)
+		}
+	}
+	for _, name := range do.Stop {
 		a.remove(name)
 	}
-	return rev, nil
 }
 
 // ensure starts a worker for the placement unless one runs already. A
@@ -294,22 +301,21 @@ func (a *Agent) ensure(wctx context.Context, name string, p cluster.Placement, a
 	if prev != nil && !prev.removed {
 		return
 	}
-	w := a.newWorker(wctx, name, p, adopt)
+	ctx, cancel := context.WithCancel(wctx)
+	w := a.newWorker(name, p, adopt, cancel)
 	a.workers[name] = w
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	a.wg.Go(func() {
 		if prev != nil {
 			<-prev.done
 		}
-		w.run()
+		w.run(ctx)
 		close(w.done)
 		a.mu.Lock()
 		if a.workers[name] == w {
 			delete(a.workers, name)
 		}
 		a.mu.Unlock()
-	}()
+	})
 }
 
 // remove stops the instance of a deleted placement.

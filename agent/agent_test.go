@@ -153,34 +153,33 @@ func (e *testEnv) unplace(t *testing.T, name string) {
 func (e *testEnv) waitInstance(t *testing.T, name string, cond func(cluster.Instance) bool) cluster.Instance {
 	t.Helper()
 	var last cluster.Instance
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		kv, err := e.st.Get(context.Background(), store.InstanceKey(node, name))
-		if err == nil {
-			last = cluster.Instance{}
-			if err := json.Unmarshal(kv.Value, &last); err != nil {
-				t.Fatal(err)
-			}
-			if cond(last) {
-				return last
-			}
+	met := false
+	defer func() {
+		if !met { // Eventually gave up
+			t.Logf("instance %s: last record %+v", name, last)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	t.Fatalf("instance %s: condition not met in time; last record %+v", name, last)
+	}()
+	testenv.Eventually(t, "instance "+name+" to meet its condition", 60*time.Second, func() bool {
+		kv, err := e.st.Get(context.Background(), store.InstanceKey(node, name))
+		if err != nil {
+			return false
+		}
+		last = cluster.Instance{}
+		if err := json.Unmarshal(kv.Value, &last); err != nil {
+			t.Fatal(err)
+		}
+		return cond(last)
+	})
+	met = true
 	return last
 }
 
 func (e *testEnv) waitGone(t *testing.T, key string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		if _, err := e.st.Get(context.Background(), key); errors.Is(err, errdefs.ErrNotFound) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s still present", key)
+	testenv.Eventually(t, key+" to go", 60*time.Second, func() bool {
+		_, err := e.st.Get(context.Background(), key)
+		return errors.Is(err, errdefs.ErrNotFound)
+	})
 }
 
 func (e *testEnv) nsCtx() context.Context {
@@ -334,17 +333,10 @@ func TestReadoption(t *testing.T) {
 		t.Errorf("GET after adoption: %d %q", code, body)
 	}
 	// The container whose placement went away meanwhile is removed.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, "the orphan container to be removed", 30*time.Second, func() bool {
 		_, err := e.ctd.LoadContainer(e.nsCtx(), "drop")
-		if err != nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("orphan container not removed")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err != nil
+	})
 }
 
 func TestTaskDiedIsRecreated(t *testing.T) {
@@ -427,18 +419,11 @@ func TestLeaseLostReregisters(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testenv.Eventually(t, "node and instance records rewritten on a new lease", 30*time.Second, func() bool {
 		n, nerr := e.st.Get(ctx, store.NodeKey(node))
 		i, ierr := e.st.Get(ctx, store.InstanceKey(node, "hello-a"))
-		if nerr == nil && ierr == nil && n.Lease != kv.Lease && i.Lease == n.Lease {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("records not rewritten on a new lease: node %v %v, instance %v %v", n, nerr, i, ierr)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nerr == nil && ierr == nil && n.Lease != kv.Lease && i.Lease == n.Lease
+	})
 	t.Logf("records rewritten %s after the lease was revoked", time.Since(t0))
 	inst := e.waitInstance(t, "hello-a", running)
 	if code, _ := get(t, inst.Endpoint); code != 200 {

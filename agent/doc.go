@@ -5,6 +5,16 @@
 // change under instances/<node>/ on its lease, stops instances whose
 // placement goes away, and re-adopts running containers after a restart.
 //
+// One goroutine, Run's, owns the node's view: a store.Cache of
+// placements/<node>/ fed through a store.Mirror. After every feed it asks
+// plan (plan.go, pure: placements, live workers and the containers found
+// at start in, what to adopt, start, stop and remove out) and acts on the
+// answer; each instance then has a worker goroutine of its own
+// (instance.go). containerd and CNI are reached through the small
+// interfaces of deps.go, so the unit tests run the agent on an in-memory
+// fake without root; the root tests run it on a private containerd. Run
+// returns only once every goroutine it started has ended.
+//
 // An instance is a pod (pod.go, volumes.go): init containers run in order to
 // completion, then the serving container and its sidecars start in one
 // network namespace, sharing emptyDir volumes (removed with the instance)

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,11 +39,11 @@ const (
 // removal, recreating the container if it dies. Fields below the line are
 // touched only by that goroutine.
 type worker struct {
-	a      *Agent
-	name   string
-	p      cluster.Placement
-	log    *slog.Logger
-	ctx    context.Context // the worker's own lifetime, ended by cancel
+	a    *Agent
+	name string
+	p    cluster.Placement
+	log  *slog.Logger
+	// cancel ends the ctx run was given: the worker's lifetime.
 	cancel context.CancelFunc
 	done   chan struct{}
 	// stop decides what happens when ctx ends: tear the instance down
@@ -64,16 +66,19 @@ type worker struct {
 	proxy     *queue.Proxy
 	task      *runtime.Task
 	sideExit  chan sidecarExit // sidecars' ends (pod.go); nil without sidecars
+	// serving joins the queue-proxy's Serve; waiters joins the sidecar
+	// watchers (pod.go), which end with their task or with run's ctx.
+	serving, waiters sync.WaitGroup
 }
 
-func (a *Agent) newWorker(wctx context.Context, name string, p cluster.Placement, adopt *runtime.Container) *worker {
-	ctx, cancel := context.WithCancel(wctx)
+// newWorker returns the worker of one placement; cancel ends the ctx its
+// run is given.
+func (a *Agent) newWorker(name string, p cluster.Placement, adopt *runtime.Container, cancel context.CancelFunc) *worker {
 	return &worker{
 		a:      a,
 		name:   name,
 		p:      p,
 		log:    a.log.With("instance", name, "revision", p.Spec.Revision, "namespace", p.Spec.Namespace),
-		ctx:    ctx,
 		cancel: cancel,
 		done:   make(chan struct{}),
 		adopt:  adopt,
@@ -89,10 +94,12 @@ func (a *Agent) newWorker(wctx context.Context, name string, p cluster.Placement
 // errFailed marks an error already recorded as phase Failed.
 var errFailed = errors.New("instance failed")
 
-func (w *worker) run() {
-	ctx := w.ctx
+// run runs the instance until ctx ends, then stops it or leaves it for the
+// next agent (see stop). Everything it started has ended when it returns.
+func (w *worker) run(ctx context.Context) {
+	defer w.waiters.Wait()
 	if w.adopt == nil {
-		w.setPhase(cluster.PhasePending, "", "")
+		w.setPhase(ctx, cluster.PhasePending, "", "")
 	}
 	for backoff := 500 * time.Millisecond; ; backoff = min(2*backoff, 30*time.Second) {
 		err := w.incarnate(ctx)
@@ -117,7 +124,7 @@ func (w *worker) run() {
 	}
 	start := time.Now()
 	w.rec.Ready = false
-	w.setPhase(cluster.PhaseStopping, "", "")
+	w.setPhase(bg, cluster.PhaseStopping, "", "")
 	w.teardown(bg, true)
 	if err := w.a.deleteRecord(bg, w.name); err != nil {
 		w.log.Error("delete instance record", "error", err)
@@ -150,7 +157,7 @@ func (w *worker) create(ctx context.Context) error {
 	spec := w.p.Spec
 	a := w.a
 	t0 := time.Now()
-	w.setPhase(cluster.PhasePulling, "", "")
+	w.setPhase(ctx, cluster.PhasePulling, "", "")
 	imgs, err := w.pullAll(ctx)
 	if err != nil {
 		return w.fail(ctx, "ImagePullFailed", err)
@@ -158,7 +165,7 @@ func (w *worker) create(ctx context.Context) error {
 	img := imgs[spec.Image]
 	w.rec.ImageDigest = img.Digest
 	tPulled := time.Now()
-	w.setPhase(cluster.PhaseStarting, "", "")
+	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
 	w.queueLn, w.queuePort, err = a.ports.listen(a.cfg.Address)
 	if err != nil {
@@ -269,7 +276,7 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 		w.target = net.JoinHostPort(w.ip, strconv.Itoa(appPort))
 	}
 	w.rec.ImageDigest = c.ImageDigest
-	w.setPhase(cluster.PhaseStarting, "", "")
+	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
 	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
 		if ln, err := a.ports.listenOn(a.cfg.Address, qp); err == nil {
@@ -320,7 +327,11 @@ func (w *worker) startProxy() error {
 	w.proxy = p
 	w.proxyRef.Store(p)
 	ln := w.queueLn
-	go func() { _ = p.Serve(ln) }()
+	w.serving.Go(func() {
+		if err := p.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			w.log.Error("queue-proxy stopped serving", "error", err)
+		}
+	})
 	return nil
 }
 
@@ -352,7 +363,7 @@ func (w *worker) waitReady(ctx context.Context) error {
 	w.rec.Ready = true
 	w.rec.Endpoint = net.JoinHostPort(w.a.cfg.Address, strconv.Itoa(w.queuePort))
 	w.rec.ContainerIP = w.ip
-	w.setPhase(cluster.PhaseRunning, "", "")
+	w.setPhase(ctx, cluster.PhaseRunning, "", "")
 	return nil
 }
 
@@ -391,7 +402,7 @@ func (w *worker) monitor(ctx context.Context) error {
 					w.log.Info("instance ready again")
 					w.proxy.SetReady(true)
 					w.rec.Ready = true
-					w.setPhase(cluster.PhaseRunning, "", "")
+					w.setPhase(ctx, cluster.PhaseRunning, "", "")
 				}
 			case ctx.Err() == nil:
 				failures++
@@ -399,7 +410,7 @@ func (w *worker) monitor(ctx context.Context) error {
 					w.log.Warn("instance failed readiness probes", "failures", failures)
 					w.proxy.SetReady(false)
 					w.rec.Ready = false
-					w.setPhase(cluster.PhaseRunning, "ProbeFailed", "readiness probe failing")
+					w.setPhase(ctx, cluster.PhaseRunning, "ProbeFailed", "readiness probe failing")
 				}
 			}
 		}
@@ -415,14 +426,16 @@ func (w *worker) fail(ctx context.Context, reason string, err error) error {
 	w.log.Error("instance failed", "reason", reason, "error", err)
 	w.rec.Ready = false
 	w.rec.Endpoint = ""
-	w.setPhase(cluster.PhaseFailed, reason, err.Error())
+	w.setPhase(ctx, cluster.PhaseFailed, reason, err.Error())
 	return fmt.Errorf("%s: %w: %w", reason, errFailed, err)
 }
 
-func (w *worker) setPhase(phase, reason, message string) {
+// setPhase records the instance's phase. The write outlives ctx (bounded by
+// storeTimeout): a stopping instance's last phases must still be written.
+func (w *worker) setPhase(ctx context.Context, phase, reason, message string) {
 	w.rec.Phase, w.rec.Reason, w.rec.Message = phase, reason, message
 	w.rec.UpdatedAt = time.Now().UTC()
-	if err := w.a.putRecord(w.ctx, w.rec); err != nil {
+	if err := w.a.putRecord(ctx, w.rec); err != nil {
 		w.log.Warn("write instance record", "phase", phase, "error", err)
 	}
 }
@@ -448,6 +461,7 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 		} else {
 			_ = w.proxy.Close()
 		}
+		w.serving.Wait()
 	} else if w.queueLn != nil {
 		_ = w.queueLn.Close()
 	}
@@ -468,6 +482,7 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 func (w *worker) detach() {
 	if w.proxy != nil {
 		_ = w.proxy.Close()
+		w.serving.Wait()
 	} else if w.queueLn != nil {
 		_ = w.queueLn.Close()
 	}

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
@@ -10,11 +11,12 @@ import (
 
 // reportMetrics streams one batch per second, one Stat per instance with a
 // live queue-proxy, to the autoscaler leader until ctx ends.
-func (a *Agent) reportMetrics(ctx context.Context) {
+func (a *Agent) reportMetrics(ctx context.Context) error {
 	c := reporter.New("agent/"+a.cfg.NodeName, a.cfg.AutoscalerLeaders, a.collectStats, reporter.DefaultPeriod, a.log)
 	if err := c.Run(ctx); err != nil {
-		a.log.Warn("metrics reporter stopped", "error", err)
+		return fmt.Errorf("metrics reporter: %w", err)
 	}
+	return nil
 }
 
 // collectStats closes every queue-proxy's reporting period at now.

@@ -89,7 +89,7 @@ func (w *worker) runInitContainers(ctx context.Context, imgs map[string]runtime.
 		if err != nil {
 			return w.fail(ctx, "InitContainerFailed", fmt.Errorf("init container %q: %w", c.Name, err))
 		}
-		w.setPhase(cluster.PhaseStarting, "", fmt.Sprintf("running init container %d/%d %q", i+1, len(w.p.Spec.InitContainers), c.Name))
+		w.setPhase(ctx, cluster.PhaseStarting, "", fmt.Sprintf("running init container %d/%d %q", i+1, len(w.p.Spec.InitContainers), c.Name))
 		task, err := w.a.rt.Start(ctx, w.podSpec(id, c, imgs[c.Image], mounts))
 		if err != nil {
 			return w.fail(ctx, "InitContainerFailed", fmt.Errorf("init container %q: %w", c.Name, err))
@@ -150,10 +150,10 @@ func (w *worker) watchSidecar(name string, task *runtime.Task) {
 		w.sideExit = make(chan sidecarExit, len(w.p.Spec.Sidecars))
 	}
 	ch := w.sideExit
-	go func() {
+	w.waiters.Go(func() {
 		st := <-task.Exited
 		ch <- sidecarExit{name: name, code: st.ExitCode()}
-	}()
+	})
 }
 
 // removePod removes the sidecars and any init container left running by

@@ -16,6 +16,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
 	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 var (
@@ -99,6 +100,12 @@ func TestPodFeatures(t *testing.T) {
 		e.place(t, "pod-00001-a", spec)
 		inst := e.waitInstance(t, "pod-00001-a", running)
 
+		// Only the serving container is probed (as in Knative): the
+		// instance can turn ready a moment before its sidecar listens.
+		testenv.Eventually(t, "the sidecar to listen on localhost:9000", 0, func() bool {
+			code, _ := fetchVia(t, inst.Endpoint, "http://127.0.0.1:9000/")
+			return code != http.StatusBadGateway
+		})
 		if code, body := fetchVia(t, inst.Endpoint, "http://127.0.0.1:9000/"); code != 200 || body != "side\n" {
 			t.Fatalf("serving container → sidecar on localhost:9000: %d %q", code, body)
 		}

@@ -38,6 +38,10 @@ type Config struct {
 	// not ready, so edges and activators drop the endpoint before its
 	// listener closes (Knative's drain sleep). Optional, default none.
 	DrainDelay time.Duration
+	// Now is the clock the meter reads when requests come and go.
+	// Optional, default time.Now; tests give a fake one so the measured
+	// concurrency does not depend on the scheduler.
+	Now func() time.Time
 }
 
 // Stats are the proxy's counters, for the autoscaler's metrics.
@@ -56,6 +60,7 @@ type Proxy struct {
 	timeout    time.Duration
 	drainDelay time.Duration
 	meter      *meter.Meter
+	now        func() time.Time
 	created    time.Time
 	breaker    *Breaker // nil when unlimited
 	rp         *httputil.ReverseProxy
@@ -74,7 +79,11 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		return nil, errors.New("queue: empty target")
 	}
 	target := &url.URL{Scheme: "http", Host: cfg.Target}
-	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, created: time.Now()}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, now: now, created: now()}
 	p.meter = meter.NewMeter(p.created)
 	if cfg.ContainerConcurrency > 0 {
 		depth := cfg.QueueDepth
@@ -179,8 +188,8 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	p.total.Add(1)
 	proxied := r.Header.Get(meter.ProxyHeaderName) != ""
-	p.meter.In(time.Now(), proxied)
-	defer func() { p.meter.Out(time.Now(), proxied) }()
+	p.meter.In(p.now(), proxied)
+	defer func() { p.meter.Out(p.now(), proxied) }()
 
 	ctx := r.Context()
 	if p.timeout > 0 {

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
 // startProxy serves a proxy for backend on a loopback port.
@@ -99,10 +101,7 @@ func TestQueueFull(t *testing.T) {
 		}()
 	}
 	<-entered
-	deadline := time.Now().Add(5 * time.Second)
-	for p.Stats().Queued != 1 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, "one request queued", 5*time.Second, func() bool { return p.Stats().Queued == 1 })
 	if s := p.Stats(); s.InFlight != 1 || s.Queued != 1 {
 		t.Fatalf("stats = %+v, want 1 in flight and 1 queued", s)
 	}

@@ -91,16 +91,16 @@ func TestRunHostNetwork(t *testing.T) {
 	}
 	url := fmt.Sprintf("http://127.0.0.1:%d/", port)
 	var body string
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+	testenv.Eventually(t, "the container to serve on "+url, 30*time.Second, func() bool {
 		resp, err := http.Get(url)
 		if err != nil {
-			continue
+			return false
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		body = string(b)
-		break
-	}
+		return true
+	})
 	tReady := time.Since(t1)
 	if body != "hi from runtime\n" {
 		t.Fatalf("body %q", body)

@@ -1,0 +1,41 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"github.com/kiln-serving/kiln/agent/network"
+	"github.com/kiln-serving/kiln/agent/runtime"
+)
+
+// containers is what the agent needs of containerd: *runtime.Runtime in
+// production; the unit tests run the agent on an in-memory fake, without
+// root or containerd.
+type containers interface {
+	// Ping fails with errdefs.ErrUnavailable when containerd does not answer.
+	Ping(ctx context.Context) error
+	// List returns every container in the agent's namespace.
+	List(ctx context.Context) ([]runtime.Container, error)
+	EnsureImage(ctx context.Context, ref string) (runtime.Image, error)
+	Unpacked(ctx context.Context, img runtime.Image) bool
+	// Start creates and starts a container; its Task.Exited fires when the
+	// task ends or ctx does.
+	Start(ctx context.Context, s runtime.Spec) (*runtime.Task, error)
+	// Attach fails with errdefs.ErrNotFound without a running task.
+	Attach(ctx context.Context, id string) (*runtime.Task, error)
+	// Remove stops and deletes a container; a missing one is no error.
+	Remove(ctx context.Context, id string, grace time.Duration) error
+	Close() error
+}
+
+// podNetwork gives each instance its network namespace: *network.Network
+// (CNI). The agent holds none with HostNetwork.
+type podNetwork interface {
+	Setup(ctx context.Context, id string) (nsPath, ip string, err error)
+	Teardown(ctx context.Context, id, nsPath string) error
+}
+
+var (
+	_ containers = (*runtime.Runtime)(nil)
+	_ podNetwork = (*network.Network)(nil)
+)

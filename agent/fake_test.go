@@ -1,0 +1,239 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	containerd "github.com/containerd/containerd/v2/client"
+
+	"github.com/kiln-serving/kiln/agent/runtime"
+	"github.com/kiln-serving/kiln/api/errdefs"
+)
+
+// fakeNode is containerd and CNI in memory, for unit tests of the agent
+// without root: a started serving container is an HTTP server on its
+// instance's address answering "fake <id>", and each instance's network is
+// a loopback address of its own (127.0.1.x).
+type fakeNode struct {
+	mu      sync.Mutex
+	ctrs    map[string]*fakeCtr
+	netIP   map[string]string // netns path → IP
+	nextIP  int
+	starts  []string // container IDs in Start order
+	removes []string // container IDs in Remove order
+	downs   []string // instances whose network was torn down
+}
+
+type fakeCtr struct {
+	labels map[string]string
+	digest string
+	app    net.Listener // nil when the container serves nothing
+	dead   chan struct{}
+	exit   uint32
+}
+
+var (
+	_ containers = (*fakeNode)(nil)
+	_ podNetwork = (*fakeNode)(nil)
+)
+
+func newFakeNode() *fakeNode {
+	return &fakeNode{ctrs: map[string]*fakeCtr{}, netIP: map[string]string{}}
+}
+
+func (f *fakeNode) Ping(context.Context) error { return nil }
+func (f *fakeNode) Close() error               { return nil }
+
+func (f *fakeNode) List(context.Context) ([]runtime.Container, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []runtime.Container
+	for id, c := range f.ctrs {
+		out = append(out, runtime.Container{ID: id, Labels: c.labels, Running: c.running(), ImageDigest: c.digest})
+	}
+	return out, nil
+}
+
+func (f *fakeNode) EnsureImage(_ context.Context, ref string) (runtime.Image, error) {
+	return runtime.Image{Digest: "sha256:" + ref}, nil
+}
+
+func (f *fakeNode) Unpacked(context.Context, runtime.Image) bool { return true }
+
+func (f *fakeNode) Start(ctx context.Context, s runtime.Spec) (*runtime.Task, error) {
+	if err := f.Remove(ctx, s.ID, 0); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &fakeCtr{labels: s.Labels, digest: s.Image.Digest, dead: make(chan struct{})}
+	if port := s.Labels[labelPort]; port != "" {
+		host := "127.0.0.1"
+		if s.NetNSPath != "" {
+			host = f.netIP[s.NetNSPath]
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			return nil, fmt.Errorf("fake app of %s: %w", s.ID, err)
+		}
+		c.app = ln
+		go serveFake(ln, s.ID)
+	}
+	f.ctrs[s.ID] = c
+	f.starts = append(f.starts, s.ID)
+	return c.task(ctx, s.ID), nil
+}
+
+func (f *fakeNode) Attach(ctx context.Context, id string) (*runtime.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.ctrs[id]
+	if !ok || !c.running() {
+		return nil, fmt.Errorf("attach %s: %w", id, errdefs.ErrNotFound)
+	}
+	return c.task(ctx, id), nil
+}
+
+func (f *fakeNode) Remove(_ context.Context, id string, _ time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.ctrs[id]
+	if !ok {
+		return nil
+	}
+	c.kill(137)
+	delete(f.ctrs, id)
+	f.removes = append(f.removes, id)
+	return nil
+}
+
+func (f *fakeNode) Setup(_ context.Context, id string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.nextIP++
+	ns, ip := "/fake/netns/"+id, "127.0.1."+strconv.Itoa(f.nextIP)
+	f.netIP[ns] = ip
+	return ns, ip, nil
+}
+
+func (f *fakeNode) Teardown(_ context.Context, id, nsPath string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.netIP, nsPath)
+	f.downs = append(f.downs, id)
+	return nil
+}
+
+// leave puts a running serving container as an earlier agent would have
+// left it, listening where its labels say.
+func (f *fakeNode) leave(id string, labels map[string]string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := &fakeCtr{labels: labels, digest: "sha256:left", dead: make(chan struct{})}
+	if port := labels[labelPort]; port != "" {
+		host := "127.0.0.1"
+		if ns := labels[labelNetNS]; ns != "" {
+			host = labels[labelIP]
+			f.netIP[ns] = host
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, port))
+		if err != nil {
+			panic(err)
+		}
+		c.app = ln
+		go serveFake(ln, id)
+	}
+	f.ctrs[id] = c
+}
+
+// crash ends a container's task as a crash would, leaving the container.
+func (f *fakeNode) crash(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.ctrs[id]; ok {
+		c.kill(139)
+	}
+}
+
+func (f *fakeNode) has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.ctrs[id]
+	return ok
+}
+
+func (f *fakeNode) startCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.starts {
+		if s == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeNode) tornDown(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Contains(f.downs, id)
+}
+
+// shutdown stops every fake app, as the end of the test does.
+func (f *fakeNode) shutdown() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.ctrs {
+		c.kill(0)
+	}
+}
+
+func (c *fakeCtr) running() bool {
+	select {
+	case <-c.dead:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill ends the task once; callers hold the node's lock.
+func (c *fakeCtr) kill(code uint32) {
+	if !c.running() {
+		return
+	}
+	c.exit = code
+	if c.app != nil {
+		c.app.Close()
+	}
+	close(c.dead)
+}
+
+// task delivers the exit once, when the container dies or ctx ends (with
+// an error), as containerd's Wait does.
+func (c *fakeCtr) task(ctx context.Context, id string) *runtime.Task {
+	exited := make(chan containerd.ExitStatus, 1)
+	go func() {
+		select {
+		case <-c.dead:
+			exited <- *containerd.NewExitStatus(c.exit, time.Now(), nil)
+		case <-ctx.Done():
+			exited <- *containerd.NewExitStatus(containerd.UnknownExitStatus, time.Now(), ctx.Err())
+		}
+	}()
+	return &runtime.Task{ID: id, PID: 1, Exited: exited}
+}
+
+func serveFake(ln net.Listener, id string) {
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "fake "+id)
+	}))
+}

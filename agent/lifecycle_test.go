@@ -1,0 +1,316 @@
+package agent
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kiln-serving/kiln/agent/queue"
+	"github.com/kiln-serving/kiln/api/errdefs"
+	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/store"
+	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
+)
+
+// The tests in this file run the agent on fakeNode and memstore: no root,
+// no containerd, no etcd. agent_test.go and pod_test.go run it for real.
+
+type unitEnv struct {
+	st   *memstore.Store
+	node *fakeNode
+	cfg  Config
+}
+
+func newUnitEnv(t *testing.T, hostNetwork bool) *unitEnv {
+	t.Helper()
+	cfg, err := Config{NodeName: node, StateDir: t.TempDir(), HostNetwork: hostNetwork, DrainDelay: -1}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &unitEnv{st: memstore.New(), node: newFakeNode(), cfg: cfg}
+	t.Cleanup(e.node.shutdown)
+	return e
+}
+
+// run runs an agent on the fake node until the returned stop is called
+// (or the test ends).
+func (e *unitEnv) run(t *testing.T, cfg Config) (stop func()) {
+	t.Helper()
+	var pn podNetwork
+	if !cfg.HostNetwork {
+		pn = e.node
+	}
+	a, err := newAgent(cfg, e.st, slog.New(slog.NewTextHandler(t.Output(), nil)), e.node, pn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("agent Run: %v", err)
+			}
+			// Workers leave the map as their goroutine ends.
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if len(a.workers) != 0 {
+				t.Errorf("Run returned with %d workers still running", len(a.workers))
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// spec is a revision's instance; with the fake CNI its app listens on a
+// free port of its own loopback address.
+func (e *unitEnv) spec(t *testing.T, rev string) cluster.InstanceSpec {
+	s := cluster.InstanceSpec{Namespace: "default", Service: "hello", Configuration: "hello", Revision: rev, Image: "example.com/hello:1", TimeoutSeconds: 5}
+	if !e.cfg.HostNetwork {
+		s.Port = int32(freePort(t))
+	}
+	return s
+}
+
+func (e *unitEnv) place(t *testing.T, name string, spec cluster.InstanceSpec) {
+	t.Helper()
+	b, _ := json.Marshal(cluster.Placement{Instance: name, Node: node, Spec: spec, PlacedAt: time.Now()})
+	if _, err := e.st.Put(context.Background(), store.PlacementKey(node, name), b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (e *unitEnv) unplace(t *testing.T, name string) {
+	t.Helper()
+	if err := e.st.Delete(context.Background(), store.PlacementKey(node, name)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// record is the instance record of name, if there is one.
+func (e *unitEnv) record(t *testing.T, name string) (cluster.Instance, bool) {
+	t.Helper()
+	kv, err := e.st.Get(context.Background(), store.InstanceKey(node, name))
+	if errors.Is(err, errdefs.ErrNotFound) {
+		return cluster.Instance{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inst cluster.Instance
+	if err := json.Unmarshal(kv.Value, &inst); err != nil {
+		t.Fatal(err)
+	}
+	return inst, true
+}
+
+func (e *unitEnv) waitRecord(t *testing.T, name, what string, cond func(cluster.Instance) bool) cluster.Instance {
+	t.Helper()
+	var last cluster.Instance
+	testenv.Eventually(t, "instance "+name+" "+what, 0, func() bool {
+		inst, ok := e.record(t, name)
+		last = inst
+		return ok && cond(inst)
+	})
+	return last
+}
+
+func (e *unitEnv) waitNoRecord(t *testing.T, name string) {
+	t.Helper()
+	testenv.Eventually(t, "instance record "+name+" deleted", 0, func() bool {
+		_, ok := e.record(t, name)
+		return !ok
+	})
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func fetch(t *testing.T, endpoint string, hdr ...string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+endpoint+"/", nil)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A placement becomes a running instance with its record; removing the
+// placement tears it down: record, container, network, queue-proxy.
+func TestAgentPlaceAndRemove(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		hostNetwork bool
+	}{{"cni", false}, {"host network", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newUnitEnv(t, tc.hostNetwork)
+			e.run(t, e.cfg)
+			e.place(t, "hello-a", e.spec(t, "hello-00001"))
+			inst := e.waitRecord(t, "hello-a", "running and ready", running)
+
+			if kv, err := e.st.Get(context.Background(), store.NodeKey(node)); err != nil || kv.Lease == 0 {
+				t.Errorf("node record: %+v, %v (want it on a lease)", kv, err)
+			}
+			if kv, _ := e.st.Get(context.Background(), store.InstanceKey(node, "hello-a")); kv.Lease == 0 {
+				t.Error("instance record not on the node's lease")
+			}
+			if inst.Node != node || inst.Revision != "hello-00001" || inst.ImageDigest != "sha256:example.com/hello:1" {
+				t.Errorf("record %+v", inst)
+			}
+			if tc.hostNetwork != (inst.ContainerIP == "") {
+				t.Errorf("ContainerIP %q with host network %v", inst.ContainerIP, tc.hostNetwork)
+			}
+			if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake hello-a" {
+				t.Errorf("GET via queue-proxy: %d %q", code, body)
+			}
+			if code, _ := fetch(t, inst.Endpoint, queue.ProbeHeader, queue.ProbeValue); code != 200 {
+				t.Errorf("queue probe: %d, want 200", code)
+			}
+
+			e.unplace(t, "hello-a")
+			e.waitNoRecord(t, "hello-a")
+			if e.node.has("hello-a") {
+				t.Error("container still exists after the placement was removed")
+			}
+			if !tc.hostNetwork && !e.node.tornDown("hello-a") {
+				t.Error("network not torn down")
+			}
+			if c, err := net.DialTimeout("tcp", inst.Endpoint, time.Second); err == nil {
+				c.Close()
+				t.Error("queue-proxy still listening after stop")
+			}
+		})
+	}
+}
+
+// A restarted agent adopts the containers an earlier one left for placed
+// instances without restarting them, removes those left for placements
+// since deleted (sidecars included), and starts the rest.
+func TestAgentAdoptsAtStart(t *testing.T) {
+	e := newUnitEnv(t, false)
+	keep := e.spec(t, "hello-00001")
+	queuePort := freePort(t)
+	e.node.leave("keep", map[string]string{
+		labelInstance: "keep", labelNamespace: "default", labelRevision: "hello-00001",
+		labelPort: strconv.Itoa(int(keep.Port)), labelQueuePort: strconv.Itoa(queuePort),
+		labelNetNS: "/fake/netns/keep", labelIP: "127.0.2.1",
+	})
+	e.node.leave("drop", map[string]string{
+		labelInstance: "drop", labelRevision: "hello-00001", labelNetNS: "/fake/netns/drop", labelIP: "127.0.2.2",
+	})
+	e.node.leave("drop.log", map[string]string{labelPod: "drop"})
+	e.place(t, "keep", keep)
+	e.place(t, "fresh", e.spec(t, "hello-00001"))
+
+	e.run(t, e.cfg)
+	inst := e.waitRecord(t, "keep", "adopted", running)
+	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(queuePort)); inst.Endpoint != want {
+		t.Errorf("adopted endpoint %s, want the queue port it had: %s", inst.Endpoint, want)
+	}
+	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake keep" {
+		t.Errorf("GET adopted instance: %d %q", code, body)
+	}
+	if n := e.node.startCount("keep"); n != 0 {
+		t.Errorf("adopted container started %d times, want 0", n)
+	}
+	e.waitRecord(t, "fresh", "running", running)
+	testenv.Eventually(t, "orphans removed", 0, func() bool {
+		return !e.node.has("drop") && !e.node.has("drop.log") && e.node.tornDown("drop")
+	})
+}
+
+// An agent that stops leaves its containers running and its records gone
+// (lease revoked); the next one adopts them; with StopOnExit it stops them.
+func TestAgentRestart(t *testing.T) {
+	e := newUnitEnv(t, true)
+	stop1 := e.run(t, e.cfg)
+	e.place(t, "keep", e.spec(t, "hello-00001"))
+	before := e.waitRecord(t, "keep", "running", running)
+	stop1()
+	if _, ok := e.record(t, "keep"); ok {
+		t.Error("instance record outlived its agent's lease")
+	}
+	if !e.node.has("keep") {
+		t.Fatal("container stopped with the agent")
+	}
+
+	cfg := e.cfg
+	cfg.StopOnExit = true
+	stop2 := e.run(t, cfg)
+	after := e.waitRecord(t, "keep", "adopted", running)
+	if n := e.node.startCount("keep"); n != 1 {
+		t.Errorf("container started %d times, want once (adopted, not restarted)", n)
+	}
+	if after.Endpoint != before.Endpoint {
+		t.Errorf("endpoint changed on adoption: %s -> %s", before.Endpoint, after.Endpoint)
+	}
+	stop2()
+	if e.node.has("keep") {
+		t.Error("container left running by an agent with StopOnExit")
+	}
+}
+
+// A task that dies fails the instance, and the worker recreates it.
+func TestAgentRecreatesDeadTask(t *testing.T) {
+	e := newUnitEnv(t, true)
+	e.run(t, e.cfg)
+	e.place(t, "crashy", e.spec(t, "hello-00001"))
+	e.waitRecord(t, "crashy", "running", running)
+	e.node.crash("crashy")
+	e.waitRecord(t, "crashy", "failed", func(i cluster.Instance) bool {
+		return i.Phase == cluster.PhaseFailed && i.Reason == "ContainerExited"
+	})
+	inst := e.waitRecord(t, "crashy", "running again", running)
+	if n := e.node.startCount("crashy"); n != 2 {
+		t.Errorf("container started %d times, want 2", n)
+	}
+	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake crashy" {
+		t.Errorf("GET after recreate: %d %q", code, body)
+	}
+}
+
+// A placement deleted and created again under the same name gets a fresh
+// instance, whether the two changes reach the agent together or apart.
+func TestAgentReplacesRecreatedPlacement(t *testing.T) {
+	e := newUnitEnv(t, true)
+	e.run(t, e.cfg)
+	e.place(t, "again", e.spec(t, "hello-00001"))
+	e.waitRecord(t, "again", "running", running)
+	e.unplace(t, "again")
+	e.place(t, "again", e.spec(t, "hello-00002"))
+	inst := e.waitRecord(t, "again", "running the new revision", func(i cluster.Instance) bool {
+		return running(i) && i.Revision == "hello-00002"
+	})
+	if n := e.node.startCount("again"); n != 2 {
+		t.Errorf("container started %d times, want 2", n)
+	}
+	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake again" {
+		t.Errorf("GET the new instance: %d %q", code, body)
+	}
+}
