@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -90,7 +89,7 @@ func newTestEnv(t *testing.T, hostNetwork bool) *testEnv {
 			ContainerdAddress: addr,
 			StateDir:          t.TempDir(),
 			BridgeName:        bridge,
-			Subnet:            freeSubnet(t),
+			Subnet:            testenv.FreeSubnet(t),
 			HostNetwork:       hostNetwork,
 			LeaseTTL:          5 * time.Second,
 		},
@@ -429,22 +428,4 @@ func TestLeaseLostReregisters(t *testing.T) {
 	if code, _ := get(t, inst.Endpoint); code != 200 {
 		t.Errorf("GET after re-registration: %d", code)
 	}
-}
-
-// freeSubnet picks a 10.x.0.0/16 no route on this host uses yet, so a test
-// never shares a subnet with another test's (or the demo's) bridge.
-func freeSubnet(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route").Output()
-	if err != nil {
-		t.Fatalf("ip route: %v", err)
-	}
-	for range 100 {
-		s := fmt.Sprintf("10.%d.0.0/16", 100+rand.IntN(150))
-		if !strings.Contains(string(out), s) {
-			return s
-		}
-	}
-	t.Fatal("no free 10.x.0.0/16 subnet")
-	return ""
 }

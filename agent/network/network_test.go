@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 
 	"github.com/kiln-serving/kiln/internal/testenv"
@@ -16,7 +15,7 @@ import (
 func TestSetupTeardown(t *testing.T) {
 	testenv.RequireRoot(t)
 	bridge := fmt.Sprintf("kt%d", rand.IntN(1_000_000))
-	subnet := freeSubnet(t)
+	subnet := testenv.FreeSubnet(t)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 
 	n, err := New(Config{StateDir: t.TempDir(), BinDir: "/usr/lib/cni", BridgeName: bridge, Subnet: subnet})
@@ -72,22 +71,4 @@ func TestNewRejectsBadConfig(t *testing.T) {
 			}
 		})
 	}
-}
-
-// freeSubnet picks a 10.x.0.0/16 no route on this host uses yet, so a test
-// never shares a subnet with another test's (or the demo's) bridge.
-func freeSubnet(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("ip", "-4", "route").Output()
-	if err != nil {
-		t.Fatalf("ip route: %v", err)
-	}
-	for range 100 {
-		s := fmt.Sprintf("10.%d.0.0/16", 100+rand.IntN(150))
-		if !strings.Contains(string(out), s) {
-			return s
-		}
-	}
-	t.Fatal("no free 10.x.0.0/16 subnet")
-	return ""
 }
