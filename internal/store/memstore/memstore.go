@@ -15,7 +15,7 @@ import (
 type watcher struct {
 	prefix string
 	ch     chan store.WatchResponse
-	ctx    context.Context
+	done   <-chan struct{} // the watch's ctx.Done()
 }
 
 // Store is an in-memory store.Store.
@@ -135,11 +135,12 @@ func (s *Store) emit(ev store.Event) {
 		}
 		select {
 		case w.ch <- store.WatchResponse{Events: []store.Event{ev}, Revision: s.rev}:
-		case <-w.ctx.Done():
+		case <-w.done:
 		default:
 			// A watcher that does not keep up is cut off, as etcd does
-			// with slow watchers; it must re-list.
-			w.ch <- store.WatchResponse{Err: fmt.Errorf("watch %q: %w: watcher too slow", w.prefix, errdefs.ErrUnavailable)}
+			// with slow watchers: its channel closes after what it holds
+			// and it must re-list. (Its buffer is full, so there is no
+			// room for an error response; a closed channel says the same.)
 			delete(s.watchers, w)
 			close(w.ch)
 		}
@@ -148,7 +149,7 @@ func (s *Store) emit(ev store.Event) {
 
 // Watch implements store.Store.
 func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) <-chan store.WatchResponse {
-	w := &watcher{prefix: prefix, ch: make(chan store.WatchResponse, 1024), ctx: ctx}
+	w := &watcher{prefix: prefix, ch: make(chan store.WatchResponse, 1024), done: ctx.Done()}
 	s.mu.Lock()
 	if fromRev > 0 {
 		for _, ev := range s.history {
