@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync"
 	"testing"
@@ -146,21 +144,6 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-func fetch(t *testing.T, endpoint string, hdr ...string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+endpoint+"/", nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // A placement becomes a running instance with its record; removing the
 // placement tears it down: record, container, network, queue-proxy.
 func TestAgentPlaceAndRemove(t *testing.T) {
@@ -186,10 +169,10 @@ func TestAgentPlaceAndRemove(t *testing.T) {
 			if tc.hostNetwork != (inst.ContainerIP == "") {
 				t.Errorf("ContainerIP %q with host network %v", inst.ContainerIP, tc.hostNetwork)
 			}
-			if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake hello-a" {
+			if code, body := get(t, inst.Endpoint); code != 200 || body != "fake hello-a" {
 				t.Errorf("GET via queue-proxy: %d %q", code, body)
 			}
-			if code, _ := fetch(t, inst.Endpoint, queue.ProbeHeader, queue.ProbeValue); code != 200 {
+			if code, _ := get(t, inst.Endpoint, queue.ProbeHeader, queue.ProbeValue); code != 200 {
 				t.Errorf("queue probe: %d, want 200", code)
 			}
 
@@ -233,7 +216,7 @@ func TestAgentAdoptsAtStart(t *testing.T) {
 	if want := net.JoinHostPort("127.0.0.1", strconv.Itoa(queuePort)); inst.Endpoint != want {
 		t.Errorf("adopted endpoint %s, want the queue port it had: %s", inst.Endpoint, want)
 	}
-	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake keep" {
+	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake keep" {
 		t.Errorf("GET adopted instance: %d %q", code, body)
 	}
 	if n := e.node.startCount("keep"); n != 0 {
@@ -290,7 +273,7 @@ func TestAgentRecreatesDeadTask(t *testing.T) {
 	if n := e.node.startCount("crashy"); n != 2 {
 		t.Errorf("container started %d times, want 2", n)
 	}
-	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake crashy" {
+	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake crashy" {
 		t.Errorf("GET after recreate: %d %q", code, body)
 	}
 }
@@ -310,7 +293,7 @@ func TestAgentReplacesRecreatedPlacement(t *testing.T) {
 	if n := e.node.startCount("again"); n != 2 {
 		t.Errorf("container started %d times, want 2", n)
 	}
-	if code, body := fetch(t, inst.Endpoint); code != 200 || body != "fake again" {
+	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake again" {
 		t.Errorf("GET the new instance: %d %q", code, body)
 	}
 }
