@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 )
 
@@ -78,5 +79,13 @@ func TestWatch(t *testing.T) {
 	}
 	if err := r.Services().Delete(ctx, "default", "a"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Fatalf("delete missing: %v", err)
+	}
+}
+
+// The roles that follow every Revision watch store.RevisionsPrefix; it must
+// be the registry's own prefix for the kind.
+func TestRevisionsPrefixIsTheRegistrys(t *testing.T) {
+	if got := New(memstore.New()).Revisions().Prefix(""); got != store.RevisionsPrefix {
+		t.Fatalf("registry revisions prefix %q, store.RevisionsPrefix %q", got, store.RevisionsPrefix)
 	}
 }

@@ -111,32 +111,15 @@ type scaleKV struct {
 func (a *Autoscaler) newState(w store.Store) *state {
 	st := &state{
 		w:         w,
-		revisions: store.NewCache(store.RevisionsPrefix, decodeObject[v1.Revision], a.log),
-		routes:    store.NewCache(a.reg.Routes().Prefix(""), decodeObject[v1.Route], a.log),
-		cfgs:      store.NewCache(a.reg.Configurations().Prefix(""), decodeObject[v1.Configuration], a.log),
+		revisions: store.NewCache(store.RevisionsPrefix, a.reg.Revisions().Decode, a.log),
+		routes:    store.NewCache(a.reg.Routes().Prefix(""), a.reg.Routes().Decode, a.log),
+		cfgs:      store.NewCache(a.reg.Configurations().Prefix(""), a.reg.Configurations().Decode, a.log),
 		scale:     store.NewCache(store.ScalePrefix, a.decodeScale, a.log),
 		instances: store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], a.log),
 		decisions: map[RevisionKey]*revState{},
 	}
 	st.mirror = store.NewMirror(st.revisions, st.routes, st.cfgs, st.scale, st.instances)
 	return st
-}
-
-// object is a registry kind's pointer.
-type object[T any] interface {
-	*T
-	registry.Object
-}
-
-// decodeObject decodes a registry object; the key, not the record, names it.
-func decodeObject[T any, P object[T]](kv store.KV) (P, error) {
-	v := P(new(T))
-	if err := json.Unmarshal(kv.Value, v); err != nil {
-		return nil, err
-	}
-	m := v.Meta()
-	m.Namespace, m.Name = store.SplitLast(kv.Key)
-	return v, nil
 }
 
 // decodeScale never fails: an undecodable record is kept as Desired -1, so
