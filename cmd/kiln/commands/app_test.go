@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
+	"github.com/kiln-serving/kiln/internal/testenv"
 	"github.com/kiln-serving/kiln/services/apiserver"
 )
 
@@ -375,10 +376,7 @@ spec:
 		t.Fatalf("first apply: %q", out)
 	}
 	// Wait for the fake controller so the status writes do not race the compare.
-	deadline := time.Now().Add(5 * time.Second)
-	for !e.service("hello").IsReady() && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Eventually(t, "the fake controller to make hello Ready", 0, func() bool { return e.service("hello").IsReady() })
 	if out := e.mustRun("apply", "-f", p); out != "Service 'hello' unchanged.\nRoute 'split' unchanged.\n" {
 		t.Fatalf("second apply: %q", out)
 	}
