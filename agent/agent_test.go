@@ -232,11 +232,10 @@ func TestInstanceLifecycle(t *testing.T) {
 			cfg.StopOnExit = true
 			e.startAgent(t, cfg)
 
-			if _, err := e.st.Get(context.Background(), store.NodeKey(node)); err != nil {
-				// Registration may still be in flight; the instance wait
-				// below covers the agent being up.
-				time.Sleep(100 * time.Millisecond)
-			}
+			testenv.Eventually(t, "the node record", 0, func() bool {
+				_, err := e.st.Get(context.Background(), store.NodeKey(node))
+				return err == nil
+			})
 			t0 := time.Now()
 			spec := e.spec("hello-00001")
 			spec.ReadinessPath = tc.readinessPath
