@@ -54,6 +54,9 @@ type Gateway struct {
 
 	mu      sync.Mutex // guards servers
 	servers map[string]*boundServer
+	// serving counts the goroutines serving or draining a listener, which
+	// apply starts as listeners come and go; Run waits for them.
+	serving sync.WaitGroup
 }
 
 // boundServer is one listener's HTTP server.
@@ -158,6 +161,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	for _, b := range servers {
 		_ = b.srv.Shutdown(sctx)
 	}
+	g.serving.Wait()
 	select {
 	case err := <-fatal:
 		return err
@@ -176,11 +180,11 @@ func (g *Gateway) apply(st *edgeState) error {
 		if sp, ok := st.specs[name]; !ok || g.portFor(sp) != b.port || (sp.tls != nil) != b.tls {
 			// Gone or moved: drain it in the background.
 			delete(g.servers, name)
-			go func() {
+			g.serving.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 				defer cancel()
 				_ = b.srv.Shutdown(ctx)
-			}()
+			})
 		}
 	}
 	names := make([]string, 0, len(st.specs))
@@ -213,7 +217,7 @@ func (g *Gateway) apply(st *edgeState) error {
 			// Envoy's codec AUTO also speaks HTTP/2 with prior knowledge.
 			srv.Protocols.SetUnencryptedHTTP2(true)
 		}
-		go func() {
+		g.serving.Go(func() {
 			var err error
 			if sp.tls != nil {
 				err = srv.ServeTLS(lis, "", "")
@@ -223,7 +227,7 @@ func (g *Gateway) apply(st *edgeState) error {
 			if err != nil && !errors.Is(err, http.ErrServerClosed) {
 				g.log.Error("serve", "listener", name, "error", err)
 			}
-		}()
+		})
 		g.servers[name] = &boundServer{srv: srv, addr: lis.Addr(), port: port, tls: sp.tls != nil}
 		g.log.Info("serving", "listener", name, "address", lis.Addr().String(), "tls", sp.tls != nil)
 	}
