@@ -73,12 +73,15 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Agent, error) {
 	log = log.With("component", "agent", "node", cfg.NodeName)
 	var pn podNetwork
 	if !cfg.HostNetwork {
-		n, err := network.New(network.Config{
+		ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+		n, err := network.New(ctx, network.Config{
 			StateDir:   filepath.Join(cfg.StateDir, "cni"),
 			BinDir:     cfg.CNIBinDir,
 			BridgeName: cfg.BridgeName,
 			Subnet:     cfg.Subnet,
+			Isolation:  cfg.NetworkIsolation,
 		})
+		cancel()
 		if err != nil {
 			return nil, fmt.Errorf("agent network: %w", err)
 		}
@@ -221,6 +224,14 @@ loop:
 	}
 	a.mu.Unlock()
 	a.wg.Wait()
+	if a.cfg.StopOnExit && a.net != nil {
+		// Nothing is left running to protect.
+		cctx, cancel := context.WithTimeout(bg, storeTimeout)
+		if err := a.net.RemoveIsolation(cctx); err != nil {
+			a.log.Warn("remove isolation rules", "error", err)
+		}
+		cancel()
+	}
 
 	a.leaseMu.Lock()
 	defer a.leaseMu.Unlock()
@@ -454,4 +465,15 @@ func memTotalMiB() int64 {
 		}
 	}
 	return 0
+}
+
+// OpenNamespaces sets the namespaces whose instances on this node may reach
+// each other (config-network's namespace-internal-traffic); every other
+// instance reaches neither its neighbours nor the node. A no-op with
+// HostNetwork.
+func (a *Agent) OpenNamespaces(ctx context.Context, namespaces []string) error {
+	if a.net == nil {
+		return nil
+	}
+	return a.net.OpenNamespaces(ctx, namespaces)
 }

@@ -35,6 +35,9 @@ type Config struct {
 	// HostNetwork runs containers in the host netns with an agent-assigned
 	// PORT, for machines without CNI.
 	HostNetwork bool
+	// NetworkIsolation keeps instances from reaching the node and each
+	// other (agent/network's Firewall, nftables). Ignored with HostNetwork.
+	NetworkIsolation bool
 	// PortMin and PortMax bound queue-proxy (and host-network app) ports;
 	// default 20000-29999.
 	PortMin, PortMax int

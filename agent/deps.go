@@ -32,7 +32,16 @@ type containers interface {
 // (CNI). The agent holds none with HostNetwork.
 type podNetwork interface {
 	Setup(ctx context.Context, id string) (nsPath, ip string, err error)
+	// Admit tells the isolation rules which namespace the instance at ip
+	// belongs to (after Setup, or on adopting a running instance).
+	Admit(ctx context.Context, id, namespace, ip string) error
+	// OpenNamespaces sets the namespaces whose instances may reach each
+	// other.
+	OpenNamespaces(ctx context.Context, namespaces []string) error
 	Teardown(ctx context.Context, id, nsPath string) error
+	// RemoveIsolation removes the isolation rules (only when no instance
+	// is left to protect).
+	RemoveIsolation(ctx context.Context) error
 }
 
 var (

@@ -123,6 +123,11 @@ func (f *fakeNode) Setup(_ context.Context, id string) (string, string, error) {
 	return ns, ip, nil
 }
 
+// The fake network has no isolation rules to keep.
+func (f *fakeNode) Admit(context.Context, string, string, string) error { return nil }
+func (f *fakeNode) OpenNamespaces(context.Context, []string) error      { return nil }
+func (f *fakeNode) RemoveIsolation(context.Context) error               { return nil }
+
 func (f *fakeNode) Teardown(_ context.Context, id, nsPath string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

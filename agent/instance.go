@@ -183,6 +183,9 @@ func (w *worker) create(ctx context.Context) error {
 		if err != nil {
 			return w.fail(ctx, "NetworkSetupFailed", err)
 		}
+		if err := a.net.Admit(ctx, w.name, spec.Namespace, w.ip); err != nil {
+			return w.fail(ctx, "NetworkSetupFailed", err)
+		}
 		w.appPort = int(spec.Port)
 		if w.appPort == 0 {
 			w.appPort = defaultPort
@@ -274,6 +277,9 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 		w.target = net.JoinHostPort("127.0.0.1", strconv.Itoa(appPort))
 	} else {
 		w.target = net.JoinHostPort(w.ip, strconv.Itoa(appPort))
+		if err := a.net.Admit(ctx, w.name, w.p.Spec.Namespace, w.ip); err != nil {
+			return fmt.Errorf("isolation rules: %w", err)
+		}
 	}
 	w.rec.ImageDigest = c.ImageDigest
 	w.setPhase(ctx, cluster.PhaseStarting, "", "")

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/containerd/containerd/v2/pkg/netns"
@@ -25,6 +26,9 @@ type Config struct {
 	BridgeName string
 	// Subnet is the IPv4 CIDR instances get addresses from.
 	Subnet string
+	// Isolation installs the Firewall: instances reach neither the node
+	// nor each other. Optional; off only where nftables is unavailable.
+	Isolation bool
 }
 
 // Network attaches instances to the node bridge.
@@ -35,11 +39,13 @@ type Network struct {
 	mu       sync.Mutex
 	cni      gocni.CNI
 	netnsDir string
+	fw       *Firewall // nil without Config.Isolation
 }
 
-// New validates cfg and loads the CNI configuration. It does not create the
-// bridge; the bridge plugin does on the first Setup.
-func New(cfg Config) (*Network, error) {
+// New validates cfg, loads the CNI configuration and, with cfg.Isolation,
+// installs the firewall. It does not create the bridge; the bridge plugin
+// does on the first Setup.
+func New(ctx context.Context, cfg Config) (*Network, error) {
 	if len(cfg.BridgeName) == 0 || len(cfg.BridgeName) > 15 {
 		return nil, fmt.Errorf("bridge name %q: must be 1-15 characters", cfg.BridgeName)
 	}
@@ -74,7 +80,44 @@ func New(cfg Config) (*Network, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load CNI config: %w", err)
 	}
-	return &Network{cni: cni, netnsDir: netnsDir}, nil
+	n := &Network{cni: cni, netnsDir: netnsDir}
+	if cfg.Isolation {
+		if b, err := os.ReadFile(BridgeNetfilterPath); err != nil || strings.TrimSpace(string(b)) != "1" {
+			return nil, fmt.Errorf("instance isolation needs bridged traffic to pass nftables (%s = 1; load br_netfilter), or run the agent with --network-isolation=false", BridgeNetfilterPath)
+		}
+		if n.fw, err = NewFirewall(ctx, cfg.BridgeName, prefix.Masked().String()); err != nil {
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// Admit tells the firewall instance id of namespace has address ip, for a
+// new instance after Setup or an adopted one after an agent restart.
+func (n *Network) Admit(ctx context.Context, id, namespace, ip string) error {
+	if n.fw == nil {
+		return nil
+	}
+	return n.fw.Admit(ctx, id, namespace, ip)
+}
+
+// OpenNamespaces sets the namespaces whose instances may reach each other
+// (config-network's namespace-internal-traffic).
+func (n *Network) OpenNamespaces(ctx context.Context, namespaces []string) error {
+	if n.fw == nil {
+		return nil
+	}
+	return n.fw.OpenNamespaces(ctx, namespaces)
+}
+
+// RemoveIsolation removes the firewall's rules. The agent calls it only
+// when it stops its instances on exit; otherwise the rules stay to protect
+// the instances it leaves running, and the next agent replaces them.
+func (n *Network) RemoveIsolation(ctx context.Context) error {
+	if n.fw == nil {
+		return nil
+	}
+	return n.fw.Close(ctx)
 }
 
 func confList(bridge, subnet, ipamDir string) ([]byte, error) {
@@ -134,6 +177,11 @@ func (n *Network) Teardown(ctx context.Context, id, nsPath string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	var errs []error
+	if n.fw != nil {
+		if err := n.fw.Forget(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("firewall forget %s: %w", id, err))
+		}
+	}
 	if err := n.cni.Remove(ctx, id, nsPath); err != nil {
 		errs = append(errs, fmt.Errorf("CNI del for %s: %w", id, err))
 	}

@@ -18,7 +18,7 @@ func TestSetupTeardown(t *testing.T) {
 	subnet := testenv.FreeSubnet(t)
 	t.Cleanup(func() { _ = exec.Command("ip", "link", "del", bridge).Run() })
 
-	n, err := New(Config{StateDir: t.TempDir(), BinDir: "/usr/lib/cni", BridgeName: bridge, Subnet: subnet})
+	n, err := New(context.Background(), Config{StateDir: t.TempDir(), BinDir: "/usr/lib/cni", BridgeName: bridge, Subnet: subnet})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.StateDir = t.TempDir()
-			if _, err := New(tc.cfg); err == nil {
+			if _, err := New(context.Background(), tc.cfg); err == nil {
 				t.Error("New accepted a bad config")
 			}
 		})
