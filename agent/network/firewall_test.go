@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	cnins "github.com/containernetworking/plugins/pkg/ns"
 	"github.com/containerd/containerd/v2/pkg/netns"
+	cnins "github.com/containernetworking/plugins/pkg/ns"
 
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
