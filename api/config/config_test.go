@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -95,6 +96,30 @@ func TestServingConfigs(t *testing.T) {
 		_, err := Parse(tc.name, tc.data)
 		if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), tc.key) {
 			t.Errorf("%s %v: err = %v, want it to name %q", tc.name, tc.data, err, tc.key)
+		}
+	}
+}
+
+func TestNamespaceInternalTraffic(t *testing.T) {
+	for _, tc := range []struct {
+		value   string
+		want    []string
+		wantErr string
+	}{
+		{value: "", want: nil},
+		{value: "team-a, team-b", want: []string{"team-a", "team-b"}},
+		{value: "team-a,Team_B", wantErr: `namespace-internal-traffic: invalid value "Team_B"`},
+		{value: "a.b", wantErr: `invalid value "a.b"`},
+	} {
+		n, err := ParseNetwork(map[string]string{"namespace-internal-traffic": tc.value})
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("%q: err = %v, want %q", tc.value, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || fmt.Sprint(n.NamespaceInternalTraffic) != fmt.Sprint(tc.want) {
+			t.Errorf("%q: %v, %v; want %v", tc.value, n, err, tc.want)
 		}
 	}
 }

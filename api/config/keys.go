@@ -65,6 +65,7 @@ var defaultData = map[string]map[string]string{
 		"http-protocol":                    HTTPEnabled,
 		"autocreate-cluster-domain-claims": "false",
 		"ingress-class":                    "kiln",
+		"namespace-internal-traffic":       "",
 	},
 	NameDeployment: {
 		"progress-deadline":                 "10m0s",

@@ -256,13 +256,18 @@ type Network struct {
 	HTTPProtocol                  string // enabled, redirected, disabled
 	AutocreateClusterDomainClaims bool
 	IngressClass                  string
+	// NamespaceInternalTraffic lists the namespaces whose instances may
+	// call each other directly (kiln's namespace-level opt-out of the
+	// default isolation; Kubernetes would use a NetworkPolicy).
+	NamespaceInternalTraffic []string
 }
 
 // ParseNetwork validates config-network.
 func ParseNetwork(d map[string]string) (*Network, error) {
 	if err := checkKeys(d, "domain-template", "tag-template", "default-external-scheme", "http-protocol",
 		"autocreate-cluster-domain-claims", "ingress-class", "ingress.class", "auto-tls", "external-domain-tls",
-		"cluster-local-domain-tls", "system-internal-tls", "enable-mesh-pod-addressability", "rollout-duration"); err != nil {
+		"cluster-local-domain-tls", "system-internal-tls", "enable-mesh-pod-addressability", "rollout-duration",
+		"namespace-internal-traffic"); err != nil {
 		return nil, err
 	}
 	c := &Network{}
@@ -296,6 +301,15 @@ func ParseNetwork(d map[string]string) (*Network, error) {
 	}
 	if err := checkTemplate("tag-template", c.TagTemplate, map[string]any{"Name": "n", "Tag": "t"}); err != nil {
 		return nil, err
+	}
+	for _, ns := range strings.Split(d["namespace-internal-traffic"], ",") {
+		if ns = strings.TrimSpace(ns); ns == "" {
+			continue
+		}
+		if !isDNSName(ns) || strings.Contains(ns, ".") {
+			return nil, invalid("namespace-internal-traffic", ns, "want comma-separated namespace names (DNS labels)")
+		}
+		c.NamespaceInternalTraffic = append(c.NamespaceInternalTraffic, ns)
 	}
 	return c, nil
 }

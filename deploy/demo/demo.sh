@@ -32,6 +32,7 @@ start() {
   command -v runc >/dev/null || need+=(runc)
   [ -x /usr/lib/cni/bridge ] || need+=(containernetworking-plugins)
   command -v curl >/dev/null || need+=(curl)
+  command -v nft >/dev/null || need+=(nftables)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
@@ -112,6 +113,7 @@ stop() {
     rm -f $LOGS/containerd.pid
   fi
   ip link del kiln0 2>/dev/null || true
+  nft delete table inet kiln-kiln0 2>/dev/null || true
   for m in $(grep -o "$DATA/[^ ]*" /proc/mounts 2>/dev/null | sort -r); do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$DATA" "$RUN"
   say "demo stopped and cleaned up"

@@ -73,6 +73,7 @@ type cluster struct {
 	registry    string
 	ctrdAddress string
 	namespace   string // containerd namespace of the agent
+	subnet      string // the agent's instance subnet
 	dir         string
 	procs       map[string]*exec.Cmd
 	mu          sync.Mutex
@@ -142,9 +143,13 @@ func startCluster(t testing.TB) *cluster {
 		"--admin-listen", c.gatewayAdmin)
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
 	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
+	c.subnet = subnet
 	c.start("agent", "agent", "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
 		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit")
-	t.Cleanup(func() { exec.Command("ip", "link", "del", bridge).Run() })
+	t.Cleanup(func() {
+		exec.Command("ip", "link", "del", bridge).Run()
+		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly
+	})
 
 	c.waitHTTP(c.api+"/healthz", 30*time.Second)
 	return c

@@ -4,7 +4,7 @@
 //	toolbox serve            HTTP on :$PORT: / answers $RESPONSE,
 //	                         /read?path=P the file's content (404 if absent),
 //	                         /write?path=P&body=B writes the file,
-//	                         /fetch?url=U the body of GET U
+//	                         /fetch?url=U the body of GET U (502 after 2s)
 //	toolbox append PATH TEXT appends TEXT and a newline to PATH, exits 0
 //	toolbox exit CODE        exits with CODE
 package main
@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 )
 
 func main() {
@@ -68,7 +69,9 @@ func serve() {
 		fmt.Fprintln(w, "ok")
 	})
 	http.HandleFunc("/fetch", func(w http.ResponseWriter, r *http.Request) {
-		resp, err := http.Get(r.URL.Query().Get("url"))
+		// A short timeout: a fetch the network drops must fail fast.
+		client := &http.Client{Timeout: 2 * time.Second}
+		resp, err := client.Get(r.URL.Query().Get("url"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return

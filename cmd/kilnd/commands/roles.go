@@ -337,6 +337,7 @@ var agentFlags = []cli.Flag{
 	&cli.StringFlag{Name: "bridge", Usage: "CNI bridge name", Value: "kiln0"},
 	&cli.StringFlag{Name: "subnet", Usage: "CNI subnet for instances", Value: "10.88.0.0/16"},
 	&cli.BoolFlag{Name: "host-network", Usage: "run instances in the host network namespace (no CNI); the agent assigns PORT"},
+	&cli.BoolFlag{Name: "network-isolation", Value: true, Usage: "keep instances from reaching this node and each other (nftables; config-network namespace-internal-traffic opens a namespace's instances to each other); needs nftables and br_netfilter"},
 	&cli.IntFlag{Name: "max-instances", Usage: "instances this node runs at most", Value: 100},
 	&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host pulled over plain HTTP (repeatable; localhost is always allowed)", EnvVars: []string{"KILN_PLAIN_HTTP_REGISTRIES"}},
 	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
@@ -350,7 +351,7 @@ func agentConfig(c *cli.Context) agent.Config {
 	return agent.Config{
 		NodeName: name, Address: c.String("address"), ContainerdAddress: c.String("containerd-address"),
 		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), VolumeRoot: c.String("volume-root"), CNIBinDir: c.String("cni-bin-dir"),
-		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"),
+		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"), NetworkIsolation: c.Bool("network-isolation"),
 		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
 		StopOnExit: c.Bool("stop-on-exit"),
 	}
@@ -374,8 +375,29 @@ func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, log *s
 	if err != nil {
 		return err
 	}
+	cw := liveconfig.NewWatcher(st, log)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return cw.Run(ctx) })
+	g.Go(func() error { return followNamespaceTraffic(ctx, cw, a, log) })
 	ready()
-	return a.Run(ctx)
+	g.Go(func() error { return a.Run(ctx) })
+	return g.Wait()
+}
+
+// followNamespaceTraffic keeps the agent's isolation rules in step with
+// config-network's namespace-internal-traffic.
+func followNamespaceTraffic(ctx context.Context, cw *liveconfig.Watcher, a *agent.Agent, log *slog.Logger) error {
+	for {
+		changed := cw.Changed()
+		if err := a.OpenNamespaces(ctx, cw.Current().Network().NamespaceInternalTraffic); err != nil {
+			log.Error("apply namespace-internal-traffic", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
 }
 
 // autoscalerLeaders follows the autoscaler leader's advertised host:port,
