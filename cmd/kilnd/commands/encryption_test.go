@@ -105,3 +105,28 @@ func TestAdminKeyRotation(t *testing.T) {
 		t.Fatalf("read with only the new key: %d %v", len(list), err)
 	}
 }
+
+// TestEnsureKeyFile: 'kilnd dev' creates its key file once and keeps it,
+// since a new key on every start would strand the secrets sealed before.
+func TestEnsureKeyFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "encryption-keys.yaml")
+	if err := ensureKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v, want 0600", fi.Mode())
+	}
+	if err := ensureKeyFile(path); err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := os.ReadFile(path); !bytes.Equal(first, again) {
+		t.Fatal("second start replaced the key file")
+	}
+	if _, err := encryption.Load(path); err != nil {
+		t.Fatal(err)
+	}
+}
