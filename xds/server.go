@@ -29,6 +29,8 @@ import (
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/liveconfig"
+	"github.com/kiln-serving/kiln/internal/secret"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -150,7 +152,7 @@ func (s *Server) newView() *view {
 		scale:      store.NewCache(store.ScalePrefix, store.JSON[cluster.Scale], s.log),
 		activators: store.NewCache(store.ActivatorsPrefix, store.JSON[cluster.Activator], s.log),
 		mappings:   store.NewCache(store.RegistryListPrefix(v1beta1.Group, v1beta1.ResourceDomainMapping, ""), store.JSON[v1beta1.DomainMapping], s.log),
-		secrets:    store.NewCache(store.SecretsPrefix, decodeSecret, s.log),
+		secrets:    store.NewCache(store.SecretsPrefix, secretDecoder(s.opts.SecretKeys), s.log),
 	}
 	v.mirror = store.NewMirror(v.routes, v.revisions, v.instances, v.scale, v.activators, v.mappings, v.secrets)
 	return v
@@ -182,15 +184,20 @@ type secretEntry struct {
 	tls  TLSSecret
 }
 
-func decodeSecret(kv store.KV) (secretEntry, error) {
-	sec, err := store.JSON[corev1.Secret](kv)
-	if err != nil {
-		return secretEntry{}, err
+// secretDecoder opens secrets with keys (nil: plain text only). A value it
+// cannot open is dropped by the cache with a warning naming the key, so one
+// bad secret does not stop the others being served.
+func secretDecoder(keys *encryption.Keys) store.Decoder[secretEntry] {
+	return func(kv store.KV) (secretEntry, error) {
+		sec, err := secret.Decode(kv, keys)
+		if err != nil {
+			return secretEntry{}, err
+		}
+		return secretEntry{
+			name: SecretName(sec.Metadata.Namespace, sec.Metadata.Name),
+			tls:  TLSSecret{Cert: sec.Data[corev1.TLSCertKey], Key: sec.Data[corev1.TLSPrivateKeyKey]},
+		}, nil
 	}
-	return secretEntry{
-		name: SecretName(sec.Metadata.Namespace, sec.Metadata.Name),
-		tls:  TLSSecret{Cert: sec.Data[corev1.TLSCertKey], Key: sec.Data[corev1.TLSPrivateKeyKey]},
-	}, nil
 }
 
 // loop owns v and the snapshot: every change (a feed, or the live config)

@@ -25,6 +25,7 @@ import (
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 )
 
 // Names of the resources kiln emits. Edges find the route configuration by
@@ -74,6 +75,9 @@ type Options struct {
 	// DefaultTLSSecret, "namespace/name" of a TLS secret, is served on the
 	// HTTPS port to clients whose server name no mapping claims. Optional.
 	DefaultTLSSecret string
+	// SecretKeys open secrets sealed at rest. Optional: without them only
+	// plain-text secrets are served; sealed ones are dropped with a warning.
+	SecretKeys *encryption.Keys
 }
 
 func (o Options) withDefaults() Options {

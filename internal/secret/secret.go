@@ -11,22 +11,33 @@ import (
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // Store reads and writes secrets. Create it with New.
 type Store struct {
-	st  store.Store
-	now func() time.Time
+	st   store.Store
+	keys *encryption.Keys
+	now  func() time.Time
 }
 
-// New returns a secret store over st.
-func New(st store.Store) *Store { return &Store{st: st, now: time.Now} }
+// New returns a secret store over st that seals values with keys. Nil keys
+// store plain text (and cannot read sealed values).
+func New(st store.Store, keys *encryption.Keys) *Store {
+	return &Store{st: st, keys: keys, now: time.Now}
+}
 
-// Decode parses a stored value, setting resourceVersion from kv.
-func Decode(kv store.KV) (*corev1.Secret, error) {
+// Decode opens and parses a stored value, setting resourceVersion from kv.
+// Errors wrap encryption.ErrDecrypt when the value cannot be decrypted
+// with keys.
+func Decode(kv store.KV, keys *encryption.Keys) (*corev1.Secret, error) {
+	plain, _, err := keys.Open(kv.Key, kv.Value)
+	if err != nil {
+		return nil, fmt.Errorf("decode secret %s: %w", strings.TrimPrefix(kv.Key, store.SecretsPrefix), err)
+	}
 	s := &corev1.Secret{}
-	if err := json.Unmarshal(kv.Value, s); err != nil {
+	if err := json.Unmarshal(plain, s); err != nil {
 		return nil, fmt.Errorf("decode secret %s: %w", strings.TrimPrefix(kv.Key, store.SecretsPrefix), err)
 	}
 	s.Metadata.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
@@ -42,7 +53,7 @@ func (s *Store) Get(ctx context.Context, ns, name string) (*corev1.Secret, error
 	if err != nil {
 		return nil, err
 	}
-	return Decode(kv)
+	return Decode(kv, s.keys)
 }
 
 // List returns the secrets of ns ("" = all) and the revision read at.
@@ -53,7 +64,7 @@ func (s *Store) List(ctx context.Context, ns string) ([]*corev1.Secret, int64, e
 	}
 	out := make([]*corev1.Secret, 0, len(kvs))
 	for _, kv := range kvs {
-		sec, err := Decode(kv)
+		sec, err := Decode(kv, s.keys)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -69,11 +80,12 @@ func (s *Store) Create(ctx context.Context, sec *corev1.Secret) (*corev1.Secret,
 	m.UID = metav1.NewUID()
 	m.CreationTimestamp = metav1.NewTime(s.now())
 	m.ResourceVersion, m.Generation = "", 0
-	b, err := json.Marshal(sec)
+	key := store.SecretKey(m.Namespace, m.Name)
+	b, err := s.encode(key, sec)
 	if err != nil {
 		return nil, err
 	}
-	rev, err := s.st.Put(ctx, store.SecretKey(m.Namespace, m.Name), b, store.IfRevision(0))
+	rev, err := s.st.Put(ctx, key, b, store.IfRevision(0))
 	if errdefs.IsAlreadyExists(err) {
 		return nil, fmt.Errorf("secrets %q already exists in namespace %q: %w", m.Name, m.Namespace, errdefs.ErrAlreadyExists)
 	}
@@ -99,7 +111,7 @@ func (s *Store) Update(ctx context.Context, sec *corev1.Secret) (*corev1.Secret,
 		return nil, fmt.Errorf("Operation cannot be fulfilled on secrets %q: the object has been modified: %w", m.Name, errdefs.ErrConflict)
 	}
 	m.UID, m.CreationTimestamp, m.ResourceVersion = cur.Metadata.UID, cur.Metadata.CreationTimestamp, ""
-	b, err := json.Marshal(sec)
+	b, err := s.encode(key, sec)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +121,16 @@ func (s *Store) Update(ctx context.Context, sec *corev1.Secret) (*corev1.Secret,
 	}
 	m.ResourceVersion = strconv.FormatInt(rev, 10)
 	return sec, nil
+}
+
+// encode is the stored form of sec under key: JSON, sealed when keys are
+// configured.
+func (s *Store) encode(key string, sec *corev1.Secret) ([]byte, error) {
+	b, err := json.Marshal(sec)
+	if err != nil {
+		return nil, err
+	}
+	return s.keys.Seal(key, b)
 }
 
 // Delete removes ns/name. Errors: errdefs.ErrNotFound.

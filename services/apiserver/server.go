@@ -18,6 +18,7 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/secret"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -35,6 +36,9 @@ type Options struct {
 	// Insecure serves without authentication; only for tests and
 	// loopback-only dev setups.
 	Insecure bool
+	// SecretKeys seal secrets at rest. Optional: nil stores them in plain
+	// text.
+	SecretKeys *encryption.Keys
 }
 
 type server struct {
@@ -62,7 +66,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	mux.Handle("DELETE "+ns+"/{name}", s.auth(s.handleDelete))
 	s.registerConfigs(mux)
 	s.registerDomainMappings(mux, reg)
-	s.registerSecrets(mux, secret.New(reg.Store()))
+	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	return mux
 }
 

@@ -69,6 +69,7 @@ type cluster struct {
 	// activators are host:port of every activator (two, subsetting).
 	activators  []string
 	tokenFile   string
+	keyFile     string // secrets encryption key file of apiserver and xds
 	image       string
 	registry    string
 	ctrdAddress string
@@ -116,6 +117,10 @@ func startCluster(t testing.TB) *cluster {
 
 	c.tokenFile = filepath.Join(c.dir, "token")
 	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
+	c.keyFile = filepath.Join(c.dir, "encryption-keys.yaml")
+	if out, err := exec.Command(c.kilnd, "admin", "encryption-key", "create", "--name", "e2e-1", c.keyFile).CombinedOutput(); err != nil {
+		t.Fatalf("create encryption key file: %v\n%s", err, out)
+	}
 	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
 	c.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
 	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
@@ -123,7 +128,7 @@ func startCluster(t testing.TB) *cluster {
 	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
 	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile)
+	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile, "--encryption-key-file", c.keyFile)
 	// Two of each singleton: only the leader may act.
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
 		var args []string
@@ -137,7 +142,8 @@ func startCluster(t testing.TB) *cluster {
 	c.start("activator", "activator", "--listen", c.activators[0])
 	c.start("activator-2", "activator", "--listen", c.activators[1])
 	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
-		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort))
+		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort),
+		"--encryption-key-file", c.keyFile)
 	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
 		"--admin-listen", c.gatewayAdmin)

@@ -203,6 +203,10 @@ spec:
 		}
 	})
 
+	t.Run("secret encrypted at rest, key rotated", func(t *testing.T) {
+		testSecretAtRest(t, c, "hello-cert", mapped, pool, certFile, keyFile)
+	})
+
 	if out := c.mustRun("domain", "delete", mapped); !strings.Contains(out, "Domain mapping '"+mapped+"' deleted in namespace 'default'.") {
 		t.Fatalf("domain delete:\n%s", out)
 	}

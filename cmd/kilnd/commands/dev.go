@@ -37,6 +37,7 @@ func devFlags() []cli.Flag {
 		&cli.StringFlag{Name: "admin-listen", Usage: "gateway admin listener (/ready, /config_dump); the default is skipped when its port is busy; empty to disable", Value: defaultDevAdmin},
 		&cli.StringFlag{Name: "registry-listen", Usage: "serve a local OCI registry (in memory) on this address; empty to disable", Value: ""},
 		&cli.BoolFlag{Name: "insecure", Usage: "serve the API without a token"},
+		&cli.StringFlag{Name: "encryption-key-file", Usage: "key file sealing TLS secrets in etcd (default DATA-DIR/encryption-keys.yaml, created with one random key if missing)", EnvVars: []string{"KILN_ENCRYPTION_KEY_FILE"}},
 	}
 	for _, f := range append(controllerFlags, agentFlags...) {
 		switch f.Names()[0] {
@@ -57,7 +58,8 @@ var devCommand = &cli.Command{
 	Usage: "run every role in one process on an embedded etcd (single machine)",
 	Description: `Starts an embedded etcd, the API server, controller, scheduler, autoscaler,
 activator, xds server, gateway and node agent in one process. A bearer token is
-written to DATA-DIR/token, where 'kiln' finds it by default.`,
+written to DATA-DIR/token, where 'kiln' finds it by default. Secrets are
+encrypted in etcd with DATA-DIR/encryption-keys.yaml, created on first start.`,
 	Flags:  devFlags(),
 	Action: runDev,
 }
@@ -80,6 +82,17 @@ func runDev(c *cli.Context) error {
 			return fmt.Errorf("token: %w", err)
 		}
 		apiOpts.Token = tok
+	}
+	keyFile := c.String("encryption-key-file")
+	if keyFile == "" {
+		keyFile = filepath.Join(dataDir, "encryption-keys.yaml")
+		if err := ensureKeyFile(keyFile); err != nil {
+			return fmt.Errorf("encryption key file: %w", err)
+		}
+	}
+	// apiserver and xds share one process here, so one load serves both.
+	if apiOpts.SecretKeys, err = secretKeys(keyFile, log); err != nil {
+		return err
 	}
 
 	start := time.Now()
@@ -114,6 +127,7 @@ func runDev(c *cli.Context) error {
 	}
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
+	xdsOpts.SecretKeys = apiOpts.SecretKeys
 	gwCfg := gatewayConfigDev(c)
 
 	// One group owns every role: the first role to fail stops the rest,

@@ -64,6 +64,7 @@ var apiserverFlags = []cli.Flag{
 	&cli.StringFlag{Name: "listen", Usage: "REST API address", Value: ":7070", EnvVars: []string{"KILN_APISERVER_LISTEN"}},
 	&cli.StringFlag{Name: "token-file", Usage: "file holding the bearer token clients must send (required unless --insecure)", EnvVars: []string{"KILN_TOKEN_FILE"}},
 	&cli.BoolFlag{Name: "insecure", Usage: "serve without authentication (loopback development only)"},
+	encryptionKeyFlag,
 }
 
 var apiserverCommand = &cli.Command{
@@ -76,6 +77,9 @@ var apiserverCommand = &cli.Command{
 			return err
 		}
 		return runRole(c, "apiserver", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			if opts.SecretKeys, err = secretKeys(c.String("encryption-key-file"), log); err != nil {
+				return err
+			}
 			return runAPIServer(ctx, st, c.String("listen"), opts, log, ready)
 		})
 	},
@@ -253,6 +257,7 @@ var xdsFlags = []cli.Flag{
 	&cli.UintFlag{Name: "internal-port", Usage: "port of the edges' internal listener, serving every route under NAME.NAMESPACE.svc.cluster.local (cluster-local routes only there)", Value: 8081},
 	&cli.StringFlag{Name: "default-tls-secret", Usage: "NAMESPACE/NAME of a TLS secret served on the HTTPS port to server names no DomainMapping claims"},
 	&cli.StringFlag{Name: "activator-address", Usage: "host:port of the activator, the endpoint of revisions without ready instances, used only while no activator is registered under activators/ (each registers its --advertise address)", Value: "127.0.0.1:8012", EnvVars: []string{"KILN_ACTIVATOR_ADDRESS"}},
+	encryptionKeyFlag,
 }
 
 func xdsOptions(c *cli.Context) xds.Options {
@@ -267,6 +272,10 @@ var xdsCommand = &cli.Command{
 	Action: func(c *cli.Context) error {
 		opts := xdsOptions(c)
 		return runRole(c, "xds", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
+			var err error
+			if opts.SecretKeys, err = secretKeys(c.String("encryption-key-file"), log); err != nil {
+				return err
+			}
 			return runXDS(ctx, st, c.String("listen"), opts, log, ready)
 		})
 	},
