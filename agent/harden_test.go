@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
@@ -205,5 +206,59 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The subPath attack for real: an init container replaces the serving
+// container's subPath directory in a shared claim with a symlink to /.
+// The serving container still gets the claim's directory (its subPath
+// was pinned before the init container ran), and a later instance, which
+// finds the symlink in place, fails instead of mounting the host's root.
+func TestSubPathSwapByInitContainer(t *testing.T) {
+	e := newTestEnv(t, false)
+	image := e.toolbox(t)
+	cfg := e.cfg
+	cfg.StopOnExit = true
+	cfg.VolumeRoot = t.TempDir()
+	e.startAgent(t, cfg)
+	claimDir := filepath.Join(cfg.VolumeRoot, "default", "shared")
+	must(t, os.MkdirAll(filepath.Join(claimDir, "sub"), 0o777))
+	must(t, os.WriteFile(filepath.Join(claimDir, "sub", "marker"), []byte("volume"), 0o644))
+
+	spec := e.podSpec("pod-00001", image)
+	spec.Volumes = []cluster.Volume{{Name: "data", PersistentVolumeClaim: &cluster.ClaimVolume{ClaimName: "shared"}}}
+	spec.Mounts = []cluster.VolumeMount{{Volume: "data", Path: "/data", SubPath: "sub"}}
+	spec.InitContainers = []cluster.ContainerSpec{{Name: "swap", Image: image, Args: []string{"swap", "/v/sub", "/"},
+		Mounts: []cluster.VolumeMount{{Volume: "data", Path: "/v"}}}}
+	e.place(t, "pod-00001-a", spec)
+	inst := e.waitInstance(t, "pod-00001-a", running)
+	if fi, err := os.Lstat(filepath.Join(claimDir, "sub")); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the init container did not swap the subPath: %v %v", fi, err)
+	}
+	if code, body := getPath(t, inst.Endpoint, "/read?path=/data/marker"); code != 200 || body != "volume" {
+		t.Errorf("serving container's subPath: %d %q, want the claim's directory", code, body)
+	}
+	if code, _ := getPath(t, inst.Endpoint, "/read?path=/data/etc/os-release"); code == 200 {
+		t.Error("serving container sees the host's root through its subPath")
+	}
+
+	// The symlink is still there for the next instance: refused.
+	spec.Revision, spec.InitContainers = "pod-00002", nil
+	e.place(t, "pod-00002-a", spec)
+	failed := e.waitInstance(t, "pod-00002-a", func(i cluster.Instance) bool { return i.Phase == cluster.PhaseFailed })
+	if failed.Reason != "VolumeSetupFailed" || !strings.Contains(failed.Message, "symlink") {
+		t.Errorf("instance over a swapped subPath: reason %q message %q", failed.Reason, failed.Message)
+	}
+	if containerExists(e, "pod-00002-a") {
+		t.Error("a container was created over a swapped subPath")
+	}
+	for _, n := range []string{"pod-00001-a", "pod-00002-a"} {
+		e.unplace(t, n)
+		e.waitGone(t, store.InstanceKey(node, n))
+	}
+	if _, err := os.Stat(filepath.Join(cfg.StateDir, "subpaths")); err == nil {
+		if ents, _ := os.ReadDir(filepath.Join(cfg.StateDir, "subpaths")); len(ents) != 0 {
+			t.Errorf("subPath pins left after the instances stopped: %v", ents)
+		}
 	}
 }
