@@ -154,7 +154,7 @@ func checkContainer(what string, c cluster.ContainerSpec, vols map[string]cluste
 		switch {
 		case !path.IsAbs(m.Path) || strings.ContainsRune(m.Path, 0):
 			bad("mount path %q is not absolute", m.Path)
-		case clean == "/" || clean == "/dev" || clean == "/proc" || clean == "/sys":
+		case clean == "/" || clean == "/dev" || clean == "/dev/log" || clean == "/proc":
 			bad("mount path %q is reserved", m.Path)
 		case seen[clean]:
 			bad("mount path %q is used twice", m.Path)

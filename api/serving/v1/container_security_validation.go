@@ -3,6 +3,7 @@ package v1
 import (
 	"context"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/kiln-serving/kiln/api/config"
@@ -26,6 +27,34 @@ const (
 	SeccompUnconfined     = "Unconfined"
 	SeccompLocalhost      = "Localhost"
 )
+
+// validateContainerSecurity checks what a container may ask of the node:
+// its securityContext and its subPaths (Kubernetes' rules, which Knative
+// inherits from the API server). Paths are relative to the container.
+func validateContainerSecurity(ctx context.Context, c *Container) *FieldError {
+	errs := validateSecurityContext(ctx, c.SecurityContext)
+	for i, m := range c.VolumeMounts {
+		errs = errs.Also(validateSubPath(m.SubPath).ViaFieldIndex("volumeMounts", i))
+	}
+	return errs
+}
+
+// validateSubPath keeps a subPath inside its volume lexically; the agent
+// also refuses symlinks on the way when it mounts it.
+func validateSubPath(p string) *FieldError {
+	if p == "" {
+		return nil
+	}
+	if path.IsAbs(p) {
+		return ErrInvalidValue(p, "subPath", "must be a relative path")
+	}
+	for _, part := range strings.Split(p, "/") {
+		if part == ".." {
+			return ErrInvalidValue(p, "subPath", "must not contain '..'")
+		}
+	}
+	return nil
+}
 
 // validateSecurityContext checks a container's securityContext; paths are
 // relative to the container.

@@ -69,6 +69,14 @@ func TestSecurityContextValidate(t *testing.T) {
 				SecurityContext: &SecurityContext{Privileged: bptr(true)}}}
 		}), enabled: true, want: []string{"spec.template.spec.initContainers[0].securityContext.privileged"}},
 
+		{name: "subPath leaving the volume", svc: svc("hello", func(s *Service) {
+			s.Spec.Template.Spec.Volumes = []Volume{{Name: "v", EmptyDir: &EmptyDirVolumeSource{}}}
+			s.Spec.Template.Spec.Containers[0].VolumeMounts = []VolumeMount{
+				{Name: "v", MountPath: "/a", SubPath: "x/../../etc"},
+				{Name: "v", MountPath: "/b", SubPath: "/etc"},
+				{Name: "v", MountPath: "/c", SubPath: "x/y..z"},
+			}
+		}), want: []string{"spec.template.spec.containers[0].volumeMounts[0].subPath", "spec.template.spec.containers[0].volumeMounts[1].subPath"}},
 		{name: "pod seccomp is always allowed", svc: svc("hello", withPodSecurity(&PodSecurityContext{
 			SeccompProfile: &SeccompProfile{Type: "RuntimeDefault"}}))},
 		{name: "pod runAsUser needs the feature", svc: svc("hello", withPodSecurity(&PodSecurityContext{

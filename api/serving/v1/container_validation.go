@@ -137,7 +137,7 @@ func validateContainerCommon(ctx context.Context, c *Container, vols map[string]
 	default:
 		errs = errs.Also(ErrInvalidValue(c.TerminationMessagePolicy, "terminationMessagePolicy"))
 	}
-	return errs.Also(validateSecurityContext(ctx, c.SecurityContext))
+	return errs.Also(validateContainerSecurity(ctx, c))
 }
 
 // imageRef accepts [host[:port]/]path[:tag][@digest] with lower-case path
