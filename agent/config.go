@@ -56,6 +56,10 @@ type Config struct {
 	// serving after it turned not ready, so edges drop it first. Optional,
 	// default 1s; negative means none.
 	DrainDelay time.Duration
+	// PidsLimit caps the processes and threads of each container (its
+	// pids cgroup), so one instance cannot fork-bomb the node. Optional,
+	// default 1024; negative means no limit.
+	PidsLimit int64
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool
@@ -89,6 +93,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.DrainDelay == 0 {
 		c.DrainDelay = time.Second
+	}
+	if c.PidsLimit == 0 {
+		c.PidsLimit = 1024
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 10 * time.Second

@@ -20,6 +20,16 @@
 // network namespace, sharing emptyDir volumes (removed with the instance)
 // and claim directories under the volume root (kept).
 //
+// It trusts no placement (validate.go): names, image references, paths,
+// ports and capabilities are checked before anything is created, and a bad
+// placement fails its own instance with reason InvalidPlacement. A subPath
+// is resolved inside its volume without following symlinks and bound
+// through a pinned descriptor (subpath.go), so a container of the instance
+// cannot redirect it to a host path. Containers get the cgroup limits of
+// resources.limits (requests only place), the agent's --pids-limit and
+// their securityContext (security.go); runAsNonRoot over an image that runs
+// as root fails with reason CreateContainerConfigError.
+//
 // For autoscaling it streams every queue-proxy's per-second figures to the
 // autoscaler leader (metrics.go), and it pins the image a revision resolved
 // on this node (imagepin.go), so a wake-up from zero does not ask the

@@ -26,9 +26,10 @@ type fakeNode struct {
 	ctrs    map[string]*fakeCtr
 	netIP   map[string]string // netns path → IP
 	nextIP  int
-	starts  []string // container IDs in Start order
-	removes []string // container IDs in Remove order
-	downs   []string // instances whose network was torn down
+	starts  []string                // container IDs in Start order
+	specs   map[string]runtime.Spec // the last Spec each container ID was started with
+	removes []string                // container IDs in Remove order
+	downs   []string                // instances whose network was torn down
 }
 
 type fakeCtr struct {
@@ -45,7 +46,7 @@ var (
 )
 
 func newFakeNode() *fakeNode {
-	return &fakeNode{ctrs: map[string]*fakeCtr{}, netIP: map[string]string{}}
+	return &fakeNode{ctrs: map[string]*fakeCtr{}, netIP: map[string]string{}, specs: map[string]runtime.Spec{}}
 }
 
 func (f *fakeNode) Ping(context.Context) error { return nil }
@@ -71,8 +72,13 @@ func (f *fakeNode) Start(ctx context.Context, s runtime.Spec) (*runtime.Task, er
 	if err := f.Remove(ctx, s.ID, 0); err != nil {
 		return nil, err
 	}
+	// The fake images run as root, as most images do.
+	if sec := s.Security; sec.RunAsNonRoot && (sec.UID == nil || *sec.UID == 0) {
+		return nil, fmt.Errorf("create container %s: %w", s.ID, runtime.ErrRunAsRoot)
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.specs[s.ID] = s
 	c := &fakeCtr{labels: s.Labels, digest: s.Image.Digest, dead: make(chan struct{})}
 	if port := s.Labels[labelPort]; port != "" {
 		host := "127.0.0.1"
@@ -241,4 +247,12 @@ func serveFake(ln net.Listener, id string) {
 	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "fake "+id)
 	}))
+}
+
+// spec is the Spec container id was last started with.
+func (f *fakeNode) spec(id string) (runtime.Spec, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	s, ok := f.specs[id]
+	return s, ok
 }

@@ -98,6 +98,10 @@ var errFailed = errors.New("instance failed")
 // next agent (see stop). Everything it started has ended when it returns.
 func (w *worker) run(ctx context.Context) {
 	defer w.waiters.Wait()
+	if err := validatePlacement(w.name, w.p); err != nil {
+		w.refuse(ctx, err)
+		return
+	}
 	if w.adopt == nil {
 		w.setPhase(ctx, cluster.PhasePending, "", "")
 	}
@@ -130,6 +134,25 @@ func (w *worker) run(ctx context.Context) {
 		w.log.Error("delete instance record", "error", err)
 	}
 	w.log.Info("instance stopped", "stop_ms", time.Since(start).Milliseconds())
+}
+
+// refuse fails an instance whose placement is invalid and holds it failed
+// until the placement goes. Nothing is created for it; only a container an
+// earlier agent left under a valid name is removed, and nothing is touched
+// on disk under a name that is not one.
+func (w *worker) refuse(ctx context.Context, err error) {
+	_ = w.fail(ctx, reasonInvalidPlacement, err)
+	<-ctx.Done()
+	bg := context.WithoutCancel(ctx)
+	if !w.stop.Load() {
+		return
+	}
+	if w.adopt != nil && validName(w.name) {
+		w.teardown(bg, false)
+	}
+	if err := w.a.deleteRecord(bg, w.name); err != nil {
+		w.log.Error("delete instance record", "error", err)
+	}
 }
 
 // incarnate brings up (or adopts) the container and watches it until ctx
@@ -197,7 +220,7 @@ func (w *worker) create(ctx context.Context) error {
 	if err != nil {
 		return w.fail(ctx, "VolumeSetupFailed", err)
 	}
-	mounts, err := containerMounts(vols, spec.Mounts)
+	mounts, err := containerMounts(vols, spec.Mounts, filepath.Join(a.subPathRoot(w.name), w.name))
 	if err != nil {
 		return w.fail(ctx, "VolumeSetupFailed", err)
 	}
@@ -214,8 +237,10 @@ func (w *worker) create(ctx context.Context) error {
 		WorkingDir: spec.WorkingDir,
 		NetNSPath:  w.netnsPath,
 		LogPath:    filepath.Join(a.cfg.StateDir, "logs", w.name+".log"),
-		MilliCPU:   spec.MilliCPU,
-		MemoryMiB:  spec.MemoryMiB,
+		MilliCPU:   spec.LimitMilliCPU,
+		MemoryMiB:  spec.LimitMemoryMiB,
+		PidsLimit:  max(a.cfg.PidsLimit, 0),
+		Security:   runtimeSecurity(spec.Security),
 		Mounts:     mounts,
 		Labels: map[string]string{
 			labelInstance:  w.name,
@@ -228,7 +253,7 @@ func (w *worker) create(ctx context.Context) error {
 		},
 	})
 	if err != nil {
-		return w.fail(ctx, "ContainerCreateFailed", err)
+		return w.fail(ctx, startFailure(err, "ContainerCreateFailed"), err)
 	}
 	if err := w.startSidecars(ctx, imgs, vols); err != nil {
 		return err

@@ -66,7 +66,8 @@ func (w *worker) podSpec(id string, c cluster.ContainerSpec, img runtime.Image, 
 	return runtime.Spec{
 		ID: id, Image: img, Env: podEnv(c), Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
 		NetNSPath: w.netnsPath, LogPath: filepath.Join(w.a.cfg.StateDir, "logs", id+".log"),
-		MilliCPU: c.MilliCPU, MemoryMiB: c.MemoryMiB, Mounts: mounts,
+		MilliCPU: c.LimitMilliCPU, MemoryMiB: c.LimitMemoryMiB, Mounts: mounts,
+		PidsLimit: max(w.a.cfg.PidsLimit, 0), Security: runtimeSecurity(c.Security),
 		Labels: map[string]string{
 			labelPod:       w.name,
 			labelNamespace: spec.Namespace,
@@ -85,14 +86,14 @@ const labelContainer = "kiln.dev/container"
 func (w *worker) runInitContainers(ctx context.Context, imgs map[string]runtime.Image, vols map[string]hostVolume) error {
 	for i, c := range w.p.Spec.InitContainers {
 		id := initID(w.name, c.Name)
-		mounts, err := containerMounts(vols, c.Mounts)
+		mounts, err := containerMounts(vols, c.Mounts, filepath.Join(w.a.subPathRoot(w.name), id))
 		if err != nil {
 			return w.fail(ctx, "InitContainerFailed", fmt.Errorf("init container %q: %w", c.Name, err))
 		}
 		w.setPhase(ctx, cluster.PhaseStarting, "", fmt.Sprintf("running init container %d/%d %q", i+1, len(w.p.Spec.InitContainers), c.Name))
 		task, err := w.a.rt.Start(ctx, w.podSpec(id, c, imgs[c.Image], mounts))
 		if err != nil {
-			return w.fail(ctx, "InitContainerFailed", fmt.Errorf("init container %q: %w", c.Name, err))
+			return w.fail(ctx, startFailure(err, "InitContainerFailed"), fmt.Errorf("init container %q: %w", c.Name, err))
 		}
 		var st = <-task.Exited
 		if ctx.Err() != nil {
@@ -116,13 +117,14 @@ func (w *worker) runInitContainers(ctx context.Context, imgs map[string]runtime.
 // startSidecars starts the non-serving containers next to the serving one.
 func (w *worker) startSidecars(ctx context.Context, imgs map[string]runtime.Image, vols map[string]hostVolume) error {
 	for _, c := range w.p.Spec.Sidecars {
-		mounts, err := containerMounts(vols, c.Mounts)
+		id := sidecarID(w.name, c.Name)
+		mounts, err := containerMounts(vols, c.Mounts, filepath.Join(w.a.subPathRoot(w.name), id))
 		if err != nil {
 			return w.fail(ctx, "ContainerCreateFailed", fmt.Errorf("container %q: %w", c.Name, err))
 		}
-		task, err := w.a.rt.Start(ctx, w.podSpec(sidecarID(w.name, c.Name), c, imgs[c.Image], mounts))
+		task, err := w.a.rt.Start(ctx, w.podSpec(id, c, imgs[c.Image], mounts))
 		if err != nil {
-			return w.fail(ctx, "ContainerCreateFailed", fmt.Errorf("container %q: %w", c.Name, err))
+			return w.fail(ctx, startFailure(err, "ContainerCreateFailed"), fmt.Errorf("container %q: %w", c.Name, err))
 		}
 		w.watchSidecar(c.Name, task)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -89,23 +90,25 @@ func (a *Agent) prepareVolumes(instance string, spec cluster.InstanceSpec) (map[
 	return vols, nil
 }
 
-// containerMounts turns a container's volume mounts into bind mounts.
-func containerMounts(vols map[string]hostVolume, ms []cluster.VolumeMount) ([]runtime.Mount, error) {
+// containerMounts turns a container's volume mounts into bind mounts. A
+// subPath is resolved safely and pinned under pinDir (see subpath.go).
+func containerMounts(vols map[string]hostVolume, ms []cluster.VolumeMount, pinDir string) ([]runtime.Mount, error) {
 	var out []runtime.Mount
-	for _, m := range ms {
+	for i, m := range ms {
 		v, ok := vols[m.Volume]
 		if !ok {
 			return nil, fmt.Errorf("mount %s: no volume %q", m.Path, m.Volume)
 		}
 		src := v.path
 		if m.SubPath != "" {
-			src = filepath.Join(v.path, m.SubPath)
-			if rel, err := filepath.Rel(v.path, src); err != nil || rel == ".." || strings.HasPrefix(rel, "../") {
-				return nil, fmt.Errorf("mount %s: subPath %q leaves the volume", m.Path, m.SubPath)
-			}
-			if err := os.MkdirAll(src, 0o777); err != nil {
+			if err := checkSubPath(m.SubPath); err != nil {
 				return nil, fmt.Errorf("mount %s: %w", m.Path, err)
 			}
+			pin, err := pinSubPath(v.path, m.SubPath, filepath.Join(pinDir, strconv.Itoa(i)))
+			if err != nil {
+				return nil, fmt.Errorf("mount %s: %w", m.Path, err)
+			}
+			src = pin
 		}
 		out = append(out, runtime.Mount{Source: src, Destination: m.Path, ReadOnly: m.ReadOnly || v.readOnly})
 	}
@@ -113,8 +116,13 @@ func containerMounts(vols map[string]hostVolume, ms []cluster.VolumeMount) ([]ru
 }
 
 // removeVolumes deletes an instance's emptyDir volumes, unmounting the
-// tmpfs ones first. Claim directories are never touched.
+// tmpfs ones first, and its subPath pins. Claim directories are never
+// touched.
 func (a *Agent) removeVolumes(instance string) error {
+	// Pins first: they hold binds of directories inside the volumes.
+	if err := a.removeSubPathPins(instance); err != nil {
+		return fmt.Errorf("release subPath pins: %w", err)
+	}
 	root := a.emptyDirRoot(instance)
 	ents, err := os.ReadDir(root)
 	if errors.Is(err, os.ErrNotExist) {

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"fmt"
 	"math/big"
+	"reflect"
 	"strings"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -58,6 +59,10 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 	if spec.MemoryMiB, err = request(c.Resources, "memory", 1.0/(1<<20)); err != nil {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
 	}
+	if spec.LimitMilliCPU, spec.LimitMemoryMiB, err = limits(c.Resources); err != nil {
+		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
+	}
+	spec.Security = securityOf(rev.Spec.SecurityContext, c.SecurityContext)
 	if err := addPodExtras(&spec, rev, serving); err != nil {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
 	}
@@ -83,6 +88,69 @@ func request(r v1.ResourceRequirements, name string, unit float64) (int64, error
 	}
 	v.Mul(v, new(big.Rat).SetFloat64(unit))
 	return ceil(v), nil
+}
+
+// limits returns the cpu (millicores) and memory (MiB) limits, rounded
+// up; 0 when unset. Unlike requests they do not fall back: a container
+// without a limit gets no cgroup ceiling, as in Kubernetes.
+func limits(r v1.ResourceRequirements) (milliCPU, memoryMiB int64, err error) {
+	lim := v1.ResourceRequirements{Limits: r.Limits}
+	if _, ok := r.Limits["cpu"]; ok {
+		if milliCPU, err = request(lim, "cpu", 1000); err != nil {
+			return 0, 0, err
+		}
+	}
+	if _, ok := r.Limits["memory"]; ok {
+		if memoryMiB, err = request(lim, "memory", 1.0/(1<<20)); err != nil {
+			return 0, 0, err
+		}
+	}
+	return milliCPU, memoryMiB, nil
+}
+
+// securityOf folds the pod-level securityContext into a container's (the
+// container's fields win, as in Kubernetes). nil when neither sets
+// anything, so records of plain revisions stay as they were.
+func securityOf(pod *v1.PodSecurityContext, c *v1.SecurityContext) *cluster.Security {
+	var s cluster.Security
+	seccomp := ""
+	if pod != nil {
+		s.RunAsUser, s.RunAsGroup = pod.RunAsUser, pod.RunAsGroup
+		s.SupplementalGroups = pod.SupplementalGroups
+		s.RunAsNonRoot = pod.RunAsNonRoot != nil && *pod.RunAsNonRoot
+		if pod.SeccompProfile != nil {
+			seccomp = pod.SeccompProfile.Type
+		}
+	}
+	if c != nil {
+		if c.RunAsUser != nil {
+			s.RunAsUser = c.RunAsUser
+		}
+		if c.RunAsGroup != nil {
+			s.RunAsGroup = c.RunAsGroup
+		}
+		if c.RunAsNonRoot != nil {
+			s.RunAsNonRoot = *c.RunAsNonRoot
+		}
+		s.ReadOnlyRootFilesystem = c.ReadOnlyRootFilesystem != nil && *c.ReadOnlyRootFilesystem
+		s.AllowPrivilegeEscalation = c.AllowPrivilegeEscalation != nil && *c.AllowPrivilegeEscalation
+		if caps := c.Capabilities; caps != nil {
+			for _, n := range caps.Add {
+				s.CapAdd = append(s.CapAdd, strings.TrimPrefix(n, "CAP_"))
+			}
+			for _, n := range caps.Drop {
+				s.CapDrop = append(s.CapDrop, strings.TrimPrefix(n, "CAP_"))
+			}
+		}
+		if c.SeccompProfile != nil {
+			seccomp = c.SeccompProfile.Type
+		}
+	}
+	s.SeccompUnconfined = seccomp == v1.SeccompUnconfined
+	if reflect.ValueOf(s).IsZero() {
+		return nil
+	}
+	return &s
 }
 
 // quantitySuffixes are the Kubernetes quantity suffixes: binary (Ki..Ei),

@@ -69,6 +69,10 @@ func addPodExtras(spec *cluster.InstanceSpec, rev *v1.Revision, serving int) err
 		if cs.MemoryMiB, err = request(c.Resources, "memory", 1.0/(1<<20)); err != nil {
 			return cs, fmt.Errorf("container %s: %w", c.Name, err)
 		}
+		if cs.LimitMilliCPU, cs.LimitMemoryMiB, err = limits(c.Resources); err != nil {
+			return cs, fmt.Errorf("container %s: %w", c.Name, err)
+		}
+		cs.Security = securityOf(rs.SecurityContext, c.SecurityContext)
 		return cs, nil
 	}
 	sc := rs.Containers[serving]

@@ -3,12 +3,14 @@ package scheduler
 import (
 	"errors"
 	"math/big"
+	"reflect"
 	"slices"
 	"testing"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/cluster"
 )
 
 func TestParseQuantity(t *testing.T) {
@@ -95,13 +97,21 @@ func TestSpecFromRevision(t *testing.T) {
 	if s.MilliCPU != 250 || s.MemoryMiB != 1024 {
 		t.Errorf("resources: cpu %dm mem %dMi", s.MilliCPU, s.MemoryMiB)
 	}
+	// Limits are the cgroup's, taken from limits only.
+	if s.LimitMilliCPU != 1000 || s.LimitMemoryMiB != 1024 {
+		t.Errorf("limits: cpu %dm mem %dMi", s.LimitMilliCPU, s.LimitMemoryMiB)
+	}
+	if s.Security != nil {
+		t.Errorf("security without a securityContext: %+v", s.Security)
+	}
 
 	bare := &v1.Revision{Metadata: metav1.ObjectMeta{Name: "r", Namespace: "ns"}, Spec: v1.RevisionSpec{Containers: []v1.Container{{Image: "i"}}}}
 	s, err = SpecFromRevision(bare)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Port != 8080 || s.TimeoutSeconds != 300 || s.MilliCPU != 0 || s.MemoryMiB != 0 || s.ReadinessPath != "" {
+	if s.Port != 8080 || s.TimeoutSeconds != 300 || s.MilliCPU != 0 || s.MemoryMiB != 0 || s.ReadinessPath != "" ||
+		s.LimitMilliCPU != 0 || s.LimitMemoryMiB != 0 {
 		t.Errorf("defaults: %+v", s)
 	}
 
@@ -112,5 +122,38 @@ func TestSpecFromRevision(t *testing.T) {
 	}
 	if _, err := SpecFromRevision(&v1.Revision{}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 		t.Errorf("no container: err = %v", err)
+	}
+}
+
+func TestSecurityOf(t *testing.T) {
+	u := func(v int64) *int64 { return &v }
+	b := func(v bool) *bool { return &v }
+	tests := []struct {
+		name string
+		pod  *v1.PodSecurityContext
+		c    *v1.SecurityContext
+		want *cluster.Security
+	}{
+		{name: "nothing set"},
+		{name: "container only", c: &v1.SecurityContext{
+			RunAsUser: u(1000), RunAsNonRoot: b(true), ReadOnlyRootFilesystem: b(true), AllowPrivilegeEscalation: b(false),
+			Capabilities: &v1.Capabilities{Drop: []string{"ALL"}, Add: []string{"CAP_NET_BIND_SERVICE"}}},
+			want: &cluster.Security{RunAsUser: u(1000), RunAsNonRoot: true, ReadOnlyRootFilesystem: true,
+				CapDrop: []string{"ALL"}, CapAdd: []string{"NET_BIND_SERVICE"}}},
+		{name: "container wins over pod", pod: &v1.PodSecurityContext{RunAsUser: u(1), RunAsGroup: u(2), RunAsNonRoot: b(true),
+			SupplementalGroups: []int64{7}, SeccompProfile: &v1.SeccompProfile{Type: "Unconfined"}},
+			c:    &v1.SecurityContext{RunAsUser: u(3), RunAsNonRoot: b(false), SeccompProfile: &v1.SeccompProfile{Type: "RuntimeDefault"}},
+			want: &cluster.Security{RunAsUser: u(3), RunAsGroup: u(2), SupplementalGroups: []int64{7}}},
+		{name: "pod unconfined", pod: &v1.PodSecurityContext{SeccompProfile: &v1.SeccompProfile{Type: "Unconfined"}},
+			want: &cluster.Security{SeccompUnconfined: true}},
+		{name: "allow escalation", c: &v1.SecurityContext{AllowPrivilegeEscalation: b(true)},
+			want: &cluster.Security{AllowPrivilegeEscalation: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := securityOf(tc.pod, tc.c); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("securityOf = %+v, want %+v", got, tc.want)
+			}
+		})
 	}
 }

@@ -153,9 +153,16 @@ type Spec struct {
 	NetNSPath string
 	Labels    map[string]string
 	// LogPath receives the container's stdout and stderr.
-	LogPath   string
+	LogPath string
+	// MilliCPU and MemoryMiB are the cgroup limits (resources.limits);
+	// 0 means none.
 	MilliCPU  int64
 	MemoryMiB int64
+	// PidsLimit caps the container's processes and threads; 0 means none.
+	PidsLimit int64
+	// Security is the container's hardening; the zero value is the
+	// default (see Security).
+	Security Security
 	// Mounts are bind mounts of prepared host directories (volumes).
 	Mounts []Mount
 }
@@ -203,13 +210,7 @@ func (r *Runtime) Start(ctx context.Context, s Spec) (_ *Task, retErr error) {
 	} else {
 		opts = append(opts, oci.WithHostNamespace(specs.NetworkNamespace))
 	}
-	if s.MilliCPU > 0 {
-		const period = 100_000
-		opts = append(opts, oci.WithCPUCFS(s.MilliCPU*period/1000, period))
-	}
-	if s.MemoryMiB > 0 {
-		opts = append(opts, oci.WithMemoryLimit(uint64(s.MemoryMiB)<<20))
-	}
+	opts = append(opts, hardening(s)...)
 
 	ctr, err := r.client.NewContainer(ctx, s.ID,
 		containerd.WithImage(s.Image.img),

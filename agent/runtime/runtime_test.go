@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -102,6 +103,20 @@ func TestRunHostNetwork(t *testing.T) {
 		return true
 	})
 	tReady := time.Since(t1)
+	// Nothing asked: the hardened defaults, as the host sees the process.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", task.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`(?m)^CapBnd:\s+00000000a80425fb$`, // Docker's and containerd's default set
+		`(?m)^NoNewPrivs:\s+1$`,
+		`(?m)^Seccomp:\s+2$`,
+	} {
+		if !regexp.MustCompile(want).Match(status) {
+			t.Errorf("default container: /proc/<pid>/status does not match %s:\n%s", want, status)
+		}
+	}
 	if body != "hi from runtime\n" {
 		t.Fatalf("body %q", body)
 	}

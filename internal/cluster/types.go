@@ -66,8 +66,16 @@ type InstanceSpec struct {
 	// ReadinessPath, when set, is probed with HTTP GET; otherwise readiness
 	// is a TCP connect to Port.
 	ReadinessPath string `json:"readinessPath,omitempty"`
-	MilliCPU      int64  `json:"milliCPU,omitempty"`
-	MemoryMiB     int64  `json:"memoryMiB,omitempty"`
+	// MilliCPU and MemoryMiB are the requests: placement only.
+	MilliCPU  int64 `json:"milliCPU,omitempty"`
+	MemoryMiB int64 `json:"memoryMiB,omitempty"`
+	// LimitMilliCPU and LimitMemoryMiB are the limits: the container's
+	// cgroup. 0 means none.
+	LimitMilliCPU  int64 `json:"limitMilliCPU,omitempty"`
+	LimitMemoryMiB int64 `json:"limitMemoryMiB,omitempty"`
+	// Security is the serving container's securityContext (pod-level
+	// fields folded in); nil means the agent's hardened defaults.
+	Security *Security `json:"security,omitempty"`
 
 	// The fields below carry Knative's pod-spec extensions (feature flags
 	// multi-container, emptyDir, persistent volume claims, init
@@ -101,6 +109,32 @@ type ContainerSpec struct {
 	Mounts     []VolumeMount     `json:"mounts,omitempty"`
 	MilliCPU   int64             `json:"milliCPU,omitempty"`
 	MemoryMiB  int64             `json:"memoryMiB,omitempty"`
+	// Limits and Security as on InstanceSpec.
+	LimitMilliCPU  int64     `json:"limitMilliCPU,omitempty"`
+	LimitMemoryMiB int64     `json:"limitMemoryMiB,omitempty"`
+	Security       *Security `json:"security,omitempty"`
+}
+
+// Security is what a revision's securityContext asks of one container, as
+// the agent applies it on top of its defaults (seccomp RuntimeDefault,
+// containerd's default capability set, no_new_privs, a pids limit).
+type Security struct {
+	// RunAsUser and RunAsGroup replace the image's user; nil keeps it.
+	RunAsUser  *int64 `json:"runAsUser,omitempty"`
+	RunAsGroup *int64 `json:"runAsGroup,omitempty"`
+	// SupplementalGroups are added to the process's groups.
+	SupplementalGroups []int64 `json:"supplementalGroups,omitempty"`
+	// RunAsNonRoot refuses to start the container if it would run as uid 0.
+	RunAsNonRoot           bool `json:"runAsNonRoot,omitempty"`
+	ReadOnlyRootFilesystem bool `json:"readOnlyRootFilesystem,omitempty"`
+	// AllowPrivilegeEscalation clears no_new_privs, set by default.
+	AllowPrivilegeEscalation bool `json:"allowPrivilegeEscalation,omitempty"`
+	// CapAdd and CapDrop are capability names without the CAP_ prefix;
+	// CapDrop may hold ALL.
+	CapAdd  []string `json:"capAdd,omitempty"`
+	CapDrop []string `json:"capDrop,omitempty"`
+	// SeccompUnconfined runs without the default seccomp profile.
+	SeccompUnconfined bool `json:"seccompUnconfined,omitempty"`
 }
 
 // VolumeMount mounts volume Volume at Path inside a container.

@@ -7,6 +7,8 @@
 //	                         /fetch?url=U the body of GET U (502 after 2s)
 //	toolbox append PATH TEXT appends TEXT and a newline to PATH, exits 0
 //	toolbox exit CODE        exits with CODE
+//	toolbox swap PATH TARGET renames PATH aside and puts a symlink to TARGET
+//	                         in its place (a subPath swap attack), exits 0
 package main
 
 import (
@@ -36,6 +38,13 @@ func main() {
 		}
 		if err != nil {
 			log.Fatalf("toolbox append: %v", err)
+		}
+	case "swap":
+		if err := os.Rename(os.Args[2], os.Args[2]+".orig"); err != nil && !os.IsNotExist(err) {
+			log.Fatalf("toolbox swap: %v", err)
+		}
+		if err := os.Symlink(os.Args[3], os.Args[2]); err != nil {
+			log.Fatalf("toolbox swap: %v", err)
 		}
 	case "exit":
 		code, _ := strconv.Atoi(os.Args[2])

@@ -89,7 +89,7 @@ func validateSidecarContainer(ctx context.Context, c *Container, vols map[string
 
 // validateContainerCommon checks what every container kind shares.
 // sidecar relaxes the reserved environment variables (PORT is allowed).
-func validateContainerCommon(_ context.Context, c *Container, vols map[string]*Volume, sidecar bool) *FieldError {
+func validateContainerCommon(ctx context.Context, c *Container, vols map[string]*Volume, sidecar bool) *FieldError {
 	var errs *FieldError
 	if c.Name != "" {
 		errs = errs.Also(validateDNS1123Label(c.Name, "name"))
@@ -137,17 +137,7 @@ func validateContainerCommon(_ context.Context, c *Container, vols map[string]*V
 	default:
 		errs = errs.Also(ErrInvalidValue(c.TerminationMessagePolicy, "terminationMessagePolicy"))
 	}
-	if sc := c.SecurityContext; sc != nil {
-		for _, f := range []struct {
-			name string
-			v    *int64
-		}{{"runAsUser", sc.RunAsUser}, {"runAsGroup", sc.RunAsGroup}} {
-			if f.v != nil && (*f.v < 0 || *f.v > 2147483647) {
-				errs = errs.Also(ErrOutOfBoundsValue(*f.v, 0, 2147483647, f.name).ViaField("securityContext"))
-			}
-		}
-	}
-	return errs
+	return errs.Also(validateContainerSecurity(ctx, c))
 }
 
 // imageRef accepts [host[:port]/]path[:tag][@digest] with lower-case path

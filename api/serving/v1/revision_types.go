@@ -24,6 +24,10 @@ type RevisionSpec struct {
 	ServiceAccountName string                 `json:"serviceAccountName,omitempty"`
 	ImagePullSecrets   []LocalObjectReference `json:"imagePullSecrets,omitempty"`
 	EnableServiceLinks *bool                  `json:"enableServiceLinks,omitempty"`
+	// SecurityContext is the pod-level security context. Knative allows
+	// only seccompProfile unless kubernetes.podspec-securitycontext is
+	// enabled (container_security_validation.go).
+	SecurityContext *PodSecurityContext `json:"securityContext,omitempty"`
 
 	// ContainerConcurrency is the hard limit of concurrent requests per
 	// instance; 0 means unlimited. Optional, defaults from config.
@@ -180,8 +184,14 @@ type ExecAction struct {
 	Command []string `json:"command,omitempty"`
 }
 
-// SecurityContext is the subset of container security settings Knative allows.
+// SecurityContext is a container's security settings: the fields Knative
+// allows, plus the ones it refuses (Privileged, SELinuxOptions, ProcMount)
+// so a manifest setting them is refused with its path rather than as an
+// unknown field.
 type SecurityContext struct {
+	Privileged               *bool           `json:"privileged,omitempty"`
+	SELinuxOptions           *SELinuxOptions `json:"seLinuxOptions,omitempty"`
+	ProcMount                *string         `json:"procMount,omitempty"`
 	RunAsUser                *int64          `json:"runAsUser,omitempty"`
 	RunAsGroup               *int64          `json:"runAsGroup,omitempty"`
 	RunAsNonRoot             *bool           `json:"runAsNonRoot,omitempty"`
@@ -189,6 +199,33 @@ type SecurityContext struct {
 	AllowPrivilegeEscalation *bool           `json:"allowPrivilegeEscalation,omitempty"`
 	Capabilities             *Capabilities   `json:"capabilities,omitempty"`
 	SeccompProfile           *SeccompProfile `json:"seccompProfile,omitempty"`
+}
+
+// PodSecurityContext is the pod-level security context.
+type PodSecurityContext struct {
+	RunAsUser          *int64          `json:"runAsUser,omitempty"`
+	RunAsGroup         *int64          `json:"runAsGroup,omitempty"`
+	RunAsNonRoot       *bool           `json:"runAsNonRoot,omitempty"`
+	FSGroup            *int64          `json:"fsGroup,omitempty"`
+	SupplementalGroups []int64         `json:"supplementalGroups,omitempty"`
+	SeccompProfile     *SeccompProfile `json:"seccompProfile,omitempty"`
+	// Refused by Knative whatever the feature flags say.
+	SELinuxOptions *SELinuxOptions `json:"seLinuxOptions,omitempty"`
+	Sysctls        []Sysctl        `json:"sysctls,omitempty"`
+}
+
+// SELinuxOptions is Kubernetes' SELinux label; kiln refuses it.
+type SELinuxOptions struct {
+	User  string `json:"user,omitempty"`
+	Role  string `json:"role,omitempty"`
+	Type  string `json:"type,omitempty"`
+	Level string `json:"level,omitempty"`
+}
+
+// Sysctl is one namespaced kernel parameter; kiln refuses them.
+type Sysctl struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // Capabilities adds or drops Linux capabilities.
@@ -199,7 +236,8 @@ type Capabilities struct {
 
 // SeccompProfile selects a seccomp profile.
 type SeccompProfile struct {
-	Type string `json:"type"`
+	Type             string  `json:"type"`
+	LocalhostProfile *string `json:"localhostProfile,omitempty"`
 }
 
 // RevisionStatus is the observed state of a Revision.

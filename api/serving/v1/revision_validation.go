@@ -61,6 +61,7 @@ func (s *RevisionSpec) Validate(ctx context.Context) *FieldError {
 		errs = errs.Also(validateDNS1123Subdomain(s.ServiceAccountName, "serviceAccountName"))
 	}
 	errs = errs.Also(validateContainerConcurrency(ctx, s.ContainerConcurrency))
+	errs = errs.Also(validatePodSecurityContext(ctx, s.SecurityContext))
 	return errs.Also(validateTimeouts(ctx, s))
 }
 

@@ -349,6 +349,7 @@ var agentFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "network-isolation", Value: true, Usage: "keep instances from reaching this node and each other (nftables; config-network namespace-internal-traffic opens a namespace's instances to each other); needs nftables and br_netfilter"},
 	&cli.IntFlag{Name: "max-instances", Usage: "instances this node runs at most", Value: 100},
 	&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host pulled over plain HTTP (repeatable; localhost is always allowed)", EnvVars: []string{"KILN_PLAIN_HTTP_REGISTRIES"}},
+	&cli.Int64Flag{Name: "pids-limit", Usage: "processes and threads each container may have (pids cgroup); negative for no limit", Value: 1024, EnvVars: []string{"KILN_PIDS_LIMIT"}},
 	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
 }
 
@@ -362,7 +363,7 @@ func agentConfig(c *cli.Context) agent.Config {
 		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), VolumeRoot: c.String("volume-root"), CNIBinDir: c.String("cni-bin-dir"),
 		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"), NetworkIsolation: c.Bool("network-isolation"),
 		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
-		StopOnExit: c.Bool("stop-on-exit"),
+		StopOnExit: c.Bool("stop-on-exit"), PidsLimit: c.Int64("pids-limit"),
 	}
 }
 

@@ -1,0 +1,131 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/containerd/containerd/v2/core/containers"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"github.com/containerd/containerd/v2/pkg/oci"
+)
+
+func u32(v uint32) *uint32 { return &v }
+
+// specFor builds the OCI spec Start would give a container whose image
+// runs as imageUID, without containerd.
+func specFor(t *testing.T, s Spec, imageUID uint32) (*oci.Spec, error) {
+	t.Helper()
+	ctx := namespaces.WithNamespace(context.Background(), "kiln-test")
+	imageUser := func(_ context.Context, _ oci.Client, _ *containers.Container, sp *oci.Spec) error {
+		sp.Process.User.UID, sp.Process.User.GID = imageUID, imageUID
+		sp.Process.User.AdditionalGids = []uint32{imageUID, 10}
+		return nil
+	}
+	return oci.GenerateSpecWithPlatform(ctx, nil, "linux/amd64", &containers.Container{ID: "c"},
+		append([]oci.SpecOpts{imageUser}, hardening(s)...)...)
+}
+
+func TestHardeningSpec(t *testing.T) {
+	tests := []struct {
+		name     string
+		spec     Spec
+		imageUID uint32
+		err      error
+		check    func(t *testing.T, sp *oci.Spec)
+	}{
+		{name: "defaults", spec: Spec{PidsLimit: 1024}, check: func(t *testing.T, sp *oci.Spec) {
+			p := sp.Process
+			if !p.NoNewPrivileges {
+				t.Error("no_new_privs not set")
+			}
+			if !slices.Equal(p.Capabilities.Bounding, DefaultCapabilities) || !slices.Equal(p.Capabilities.Effective, DefaultCapabilities) {
+				t.Errorf("caps = %v", p.Capabilities.Bounding)
+			}
+			if slices.Contains(p.Capabilities.Bounding, "CAP_SYS_ADMIN") || len(p.Capabilities.Ambient) > 0 {
+				t.Errorf("caps = %+v", p.Capabilities)
+			}
+			if sp.Linux.Seccomp == nil || sp.Linux.Seccomp.DefaultAction != "SCMP_ACT_ERRNO" || len(sp.Linux.Seccomp.Syscalls) == 0 {
+				t.Errorf("seccomp = %+v", sp.Linux.Seccomp)
+			}
+			if r := sp.Linux.Resources; r.Pids == nil || r.Pids.Limit == nil || *r.Pids.Limit != 1024 {
+				t.Errorf("pids = %+v", r.Pids)
+			}
+			if r := sp.Linux.Resources; r.CPU != nil || r.Memory != nil {
+				t.Errorf("cpu %+v memory %+v without limits", r.CPU, r.Memory)
+			}
+			if sp.Root.Readonly || p.User.UID != 0 {
+				t.Errorf("readonly %v uid %d", sp.Root.Readonly, p.User.UID)
+			}
+		}},
+		{name: "limits", spec: Spec{MilliCPU: 500, MemoryMiB: 256}, check: func(t *testing.T, sp *oci.Spec) {
+			r := sp.Linux.Resources
+			if r.CPU == nil || *r.CPU.Quota != 50_000 || *r.CPU.Period != 100_000 {
+				t.Errorf("cpu = %+v", r.CPU)
+			}
+			if r.Memory == nil || *r.Memory.Limit != 256<<20 {
+				t.Errorf("memory = %+v", r.Memory)
+			}
+		}},
+		{name: "user, group, readonly, escalation", spec: Spec{Security: Security{
+			UID: u32(1000), GID: u32(2000), AdditionalGIDs: []uint32{5}, ReadOnlyRootfs: true, AllowPrivilegeEscalation: true}},
+			check: func(t *testing.T, sp *oci.Spec) {
+				u := sp.Process.User
+				if u.UID != 1000 || u.GID != 2000 || !slices.Equal(u.AdditionalGids, []uint32{2000, 5}) {
+					t.Errorf("user = %+v", u)
+				}
+				if !sp.Root.Readonly || sp.Process.NoNewPrivileges {
+					t.Errorf("readonly %v nnp %v", sp.Root.Readonly, sp.Process.NoNewPrivileges)
+				}
+			}},
+		{name: "uid alone runs with gid 0", spec: Spec{Security: Security{UID: u32(1000)}}, imageUID: 7,
+			check: func(t *testing.T, sp *oci.Spec) {
+				if u := sp.Process.User; u.UID != 1000 || u.GID != 0 || !slices.Equal(u.AdditionalGids, []uint32{0}) {
+					t.Errorf("user = %+v", u)
+				}
+			}},
+		{name: "drop ALL, add NET_BIND_SERVICE as non-root", spec: Spec{Security: Security{
+			UID: u32(1000), CapDrop: []string{"ALL"}, CapAdd: []string{"NET_BIND_SERVICE"}}},
+			check: func(t *testing.T, sp *oci.Spec) {
+				c := sp.Process.Capabilities
+				want := []string{"CAP_NET_BIND_SERVICE"}
+				if !slices.Equal(c.Bounding, want) || !slices.Equal(c.Effective, want) || !slices.Equal(c.Permitted, want) ||
+					!slices.Equal(c.Ambient, want) || !slices.Equal(c.Inheritable, want) {
+					t.Errorf("caps = %+v", c)
+				}
+			}},
+		{name: "drop named", spec: Spec{Security: Security{CapDrop: []string{"NET_RAW", "CAP_MKNOD"}}},
+			check: func(t *testing.T, sp *oci.Spec) {
+				c := sp.Process.Capabilities.Bounding
+				if slices.Contains(c, "CAP_NET_RAW") || slices.Contains(c, "CAP_MKNOD") || len(c) != len(DefaultCapabilities)-2 {
+					t.Errorf("bounding = %v", c)
+				}
+			}},
+		{name: "seccomp unconfined", spec: Spec{Security: Security{SeccompUnconfined: true}},
+			check: func(t *testing.T, sp *oci.Spec) {
+				if sp.Linux.Seccomp != nil {
+					t.Error("seccomp profile set")
+				}
+			}},
+		{name: "runAsNonRoot with a root image", spec: Spec{Security: Security{RunAsNonRoot: true}}, err: ErrRunAsRoot},
+		{name: "runAsNonRoot with runAsUser 0", spec: Spec{Security: Security{RunAsNonRoot: true, UID: u32(0)}}, imageUID: 1000, err: ErrRunAsRoot},
+		{name: "runAsNonRoot with a non-root image", spec: Spec{Security: Security{RunAsNonRoot: true}}, imageUID: 65532,
+			check: func(t *testing.T, sp *oci.Spec) {
+				if sp.Process.User.UID != 65532 {
+					t.Errorf("uid = %d", sp.Process.User.UID)
+				}
+			}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sp, err := specFor(t, tc.spec, tc.imageUID)
+			if !errors.Is(err, tc.err) {
+				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			if tc.check != nil {
+				tc.check(t, sp)
+			}
+		})
+	}
+}
