@@ -221,7 +221,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v: %w", c.base, err, errdefs.ErrUnavailable)
+		hint := ""
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			hint = fmt.Sprintf(" (trust the CA that signed it with --%s or KILN_CA_FILE)", FlagCAFile)
+		}
+		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v%s: %w", c.base, err, hint, errdefs.ErrUnavailable)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
