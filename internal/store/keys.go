@@ -29,6 +29,13 @@ const (
 	// spelling of the prefix the roles that follow revisions watch
 	// (RegistryListPrefix of serving.knative.dev revisions).
 	RevisionsPrefix = RegistryPrefix + "serving.knative.dev/revisions/"
+	// AuthPrefix holds API access control, written and read by the
+	// apiserver only: auth/tokens/<sha256 of the token, hex> (the token
+	// itself is never stored) and auth/bindings/<subject> (the roles a
+	// subject holds, per namespace or cluster-wide).
+	AuthPrefix     = Root + "auth/"
+	TokensPrefix   = AuthPrefix + "tokens/"
+	BindingsPrefix = AuthPrefix + "bindings/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -77,6 +84,12 @@ func SecretListPrefix(namespace string) string {
 
 // DomainClaimKey is domainclaims/<domain>.
 func DomainClaimKey(domain string) string { return DomainClaimsPrefix + domain }
+
+// TokenKey is auth/tokens/<hash>, hash the hex SHA-256 of a bearer token.
+func TokenKey(hash string) string { return TokensPrefix + hash }
+
+// BindingKey is auth/bindings/<subject>.
+func BindingKey(subject string) string { return BindingsPrefix + subject }
 
 // ActivatorKey is activators/<identity>.
 func ActivatorKey(identity string) string { return ActivatorsPrefix + identity }

@@ -1,7 +1,15 @@
 // Package apiserver serves the serving.knative.dev/v1 REST API over the
 // registry: get, list, create, update, delete and watch for Services,
-// Configurations, Revisions and Routes, with bearer-token authentication,
-// defaulting and validation at the edge, and Kubernetes-Status-shaped errors.
+// Configurations, Revisions and Routes, with defaulting and validation at
+// the edge and Kubernetes-Status-shaped errors.
+//
+// Every request is authenticated (a client certificate of role user, the
+// bootstrap cluster-admin token, or a token issued through kiln.dev/v1
+// tokens, of which only the SHA-256 is stored under auth/tokens/) and then
+// authorized by Authorize, a pure function of the subject's roles
+// (auth/bindings/<subject>: view, edit, admin per namespace, or
+// cluster-admin) and the request's verb, group, resource and namespace:
+// 401 for an unknown caller, 403 with Kubernetes' RBAC message otherwise.
 // It also serves the cluster configs (kiln.dev/v1 configs: get, replace,
 // merge-patch, reset) and is the only writer of config/ keys, validating
 // every document with api/config before it is stored. Every write is
@@ -13,5 +21,6 @@
 // controller stamps them; a user may only delete one, Knative's
 // user-initiated `kn revision delete`, the one write to registry revisions
 // that is not the controller's), and never talk to etcd except through internal/registry
-// (and the store's config/ keys, for the configs).
+// (and the store's config/ keys, for the configs, and auth/ keys, for
+// tokens and role bindings, which no other role reads or writes).
 package apiserver

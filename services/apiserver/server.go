@@ -2,7 +2,6 @@ package apiserver
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -30,8 +28,11 @@ const maxBody = 1 << 20
 
 // Options configure the API server.
 type Options struct {
-	// Token is the bearer token every request except /healthz must carry.
-	// Required unless Insecure is set.
+	// Token is the bootstrap bearer token: its holder is the cluster-admin
+	// BootstrapSubject. Other callers present a token issued through the
+	// tokens API or a client certificate (when the listener asks for one).
+	// Optional; with neither Token nor Insecure set only issued credentials
+	// work, and on a fresh cluster none exists, so it fails closed.
 	Token string
 	// Insecure serves without authentication; only for tests and
 	// loopback-only dev setups.
@@ -67,20 +68,8 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerConfigs(mux)
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
+	s.registerTokens(mux)
 	return mux
-}
-
-func (s *server) auth(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.opts.Insecure {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || s.opts.Token == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) != 1 {
-				writeError(w, fmt.Errorf("missing or invalid bearer token: %w", errdefs.ErrUnauthorized), "", "")
-				return
-			}
-		}
-		h(w, r)
-	})
 }
 
 // lookup resolves {resource}; it answers 404 itself when unknown.

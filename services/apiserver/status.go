@@ -23,6 +23,7 @@ type Status struct {
 // StatusDetails names the object and the invalid fields.
 type StatusDetails struct {
 	Name   string     `json:"name,omitempty"`
+	Group  string     `json:"group,omitempty"`
 	Kind   string     `json:"kind,omitempty"`
 	Causes []v1.Cause `json:"causes,omitempty"`
 }
@@ -32,6 +33,9 @@ type httpError struct {
 	code   int
 	reason string
 	err    error
+	// group, kind and name, when kind is set, replace the details the
+	// handler gives: a denial names the resource as the authorizer saw it.
+	group, kind, name string
 }
 
 func (e *httpError) Error() string { return e.err.Error() }
@@ -50,14 +54,18 @@ func statusFor(err error, kind, name string) Status {
 	st := Status{APIVersion: "v1", Kind: "Status", Status: "Failure", Message: err.Error(),
 		Code: errdefs.HTTPStatus(err), Reason: errdefs.Reason(err)}
 	var he *httpError
+	var group string
 	if errors.As(err, &he) {
 		st.Code, st.Reason = he.code, he.reason
+		if he.kind != "" {
+			group, kind, name = he.group, he.kind, he.name
+		}
 	}
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		st.Code = http.StatusConflict
 	}
 	if kind != "" || name != "" {
-		st.Details = &StatusDetails{Kind: kind, Name: name}
+		st.Details = &StatusDetails{Group: group, Kind: kind, Name: name}
 	}
 	var fe *v1.FieldError
 	if errors.As(err, &fe) {

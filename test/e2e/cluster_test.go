@@ -3,6 +3,8 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"math/rand"
@@ -17,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
@@ -67,9 +70,13 @@ type cluster struct {
 	gateway     string
 	activator   string // host:port of the first activator
 	// activators are host:port of every activator (two, subsetting).
-	activators  []string
-	tokenFile   string
-	keyFile     string // secrets encryption key file of apiserver and xds
+	activators []string
+	tokenFile  string
+	keyFile    string // secrets encryption key file of apiserver and xds
+	// caFile is the CA of the apiserver's HTTPS certificate (and of client
+	// certificates it accepts); apiClient trusts it.
+	caFile      string
+	apiClient   *http.Client
 	image       string
 	registry    string
 	ctrdAddress string
@@ -122,13 +129,15 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatalf("create encryption key file: %v\n%s", err, out)
 	}
 	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
-	c.api = fmt.Sprintf("http://127.0.0.1:%d", apiPort)
+	c.api = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	apiTLS := c.issueAPICertificate()
 	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
 	httpsPort, internalPort := freePort(t), freePort(t)
 	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
 	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", freePort(t))}
-	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile, "--encryption-key-file", c.keyFile)
+	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile,
+		"--tls-cert-file", apiTLS.Cert, "--tls-key-file", apiTLS.Key, "--client-ca-file", apiTLS.CA, "--encryption-key-file", c.keyFile)
 	// Two of each singleton: only the leader may act.
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
 		var args []string
@@ -157,8 +166,33 @@ func startCluster(t testing.TB) *cluster {
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly
 	})
 
-	c.waitHTTP(c.api+"/healthz", 30*time.Second)
+	c.waitHTTPWith(c.apiClient, c.api+"/healthz", 30*time.Second)
 	return c
+}
+
+// issueAPICertificate creates the cluster's CA in DIR/pki and the
+// apiserver's certificate for 127.0.0.1 from it, as an operator would with
+// the kiln CA, and sets caFile and apiClient.
+func (c *cluster) issueAPICertificate() pki.Files {
+	c.t.Helper()
+	ca, keyPEM, err := pki.NewCA("kiln e2e CA", 24*time.Hour, time.Now())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	dir := filepath.Join(c.dir, "pki")
+	f, err := ca.IssueFiles(dir, "apiserver", pki.Identity{Role: pki.RoleAPIServer}, []string{"127.0.0.1"}, 24*time.Hour, time.Now())
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	// Tests issue user certificates from it.
+	if err := pki.WriteFile(filepath.Join(dir, "ca.key"), keyPEM, true); err != nil {
+		c.t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.Cert)
+	c.caFile = f.CA
+	c.apiClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return f
 }
 
 // start runs `kilnd [global flags] ROLE args...` in the background.
@@ -209,8 +243,13 @@ func (c *cluster) stop(name string) {
 
 func (c *cluster) waitHTTP(url string, d time.Duration) {
 	c.t.Helper()
+	c.waitHTTPWith(http.DefaultClient, url, d)
+}
+
+func (c *cluster) waitHTTPWith(client *http.Client, url string, d time.Duration) {
+	c.t.Helper()
 	testenv.EventuallyNil(c.t, d, func() error {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err != nil {
 			return fmt.Errorf("%s not answering: %w", url, err)
 		}
@@ -224,7 +263,13 @@ func (c *cluster) waitHTTP(url string, d time.Duration) {
 
 // run runs the kiln CLI and returns its combined output and exit error.
 func (c *cluster) run(args ...string) (string, error) {
-	full := append([]string{"--server", c.api, "--token-file", c.tokenFile}, args...)
+	return c.runAs([]string{"--token-file", c.tokenFile}, args...)
+}
+
+// runAs runs the kiln CLI with the given credential flags instead of the
+// cluster-admin token.
+func (c *cluster) runAs(cred []string, args ...string) (string, error) {
+	full := append(append([]string{"--server", c.api, "--certificate-authority", c.caFile}, cred...), args...)
 	cmd := exec.Command(c.kiln, full...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

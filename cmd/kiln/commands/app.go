@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/admin"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/apply"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	kconfig "github.com/kiln-serving/kiln/cmd/kiln/commands/config"
@@ -34,10 +35,16 @@ func NewApp() *cli.App {
 				Usage: "file holding the API bearer token"},
 			&cli.StringFlag{Name: client.FlagToken, EnvVars: []string{"KILN_TOKEN"},
 				Usage: "API bearer token (overrides --token-file)"},
+			&cli.StringFlag{Name: client.FlagCAFile, EnvVars: []string{"KILN_CA_FILE"}, Value: client.DefaultCAFile(),
+				Usage: "CA certificate that signs the API server's certificate (default: ~/.kiln/ca.crt or kilnd dev's CA when present, else the system's)"},
+			&cli.StringFlag{Name: client.FlagClientCert, EnvVars: []string{"KILN_CLIENT_CERTIFICATE"},
+				Usage: "client certificate (PEM) to authenticate with, instead of a token"},
+			&cli.StringFlag{Name: client.FlagClientKey, EnvVars: []string{"KILN_CLIENT_KEY"},
+				Usage: "private key of --client-certificate"},
 			&cli.StringFlag{Name: client.FlagNamespace, Aliases: []string{"n"}, EnvVars: []string{"KILN_NAMESPACE"}, Value: "default",
 				Usage: "namespace to work in"},
 		},
-		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command, domain.Command, secret.Command},
+		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command, domain.Command, secret.Command, admin.Command},
 		// Errors are printed once by Run, in kn's "Error: ..." form.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}

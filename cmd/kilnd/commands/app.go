@@ -107,14 +107,23 @@ func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logge
 // serveHTTP listens on addr and serves h in g until ctx (g's context)
 // ends, then shuts down gracefully, giving requests in flight 10s.
 func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, log *slog.Logger) (net.Addr, error) {
+	return serveHTTPWith(ctx, g, addr, h, nil, log)
+}
+
+// serveHTTPWith is serveHTTP over TLS when tlsCfg is set.
+func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (net.Addr, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	scheme := "http"
+	if tlsCfg != nil {
+		lis, scheme = tls.NewListener(lis, tlsCfg), "https"
+	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {
-			return fmt.Errorf("serve http on %s: %w", lis.Addr(), err)
+			return fmt.Errorf("serve %s on %s: %w", scheme, lis.Addr(), err)
 		}
 		return nil
 	})
@@ -124,7 +133,7 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handl
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
-	log.Info("serving http", "address", lis.Addr().String())
+	log.Info("serving "+scheme, "address", lis.Addr().String())
 	return lis.Addr(), nil
 }
 

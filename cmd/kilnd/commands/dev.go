@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/kiln-serving/kiln/internal/embedetcd"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
@@ -36,7 +38,7 @@ func devFlags() []cli.Flag {
 		&cli.StringFlag{Name: "gateway-listen-host", Usage: "host the gateway binds", Value: "127.0.0.1"},
 		&cli.StringFlag{Name: "admin-listen", Usage: "gateway admin listener (/ready, /config_dump); the default is skipped when its port is busy; empty to disable", Value: defaultDevAdmin},
 		&cli.StringFlag{Name: "registry-listen", Usage: "serve a local OCI registry (in memory) on this address; empty to disable", Value: ""},
-		&cli.BoolFlag{Name: "insecure", Usage: "serve the API without a token"},
+		&cli.BoolFlag{Name: "insecure", Usage: "serve the API over plain HTTP without authentication (loopback --api-listen only)"},
 		&cli.StringFlag{Name: "encryption-key-file", Usage: "key file sealing TLS secrets in etcd (default DATA-DIR/encryption-keys.yaml, created with one random key if missing)", EnvVars: []string{"KILN_ENCRYPTION_KEY_FILE"}},
 	}
 	for _, f := range append(controllerFlags, agentFlags...) {
@@ -57,9 +59,11 @@ var devCommand = &cli.Command{
 	Name:  "dev",
 	Usage: "run every role in one process on an embedded etcd (single machine)",
 	Description: `Starts an embedded etcd, the API server, controller, scheduler, autoscaler,
-activator, xds server, gateway and node agent in one process. A bearer token is
-written to DATA-DIR/token, where 'kiln' finds it by default. Secrets are
-encrypted in etcd with DATA-DIR/encryption-keys.yaml, created on first start.`,
+activator, xds server, gateway and node agent in one process. The API is
+served over HTTPS with a certificate of the dev CA (DATA-DIR/pki/ca.crt), and
+the cluster-admin bearer token is written to DATA-DIR/token; 'kiln' finds
+both there by default. Secrets are encrypted in etcd with
+DATA-DIR/encryption-keys.yaml, created on first start.`,
 	Flags:  devFlags(),
 	Action: runDev,
 }
@@ -76,12 +80,20 @@ func runDev(c *cli.Context) error {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
 	apiOpts, tokenPath := apiserverOptionsDev(c, dataDir)
+	var apiTLS *tls.Config
+	apiURL := "http://" + c.String("api-listen")
 	if tokenPath != "" {
 		tok, err := ensureToken(tokenPath)
 		if err != nil {
 			return fmt.Errorf("token: %w", err)
 		}
 		apiOpts.Token = tok
+		if apiTLS, err = devAPITLS(dataDir); err != nil {
+			return err
+		}
+		apiURL = "https://" + c.String("api-listen")
+	} else if err := checkInsecure(c.String("api-listen"), "--api-listen"); err != nil {
+		return err
 	}
 	keyFile := c.String("encryption-key-file")
 	if keyFile == "" {
@@ -149,7 +161,7 @@ func runDev(c *cli.Context) error {
 		})
 	}
 	run("apiserver", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, l, ready)
+		return runAPIServer(ctx, st, c.String("api-listen"), apiOpts, apiTLS, l, ready)
 	})
 	run("controller", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runController(ctx, st, l, ready)
@@ -180,7 +192,7 @@ func runDev(c *cli.Context) error {
 	go func() { readyWG.Wait(); close(allReady) }()
 	<-allReady
 	if ctx.Err() == nil {
-		log.Info("kiln dev ready", "api", "http://"+c.String("api-listen"), "token_file", tokenPath,
+		log.Info("kiln dev ready", "api", apiURL, "token_file", tokenPath,
 			"gateway", fmt.Sprintf("http://%s:%d", gwCfg.ListenHost, c.Uint("http-port")), "startup", time.Since(start).Round(time.Millisecond))
 		writeReadyFile(dataDir)
 		sdnotify.Ready()
@@ -200,6 +212,21 @@ func apiserverOptionsDev(c *cli.Context, dataDir string) (opts apiOptions, token
 		return apiOptions{Insecure: true}, ""
 	}
 	return apiOptions{}, filepath.Join(dataDir, "token")
+}
+
+// devAPITLS serves the dev API with a certificate of the dev CA, which
+// also vouches for client certificates; `kiln` trusts DATA-DIR/pki/ca.crt
+// by default, so HTTPS needs no setup.
+func devAPITLS(dataDir string) (*tls.Config, error) {
+	p, err := openDevPKI(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	f, err := p.Issue("apiserver", pki.Identity{Role: pki.RoleAPIServer})
+	if err != nil {
+		return nil, err
+	}
+	return apiserverTLS(f.Cert, f.Key, p.CAFile())
 }
 
 func gatewayConfigDev(c *cli.Context) gatewayCfg {

@@ -3,6 +3,8 @@ package commands
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"fmt"
 	"log/slog"
@@ -62,8 +64,11 @@ func runRole(c *cli.Context, name string, fn roleFunc) error {
 
 var apiserverFlags = []cli.Flag{
 	&cli.StringFlag{Name: "listen", Usage: "REST API address", Value: ":7070", EnvVars: []string{"KILN_APISERVER_LISTEN"}},
-	&cli.StringFlag{Name: "token-file", Usage: "file holding the bearer token clients must send (required unless --insecure)", EnvVars: []string{"KILN_TOKEN_FILE"}},
-	&cli.BoolFlag{Name: "insecure", Usage: "serve without authentication (loopback development only)"},
+	&cli.StringFlag{Name: "token-file", Usage: "file holding the bootstrap bearer token, the cluster-admin \"admin\" that issues other tokens (required unless --insecure)", EnvVars: []string{"KILN_TOKEN_FILE"}},
+	&cli.StringFlag{Name: "tls-cert-file", Usage: "serve HTTPS with this PEM certificate (chain)", EnvVars: []string{"KILN_TLS_CERT_FILE"}},
+	&cli.StringFlag{Name: "tls-key-file", Usage: "private key of --tls-cert-file", EnvVars: []string{"KILN_TLS_KEY_FILE"}},
+	&cli.StringFlag{Name: "client-ca-file", Usage: "also accept client certificates issued by this CA (the kiln CA): a user identity's name is the subject", EnvVars: []string{"KILN_CLIENT_CA_FILE"}},
+	&cli.BoolFlag{Name: "insecure", Usage: "serve plain HTTP without authentication (loopback addresses only, for development)"},
 	encryptionKeyFlag,
 }
 
@@ -72,7 +77,20 @@ var apiserverCommand = &cli.Command{
 	Usage: "serve the serving.knative.dev/v1 REST API (active-active)",
 	Flags: apiserverFlags,
 	Action: func(c *cli.Context) error {
-		opts, err := apiserverOptions(c.String("token-file"), c.Bool("insecure"))
+		insecure := c.Bool("insecure")
+		if insecure {
+			if err := checkInsecure(c.String("listen"), "--listen"); err != nil {
+				return err
+			}
+			if c.String("tls-cert-file") != "" || c.String("client-ca-file") != "" {
+				return fmt.Errorf("--insecure serves plain HTTP: drop it, or the TLS flags")
+			}
+		}
+		opts, err := apiserverOptions(c.String("token-file"), insecure)
+		if err != nil {
+			return err
+		}
+		tlsCfg, err := apiserverTLS(c.String("tls-cert-file"), c.String("tls-key-file"), c.String("client-ca-file"))
 		if err != nil {
 			return err
 		}
@@ -80,7 +98,7 @@ var apiserverCommand = &cli.Command{
 			if opts.SecretKeys, err = secretKeys(c.String("encryption-key-file"), log); err != nil {
 				return err
 			}
-			return runAPIServer(ctx, st, c.String("listen"), opts, log, ready)
+			return runAPIServer(ctx, st, c.String("listen"), opts, tlsCfg, log, ready)
 		})
 	},
 }
@@ -103,10 +121,61 @@ func apiserverOptions(tokenFile string, insecure bool) (apiserver.Options, error
 	return apiserver.Options{Token: tok}, nil
 }
 
-func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts apiserver.Options, log *slog.Logger, ready func()) error {
+// checkInsecure refuses to serve the API without authentication anywhere
+// but loopback: anyone who can reach it would be cluster-admin.
+func checkInsecure(addr, flag string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("%s %q: %w", flag, addr, err)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	return fmt.Errorf("--insecure serves the API without authentication and is allowed only on a loopback address (127.0.0.1, ::1, localhost); %s is %q", flag, addr)
+}
+
+// apiserverTLS is the listener's TLS configuration, nil for plain HTTP.
+// With a client CA, a certificate is asked for but not required: bearer
+// tokens keep working beside certificates.
+func apiserverTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" {
+		if clientCAFile != "" {
+			return nil, fmt.Errorf("--client-ca-file needs HTTPS: set --tls-cert-file and --tls-key-file")
+		}
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, fmt.Errorf("HTTPS needs both --tls-cert-file and --tls-key-file")
+	}
+	pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("--tls-cert-file: %w", err)
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{pair}}
+	if clientCAFile != "" {
+		pem, err := os.ReadFile(clientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("--client-ca-file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--client-ca-file %s: no PEM certificate", clientCAFile)
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.VerifyClientCertIfGiven
+	}
+	return cfg, nil
+}
+
+func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts apiserver.Options, tlsCfg *tls.Config, log *slog.Logger, ready func()) error {
+	if tlsCfg == nil && !opts.Insecure && checkInsecure(addr, "--listen") != nil {
+		log.Warn("serving the API over plain HTTP beyond loopback: bearer tokens cross the network in clear; set --tls-cert-file and --tls-key-file", "address", addr)
+	}
 	h := apiserver.New(registry.New(st), opts, log)
 	g, ctx := errgroup.WithContext(ctx)
-	if _, err := serveHTTP(ctx, g, addr, h, log); err != nil {
+	if _, err := serveHTTPWith(ctx, g, addr, h, tlsCfg, log); err != nil {
 		return err
 	}
 	ready()

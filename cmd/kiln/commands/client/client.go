@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,10 +28,33 @@ const (
 	FlagToken     = "token"
 	FlagTokenFile = "token-file"
 	FlagNamespace = "namespace"
+	// FlagCAFile names the CA that signs the API's certificate.
+	FlagCAFile = "certificate-authority"
+	// FlagClientCert and FlagClientKey present a client certificate.
+	FlagClientCert = "client-certificate"
+	FlagClientKey  = "client-key"
 )
 
 // DefaultServer is the apiserver address kilnd dev listens on.
-const DefaultServer = "http://127.0.0.1:7070"
+const DefaultServer = "https://127.0.0.1:7070"
+
+// devCAFile is the CA `kilnd dev` serves its API with.
+const devCAFile = "/var/lib/kiln/dev/pki/ca.crt"
+
+// DefaultCAFile is ~/.kiln/ca.crt when it exists, else the dev CA when it
+// exists, else "" (the system's roots).
+func DefaultCAFile() string {
+	if home, err := os.UserHomeDir(); err == nil {
+		p := filepath.Join(home, ".kiln", "ca.crt")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if _, err := os.Stat(devCAFile); err == nil {
+		return devCAFile
+	}
+	return ""
+}
 
 // DefaultTokenFile is ~/.kiln/token when it exists, else the token
 // `kilnd dev` writes.
@@ -56,6 +81,40 @@ func New(server, token string) *Client {
 	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{}}
 }
 
+// WithTLS makes c speak HTTPS with cfg (trusted CAs, client certificate).
+func (c *Client) WithTLS(cfg *tls.Config) *Client {
+	c.http = &http.Client{Transport: &http.Transport{Proxy: http.ProxyFromEnvironment, TLSClientConfig: cfg}}
+	return c
+}
+
+// TLSConfig builds the client's TLS configuration: caFile (optional; the
+// system's roots when empty) is trusted for the server's certificate, and
+// certFile/keyFile (both or neither) are presented as the client's.
+func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("read certificate authority: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("certificate authority %s holds no PEM certificate", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, fmt.Errorf("--%s and --%s go together", FlagClientCert, FlagClientKey)
+	}
+	if certFile != "" {
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
+}
+
 // FromContext builds a client from the global flags. An explicit
 // --token-file that cannot be read is an error; the default one may be
 // absent (the server then answers Unauthorized).
@@ -71,7 +130,15 @@ func FromContext(c *cli.Context) (*Client, error) {
 			return nil, fmt.Errorf("read token file: %w", err)
 		}
 	}
-	return New(c.String(FlagServer), token), nil
+	cl := New(c.String(FlagServer), token)
+	if strings.HasPrefix(c.String(FlagServer), "https:") {
+		cfg, err := TLSConfig(c.String(FlagCAFile), c.String(FlagClientCert), c.String(FlagClientKey))
+		if err != nil {
+			return nil, err
+		}
+		cl.WithTLS(cfg)
+	}
+	return cl, nil
 }
 
 // Namespace returns the --namespace flag.
@@ -111,7 +178,7 @@ func (e *APIError) Unwrap() error {
 		return errdefs.ErrNotFound
 	case "Invalid", "BadRequest":
 		return errdefs.ErrInvalidArgument
-	case "Unauthorized":
+	case "Unauthorized", "Forbidden":
 		return errdefs.ErrUnauthorized
 	}
 	return errdefs.FromHTTP(e.Code)
@@ -154,7 +221,12 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v: %w", c.base, err, errdefs.ErrUnavailable)
+		hint := ""
+		var unknownCA x509.UnknownAuthorityError
+		if errors.As(err, &unknownCA) {
+			hint = fmt.Sprintf(" (trust the CA that signed it with --%s or KILN_CA_FILE)", FlagCAFile)
+		}
+		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v%s: %w", c.base, err, hint, errdefs.ErrUnavailable)
 	}
 	if resp.StatusCode >= 300 {
 		defer resp.Body.Close()
