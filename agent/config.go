@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
 )
@@ -53,6 +56,13 @@ type Config struct {
 	// serving after it turned not ready, so edges drop it first. Optional,
 	// default 1s; negative means none.
 	DrainDelay time.Duration
+	// QueueTLS makes queue-proxies serve mutual TLS with this config,
+	// admitting only gateways and activators. Optional: nil serves plain
+	// HTTP.
+	QueueTLS *tls.Config
+	// AutoscalerCreds is the transport credential to the autoscaler.
+	// Optional: nil means plain gRPC.
+	AutoscalerCreds grpc.DialOption
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool
