@@ -110,6 +110,11 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handl
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
+	return serveOn(ctx, g, lis, h, log)
+}
+
+// serveOn is serveHTTP on a listener already bound.
+func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, h http.Handler, log *slog.Logger) (net.Addr, error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kiln-serving/kiln/internal/embedetcd"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
@@ -115,6 +116,10 @@ func runDev(c *cli.Context) error {
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
 	gwCfg := gatewayConfigDev(c)
+	certs, err := devRoleCerts(dataDir, agentCfg.NodeName)
+	if err != nil {
+		return err
+	}
 
 	// One group owns every role: the first role to fail stops the rest,
 	// and runDev returns only once all of them have.
@@ -145,19 +150,19 @@ func runDev(c *cli.Context) error {
 		return lead(ctx, st, "scheduler", l, scheduler.New(st, scheduler.Options{}, l).Lead)
 	})
 	run("autoscaler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, l, ready)
+		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, certs[pki.RoleAutoscaler], l, ready)
 	})
 	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runActivator(ctx, st, c.String("activator-listen"), "", l, ready)
+		return runActivator(ctx, st, c.String("activator-listen"), "", certs[pki.RoleActivator], l, ready)
 	})
 	run("xds", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, l, ready)
+		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, certs[pki.RoleXDS], l, ready)
 	})
 	run("gateway", func(ctx context.Context, _ *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runGateway(ctx, gwCfg, l, ready)
+		return runGateway(ctx, gwCfg, certs[pki.RoleGateway], l, ready)
 	})
 	run("agent", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAgent(ctx, st, agentCfg, l, ready)
+		return runAgent(ctx, st, agentCfg, certs[pki.RoleAgent], l, ready)
 	})
 
 	// Every role marks itself ready when it serves or when it exits, so
@@ -175,6 +180,27 @@ func runDev(c *cli.Context) error {
 		os.Remove(filepath.Join(dataDir, "ready"))
 	}
 	return roles.Wait()
+}
+
+// devRoleCerts issues, from the dev CA, the certificate of every role that
+// listens for or calls another role, so a dev cluster runs every hop
+// between roles with mutual TLS like a real one. The agent's names its
+// node: the autoscaler takes its metrics only for that node.
+func devRoleCerts(dataDir, node string) (map[string]pki.Files, error) {
+	p, err := openDevPKI(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	ids := []pki.Identity{{Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: node}}
+	out := map[string]pki.Files{}
+	for _, id := range ids {
+		f, err := p.Issue(id.Role, id)
+		if err != nil {
+			return nil, err
+		}
+		out[id.Role] = f
+	}
+	return out, nil
 }
 
 func writeReadyFile(dataDir string) {
