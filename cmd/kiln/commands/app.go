@@ -9,6 +9,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/kiln-serving/kiln/cmd/kiln/commands/admin"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/apply"
 	"github.com/kiln-serving/kiln/cmd/kiln/commands/client"
 	kconfig "github.com/kiln-serving/kiln/cmd/kiln/commands/config"
@@ -37,7 +38,7 @@ func NewApp() *cli.App {
 			&cli.StringFlag{Name: client.FlagNamespace, Aliases: []string{"n"}, EnvVars: []string{"KILN_NAMESPACE"}, Value: "default",
 				Usage: "namespace to work in"},
 		},
-		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command, domain.Command, secret.Command},
+		Commands: []*cli.Command{service.Command, revision.Command, route.Command, apply.Command, kconfig.Command, domain.Command, secret.Command, admin.Command},
 		// Errors are printed once by Run, in kn's "Error: ..." form.
 		ExitErrHandler: func(*cli.Context, error) {},
 	}
