@@ -101,6 +101,12 @@ func IdentityFrom(ctx context.Context) (pki.Identity, bool) {
 	return id, ok
 }
 
+// NewContext is ctx carrying the verified caller id, as the interceptors
+// and Handler hand it to what they guard.
+func NewContext(ctx context.Context, id pki.Identity) context.Context {
+	return context.WithValue(ctx, identityKey{}, id)
+}
+
 // GRPCServerOptions are the options of a gRPC server admitting callers that
 // pass check; none when f is zero.
 func GRPCServerOptions(f pki.Files, check Check) ([]grpc.ServerOption, error) {
@@ -124,7 +130,7 @@ func GRPCServerOptions(f pki.Files, check Check) ([]grpc.ServerOption, error) {
 		if err := check(id); err != nil {
 			return nil, status.Error(codes.PermissionDenied, err.Error())
 		}
-		return context.WithValue(ctx, identityKey{}, id), nil
+		return NewContext(ctx, id), nil
 	}
 	return []grpc.ServerOption{
 		grpc.Creds(credentials.NewTLS(cfg)),
@@ -180,6 +186,6 @@ func Handler(h http.Handler, check Check) http.Handler {
 			http.Error(w, err.Error(), http.StatusForbidden)
 			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, id)))
+		h.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
 }
