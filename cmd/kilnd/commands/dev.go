@@ -2,6 +2,7 @@ package commands
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"net"
@@ -58,7 +59,12 @@ var devCommand = &cli.Command{
 	Usage: "run every role in one process on an embedded etcd (single machine)",
 	Description: `Starts an embedded etcd, the API server, controller, scheduler, autoscaler,
 activator, xds server, gateway and node agent in one process. A bearer token is
-written to DATA-DIR/token, where 'kiln' finds it by default.`,
+written to DATA-DIR/token, where 'kiln' finds it by default.
+
+Every hop between roles runs mutual TLS, and the embedded etcd serves TLS with
+client certificates: a CA is created in DATA-DIR/pki on first start and every
+role's certificate (ROLE.crt, ROLE.key) is issued from it at each start. The
+gateway's public listeners stay plain HTTP (and HTTPS for mapped domains).`,
 	Flags:  devFlags(),
 	Action: runDev,
 }
@@ -84,12 +90,21 @@ func runDev(c *cli.Context) error {
 	}
 
 	start := time.Now()
-	etcd, err := embedetcd.Start(filepath.Join(dataDir, "etcd"), c.String("etcd-listen"))
+	agentCfg := agentConfig(c)
+	certs, err := devRoleCerts(dataDir, agentCfg.NodeName)
+	if err != nil {
+		return err
+	}
+	etcdTLS, err := devEtcdTLS(dataDir, c.String("etcd-listen"))
+	if err != nil {
+		return err
+	}
+	etcd, err := embedetcd.StartTLS(filepath.Join(dataDir, "etcd"), c.String("etcd-listen"), etcdTLS.server)
 	if err != nil {
 		return err
 	}
 	defer etcd.Close()
-	st, err := etcdstore.Dial([]string{etcd.Endpoint}, 5*time.Second)
+	st, err := etcdstore.DialTLS([]string{etcd.Endpoint}, 5*time.Second, etcdTLS.client)
 	if err != nil {
 		return err
 	}
@@ -106,7 +121,6 @@ func runDev(c *cli.Context) error {
 		log.Info("local OCI registry serving", "address", lis.Addr().String())
 	}
 
-	agentCfg := agentConfig(c)
 	if agentCfg.StateDir == "" {
 		agentCfg.StateDir = filepath.Join(dataDir, "agent")
 	}
@@ -116,10 +130,6 @@ func runDev(c *cli.Context) error {
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
 	gwCfg := gatewayConfigDev(c)
-	certs, err := devRoleCerts(dataDir, agentCfg.NodeName)
-	if err != nil {
-		return err
-	}
 
 	// One group owns every role: the first role to fail stops the rest,
 	// and runDev returns only once all of them have.
@@ -201,6 +211,41 @@ func devRoleCerts(dataDir, node string) (map[string]pki.Files, error) {
 		out[id.Role] = f
 	}
 	return out, nil
+}
+
+// devEtcd is the embedded etcd's TLS: the server's files, and the client
+// config of the dev process, its only client.
+type devEtcd struct {
+	server embedetcd.ClientTLS
+	client *tls.Config
+}
+
+// devEtcdTLS issues the embedded etcd's server certificate (for its listen
+// host too) and a client certificate from the dev CA: etcd then admits only
+// certificates of that CA, as a production etcd should
+// (--etcd-cacert/--etcd-cert/--etcd-key on every role).
+func devEtcdTLS(dataDir, listen string) (devEtcd, error) {
+	p, err := openDevPKI(dataDir)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	var hosts []string
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	srv, err := p.Issue("etcd-server", pki.Identity{Role: pki.RoleEtcd}, hosts...)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	cl, err := p.Issue("etcd-client", pki.Identity{Role: pki.RoleEtcd, Name: "client"})
+	if err != nil {
+		return devEtcd{}, err
+	}
+	cfg, err := pki.ClientConfig(cl)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	return devEtcd{server: embedetcd.ClientTLS{CAFile: srv.CA, CertFile: srv.Cert, KeyFile: srv.Key}, client: cfg}, nil
 }
 
 func writeReadyFile(dataDir string) {
