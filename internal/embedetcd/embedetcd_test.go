@@ -44,7 +44,10 @@ func TestStartTLS(t *testing.T) {
 		want bool
 	}{
 		{"client certificate", func() *etcdstore.Store { s, _ := etcdstore.DialTLS([]string{e.Endpoint}, time.Second, ok); return s }, true},
-		{"no certificate", func() *etcdstore.Store { s, _ := etcdstore.DialTLS([]string{e.Endpoint}, time.Second, anonymous); return s }, false},
+		{"no certificate", func() *etcdstore.Store {
+			s, _ := etcdstore.DialTLS([]string{e.Endpoint}, time.Second, anonymous)
+			return s
+		}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := tc.cfg()
