@@ -26,7 +26,7 @@ unit: ## unit and integration tests only (no containerd)
 e2e: ## end-to-end tests only: real binaries, etcd, containerd
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -v ./test/e2e/...
 
-bench: ## benchmarks: cold start from zero (p50/p99, per hop), warm request, create-to-ready, activator, gateway and queue-proxy overhead against a direct call
+bench: ## benchmarks: cold start from zero (p50/p99, per hop), warm request, create-to-ready, activator, gateway and queue-proxy overhead against a direct call, mutual TLS cost into a queue-proxy (plain vs mTLS)
 	$(GO) test -count=1 -run '^$$' -bench . -benchtime 200x -timeout $(TEST_TIMEOUT) ./test/e2e/... ./services/gateway/... ./agent/queue/...
 
 lint: ## gofmt, go vet, no tracked binaries, and the object model (api/) importing nothing under internal/

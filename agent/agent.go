@@ -22,11 +22,16 @@ import (
 	"github.com/kiln-serving/kiln/agent/runtime"
 	"github.com/kiln-serving/kiln/api/errdefs"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // Labels kiln puts on its containers, so a restarted agent can re-adopt
 // them without any state of its own.
+// QueueCallers are who may call a queue-proxy over mutual TLS: edges, and
+// activators forwarding buffered requests.
+var QueueCallers = pki.Allow(pki.RoleGateway, pki.RoleActivator)
+
 const (
 	labelInstance  = "kiln.dev/instance"
 	labelNamespace = "kiln.dev/namespace"

@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"crypto/tls"
 	"errors"
 	"time"
+
+	"google.golang.org/grpc"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
 )
@@ -60,6 +63,13 @@ type Config struct {
 	// pids cgroup), so one instance cannot fork-bomb the node. Optional,
 	// default 1024; negative means no limit.
 	PidsLimit int64
+	// QueueTLS makes queue-proxies serve mutual TLS with this config,
+	// admitting only gateways and activators. Optional: nil serves plain
+	// HTTP.
+	QueueTLS *tls.Config
+	// AutoscalerCreds is the transport credential to the autoscaler.
+	// Optional: nil means plain gRPC.
+	AutoscalerCreds grpc.DialOption
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool

@@ -351,6 +351,8 @@ func (w *worker) startProxy() error {
 		ContainerConcurrency: spec.ContainerConcurrency,
 		Timeout:              timeout,
 		DrainDelay:           max(w.a.cfg.DrainDelay, 0),
+		TLS:                  w.a.cfg.QueueTLS,
+		Check:                QueueCallers,
 	}, w.log)
 	if err != nil {
 		return err

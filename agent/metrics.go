@@ -12,7 +12,7 @@ import (
 // reportMetrics streams one batch per second, one Stat per instance with a
 // live queue-proxy, to the autoscaler leader until ctx ends.
 func (a *Agent) reportMetrics(ctx context.Context) error {
-	c := reporter.New("agent/"+a.cfg.NodeName, a.cfg.AutoscalerLeaders, a.collectStats, reporter.DefaultPeriod, a.log)
+	c := reporter.New("agent/"+a.cfg.NodeName, a.cfg.AutoscalerLeaders, a.collectStats, reporter.DefaultPeriod, a.cfg.AutoscalerCreds, a.log)
 	if err := c.Run(ctx); err != nil {
 		return fmt.Errorf("metrics reporter: %w", err)
 	}

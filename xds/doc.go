@@ -40,7 +40,12 @@
 // re-receive listeners and clusters on the cold-start path.
 //
 // Secrets carry private keys: xds is, with the apiserver, their only reader,
-// and it must never log their data.
+// and it must never log their data. Under mutual TLS (Run's options, built
+// by internal/mtls with Callers) only gateway identities may subscribe, so
+// only edges receive SDS secrets; with Options.UpstreamCA every revision
+// cluster carries an UpstreamTlsContext naming the edge's static client
+// secret (EdgeClientSecret, never served over SDS) and accepting only agent
+// and activator identities (upstream_tls.go).
 //
 // The package must never write to the store: xds is a pure reader (one
 // writer per prefix), and it must never publish a snapshot before every

@@ -79,16 +79,18 @@ func NewServer(st store.Store, opts Options, log *slog.Logger) *Server {
 
 // Run serves ADS (and the separate LDS/RDS/CDS/EDS services) on lis until
 // ctx ends. It returns nil on cancellation, or the gRPC serve error, once
-// every goroutine it started has stopped.
-func (s *Server) Run(ctx context.Context, lis net.Listener) error {
+// every goroutine it started has stopped. opts carry the transport
+// credentials and caller check (internal/mtls with Callers); none serves
+// plain gRPC to anyone.
+func (s *Server) Run(ctx context.Context, lis net.Listener, opts ...grpc.ServerOption) error {
 	g, ctx := errgroup.WithContext(ctx)
 
-	gs := grpc.NewServer(
+	gs := grpc.NewServer(append([]grpc.ServerOption{
 		// Edges hold one stream for their whole life; let their keepalive
 		// pings through so dead edges are noticed.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	}, opts...)...)
 	xs := serverv3.NewServer(ctx, s.cache, serverv3.CallbackFuncs{
 		StreamOpenFunc: func(_ context.Context, id int64, typeURL string) error {
 			s.log.Debug("stream open", "stream", id, "type_url", typeURL)

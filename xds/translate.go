@@ -78,6 +78,11 @@ type Options struct {
 	// SecretKeys open secrets sealed at rest. Optional: without them only
 	// plain-text secrets are served; sealed ones are dropped with a warning.
 	SecretKeys *encryption.Keys
+	// UpstreamCA, the kiln CA certificate (PEM), makes every revision
+	// cluster speak mutual TLS to its endpoints (queue-proxies and
+	// activators), presenting EdgeClientSecret. Optional: empty keeps
+	// plain HTTP upstream.
+	UpstreamCA []byte
 }
 
 func (o Options) withDefaults() Options {
@@ -265,7 +270,7 @@ func Translate(in Input, opts Options) Resources {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		res.Clusters = append(res.Clusters, makeCluster(name))
+		res.Clusters = append(res.Clusters, withUpstreamTLS(makeCluster(name), opts))
 		eps := ready[name]
 		sort.Slice(eps, func(i, j int) bool { return endpointKey(eps[i]) < endpointKey(eps[j]) })
 		if len(activators) > 0 && (len(eps) == 0 || in.ActivatorInPath[name]) {

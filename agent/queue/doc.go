@@ -5,5 +5,6 @@
 // answers the network probe itself, counts requests for the autoscaler and
 // drains on stop. It knows nothing about containerd, CNI or etcd: it is
 // given a target address and a readiness flag, and must never decide on its
-// own whether the instance lives or dies.
+// own whether the instance lives or dies. With Config.TLS it serves mutual
+// TLS and admits only callers passing Config.Check (edges and activators).
 package queue

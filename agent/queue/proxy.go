@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/meter"
+	"github.com/kiln-serving/kiln/internal/mtls"
 )
 
 // ProbeHeader is the request header that makes the queue-proxy answer
@@ -42,6 +44,11 @@ type Config struct {
 	// Optional, default time.Now; tests give a fake one so the measured
 	// concurrency does not depend on the scheduler.
 	Now func() time.Time
+	// TLS makes the proxy serve mutual TLS (internal/mtls) and admit only
+	// callers passing Check. Optional: nil serves plain HTTP.
+	TLS *tls.Config
+	// Check admits a verified caller; required with TLS.
+	Check mtls.Check
 }
 
 // Stats are the proxy's counters, for the autoscaler's metrics.
@@ -65,6 +72,7 @@ type Proxy struct {
 	breaker    *Breaker // nil when unlimited
 	rp         *httputil.ReverseProxy
 	srv        *http.Server
+	tls        *tls.Config
 
 	ready    atomic.Bool
 	draining atomic.Bool
@@ -116,7 +124,15 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 			http.Error(w, "kiln queue-proxy: container unreachable: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
+	var h http.Handler = p
+	if cfg.TLS != nil {
+		if cfg.Check == nil {
+			return nil, errors.New("queue: TLS without a caller check")
+		}
+		h = mtls.Handler(p, cfg.Check)
+		p.tls = cfg.TLS
+	}
+	p.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
 	return p, nil
 }
 
@@ -140,7 +156,12 @@ func (p *Proxy) Created() time.Time { return p.created }
 
 // Serve accepts connections on ln until Drain or Close; it returns
 // http.ErrServerClosed after either.
-func (p *Proxy) Serve(ln net.Listener) error { return p.srv.Serve(ln) }
+func (p *Proxy) Serve(ln net.Listener) error {
+	if p.tls != nil {
+		ln = tls.NewListener(ln, p.tls)
+	}
+	return p.srv.Serve(ln)
+}
 
 // Drain turns the probe not ready, keeps serving for the configured
 // DrainDelay (so whoever routes here sees the change first), then stops

@@ -2,12 +2,16 @@ package envoy
 
 import (
 	"os"
+	"slices"
 	"testing"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"sigs.k8s.io/yaml"
+
+	xdsserver "github.com/kiln-serving/kiln/xds"
 )
 
 // TestBootstrap parses the shipped file the way Envoy does (YAML → JSON →
@@ -60,5 +64,38 @@ func TestBootstrap(t *testing.T) {
 	}
 	if opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() == nil {
 		t.Error("kiln-xds must use HTTP/2 (gRPC)")
+	}
+
+	// Mutual TLS to xds with the edge's gateway certificate, which is also
+	// the static secret the xds server's clusters name for upstreams.
+	var client *tlsv3.Secret
+	for _, s := range b.GetStaticResources().GetSecrets() {
+		if s.GetName() == xdsserver.EdgeClientSecret {
+			client = s
+		}
+	}
+	if client == nil {
+		t.Fatalf("no static secret %q: revision clusters under mutual TLS name it", xdsserver.EdgeClientSecret)
+	}
+	if c := client.GetTlsCertificate(); c.GetCertificateChain().GetFilename() == "" || c.GetPrivateKey().GetFilename() == "" {
+		t.Errorf("secret %s: want certificate and key files, got %v", client.GetName(), c)
+	}
+	ts := xds.GetTransportSocket()
+	up := &tlsv3.UpstreamTlsContext{}
+	if ts.GetName() != "envoy.transport_sockets.tls" || ts.GetTypedConfig().UnmarshalTo(up) != nil {
+		t.Fatalf("kiln-xds transport socket %v, want an UpstreamTlsContext", ts)
+	}
+	if err := up.ValidateAll(); err != nil {
+		t.Errorf("kiln-xds TLS: %v", err)
+	}
+	ctc := up.GetCommonTlsContext()
+	if sds := ctc.GetTlsCertificateSdsSecretConfigs(); len(sds) != 1 || sds[0].GetName() != xdsserver.EdgeClientSecret || sds[0].GetSdsConfig() != nil {
+		t.Errorf("kiln-xds client certificate %v, want the static secret %s", sds, xdsserver.EdgeClientSecret)
+	}
+	if ctc.GetValidationContext().GetTrustedCa().GetFilename() == "" || len(ctc.GetValidationContext().GetMatchTypedSubjectAltNames()) == 0 {
+		t.Errorf("kiln-xds must trust only the kiln CA and check the xds identity: %v", ctc.GetValidationContext())
+	}
+	if !slices.Equal(ctc.GetAlpnProtocols(), []string{"h2"}) {
+		t.Errorf("kiln-xds ALPN %v, want h2 (gRPC servers require it)", ctc.GetAlpnProtocols())
 	}
 }

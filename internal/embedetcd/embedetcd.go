@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 )
@@ -17,8 +18,24 @@ type Server struct {
 }
 
 // Start runs etcd with its data in dir, serving clients on clientAddr
-// ("127.0.0.1:2379"; port 0 picks a free port).
+// ("127.0.0.1:2379"; port 0 picks a free port) over plain HTTP.
 func Start(dir, clientAddr string) (*Server, error) {
+	return StartTLS(dir, clientAddr, ClientTLS{})
+}
+
+// ClientTLS are PEM files for serving clients over TLS. All three set, or
+// none (plain).
+type ClientTLS struct {
+	CAFile   string // clients must present a certificate of this CA
+	CertFile string // the server's certificate; must name the listen host
+	KeyFile  string
+}
+
+// StartTLS is Start serving clients over TLS with client certificate
+// authentication when tlsFiles is set: only holders of a certificate from
+// its CA can read or write. The peer listener (one member, loopback, a
+// fresh port each start) stays plain.
+func StartTLS(dir, clientAddr string, tlsFiles ClientTLS) (*Server, error) {
 	cfg := embed.NewConfig()
 	cfg.Dir = dir
 	cfg.Logger = "zap"
@@ -32,7 +49,13 @@ func Start(dir, clientAddr string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	cu, _ := url.Parse("http://" + clientAddr)
+	scheme := "http"
+	if tlsFiles.CertFile != "" {
+		scheme = "https"
+		cfg.ClientTLSInfo = transport.TLSInfo{CertFile: tlsFiles.CertFile, KeyFile: tlsFiles.KeyFile,
+			TrustedCAFile: tlsFiles.CAFile, ClientCertAuth: true}
+	}
+	cu, _ := url.Parse(scheme + "://" + clientAddr)
 	pu, _ := url.Parse("http://" + peerAddr)
 	cfg.ListenClientUrls = []url.URL{*cu}
 	cfg.AdvertiseClientUrls = []url.URL{*cu}

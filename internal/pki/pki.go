@@ -37,10 +37,11 @@ const (
 	RoleGateway    = "gateway" // kilnd gateway and Envoy edges
 	RoleAgent      = "agent"
 	RoleUser       = "user" // a person or tool using the API; Name is the subject
+	RoleEtcd       = "etcd" // an etcd member serving clients (kilnd dev's embedded etcd)
 )
 
 // Roles lists every role, for flag validation and help texts.
-var Roles = []string{RoleAPIServer, RoleController, RoleScheduler, RoleAutoscaler, RoleActivator, RoleXDS, RoleGateway, RoleAgent, RoleUser}
+var Roles = []string{RoleAPIServer, RoleController, RoleScheduler, RoleAutoscaler, RoleActivator, RoleXDS, RoleGateway, RoleAgent, RoleUser, RoleEtcd}
 
 // Identity is who a certificate speaks for.
 type Identity struct {

@@ -38,6 +38,8 @@ type Client struct {
 	collect Collect
 	period  time.Duration
 	log     *slog.Logger
+	// creds is the transport credential to the autoscaler.
+	creds grpc.DialOption
 
 	mu   sync.Mutex
 	addr string
@@ -48,12 +50,16 @@ type Client struct {
 
 // New returns a client that sends as source ("agent/<node>" or
 // "activator/<id>"). collect may be nil for a client that only pokes.
-// period 0 means DefaultPeriod.
-func New(source string, leaders Leaders, collect Collect, period time.Duration, log *slog.Logger) *Client {
+// period 0 means DefaultPeriod. creds is the transport credential to the
+// autoscaler (mutual TLS, internal/mtls); nil means plain gRPC.
+func New(source string, leaders Leaders, collect Collect, period time.Duration, creds grpc.DialOption, log *slog.Logger) *Client {
 	if period <= 0 {
 		period = DefaultPeriod
 	}
-	return &Client{source: source, leaders: leaders, collect: collect, period: period,
+	if creds == nil {
+		creds = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	return &Client{source: source, leaders: leaders, collect: collect, period: period, creds: creds,
 		log: log.With("component", "reporter"), changed: make(chan struct{})}
 }
 
@@ -144,7 +150,7 @@ func (c *Client) setLeader(addr string) {
 	}
 	c.addr = addr
 	if addr != "" {
-		conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err := grpc.NewClient("passthrough:///"+addr, c.creds)
 		if err != nil {
 			c.log.Warn("bad autoscaler address", "address", addr, "error", err)
 		} else {

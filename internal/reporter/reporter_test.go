@@ -95,7 +95,7 @@ func TestStreamsToTheLeaderAndFollowsChanges(t *testing.T) {
 		return []*pb.Stat{{Namespace: "default", Revision: "hello-00001", PodName: "hello-00001-abc", AverageConcurrentRequests: 1.5,
 			TimestampUnixNano: now.UnixNano()}}
 	}
-	c := reporter.New("agent/n1", func(context.Context) <-chan string { return leaders }, collect, 20*time.Millisecond, slog.New(slog.DiscardHandler))
+	c := reporter.New("agent/n1", func(context.Context) <-chan string { return leaders }, collect, 20*time.Millisecond, nil, slog.New(slog.DiscardHandler))
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
 
@@ -132,7 +132,7 @@ func TestRefusedByNonLeader(t *testing.T) {
 	leaders := make(chan string, 1)
 	leaders <- stale
 	collect := func(time.Time) []*pb.Stat { return []*pb.Stat{{Namespace: "ns", Revision: "r"}} }
-	c := reporter.New("activator/a", func(context.Context) <-chan string { return leaders }, collect, 10*time.Millisecond, slog.New(slog.DiscardHandler))
+	c := reporter.New("activator/a", func(context.Context) <-chan string { return leaders }, collect, 10*time.Millisecond, nil, slog.New(slog.DiscardHandler))
 	go c.Run(ctx)
 	time.Sleep(100 * time.Millisecond)
 	leaders <- addr
@@ -148,7 +148,7 @@ func TestPokeWaitsForLeader(t *testing.T) {
 	f, addr := serve(t, true)
 	leaders := make(chan string, 1)
 	leaders <- ""
-	c := reporter.New("activator/a", func(context.Context) <-chan string { return leaders }, nil, 0, slog.New(slog.DiscardHandler))
+	c := reporter.New("activator/a", func(context.Context) <-chan string { return leaders }, nil, 0, nil, slog.New(slog.DiscardHandler))
 	go c.Run(ctx)
 
 	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)

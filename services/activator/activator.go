@@ -2,6 +2,7 @@ package activator
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,8 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/meter"
+	"google.golang.org/grpc"
+
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/store"
 )
@@ -49,6 +52,12 @@ type Options struct {
 	// LeaseTTL is the registration lease's time to live. Optional,
 	// default 10s.
 	LeaseTTL time.Duration
+	// UpstreamTLS is the client config (mutual TLS, internal/mtls) for
+	// queue-proxies. Optional: nil forwards plain HTTP.
+	UpstreamTLS *tls.Config
+	// AutoscalerCreds is the transport credential to the autoscaler.
+	// Optional: nil means plain gRPC.
+	AutoscalerCreds grpc.DialOption
 }
 
 // Activator buffers and forwards requests to revisions' ready instances.
@@ -96,14 +105,19 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 			MaxIdleConnsPerHost: 256,
 			IdleConnTimeout:     90 * time.Second,
 			DisableCompression:  true,
+			TLSClientConfig:     opts.UpstreamTLS,
 		}
+	}
+	scheme := "http"
+	if opts.UpstreamTLS != nil {
+		scheme = "https"
 	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
 		peers: &peers{n: 1}, served: map[revKey]int64{}, pokes: make(chan *revision, 256)}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
-			pr.Out.URL.Scheme = "http"
+			pr.Out.URL.Scheme = scheme
 			pr.Out.URL.Host = f.endpoint
 			// The original Host stays: the app may route on it.
 			pr.Out.Host = pr.In.Host
@@ -132,7 +146,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		},
 	}
 	if opts.Autoscaler != nil {
-		a.rep = reporter.New("activator/"+opts.Identity, opts.Autoscaler, a.collectStats, reporter.DefaultPeriod, a.log)
+		a.rep = reporter.New("activator/"+opts.Identity, opts.Autoscaler, a.collectStats, reporter.DefaultPeriod, opts.AutoscalerCreds, a.log)
 	}
 	return a
 }

@@ -35,4 +35,9 @@
 // in all than activators, one without any share still gets one slot on
 // one instance (Knative's minimum of one); the queue-proxy's breaker then
 // holds what goes over the hard limit. It never decides scale.
+//
+// Under mutual TLS (Options.UpstreamTLS, AutoscalerCreds) it forwards to
+// queue-proxies over TLS with its own certificate and reports to the
+// autoscaler the same way; `kilnd activator` admits only gateway identities
+// to its listener, /metrics included.
 package activator

@@ -35,6 +35,10 @@
 //     every change, and handles pokes at once. It writes only through a
 //     store fenced with its term (store.Fenced).
 //
+// Under mutual TLS (Serve's options, internal/mtls with CallerCheck) only
+// agents and activators may call, and a metric batch's source must be its
+// sender: agent/<the node its certificate names>, or activator/....
+//
 // The package owns scale/ and must never write anything else, and never
 // polls the store.
 package autoscaler

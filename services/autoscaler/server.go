@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -13,6 +14,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
+	"github.com/kiln-serving/kiln/internal/mtls"
+	"github.com/kiln-serving/kiln/internal/pki"
 	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
 )
 
@@ -33,9 +36,10 @@ func (a *Autoscaler) Register(s grpc.ServiceRegistrar) {
 }
 
 // Serve serves the Autoscaler gRPC service on lis until ctx ends, and
-// returns once the server has stopped.
-func (a *Autoscaler) Serve(ctx context.Context, lis net.Listener) error {
-	s := grpc.NewServer()
+// returns once the server has stopped. opts carry its transport
+// credentials and caller checks (internal/mtls); none serves plain gRPC.
+func (a *Autoscaler) Serve(ctx context.Context, lis net.Listener, opts ...grpc.ServerOption) error {
+	s := grpc.NewServer(opts...)
 	a.Register(s)
 	// stop ends when ctx does or the server fails on its own.
 	stop, cancel := context.WithCancel(ctx)
@@ -79,6 +83,9 @@ func (s *server) StreamMetrics(stream grpc.ClientStreamingServer[pb.MetricBatch,
 		if err != nil {
 			return err
 		}
+		if err := sourceAllowed(stream.Context(), b.GetSource()); err != nil {
+			return err
+		}
 		t := s.a.term.Load()
 		if t == nil {
 			return errNotLeader
@@ -94,6 +101,31 @@ func (s *server) StreamMetrics(stream grpc.ClientStreamingServer[pb.MetricBatch,
 		}
 	}
 }
+
+// sourceAllowed refuses a batch whose source is not its verified sender:
+// an agent reports only as agent/<its node> and an activator only as an
+// activator, so one node's certificate cannot speak for another node's
+// instances. On a plain listener there is no identity and nothing to check.
+func sourceAllowed(ctx context.Context, source string) error {
+	id, ok := mtls.IdentityFrom(ctx)
+	if !ok {
+		return nil
+	}
+	switch id.Role {
+	case pki.RoleAgent:
+		if id.Name != "" && source == pki.RoleAgent+"/"+id.Name {
+			return nil
+		}
+	case pki.RoleActivator:
+		if strings.HasPrefix(source, pki.RoleActivator+"/") {
+			return nil
+		}
+	}
+	return status.Errorf(codes.PermissionDenied, "%s may not report metrics as %q", id, source)
+}
+
+// CallerCheck admits the roles that send metrics and pokes.
+var CallerCheck = pki.Allow(pki.RoleAgent, pki.RoleActivator)
 
 // Poke wakes a revision at zero and answers the scale decided.
 func (s *server) Poke(ctx context.Context, req *pb.PokeRequest) (*pb.PokeResponse, error) {

@@ -32,6 +32,12 @@
 // endpoints and secret names in Envoy's admin.v3.ConfigDump shape. Secret
 // contents never appear there.
 //
+// Between roles it speaks mutual TLS when given its certificate
+// (Config.XDSCreds, Config.UpstreamTLS): to the xds server, and to every
+// cluster whose xDS definition carries an UpstreamTlsContext, where it
+// presents its own certificate in place of the Envoy edge's static secret.
+// Its public listeners are for end users and never ask for one.
+//
 // It must never read or write the store: everything it knows comes over
 // xDS, so an Envoy edge and a gateway edge can never disagree.
 package gateway

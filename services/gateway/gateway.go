@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Config configures a gateway.
@@ -36,6 +38,15 @@ type Config struct {
 	// serving /ready and /config_dump (see admin.go). Optional; off when
 	// empty. Bind it to loopback: it shows the whole edge configuration.
 	AdminListen string
+	// XDSCreds is the transport credential to the xds server (mutual TLS,
+	// internal/mtls). Optional: nil means plain gRPC.
+	XDSCreds grpc.DialOption
+	// UpstreamTLS is the client config for clusters whose xDS definition
+	// carries an UpstreamTlsContext (queue-proxies and activators under
+	// mutual TLS): the gateway presents its own certificate there, as an
+	// Envoy edge presents the bootstrap's static secret. Optional: nil
+	// answers 503 for such clusters.
+	UpstreamTLS *tls.Config
 }
 
 // Gateway is an xDS-driven HTTP edge. Create it with New and start it with
@@ -283,6 +294,7 @@ func (g *Gateway) markReady() {
 // target is what ServeHTTP decided, handed to the proxy's Rewrite.
 type target struct {
 	endpoint       string
+	tls            bool   // the cluster demands mutual TLS
 	host           string // Host to send upstream; "" keeps the client's
 	connectTimeout time.Duration
 	ops            [4]*headerOps // most specific first: cluster, route, vhost, route config
@@ -326,7 +338,11 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 		localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
 		return
 	}
-	tg := &target{endpoint: ep, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
+	if wc.upstream.tls && g.cfg.UpstreamTLS == nil {
+		localReply(w, http.StatusServiceUnavailable, "upstream requires mutual TLS and this gateway has no certificate (--tls-cert-file)")
+		return
+	}
+	tg := &target{endpoint: ep, tls: wc.upstream.tls, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
 		ops: [4]*headerOps{&wc.headers, &rt.headers, &vh.headers, &t.headers}}
 	ctx := context.WithValue(r.Context(), targetKey{}, tg)
 	if rt.timeout > 0 {
@@ -362,12 +378,16 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		MaxIdleConns:        4096,
 		MaxIdleConnsPerHost: 256,
 		IdleConnTimeout:     90 * time.Second,
+		TLSClientConfig:     g.cfg.UpstreamTLS,
 	}
 	return &httputil.ReverseProxy{
 		Transport: transport,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			tg := pr.In.Context().Value(targetKey{}).(*target)
 			pr.Out.URL.Scheme = "http"
+			if tg.tls {
+				pr.Out.URL.Scheme = "https"
+			}
 			pr.Out.URL.Host = tg.endpoint
 			// The Host header is kept (Envoy does not rewrite it): the
 			// queue-proxy and activator route on it.

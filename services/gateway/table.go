@@ -90,7 +90,10 @@ type upstream struct {
 	name           string
 	endpoints      []string // host:port
 	connectTimeout time.Duration
-	next           atomic.Uint64
+	// tls: the cluster has an UpstreamTlsContext transport socket, so
+	// its endpoints speak mutual TLS.
+	tls  bool
+	next atomic.Uint64
 }
 
 type headerOp struct {
@@ -227,7 +230,7 @@ func buildListenerTable(c *config, l *listenerv3.Listener, hcm *hcmv3.HttpConnec
 
 	ups := map[string]*upstream{}
 	for name, cl := range c.clusters {
-		u := &upstream{name: name, connectTimeout: 5 * time.Second}
+		u := &upstream{name: name, connectTimeout: 5 * time.Second, tls: cl.GetTransportSocket() != nil}
 		if d := cl.GetConnectTimeout(); d != nil {
 			u.connectTimeout = d.AsDuration()
 		}

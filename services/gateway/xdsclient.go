@@ -63,8 +63,11 @@ func (g *Gateway) runXDS(ctx context.Context) error {
 	if nodeID == "" {
 		nodeID, _ = os.Hostname()
 	}
-	conn, err := grpc.NewClient(g.cfg.XDSAddress,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
+	creds := g.cfg.XDSCreds
+	if creds == nil {
+		creds = grpc.WithTransportCredentials(insecure.NewCredentials())
+	}
+	conn, err := grpc.NewClient(g.cfg.XDSAddress, creds,
 		// A silent xds server must be noticed, or the edge would keep an
 		// old config forever.
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),

@@ -10,13 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // activatorRequests reads how many requests for ns/rev the activator at
 // addr took (its GET /metrics), or -1 when it cannot tell.
-func activatorRequests(addr, ns, rev string) int {
-	resp, err := http.Get("http://" + addr + "/metrics")
+func activatorRequests(client *http.Client, addr, ns, rev string) int {
+	resp, err := client.Get("https://" + addr + "/metrics")
 	if err != nil {
 		return -1
 	}
@@ -57,9 +58,10 @@ func TestActivatorSubsetting(t *testing.T) {
 		return readyInstances(st, "default", "pair-00001") == 0 && c.containersOf("pair-00001") == 0
 	})
 
+	edge := c.roleClient(pki.RoleGateway)
 	before := make([]int, len(c.activators))
 	for i, a := range c.activators {
-		before[i] = activatorRequests(a, "default", "pair-00001")
+		before[i] = activatorRequests(edge, a, "default", "pair-00001")
 	}
 	rs := c.burst(host, "/", 60)
 	if n, some := failures(rs); n > 0 {
@@ -71,7 +73,7 @@ func TestActivatorSubsetting(t *testing.T) {
 		}
 	}
 	for i, a := range c.activators {
-		after := activatorRequests(a, "default", "pair-00001")
+		after := activatorRequests(edge, a, "default", "pair-00001")
 		if before[i] < 0 || after <= before[i] {
 			t.Errorf("activator %s took no part in the burst (requests %d -> %d)", a, before[i], after)
 		}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	kc "github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 )
@@ -76,8 +77,13 @@ func BenchmarkServing(b *testing.B) {
 	if inst.ContainerIP == "" || inst.Endpoint == "" {
 		b.Fatalf("no ready instance with an address for warm-00001: %+v", inst)
 	}
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	plain := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	edge := c.roleClient(pki.RoleGateway) // queue-proxies demand an edge's certificate
 	get := func(b *testing.B, url, host string) {
+		client := plain
+		if strings.HasPrefix(url, "https:") {
+			client = edge
+		}
 		req, _ := http.NewRequest("GET", url, nil)
 		if host != "" {
 			req.Host = host
@@ -95,7 +101,7 @@ func BenchmarkServing(b *testing.B) {
 	perOp := map[string]float64{}
 	paths := []struct{ name, url, host string }{
 		{"direct", "http://" + inst.ContainerIP + ":8080/", ""},
-		{"queue-proxy", "http://" + inst.Endpoint + "/", ""},
+		{"queue-proxy", "https://" + inst.Endpoint + "/", ""},
 		{"gateway", c.gateway + "/", "warm.default.example.com"},
 	}
 	for _, p := range paths {

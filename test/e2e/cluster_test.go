@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/imagebuild"
+	"github.com/kiln-serving/kiln/internal/mtls"
 	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
@@ -92,6 +93,15 @@ type cluster struct {
 	// gatewayAdmin is host:port of the gateway's admin listener
 	// (/ready, /config_dump).
 	gatewayAdmin string
+
+	// ca is the test cluster's kiln CA; certs are the files of each
+	// role's certificate (key: pki role), given to every role process, so
+	// every hop between roles runs mutual TLS as in production.
+	ca    *pki.CA
+	certs map[string]pki.Files
+	// xds is host:port of the xds server; autoscalers of both replicas.
+	xds         string
+	autoscalers []string
 }
 
 // startCluster starts etcd, containerd, a registry with the sample image and
@@ -122,6 +132,7 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatalf("push sample image: %v", err)
 	}
 
+	c.issueRoleCerts()
 	c.tokenFile = filepath.Join(c.dir, "token")
 	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
 	c.keyFile = filepath.Join(c.dir, "encryption-keys.yaml")
@@ -139,28 +150,31 @@ func startCluster(t testing.TB) *cluster {
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile,
 		"--tls-cert-file", apiTLS.Cert, "--tls-key-file", apiTLS.Key, "--client-ca-file", apiTLS.CA, "--encryption-key-file", c.keyFile)
 	// Two of each singleton: only the leader may act.
+	c.autoscalers = []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
-		var args []string
-		if role == "autoscaler" {
-			// A port each; the leader publishes its own (election.Observe).
-			args = []string{"--listen", "127.0.0.1:0"}
+		for i := range 2 {
+			var args []string
+			if role == "autoscaler" {
+				// A port each; the leader publishes its own (election.Observe).
+				args = c.tlsArgs(pki.RoleAutoscaler, "--listen", c.autoscalers[i])
+			}
+			c.start(fmt.Sprintf("%s-%d", role, i+1), role, args...)
 		}
-		c.start(role+"-1", role, args...)
-		c.start(role+"-2", role, args...)
 	}
-	c.start("activator", "activator", "--listen", c.activators[0])
-	c.start("activator-2", "activator", "--listen", c.activators[1])
-	c.start("xds", "xds", "--listen", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--http-port", fmt.Sprint(gwPort),
+	c.start("activator", "activator", c.tlsArgs(pki.RoleActivator, "--listen", c.activators[0])...)
+	c.start("activator-2", "activator", c.tlsArgs(pki.RoleActivator, "--listen", c.activators[1])...)
+	c.xds = fmt.Sprintf("127.0.0.1:%d", xdsPort)
+	c.start("xds", "xds", c.tlsArgs(pki.RoleXDS, "--listen", c.xds, "--http-port", fmt.Sprint(gwPort),
 		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort),
-		"--encryption-key-file", c.keyFile)
+		"--encryption-key-file", c.keyFile)...)
 	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	c.start("gateway", "gateway", "--xds-address", fmt.Sprintf("127.0.0.1:%d", xdsPort), "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
-		"--admin-listen", c.gatewayAdmin)
+	c.start("gateway", "gateway", c.tlsArgs(pki.RoleGateway, "--xds-address", c.xds, "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
+		"--admin-listen", c.gatewayAdmin)...)
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
 	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
 	c.subnet = subnet
-	c.start("agent", "agent", "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
-		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit")
+	c.start("agent", "agent", c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
+		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit")...)
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", bridge).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly
@@ -170,29 +184,51 @@ func startCluster(t testing.TB) *cluster {
 	return c
 }
 
-// issueAPICertificate creates the cluster's CA in DIR/pki and the
-// apiserver's certificate for 127.0.0.1 from it, as an operator would with
-// the kiln CA, and sets caFile and apiClient.
+// issueAPICertificate issues the apiserver's certificate for 127.0.0.1 from
+// the test CA (issueRoleCerts), as an operator would with the kiln CA, and
+// sets caFile and apiClient.
 func (c *cluster) issueAPICertificate() pki.Files {
+	c.t.Helper()
+	f := c.issue("apiserver", pki.Identity{Role: pki.RoleAPIServer})
+	pool := x509.NewCertPool()
+	pool.AddCert(c.ca.Cert)
+	c.caFile = f.CA
+	c.apiClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	return f
+}
+
+// issueRoleCerts creates the test CA in DIR/pki (with ca.key: tests issue
+// user certificates from it) and one certificate per role that listens for
+// or calls another role; the agent's names its node, node-1.
+func (c *cluster) issueRoleCerts() {
 	c.t.Helper()
 	ca, keyPEM, err := pki.NewCA("kiln e2e CA", 24*time.Hour, time.Now())
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	dir := filepath.Join(c.dir, "pki")
-	f, err := ca.IssueFiles(dir, "apiserver", pki.Identity{Role: pki.RoleAPIServer}, []string{"127.0.0.1"}, 24*time.Hour, time.Now())
+	if err := pki.WriteFile(filepath.Join(c.dir, "pki", "ca.key"), keyPEM, true); err != nil {
+		c.t.Fatal(err)
+	}
+	c.ca, c.certs = ca, map[string]pki.Files{}
+	for _, id := range []pki.Identity{{Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: "node-1"}} {
+		c.certs[id.Role] = c.issue(id.Role, id)
+	}
+}
+
+// issue writes a certificate of the test CA for id as DIR/pki/BASE.crt.
+func (c *cluster) issue(base string, id pki.Identity) pki.Files {
+	c.t.Helper()
+	f, err := c.ca.IssueFiles(filepath.Join(c.dir, "pki"), base, id, []string{"127.0.0.1"}, time.Hour, time.Now())
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	// Tests issue user certificates from it.
-	if err := pki.WriteFile(filepath.Join(dir, "ca.key"), keyPEM, true); err != nil {
-		c.t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(ca.Cert)
-	c.caFile = f.CA
-	c.apiClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	return f
+}
+
+// tlsArgs are args with role's --tls-* flags appended.
+func (c *cluster) tlsArgs(role string, args ...string) []string {
+	f := c.certs[role]
+	return append(args, "--tls-ca-file", f.CA, "--tls-cert-file", f.Cert, "--tls-key-file", f.Key)
 }
 
 // start runs `kilnd [global flags] ROLE args...` in the background.
@@ -310,4 +346,16 @@ func (c *cluster) eventuallyBody(host, want string, d time.Duration) {
 		}
 		return fmt.Errorf("%s never answered %q; last: code=%d body=%q err=%v", host, want, code, body, err)
 	})
+}
+
+// roleClient is an HTTP client presenting role's certificate of the test CA
+// (mutual TLS), for calling the data path's listeners between roles
+// (activators, queue-proxies) the way an edge does.
+func (c *cluster) roleClient(role string) *http.Client {
+	c.t.Helper()
+	cfg, err := mtls.ClientTLS(c.certs[role], pki.RoleAgent, pki.RoleActivator)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return &http.Client{Timeout: time.Minute, Transport: &http.Transport{TLSClientConfig: cfg, MaxIdleConnsPerHost: 16}}
 }

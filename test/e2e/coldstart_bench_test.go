@@ -15,6 +15,7 @@ import (
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	kc "github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
@@ -135,7 +136,9 @@ func runAutoscalingBench(b *testing.B) map[string]float64 {
 		})
 	}
 
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	// An edge's certificate: queue-proxies and activators demand one; the
+	// gateway's public listener ignores it.
+	client := c.roleClient(pki.RoleGateway)
 	var cold, warm, toScale, toPlaced, toRunning, toReply []time.Duration
 	for i := range n {
 		name := fmt.Sprintf("cold%02d", i)
@@ -181,8 +184,8 @@ func runAutoscalingBench(b *testing.B) map[string]float64 {
 		hdr             map[string]string
 	}{
 		{"direct", "http://" + in.ContainerIP + ":8080/", "", nil},
-		{"queue-proxy", "http://" + in.Endpoint + "/", "", nil},
-		{"activator", "http://" + c.activator + "/", "", revHdr},
+		{"queue-proxy", "https://" + in.Endpoint + "/", "", nil},
+		{"activator", "https://" + c.activator + "/", "", revHdr},
 		{"gateway", c.gateway + "/", "warmup.default.example.com", nil},
 	}
 	const rounds = 2000

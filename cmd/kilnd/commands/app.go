@@ -120,6 +120,12 @@ func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.H
 	if tlsCfg != nil {
 		lis, scheme = tls.NewListener(lis, tlsCfg), "https"
 	}
+	return serveOn(ctx, g, lis, scheme, h, log)
+}
+
+// serveOn is serveHTTP on a listener already bound; scheme names it in logs
+// and errors.
+func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, log *slog.Logger) (net.Addr, error) {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {

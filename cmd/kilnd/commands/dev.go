@@ -63,7 +63,12 @@ activator, xds server, gateway and node agent in one process. The API is
 served over HTTPS with a certificate of the dev CA (DATA-DIR/pki/ca.crt), and
 the cluster-admin bearer token is written to DATA-DIR/token; 'kiln' finds
 both there by default. Secrets are encrypted in etcd with
-DATA-DIR/encryption-keys.yaml, created on first start.`,
+DATA-DIR/encryption-keys.yaml, created on first start.
+
+Every hop between roles runs mutual TLS, and the embedded etcd serves TLS with
+client certificates: a CA is created in DATA-DIR/pki on first start and every
+role's certificate (ROLE.crt, ROLE.key) is issued from it at each start. The
+gateway's public listeners stay plain HTTP (and HTTPS for mapped domains).`,
 	Flags:  devFlags(),
 	Action: runDev,
 }
@@ -108,12 +113,21 @@ func runDev(c *cli.Context) error {
 	}
 
 	start := time.Now()
-	etcd, err := embedetcd.Start(filepath.Join(dataDir, "etcd"), c.String("etcd-listen"))
+	agentCfg := agentConfig(c)
+	certs, err := devRoleCerts(dataDir, agentCfg.NodeName)
+	if err != nil {
+		return err
+	}
+	etcdTLS, err := devEtcdTLS(dataDir, c.String("etcd-listen"))
+	if err != nil {
+		return err
+	}
+	etcd, err := embedetcd.StartTLS(filepath.Join(dataDir, "etcd"), c.String("etcd-listen"), etcdTLS.server)
 	if err != nil {
 		return err
 	}
 	defer etcd.Close()
-	st, err := etcdstore.Dial([]string{etcd.Endpoint}, 5*time.Second)
+	st, err := etcdstore.DialTLS([]string{etcd.Endpoint}, 5*time.Second, etcdTLS.client)
 	if err != nil {
 		return err
 	}
@@ -130,7 +144,6 @@ func runDev(c *cli.Context) error {
 		log.Info("local OCI registry serving", "address", lis.Addr().String())
 	}
 
-	agentCfg := agentConfig(c)
 	if agentCfg.StateDir == "" {
 		agentCfg.StateDir = filepath.Join(dataDir, "agent")
 	}
@@ -171,19 +184,19 @@ func runDev(c *cli.Context) error {
 		return lead(ctx, st, "scheduler", l, scheduler.New(st, scheduler.Options{}, l).Lead)
 	})
 	run("autoscaler", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, l, ready)
+		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, certs[pki.RoleAutoscaler], l, ready)
 	})
 	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runActivator(ctx, st, c.String("activator-listen"), "", l, ready)
+		return runActivator(ctx, st, c.String("activator-listen"), "", certs[pki.RoleActivator], l, ready)
 	})
 	run("xds", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, l, ready)
+		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, certs[pki.RoleXDS], l, ready)
 	})
 	run("gateway", func(ctx context.Context, _ *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runGateway(ctx, gwCfg, l, ready)
+		return runGateway(ctx, gwCfg, certs[pki.RoleGateway], l, ready)
 	})
 	run("agent", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAgent(ctx, st, agentCfg, l, ready)
+		return runAgent(ctx, st, agentCfg, certs[pki.RoleAgent], l, ready)
 	})
 
 	// Every role marks itself ready when it serves or when it exits, so
@@ -201,6 +214,62 @@ func runDev(c *cli.Context) error {
 		os.Remove(filepath.Join(dataDir, "ready"))
 	}
 	return roles.Wait()
+}
+
+// devRoleCerts issues, from the dev CA, the certificate of every role that
+// listens for or calls another role, so a dev cluster runs every hop
+// between roles with mutual TLS like a real one. The agent's names its
+// node: the autoscaler takes its metrics only for that node.
+func devRoleCerts(dataDir, node string) (map[string]pki.Files, error) {
+	p, err := openDevPKI(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	ids := []pki.Identity{{Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: node}}
+	out := map[string]pki.Files{}
+	for _, id := range ids {
+		f, err := p.Issue(id.Role, id)
+		if err != nil {
+			return nil, err
+		}
+		out[id.Role] = f
+	}
+	return out, nil
+}
+
+// devEtcd is the embedded etcd's TLS: the server's files, and the client
+// config of the dev process, its only client.
+type devEtcd struct {
+	server embedetcd.ClientTLS
+	client *tls.Config
+}
+
+// devEtcdTLS issues the embedded etcd's server certificate (for its listen
+// host too) and a client certificate from the dev CA: etcd then admits only
+// certificates of that CA, as a production etcd should
+// (--etcd-cacert/--etcd-cert/--etcd-key on every role).
+func devEtcdTLS(dataDir, listen string) (devEtcd, error) {
+	p, err := openDevPKI(dataDir)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	var hosts []string
+	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	srv, err := p.Issue("etcd-server", pki.Identity{Role: pki.RoleEtcd}, hosts...)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	cl, err := p.Issue("etcd-client", pki.Identity{Role: pki.RoleEtcd, Name: "client"})
+	if err != nil {
+		return devEtcd{}, err
+	}
+	cfg, err := pki.ClientConfig(cl)
+	if err != nil {
+		return devEtcd{}, err
+	}
+	return devEtcd{server: embedetcd.ClientTLS{CAFile: srv.CA, CertFile: srv.Cert, KeyFile: srv.Key}, client: cfg}, nil
 }
 
 func writeReadyFile(dataDir string) {

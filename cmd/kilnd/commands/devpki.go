@@ -48,10 +48,11 @@ func openDevPKI(dataDir string) (*devPKI, error) {
 // CAFile is the path of the dev CA's certificate, what clients trust.
 func (p *devPKI) CAFile() string { return filepath.Join(p.dir, "ca.crt") }
 
-// Issue writes a fresh certificate for id (valid a year, for 127.0.0.1 and
-// localhost) as DATA-DIR/pki/BASE.crt and .key and returns the files.
-func (p *devPKI) Issue(base string, id pki.Identity) (pki.Files, error) {
-	f, err := p.ca.IssueFiles(p.dir, base, id, []string{"127.0.0.1", "::1", "localhost"}, 365*24*time.Hour, time.Now())
+// Issue writes a fresh certificate for id (valid a year, for 127.0.0.1,
+// localhost and hosts) as DATA-DIR/pki/BASE.crt and .key and returns the
+// files.
+func (p *devPKI) Issue(base string, id pki.Identity, hosts ...string) (pki.Files, error) {
+	f, err := p.ca.IssueFiles(p.dir, base, id, append([]string{"127.0.0.1", "::1", "localhost"}, hosts...), 365*24*time.Hour, time.Now())
 	if err != nil {
 		return pki.Files{}, fmt.Errorf("dev certificate for %s: %w", id, err)
 	}

@@ -20,6 +20,8 @@ import (
 	"github.com/kiln-serving/kiln/agent"
 	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/liveconfig"
+	"github.com/kiln-serving/kiln/internal/mtls"
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
@@ -237,18 +239,27 @@ var autoscalerFlags = []cli.Flag{
 var autoscalerCommand = &cli.Command{
 	Name:  "autoscaler",
 	Usage: "decide each revision's scale from request metrics (KPA; leader-elected, serves gRPC on every replica)",
-	Flags: autoscalerFlags,
+	Flags: withTLSFlags(autoscalerFlags),
 	Action: func(c *cli.Context) error {
+		tf, err := roleTLS(c)
+		if err != nil {
+			return err
+		}
 		return runRole(c, "autoscaler", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runAutoscaler(ctx, st, c.String("listen"), c.String("advertise"), autoscaler.Options{Tick: c.Duration("tick")}, log, ready)
+			return runAutoscaler(ctx, st, c.String("listen"), c.String("advertise"), autoscaler.Options{Tick: c.Duration("tick")}, tf, log, ready)
 		})
 	},
 }
 
 // runAutoscaler serves the Autoscaler gRPC service and campaigns with the
 // advertised address as identity, so senders find the leader with
-// election.Observe.
-func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise string, opts autoscaler.Options, log *slog.Logger, ready func()) error {
+// election.Observe. With tf, only agents and activators may call it.
+func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise string, opts autoscaler.Options, tf pki.Files, log *slog.Logger, ready func()) error {
+	mtls.WarnPlain(log, tf)
+	gopts, err := mtls.GRPCServerOptions(tf, autoscaler.CallerCheck)
+	if err != nil {
+		return err
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
@@ -258,7 +269,7 @@ func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise str
 	}
 	a := autoscaler.New(st, registry.New(st), opts, log)
 	g, ctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return a.Serve(ctx, lis) })
+	g.Go(func() error { return a.Serve(ctx, lis, gopts...) })
 	log.Info("serving autoscaler gRPC", "address", lis.Addr().String(), "advertise", advertise)
 	ready()
 	g.Go(func() error {
@@ -290,15 +301,33 @@ var activatorFlags = []cli.Flag{
 var activatorCommand = &cli.Command{
 	Name:  "activator",
 	Usage: "buffer requests for revisions without ready capacity (active-active)",
-	Flags: activatorFlags,
+	Flags: withTLSFlags(activatorFlags),
 	Action: func(c *cli.Context) error {
+		tf, err := roleTLS(c)
+		if err != nil {
+			return err
+		}
 		return runRole(c, "activator", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runActivator(ctx, st, c.String("listen"), c.String("advertise"), log, ready)
+			return runActivator(ctx, st, c.String("listen"), c.String("advertise"), tf, log, ready)
 		})
 	},
 }
 
-func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise string, log *slog.Logger, ready func()) error {
+// activatorCallers may send the activator requests: edges.
+var activatorCallers = pki.Allow(pki.RoleGateway)
+
+// runActivator serves the activator; with tf only edges may call it, and
+// it presents tf to queue-proxies and the autoscaler.
+func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise string, tf pki.Files, log *slog.Logger, ready func()) error {
+	mtls.WarnPlain(log, tf)
+	upstream, err := mtls.ClientTLS(tf, pki.RoleAgent)
+	if err != nil {
+		return err
+	}
+	creds, err := mtls.GRPCDialOption(tf, pki.RoleAutoscaler)
+	if err != nil {
+		return err
+	}
 	if advertise == "" {
 		advertise = addr
 		if host, port, err := net.SplitHostPort(addr); err == nil {
@@ -307,9 +336,10 @@ func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise stri
 			}
 		}
 	}
-	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st), Advertise: advertise}, log)
+	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st), Advertise: advertise,
+		UpstreamTLS: upstream, AutoscalerCreds: creds}, log)
 	g, ctx := errgroup.WithContext(ctx)
-	if _, err := serveHTTP(ctx, g, addr, a.Handler(), log); err != nil {
+	if _, err := serveHTTPMutual(ctx, g, addr, a.Handler(), tf, activatorCallers, log); err != nil {
 		return err
 	}
 	g.Go(func() error { return a.Run(ctx) })
@@ -337,27 +367,43 @@ func xdsOptions(c *cli.Context) xds.Options {
 var xdsCommand = &cli.Command{
 	Name:  "xds",
 	Usage: "serve Envoy configuration over ADS (active-active)",
-	Flags: xdsFlags,
+	Flags: withTLSFlags(xdsFlags),
 	Action: func(c *cli.Context) error {
 		opts := xdsOptions(c)
+		tf, err := roleTLS(c)
+		if err != nil {
+			return err
+		}
 		return runRole(c, "xds", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
 			var err error
 			if opts.SecretKeys, err = secretKeys(c.String("encryption-key-file"), log); err != nil {
 				return err
 			}
-			return runXDS(ctx, st, c.String("listen"), opts, log, ready)
+			return runXDS(ctx, st, c.String("listen"), opts, tf, log, ready)
 		})
 	},
 }
 
-func runXDS(ctx context.Context, st *etcdstore.Store, addr string, opts xds.Options, log *slog.Logger, ready func()) error {
+// runXDS serves ADS; with tf only edges may subscribe (and so receive SDS
+// secrets), and edges are told to speak mutual TLS to revisions' endpoints.
+func runXDS(ctx context.Context, st *etcdstore.Store, addr string, opts xds.Options, tf pki.Files, log *slog.Logger, ready func()) error {
+	mtls.WarnPlain(log, tf)
+	gopts, err := mtls.GRPCServerOptions(tf, xds.Callers)
+	if err != nil {
+		return err
+	}
+	if tf.Enabled() {
+		if opts.UpstreamCA, err = os.ReadFile(tf.CA); err != nil {
+			return fmt.Errorf("--tls-ca-file: %w", err)
+		}
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	log.Info("serving ADS", "address", lis.Addr().String())
 	ready()
-	return xds.NewServer(st, opts, log).Run(ctx, lis)
+	return xds.NewServer(st, opts, log).Run(ctx, lis, gopts...)
 }
 
 // --- gateway ---
@@ -381,16 +427,31 @@ func gatewayConfig(c *cli.Context) gateway.Config {
 var gatewayCommand = &cli.Command{
 	Name:  "gateway",
 	Usage: "HTTP edge driven by xDS, for installs without Envoy",
-	Flags: gatewayFlags,
+	Flags: withTLSFlags(gatewayFlags),
 	Action: func(c *cli.Context) error {
 		cfg := gatewayConfig(c)
+		tf, err := roleTLS(c)
+		if err != nil {
+			return err
+		}
 		return runRole(c, "gateway", func(ctx context.Context, _ *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runGateway(ctx, cfg, log, ready)
+			return runGateway(ctx, cfg, tf, log, ready)
 		})
 	},
 }
 
-func runGateway(ctx context.Context, cfg gateway.Config, log *slog.Logger, ready func()) error {
+// runGateway runs the edge; with tf it presents tf to the xds server and
+// to revisions' endpoints. Its public listeners stay as xDS says: end
+// users bring no kiln certificate.
+func runGateway(ctx context.Context, cfg gateway.Config, tf pki.Files, log *slog.Logger, ready func()) error {
+	mtls.WarnPlain(log, tf)
+	var err error
+	if cfg.XDSCreds, err = mtls.GRPCDialOption(tf, pki.RoleXDS); err != nil {
+		return err
+	}
+	if cfg.UpstreamTLS, err = mtls.ClientTLS(tf, pki.RoleAgent, pki.RoleActivator); err != nil {
+		return err
+	}
 	gw := gateway.New(cfg, log)
 	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return gw.Run(ctx) })
@@ -439,16 +500,41 @@ func agentConfig(c *cli.Context) agent.Config {
 var agentCommand = &cli.Command{
 	Name:  "agent",
 	Usage: "run placed instances on this node with containerd (one per worker VM)",
-	Flags: agentFlags,
+	Flags: withTLSFlags(agentFlags),
 	Action: func(c *cli.Context) error {
 		cfg := agentConfig(c)
+		tf, err := roleTLS(c)
+		if err != nil {
+			return err
+		}
 		return runRole(c, "agent", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runAgent(ctx, st, cfg, log, ready)
+			return runAgent(ctx, st, cfg, tf, log, ready)
 		})
 	},
 }
 
-func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, log *slog.Logger, ready func()) error {
+// runAgent runs the node agent; with tf its queue-proxies serve mutual TLS
+// (edges and activators only) and it reports to the autoscaler with tf. The
+// certificate's name must be the node's: the autoscaler takes an agent's
+// metrics only as agent/<its certificate's name>.
+func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, tf pki.Files, log *slog.Logger, ready func()) error {
+	mtls.WarnPlain(log, tf)
+	var err error
+	if cfg.QueueTLS, err = mtls.ServerTLS(tf); err != nil {
+		return err
+	}
+	if cfg.QueueTLS != nil {
+		id, err := pki.IdentityOf(cfg.QueueTLS.Certificates[0].Leaf)
+		if err != nil {
+			return fmt.Errorf("--tls-cert-file: %w", err)
+		}
+		if id.Role != pki.RoleAgent || id.Name != cfg.NodeName {
+			return fmt.Errorf("--tls-cert-file is %s; the agent of node %q needs agent/%s (kiln admin tls cert create --role agent --node %s)", id, cfg.NodeName, cfg.NodeName, cfg.NodeName)
+		}
+	}
+	if cfg.AutoscalerCreds, err = mtls.GRPCDialOption(tf, pki.RoleAutoscaler); err != nil {
+		return err
+	}
 	cfg.AutoscalerLeaders = autoscalerLeaders(st)
 	a, err := agent.New(cfg, st, log)
 	if err != nil {
