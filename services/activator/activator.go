@@ -65,6 +65,10 @@ type Activator struct {
 	// served counts the requests this activator took per revision since
 	// it started (GET /metrics); kept when a revision's entry goes.
 	served map[revKey]int64
+	// synced is closed once the registry's revisions have been listed:
+	// before that an unknown revision may only be unread, not absent.
+	synced     chan struct{}
+	syncedOnce sync.Once
 	// pokes carries revisions whose requests wait without an instance to
 	// Run, which pokes the autoscaler for them.
 	pokes chan *revision
@@ -99,7 +103,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		}
 	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
-		peers: &peers{n: 1}, served: map[revKey]int64{}, pokes: make(chan *revision, 256)}
+		peers: &peers{n: 1}, served: map[revKey]int64{}, synced: make(chan struct{}), pokes: make(chan *revision, 256)}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
@@ -300,6 +304,9 @@ func (a *Activator) publish(v *view) {
 	clear(v.revs)
 	clear(v.pods)
 	v.peersChanged = false
+	if v.specs.Synced() {
+		a.syncedOnce.Do(func() { close(a.synced) })
+	}
 }
 
 // newRevision adds an entry for k. Callers hold the lock.
@@ -366,14 +373,22 @@ func (a *Activator) release(r *revision, p *pod) {
 	a.mu.Unlock()
 }
 
-// revisionFor returns k's entry, creating it for a revision not seen yet
-// (its Revision may be on its way).
-func (a *Activator) revisionFor(k revKey) (*revision, time.Duration) {
+// revisionFor returns k's entry, or nil when the registry has no such
+// Revision. An unknown name gets no entry (nor a metrics counter): the
+// names come from request headers, and holding each one open would let
+// anyone grow the activator's state without bound. It waits for the first
+// listing of revisions, at most until ctx ends.
+func (a *Activator) revisionFor(ctx context.Context, k revKey) (*revision, time.Duration) {
+	select {
+	case <-a.synced:
+	case <-ctx.Done():
+		return nil, 0
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r := a.revs[k]
-	if r == nil {
-		r = a.newRevision(k)
+	if r == nil || !r.known {
+		return nil, 0
 	}
 	r.idle = 0
 	a.served[k]++
@@ -404,7 +419,13 @@ func (a *Activator) Handler() http.Handler {
 			return
 		}
 		k := revKey{ns, name}
-		r, timeout := a.revisionFor(k)
+		r, timeout := a.revisionFor(req.Context(), k)
+		if r == nil {
+			// Knative's activator answers 404 for a revision its lister
+			// does not have; routes only send known revisions here.
+			http.Error(w, fmt.Sprintf("activator: revision %s not found", k), http.StatusNotFound)
+			return
+		}
 		r.meter.In(time.Now(), false)
 		defer func() { r.meter.Out(time.Now(), false) }()
 		ctx, cancel := context.WithTimeout(req.Context(), timeout)
