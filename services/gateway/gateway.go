@@ -285,8 +285,15 @@ type target struct {
 	endpoint       string
 	host           string // Host to send upstream; "" keeps the client's
 	connectTimeout time.Duration
-	ops            [4]*headerOps // most specific first: cluster, route, vhost, route config
+	ops            [4]*headerOps // in the order applied (Envoy's default: cluster first)
 }
+
+// internalHeaders are set only by kiln's own hops (xds.InternalHeaders):
+// the weighted clusters' revision headers, the activator's K-Proxy-Request
+// and the queue-proxy's K-Network-Probe. The gateway drops client-sent
+// copies before any route mutation runs, whatever the xDS server sends,
+// so a client cannot pick a revision through the activator.
+var internalHeaders = []string{"Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Proxy-Request", "K-Network-Probe"}
 
 type targetKey struct{}
 
@@ -328,6 +335,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 	}
 	tg := &target{endpoint: ep, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
 		ops: [4]*headerOps{&wc.headers, &rt.headers, &vh.headers, &t.headers}}
+	if t.mostSpecificWins {
+		tg.ops = [4]*headerOps{&t.headers, &vh.headers, &rt.headers, &wc.headers}
+	}
 	ctx := context.WithValue(r.Context(), targetKey{}, tg)
 	if rt.timeout > 0 {
 		var cancel context.CancelFunc
@@ -389,8 +399,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 				proto = "https"
 			}
 			pr.Out.Header.Set("X-Forwarded-Proto", proto)
+			for _, h := range internalHeaders {
+				pr.Out.Header.Del(h)
+			}
 			// Less specific levels are applied last and win, Envoy's
-			// default (most_specific_header_mutations_wins false).
+			// default, unless most_specific_header_mutations_wins is set.
 			for _, ops := range tg.ops {
 				ops.apply(pr.Out.Header)
 			}
