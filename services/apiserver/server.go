@@ -63,7 +63,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerConfigs(mux)
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store()))
-	return mux
+	return guardInput(mux)
 }
 
 func (s *server) auth(h http.HandlerFunc) http.Handler {
@@ -291,6 +291,10 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	m := obj.Meta()
 	userRV := m.ResourceVersion
+	if err := checkResourceVersion(userRV); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		cur, err := res.get(ctx, m.Namespace, name)
 		if err != nil {
