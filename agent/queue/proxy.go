@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kiln-serving/kiln/internal/deadline"
 	"github.com/kiln-serving/kiln/internal/meter"
 )
 
@@ -116,7 +117,10 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 			http.Error(w, "kiln queue-proxy: container unreachable: "+err.Error(), http.StatusBadGateway)
 		},
 	}
-	p.srv = &http.Server{Handler: p, ReadHeaderTimeout: 30 * time.Second}
+	// No ReadTimeout: requests may stream for the revision's
+	// timeoutSeconds (up to 600s), which cfg.Timeout bounds per request;
+	// Drop closes a connection whose body the proxy gave up on.
+	p.srv = &http.Server{Handler: deadline.Drop(p), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
 	return p, nil
 }
 

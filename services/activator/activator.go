@@ -16,6 +16,7 @@ import (
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/deadline"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/store"
@@ -401,8 +402,12 @@ func (a *Activator) revisionFor(ctx context.Context, k revKey) (*revision, time.
 
 // Handler serves /healthz and /metrics (for requests without revision
 // headers) and forwards every request naming a revision.
+//
+// A request is bounded by its revision's timeoutSeconds, waiting and
+// forwarding included; Drop closes a connection whose body was not read to
+// its end, so a slow client cannot hold it past that.
 func (a *Activator) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return deadline.Drop(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ns, name := req.Header.Get(v1.NamespaceHeaderName), req.Header.Get(v1.RevisionHeaderName)
 		if ns == "" && name == "" && req.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -470,7 +475,7 @@ func (a *Activator) Handler() http.Handler {
 				return
 			}
 		}
-	})
+	}))
 }
 
 // onceBody lets a request whose body was never read be sent again: the

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/deadline"
 )
 
 // Config configures a gateway.
@@ -203,7 +205,11 @@ func (g *Gateway) apply(st *edgeState) error {
 			return fmt.Errorf("bind listener %s: %w", name, err)
 		}
 		srv := &http.Server{
-			Handler:           listenerHandler{g: g, name: name},
+			// No ReadTimeout: it would also cut streaming and long
+			// requests, which the route's timeout (the revision's
+			// timeoutSeconds) bounds instead; Drop closes a connection
+			// whose body the route gave up on.
+			Handler:           deadline.Drop(listenerHandler{g: g, name: name}),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),

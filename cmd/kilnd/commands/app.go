@@ -110,7 +110,10 @@ func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handl
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout: it would end watches (apiserver) and requests the
+	// activator holds for a revision's timeoutSeconds; the handlers bound
+	// bodies themselves (internal/deadline).
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {
 			return fmt.Errorf("serve http on %s: %w", lis.Addr(), err)
