@@ -378,26 +378,26 @@ func (a *Activator) release(r *revision, p *pod) {
 // Revision. An unknown name gets no entry (nor a metrics counter): the
 // names come from request headers, and holding each one open would let
 // anyone grow the activator's state without bound. It waits for the first
-// listing of revisions, at most until ctx ends.
-func (a *Activator) revisionFor(ctx context.Context, k revKey) (*revision, time.Duration) {
+// listing of revisions, at most until ctx ends (synced false then).
+func (a *Activator) revisionFor(ctx context.Context, k revKey) (r *revision, timeout time.Duration, synced bool) {
 	select {
 	case <-a.synced:
 	case <-ctx.Done():
-		return nil, 0
+		return nil, 0, false
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := a.revs[k]
+	r = a.revs[k]
 	if r == nil || !r.known {
-		return nil, 0
+		return nil, 0, true
 	}
 	r.idle = 0
 	a.served[k]++
-	timeout := r.timeout
+	timeout = r.timeout
 	if timeout <= 0 {
 		timeout = a.opts.Timeout
 	}
-	return r, timeout
+	return r, timeout, true
 }
 
 // Handler serves /healthz and /metrics (for requests without revision
@@ -424,7 +424,13 @@ func (a *Activator) Handler() http.Handler {
 			return
 		}
 		k := revKey{ns, name}
-		r, timeout := a.revisionFor(req.Context(), k)
+		wait, cancelWait := context.WithTimeout(req.Context(), a.opts.Timeout)
+		r, timeout, synced := a.revisionFor(wait, k)
+		cancelWait()
+		if !synced {
+			http.Error(w, "activator: revisions not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
 		if r == nil {
 			// Knative's activator answers 404 for a revision its lister
 			// does not have; routes only send known revisions here.
