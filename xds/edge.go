@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -321,7 +322,8 @@ func (e *edge) redirectVHost(vh *routev3.VirtualHost) *routev3.VirtualHost {
 // secrets the HTTPS listener names.
 func (e *edge) listenersAndRoutes(public, internal []*routev3.VirtualHost) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, []*tlsv3.Secret) {
 	routeConfig := func(name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
-		return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false)}
+		return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false),
+			RequestHeadersToRemove: slices.Clone(InternalHeaders), MostSpecificHeaderMutationsWins: true}
 	}
 	listeners := []*listenerv3.Listener{
 		makeListener(e.opts),

@@ -233,3 +233,29 @@ func TestEdgeGlobalHTTPProtocol(t *testing.T) {
 		})
 	}
 }
+
+// Every route configuration an edge serves removes client-sent internal
+// headers, and applies that removal before the weighted clusters add the
+// revision headers (most specific mutations last), so routing to the
+// activator keeps working.
+func TestEdgeRemovesInternalHeaders(t *testing.T) {
+	in := Input{Routes: []servingv1.Route{
+		route("default", "hello", "http://hello.default.example.com", withTraffic("hello-00001", 100),
+			withAddress("http://hello.default.svc.cluster.local")),
+	}}
+	res := Translate(in, Options{})
+	validateAll(t, res)
+	if len(res.Routes) < 2 {
+		t.Fatalf("want the public and internal route configurations, got %d", len(res.Routes))
+	}
+	for _, rc := range res.Routes {
+		for _, h := range []string{"Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Proxy-Request", "K-Network-Probe"} {
+			if !slices.Contains(rc.RequestHeadersToRemove, h) {
+				t.Errorf("route configuration %s does not remove %s: %v", rc.Name, h, rc.RequestHeadersToRemove)
+			}
+		}
+		if !rc.MostSpecificHeaderMutationsWins {
+			t.Errorf("route configuration %s: the removal would run after the weighted clusters add the revision headers", rc.Name)
+		}
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/kiln-serving/kiln/internal/deadline"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/mtls"
 )
@@ -132,7 +133,10 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		h = mtls.Handler(p, cfg.Check)
 		p.tls = cfg.TLS
 	}
-	p.srv = &http.Server{Handler: h, ReadHeaderTimeout: 30 * time.Second}
+	// No ReadTimeout: requests may stream for the revision's
+	// timeoutSeconds (up to 600s), which cfg.Timeout bounds per request;
+	// Drop closes a connection whose body the proxy gave up on.
+	p.srv = &http.Server{Handler: deadline.Drop(h), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
 	return p, nil
 }
 

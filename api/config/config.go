@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
@@ -113,7 +114,9 @@ func parseFloat(data map[string]string, key string, def, min, max float64, dst *
 		return nil
 	}
 	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || f < min || f > max {
+	// NaN compares false against both bounds and Inf passes an open upper
+	// bound: either would reach the autoscaler's arithmetic.
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f < min || f > max {
 		return invalid(key, v, fmt.Sprintf("want a number in [%g, %g]", min, max))
 	}
 	*dst = f

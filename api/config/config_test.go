@@ -123,3 +123,15 @@ func TestNamespaceInternalTraffic(t *testing.T) {
 		}
 	}
 }
+
+// TestParseRefusesNonFinite: NaN and ±Inf parse as floats but would reach
+// the autoscaler's arithmetic; every float key refuses them.
+func TestParseRefusesNonFinite(t *testing.T) {
+	for _, v := range []string{"NaN", "nan", "Inf", "+Inf", "-Inf", "infinity"} {
+		for _, key := range []string{"container-concurrency-target-default", "target-burst-capacity", "max-scale-up-rate", "panic-threshold-percentage"} {
+			if _, err := ParseAutoscaler(map[string]string{key: v}); err == nil {
+				t.Errorf("%s=%s: accepted, want refused", key, v)
+			}
+		}
+	}
+}

@@ -44,8 +44,11 @@ func Decode(kv store.KV, keys *encryption.Keys) (*corev1.Secret, error) {
 	return s, nil
 }
 
-// Get returns ns/name. Errors: errdefs.ErrNotFound.
+// Get returns ns/name. Errors: errdefs.ErrNotFound, errdefs.ErrInvalidArgument.
 func (s *Store) Get(ctx context.Context, ns, name string) (*corev1.Secret, error) {
+	if err := checkNames(ns, name); err != nil {
+		return nil, err
+	}
 	kv, err := s.st.Get(ctx, store.SecretKey(ns, name))
 	if errdefs.IsNotFound(err) {
 		return nil, fmt.Errorf("secrets %q not found in namespace %q: %w", name, ns, errdefs.ErrNotFound)
@@ -58,6 +61,9 @@ func (s *Store) Get(ctx context.Context, ns, name string) (*corev1.Secret, error
 
 // List returns the secrets of ns ("" = all) and the revision read at.
 func (s *Store) List(ctx context.Context, ns string) ([]*corev1.Secret, int64, error) {
+	if err := checkNames(ns, "x"); ns != "" && err != nil {
+		return nil, 0, err
+	}
 	kvs, rev, err := s.st.List(ctx, store.SecretListPrefix(ns))
 	if err != nil {
 		return nil, 0, err
@@ -74,9 +80,12 @@ func (s *Store) List(ctx context.Context, ns string) ([]*corev1.Secret, int64, e
 }
 
 // Create stores a new secret (already defaulted and validated). Errors:
-// errdefs.ErrAlreadyExists.
+// errdefs.ErrAlreadyExists, errdefs.ErrInvalidArgument (names not DNS-1123 labels).
 func (s *Store) Create(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
 	m := &sec.Metadata
+	if err := checkNames(m.Namespace, m.Name); err != nil {
+		return nil, err
+	}
 	m.UID = metav1.NewUID()
 	m.CreationTimestamp = metav1.NewTime(s.now())
 	m.ResourceVersion, m.Generation = "", 0
@@ -98,7 +107,7 @@ func (s *Store) Create(ctx context.Context, sec *corev1.Secret) (*corev1.Secret,
 
 // Update replaces a secret, keeping uid and creation time; a set
 // resourceVersion makes it a compare-and-swap. Errors: errdefs.ErrNotFound,
-// errdefs.ErrConflict.
+// errdefs.ErrConflict, errdefs.ErrInvalidArgument.
 func (s *Store) Update(ctx context.Context, sec *corev1.Secret) (*corev1.Secret, error) {
 	m := &sec.Metadata
 	key := store.SecretKey(m.Namespace, m.Name)
@@ -133,8 +142,11 @@ func (s *Store) encode(key string, sec *corev1.Secret) ([]byte, error) {
 	return s.keys.Seal(key, b)
 }
 
-// Delete removes ns/name. Errors: errdefs.ErrNotFound.
+// Delete removes ns/name. Errors: errdefs.ErrNotFound, errdefs.ErrInvalidArgument.
 func (s *Store) Delete(ctx context.Context, ns, name string) error {
+	if err := checkNames(ns, name); err != nil {
+		return err
+	}
 	err := s.st.Delete(ctx, store.SecretKey(ns, name))
 	if errdefs.IsNotFound(err) {
 		return fmt.Errorf("secrets %q not found in namespace %q: %w", name, ns, errdefs.ErrNotFound)

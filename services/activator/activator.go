@@ -17,6 +17,7 @@ import (
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
+	"github.com/kiln-serving/kiln/internal/deadline"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"google.golang.org/grpc"
 
@@ -74,6 +75,10 @@ type Activator struct {
 	// served counts the requests this activator took per revision since
 	// it started (GET /metrics); kept when a revision's entry goes.
 	served map[revKey]int64
+	// synced is closed once the registry's revisions have been listed:
+	// before that an unknown revision may only be unread, not absent.
+	synced     chan struct{}
+	syncedOnce sync.Once
 	// pokes carries revisions whose requests wait without an instance to
 	// Run, which pokes the autoscaler for them.
 	pokes chan *revision
@@ -113,7 +118,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		scheme = "https"
 	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
-		peers: &peers{n: 1}, served: map[revKey]int64{}, pokes: make(chan *revision, 256)}
+		peers: &peers{n: 1}, served: map[revKey]int64{}, synced: make(chan struct{}), pokes: make(chan *revision, 256)}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
@@ -314,6 +319,9 @@ func (a *Activator) publish(v *view) {
 	clear(v.revs)
 	clear(v.pods)
 	v.peersChanged = false
+	if v.specs.Synced() {
+		a.syncedOnce.Do(func() { close(a.synced) })
+	}
 }
 
 // newRevision adds an entry for k. Callers hold the lock.
@@ -380,28 +388,40 @@ func (a *Activator) release(r *revision, p *pod) {
 	a.mu.Unlock()
 }
 
-// revisionFor returns k's entry, creating it for a revision not seen yet
-// (its Revision may be on its way).
-func (a *Activator) revisionFor(k revKey) (*revision, time.Duration) {
+// revisionFor returns k's entry, or nil when the registry has no such
+// Revision. An unknown name gets no entry (nor a metrics counter): the
+// names come from request headers, and holding each one open would let
+// anyone grow the activator's state without bound. It waits for the first
+// listing of revisions, at most until ctx ends (synced false then).
+func (a *Activator) revisionFor(ctx context.Context, k revKey) (r *revision, timeout time.Duration, synced bool) {
+	select {
+	case <-a.synced:
+	case <-ctx.Done():
+		return nil, 0, false
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	r := a.revs[k]
-	if r == nil {
-		r = a.newRevision(k)
+	r = a.revs[k]
+	if r == nil || !r.known {
+		return nil, 0, true
 	}
 	r.idle = 0
 	a.served[k]++
-	timeout := r.timeout
+	timeout = r.timeout
 	if timeout <= 0 {
 		timeout = a.opts.Timeout
 	}
-	return r, timeout
+	return r, timeout, true
 }
 
 // Handler serves /healthz and /metrics (for requests without revision
 // headers) and forwards every request naming a revision.
+//
+// A request is bounded by its revision's timeoutSeconds, waiting and
+// forwarding included; Drop closes a connection whose body was not read to
+// its end, so a slow client cannot hold it past that.
 func (a *Activator) Handler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return deadline.Drop(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		ns, name := req.Header.Get(v1.NamespaceHeaderName), req.Header.Get(v1.RevisionHeaderName)
 		if ns == "" && name == "" && req.URL.Path == "/healthz" {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -418,7 +438,19 @@ func (a *Activator) Handler() http.Handler {
 			return
 		}
 		k := revKey{ns, name}
-		r, timeout := a.revisionFor(k)
+		wait, cancelWait := context.WithTimeout(req.Context(), a.opts.Timeout)
+		r, timeout, synced := a.revisionFor(wait, k)
+		cancelWait()
+		if !synced {
+			http.Error(w, "activator: revisions not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		if r == nil {
+			// Knative's activator answers 404 for a revision its lister
+			// does not have; routes only send known revisions here.
+			http.Error(w, fmt.Sprintf("activator: revision %s not found", k), http.StatusNotFound)
+			return
+		}
 		r.meter.In(time.Now(), false)
 		defer func() { r.meter.Out(time.Now(), false) }()
 		ctx, cancel := context.WithTimeout(req.Context(), timeout)
@@ -463,7 +495,7 @@ func (a *Activator) Handler() http.Handler {
 				return
 			}
 		}
-	})
+	}))
 }
 
 // onceBody lets a request whose body was never read be sent again: the

@@ -78,6 +78,7 @@ func get(t *testing.T, url, ns, rev string) (int, string) {
 // record written later releases it to the backend.
 func TestBufferedRequestForwardedWhenReady(t *testing.T) {
 	st := testenv.StartEtcd(t)
+	putRevision(t, st, "hello-00001", 0, 0)
 	srv := start(t, st, activator.Options{Timeout: 10 * time.Second})
 	be := backend(t, "be1")
 
@@ -111,7 +112,9 @@ func TestBufferedRequestForwardedWhenReady(t *testing.T) {
 }
 
 func TestTimeout(t *testing.T) {
-	srv := start(t, memstore.New(), activator.Options{Timeout: 200 * time.Millisecond})
+	st := memstore.New()
+	putRevision(t, st, "cold-00001", 0, 0)
+	srv := start(t, st, activator.Options{Timeout: 200 * time.Millisecond})
 	begin := time.Now()
 	code, body := get(t, srv.URL, "default", "cold-00001")
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no ready instance of revision default/cold-00001") {
@@ -138,7 +141,10 @@ func TestMissingHeaders(t *testing.T) {
 }
 
 func TestQueueFull(t *testing.T) {
-	srv := start(t, memstore.New(), activator.Options{MaxQueue: 2, Timeout: 2 * time.Second})
+	st := memstore.New()
+	putRevision(t, st, "busy-00001", 0, 0)
+	putRevision(t, st, "other-00001", 0, 0)
+	srv := start(t, st, activator.Options{MaxQueue: 2, Timeout: 2 * time.Second})
 	var wg sync.WaitGroup
 	codes := make(chan int, 2)
 	for range 2 {
@@ -169,6 +175,8 @@ func TestQueueFull(t *testing.T) {
 
 func TestRoundRobinAndNotReady(t *testing.T) {
 	st := memstore.New()
+	putRevision(t, st, "r", 0, 0)
+	putRevision(t, st, "other", 0, 0)
 	srv := start(t, st, activator.Options{Timeout: 300 * time.Millisecond})
 	b1, b2 := backend(t, "be1"), backend(t, "be2")
 	putInstance(t, st, "r-aaaaa", "r", strings.TrimPrefix(b1.URL, "http://"), true)
@@ -201,5 +209,29 @@ func TestRoundRobinAndNotReady(t *testing.T) {
 	})
 	if code, body := get(t, srv.URL, "default", "other"); code != http.StatusOK || !strings.HasPrefix(body, "be2") {
 		t.Fatalf("other revision: %d %q", code, body)
+	}
+}
+
+// A revision the registry does not have is answered 404 at once, and the
+// activator keeps nothing for the name: a client inventing names must not
+// grow its state. Its own metrics do not mention the names either.
+func TestUnknownRevisionNotFound(t *testing.T) {
+	st := memstore.New()
+	putRevision(t, st, "known-00001", 0, 0)
+	srv := start(t, st, activator.Options{Timeout: 10 * time.Second})
+	for i := range 50 {
+		name := "ghost-" + strings.Repeat("x", i%5) + string(rune('a'+i%26))
+		begin := time.Now()
+		code, body := get(t, srv.URL, "default", name)
+		if code != http.StatusNotFound || !strings.Contains(body, "revision default/"+name+" not found") {
+			t.Fatalf("%s: got %d %q, want 404", name, code, body)
+		}
+		if d := time.Since(begin); d > time.Second {
+			t.Fatalf("%s: answered after %v, want at once", name, d)
+		}
+	}
+	code, body := get(t, srv.URL+"/metrics", "", "")
+	if code != http.StatusOK || strings.Contains(body, "ghost") {
+		t.Fatalf("metrics name unknown revisions: %d %q", code, body)
 	}
 }

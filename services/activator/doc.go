@@ -4,7 +4,8 @@
 // edge adds. The activator forwards it to a ready instance of that revision
 // or holds it in a bounded per-revision queue (a full queue answers 503)
 // until one has a free slot, the revision's timeoutSeconds passes, or the
-// client leaves.
+// client leaves. A revision the registry does not have is answered 404 at
+// once, with nothing kept for its name.
 //
 // Throttling follows Knative: each ready instance has containerConcurrency
 // slots (unlimited when 0) and this activator never has more requests in

@@ -138,6 +138,7 @@ func TestRevisionTimeout(t *testing.T) {
 // yet) does not lose the request: the activator retries until it answers.
 func TestRetriesRefusedConnection(t *testing.T) {
 	st := memstore.New()
+	putRevision(t, st, "late-00001", 0, 0)
 	srv := start(t, st, activator.Options{Timeout: 10 * time.Second})
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -220,6 +221,7 @@ func TestPokesAndReports(t *testing.T) {
 		return c
 	}
 	st := memstore.New()
+	putRevision(t, st, "zero-00001", 0, 0)
 	srv := start(t, st, activator.Options{Timeout: 10 * time.Second, Autoscaler: leaders, Identity: "act-1"})
 	be := backend(t, "be1")
 

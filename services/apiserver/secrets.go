@@ -11,6 +11,7 @@ import (
 
 	corev1 "github.com/kiln-serving/kiln/api/core/v1"
 	"github.com/kiln-serving/kiln/api/errdefs"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/secret"
 )
 
@@ -115,6 +116,13 @@ func (h *secretHandlers) read(r *http.Request, name string) (*corev1.Secret, err
 	}
 	if name != "" && sec.Metadata.Name != name {
 		return nil, badRequest(fmt.Errorf("the name of the object (%q) does not match the name on the URL (%q): %w", sec.Metadata.Name, name, errdefs.ErrInvalidArgument))
+	}
+	if err := checkResourceVersion(sec.Metadata.ResourceVersion); err != nil {
+		return nil, err
+	}
+	if n := sec.Metadata.Name; n != "" && (len(n) > 63 || !dns1123Label.MatchString(n)) {
+		// The name becomes part of the store key.
+		return nil, fmt.Errorf("Secret %q is invalid: %w", n, v1.ErrInvalidValue(n, "metadata.name", labelMessage))
 	}
 	sec.SetDefaults()
 	if fe := sec.Validate(); fe != nil {

@@ -69,7 +69,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	s.registerTokens(mux)
-	return mux
+	return guardInput(mux)
 }
 
 // lookup resolves {resource}; it answers 404 itself when unknown.
@@ -284,6 +284,10 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	m := obj.Meta()
 	userRV := m.ResourceVersion
+	if err := checkResourceVersion(userRV); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
 	for attempt := 0; ; attempt++ {
 		cur, err := res.get(ctx, m.Namespace, name)
 		if err != nil {

@@ -1,6 +1,7 @@
 package autoscaler
 
 import (
+	"log/slog"
 	"math"
 	"sync"
 	"time"
@@ -55,6 +56,36 @@ func statValues(s *pb.Stat) (conc, rps float64) {
 	conc = math.Max(0, s.GetAverageConcurrentRequests()-s.GetAverageProxiedConcurrentRequests())
 	rps = math.Max(0, s.GetRequestCount()-s.GetProxiedRequestCount())
 	return conc, rps
+}
+
+// recordBatch records every stat of b received at now, leaving out those
+// without a revision and those statValid refuses.
+func (c *collector) recordBatch(b *pb.MetricBatch, now time.Time, log *slog.Logger) {
+	for _, st := range b.GetStats() {
+		if st.GetNamespace() == "" || st.GetRevision() == "" {
+			continue
+		}
+		if !statValid(st) {
+			log.Debug("refused a stat with a non-finite or negative value", "source", b.GetSource(),
+				"namespace", st.GetNamespace(), "revision", st.GetRevision())
+			continue
+		}
+		conc, rps := statValues(st)
+		c.record(RevisionKey{st.GetNamespace(), st.GetRevision()}, b.GetSource()+"/"+st.GetPodName(), statSecond(st, now), conc, rps)
+	}
+}
+
+// statValid refuses a stat carrying a NaN, infinite or negative value:
+// NaN poisons every window average it enters (freezing the revision's
+// scale) and +Inf multiplies it, so one bad sender must not reach them.
+func statValid(s *pb.Stat) bool {
+	for _, v := range []float64{s.GetAverageConcurrentRequests(), s.GetAverageProxiedConcurrentRequests(),
+		s.GetRequestCount(), s.GetProxiedRequestCount()} {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // statSecond picks the bucket of a stat: the end of its period when the

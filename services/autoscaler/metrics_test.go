@@ -1,6 +1,7 @@
 package autoscaler
 
 import (
+	"log/slog"
 	"math"
 	"testing"
 	"time"
@@ -95,5 +96,47 @@ func TestStatValues(t *testing.T) {
 	}
 	if s := statSecond(&pb.Stat{TimestampUnixNano: time.Unix(900, 0).UnixNano()}, now); s != 1000 {
 		t.Fatalf("skewed clock: stat second %d", s)
+	}
+}
+
+// TestRecordBatchRefusesNonFinite: a NaN would freeze a revision's scale
+// (every window average becomes NaN) and +Inf would multiply it; negative
+// counts make no sense. Such stats are dropped, the rest of the batch kept.
+func TestRecordBatchRefusesNonFinite(t *testing.T) {
+	now := time.Unix(2000, 0)
+	tests := []struct {
+		name string
+		stat *pb.Stat
+	}{
+		{"NaN concurrency", &pb.Stat{AverageConcurrentRequests: math.NaN()}},
+		{"+Inf concurrency", &pb.Stat{AverageConcurrentRequests: math.Inf(1)}},
+		{"-Inf proxied concurrency", &pb.Stat{AverageConcurrentRequests: 1, AverageProxiedConcurrentRequests: math.Inf(-1)}},
+		{"NaN requests", &pb.Stat{RequestCount: math.NaN()}},
+		{"+Inf proxied requests", &pb.Stat{ProxiedRequestCount: math.Inf(1)}},
+		{"negative concurrency", &pb.Stat{AverageConcurrentRequests: -5}},
+		{"negative requests", &pb.Stat{RequestCount: -1}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if statValid(tc.stat) {
+				t.Fatalf("statValid(%v) = true", tc.stat)
+			}
+			bad, good := RevisionKey{"default", "bad"}, RevisionKey{"default", "good"}
+			tc.stat.Namespace, tc.stat.Revision, tc.stat.PodName = bad.Namespace, bad.Name, "i1"
+			c := newCollector()
+			c.recordBatch(&pb.MetricBatch{Source: "agent/n1", Stats: []*pb.Stat{tc.stat,
+				{Namespace: good.Namespace, Revision: good.Name, PodName: "i2", AverageConcurrentRequests: 2, RequestCount: 3}}},
+				now, slog.New(slog.DiscardHandler))
+			if w := c.read(bad, now, time.Minute, 6*time.Second); w.haveData {
+				t.Fatalf("refused stat was recorded: %+v", w)
+			}
+			w := c.read(good, now, time.Minute, 6*time.Second)
+			if !w.haveData || math.IsNaN(w.stableConc) || w.stableConc <= 0 {
+				t.Fatalf("valid stat of the same batch: %+v", w)
+			}
+		})
+	}
+	if !statValid(&pb.Stat{AverageConcurrentRequests: 3, RequestCount: 1}) {
+		t.Fatal("a finite stat is refused")
 	}
 }

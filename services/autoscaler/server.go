@@ -90,15 +90,7 @@ func (s *server) StreamMetrics(stream grpc.ClientStreamingServer[pb.MetricBatch,
 		if t == nil {
 			return errNotLeader
 		}
-		now := s.a.now()
-		for _, st := range b.GetStats() {
-			if st.GetNamespace() == "" || st.GetRevision() == "" {
-				continue
-			}
-			source := b.GetSource() + "/" + st.GetPodName()
-			conc, rps := statValues(st)
-			t.coll.record(RevisionKey{st.GetNamespace(), st.GetRevision()}, source, statSecond(st, now), conc, rps)
-		}
+		t.coll.recordBatch(b, s.a.now(), s.a.log)
 	}
 }
 

@@ -37,7 +37,9 @@ func (g *Gateway) serveAdmin(ctx context.Context, lis net.Listener) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /ready", g.adminReady)
 	mux.HandleFunc("GET /config_dump", g.adminConfigDump)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	// The admin API answers short GETs only.
+	srv := &http.Server{Handler: http.MaxBytesHandler(mux, 1<<16), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -15,7 +15,9 @@
 // Routing follows Envoy: Host header → virtual host (exact domain, then
 // suffix and prefix wildcards, longest first, then "*"; else an empty 404),
 // first matching route, a weighted cluster picked at random by weight (its
-// request headers added), a round-robin endpoint, the route timeout (504
+// request headers added; client-sent copies of kiln's internal headers are
+// dropped first, and most_specific_header_mutations_wins is honoured), a
+// round-robin endpoint, the route timeout (504
 // "upstream request timeout"), and 503 "no healthy upstream" for a cluster
 // without endpoints. As a gateway-only leniency, a Host whose port form is
 // not listed falls back to the host without its port.

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/kiln-serving/kiln/internal/deadline"
 )
 
 // Config configures a gateway.
@@ -214,7 +216,11 @@ func (g *Gateway) apply(st *edgeState) error {
 			return fmt.Errorf("bind listener %s: %w", name, err)
 		}
 		srv := &http.Server{
-			Handler:           listenerHandler{g: g, name: name},
+			// No ReadTimeout: it would also cut streaming and long
+			// requests, which the route's timeout (the revision's
+			// timeoutSeconds) bounds instead; Drop closes a connection
+			// whose body the route gave up on.
+			Handler:           deadline.Drop(listenerHandler{g: g, name: name}),
 			ReadHeaderTimeout: 30 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelDebug),
@@ -297,8 +303,15 @@ type target struct {
 	tls            bool   // the cluster demands mutual TLS
 	host           string // Host to send upstream; "" keeps the client's
 	connectTimeout time.Duration
-	ops            [4]*headerOps // most specific first: cluster, route, vhost, route config
+	ops            [4]*headerOps // in the order applied (Envoy's default: cluster first)
 }
+
+// internalHeaders are set only by kiln's own hops (xds.InternalHeaders):
+// the weighted clusters' revision headers, the activator's K-Proxy-Request
+// and the queue-proxy's K-Network-Probe. The gateway drops client-sent
+// copies before any route mutation runs, whatever the xDS server sends,
+// so a client cannot pick a revision through the activator.
+var internalHeaders = []string{"Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Proxy-Request", "K-Network-Probe"}
 
 type targetKey struct{}
 
@@ -344,6 +357,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 	}
 	tg := &target{endpoint: ep, tls: wc.upstream.tls, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
 		ops: [4]*headerOps{&wc.headers, &rt.headers, &vh.headers, &t.headers}}
+	if t.mostSpecificWins {
+		tg.ops = [4]*headerOps{&t.headers, &vh.headers, &rt.headers, &wc.headers}
+	}
 	ctx := context.WithValue(r.Context(), targetKey{}, tg)
 	if rt.timeout > 0 {
 		var cancel context.CancelFunc
@@ -409,8 +425,11 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 				proto = "https"
 			}
 			pr.Out.Header.Set("X-Forwarded-Proto", proto)
+			for _, h := range internalHeaders {
+				pr.Out.Header.Del(h)
+			}
 			// Less specific levels are applied last and win, Envoy's
-			// default (most_specific_header_mutations_wins false).
+			// default, unless most_specific_header_mutations_wins is set.
 			for _, ops := range tg.ops {
 				ops.apply(pr.Out.Header)
 			}

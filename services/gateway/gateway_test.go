@@ -37,6 +37,9 @@ func backend(t *testing.T, name string, delay time.Duration) *httptest.Server {
 		w.Header().Set("X-Seen-Host", r.Host)
 		w.Header().Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("X-Seen-XFP", r.Header.Get("X-Forwarded-Proto"))
+		w.Header().Set("X-Seen-Internal", fmt.Sprintf("rev=%q ns=%q proxy=%q probe=%q",
+			r.Header.Values(xds.HeaderRevision), r.Header.Values(xds.HeaderNamespace),
+			r.Header.Values("K-Proxy-Request"), r.Header.Values("K-Network-Probe")))
 		fmt.Fprint(w, name)
 	}))
 	t.Cleanup(s.Close)
@@ -179,6 +182,26 @@ func TestGateway(t *testing.T) {
 		testenv.PutJSON(t, st, store.RegistryKey("serving.knative.dev", "revisions", "default", "slow-00001"),
 			servingv1.Revision{Metadata: metav1.ObjectMeta{Namespace: "default", Name: "slow-00001"}, Spec: servingv1.RevisionSpec{TimeoutSeconds: &one}})
 		putInstance(t, st, "default", "slow-00001", "i4", hostport(slow))
+	})
+
+	t.Run("client-sent internal headers are dropped", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, e.url+"/", nil)
+		req.Host = tagHost
+		for _, h := range xds.InternalHeaders {
+			req.Header.Add(h, "spoofed")
+			req.Header.Add(h, "spoofed-again")
+		}
+		req.Header.Set(xds.HeaderNamespace, "kube-system")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		// The revision headers are the weighted cluster's, once each.
+		want := `rev=["hello-00003"] ns=["default"] proxy=[] probe=[]`
+		if got := resp.Header.Get("X-Seen-Internal"); resp.StatusCode != 200 || got != want {
+			t.Fatalf("%d: upstream saw %s, want %s", resp.StatusCode, got, want)
+		}
 	})
 
 	t.Run("host routing and added headers", func(t *testing.T) {

@@ -29,6 +29,9 @@ type table struct {
 	vhosts    vhostIndex
 	// headersToAdd/Remove come from the RouteConfiguration itself.
 	headers headerOps
+	// mostSpecificWins is most_specific_header_mutations_wins: apply the
+	// route configuration's mutations first and the weighted cluster's last.
+	mostSpecificWins bool
 }
 
 type stripMode int
@@ -254,6 +257,7 @@ func buildListenerTable(c *config, l *listenerv3.Listener, hcm *hcmv3.HttpConnec
 		return t, nil
 	}
 	t.headers = toHeaderOps(rc.RequestHeadersToAdd, rc.RequestHeadersToRemove)
+	t.mostSpecificWins = rc.GetMostSpecificHeaderMutationsWins()
 	for _, v := range rc.VirtualHosts {
 		vh := &vhost{name: v.Name, headers: toHeaderOps(v.RequestHeadersToAdd, v.RequestHeadersToRemove)}
 		for _, r := range v.Routes {

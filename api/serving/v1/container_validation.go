@@ -107,6 +107,8 @@ func validateContainerCommon(ctx context.Context, c *Container, vols map[string]
 		switch {
 		case e.Name == "":
 			errs = errs.Also(ErrMissingField("name").ViaFieldIndex("env", i))
+		case !envName.MatchString(e.Name):
+			errs = errs.Also(ErrInvalidValue(e.Name, "name", envNameMessage).ViaFieldIndex("env", i))
 		case reservedEnv[e.Name] && !(sidecar && e.Name == "PORT"):
 			errs = errs.Also(ErrGeneric(fmt.Sprintf("%q is a reserved environment variable", e.Name), "name").ViaFieldIndex("env", i))
 		}
@@ -251,6 +253,11 @@ func parseQuantity(q string) *big.Rat {
 	if m == nil {
 		return nil
 	}
+	// An exponent of many digits would make big.Rat build a huge number
+	// before any bound is checked; no real quantity needs more than two.
+	if exp := strings.TrimLeft(m[3], "eE+-"); len(exp) > 2 {
+		return nil
+	}
 	num := m[1] + m[3]
 	v, ok := new(big.Rat).SetString(num)
 	if !ok {
@@ -272,6 +279,8 @@ func validateResources(r *ResourceRequirements) *FieldError {
 				errs = errs.Also(ErrInvalidValue(q, kind+"."+name, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
 			case v.Sign() < 0:
 				errs = errs.Also(ErrInvalidValue(q, kind+"."+name, "must be greater than or equal to 0"))
+			case v.Cmp(maxQuantity) > 0:
+				errs = errs.Also(ErrInvalidValue(q, kind+"."+name, maxQuantityMessage))
 			default:
 				parsed[kind][name] = v
 			}
@@ -356,7 +365,7 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 				e = e.Also(ErrInvalidValue(md, "emptyDir.medium"))
 			}
 			if sl := v.EmptyDir.SizeLimit; sl != "" {
-				if q := parseQuantity(sl); q == nil || q.Sign() < 0 {
+				if q := parseQuantity(sl); q == nil || q.Sign() < 0 || q.Cmp(maxQuantity) > 0 {
 					e = e.Also(ErrInvalidValue(sl, "emptyDir.sizeLimit"))
 				}
 			}

@@ -2,7 +2,6 @@ package v1
 
 import (
 	"fmt"
-	"math"
 	"regexp"
 	"strconv"
 	"time"
@@ -102,7 +101,7 @@ func validateScaleAnnotations(ann map[string]string) *FieldError {
 			"annotations."+AutoscalingMinScaleAnnotation, "annotations."+AutoscalingMaxScaleAnnotation))
 	}
 	if v, ok := ann[AutoscalingTargetAnnotation]; ok {
-		if f, err := strconv.ParseFloat(v, 64); err != nil || f < 0.01 {
+		if f, ok := parseFiniteFloat(v); !ok || f < 0.01 {
 			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingTargetAnnotation, "must be a number >= 0.01"))
 		}
 	}
@@ -120,7 +119,7 @@ func validateAutoscalingAnnotations(ann map[string]string) *FieldError {
 	var errs *FieldError
 	number := func(key string, lo, hi float64, want string) {
 		if v, ok := ann[key]; ok {
-			if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || f < lo || f > hi {
+			if f, ok := parseFiniteFloat(v); !ok || f < lo || f > hi {
 				errs = errs.Also(ErrInvalidValue(v, "annotations."+key, want))
 			}
 		}
@@ -146,7 +145,7 @@ func validateAutoscalingAnnotations(ann map[string]string) *FieldError {
 	number(AutoscalingPanicWindowPercentage, 1, 100, "must be a number between 1 and 100")
 	number(AutoscalingPanicThreshold, 110, 1000, "must be a number between 110 and 1000")
 	if v, ok := ann[AutoscalingTargetBurstCapacity]; ok {
-		if f, err := strconv.ParseFloat(v, 64); err != nil || math.IsNaN(f) || (f < 0 && f != -1) {
+		if f, ok := parseFiniteFloat(v); !ok || (f < 0 && f != -1) {
 			errs = errs.Also(ErrInvalidValue(v, "annotations."+AutoscalingTargetBurstCapacity, "must be -1 or a number >= 0"))
 		}
 	}

@@ -126,7 +126,10 @@ func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.H
 // serveOn is serveHTTP on a listener already bound; scheme names it in logs
 // and errors.
 func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, log *slog.Logger) (net.Addr, error) {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// No ReadTimeout: it would end watches (apiserver) and requests the
+	// activator holds for a revision's timeoutSeconds; the handlers bound
+	// bodies themselves (internal/deadline).
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {
 			return fmt.Errorf("serve %s on %s: %w", scheme, lis.Addr(), err)
