@@ -82,7 +82,7 @@ func testSecretAtRest(t *testing.T, c *cluster, name, host string, pool *x509.Ce
 	c.restart("xds")
 	// A fresh edge holds only what the restarted xds (old key gone) sends.
 	c.restart("gateway")
-	c.waitHTTP(c.api+"/healthz", 30*time.Second)
+	c.waitHTTPWith(c.apiClient, c.api+"/healthz", 30*time.Second)
 
 	if out := c.mustRun("secret", "describe", name, "-o", "yaml"); !strings.Contains(out, "tls.crt") || strings.Contains(out, "tls.key") {
 		t.Fatalf("secret describe with only the new key:\n%s", out)

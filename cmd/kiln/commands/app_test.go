@@ -44,12 +44,15 @@ func newEnv(t *testing.T) *env {
 	t.Cleanup(srv.Close)
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	go fakeController(ctx, reg)
+	// Watch before the test writes anything: a watch opened inside the
+	// goroutine could start after the first create and never see it.
+	events := reg.Services().Watch(ctx, "", 0)
+	go fakeController(ctx, reg, events)
 	return &env{t: t, url: srv.URL, reg: reg}
 }
 
-func fakeController(ctx context.Context, reg *registry.Registry) {
-	for ev := range reg.Services().Watch(ctx, "", 0) {
+func fakeController(ctx context.Context, reg *registry.Registry, events <-chan registry.Event[v1.Service]) {
+	for ev := range events {
 		if ev.Err != nil || ev.Type == registry.Deleted || ev.Object == nil {
 			continue
 		}
