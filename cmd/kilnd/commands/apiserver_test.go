@@ -1,10 +1,13 @@
 package commands
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"github.com/kiln-serving/kiln/internal/pki"
+	"github.com/kiln-serving/kiln/internal/testenv"
+	"github.com/kiln-serving/kiln/services/apiserver"
 )
 
 func TestCheckInsecure(t *testing.T) {
@@ -47,5 +50,14 @@ func TestAPIServerTLS(t *testing.T) {
 	}
 	if _, err := apiserverTLS(f.Cert, f.Key, f.Cert+".missing"); err == nil {
 		t.Fatal("a missing client CA was accepted")
+	}
+}
+
+// Bearer tokens never cross the network in clear: plain HTTP beyond
+// loopback is refused before anything listens.
+func TestAPIServerRefusesPlainHTTPBeyondLoopback(t *testing.T) {
+	err := runAPIServer(context.Background(), nil, "0.0.0.0:0", apiserver.Options{Token: "t"}, nil, testenv.Quiet(), func() { t.Fatal("ready called") })
+	if err == nil || !strings.Contains(err.Error(), "--tls-cert-file") {
+		t.Fatalf("err = %v, want a refusal naming --tls-cert-file", err)
 	}
 }

@@ -172,8 +172,9 @@ func apiserverTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 }
 
 func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts apiserver.Options, tlsCfg *tls.Config, log *slog.Logger, ready func()) error {
-	if tlsCfg == nil && !opts.Insecure && checkInsecure(addr, "--listen") != nil {
-		log.Warn("serving the API over plain HTTP beyond loopback: bearer tokens cross the network in clear; set --tls-cert-file and --tls-key-file", "address", addr)
+	if tlsCfg == nil && checkInsecure(addr, "--listen") != nil {
+		// Bearer tokens would cross the network in clear.
+		return fmt.Errorf("the API serves plain HTTP only on a loopback address: set --tls-cert-file and --tls-key-file to serve %q over HTTPS", addr)
 	}
 	h := apiserver.New(registry.New(st), opts, log)
 	g, ctx := errgroup.WithContext(ctx)
