@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/liveconfig"
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store"
+	pb "github.com/kiln-serving/kiln/proto/kiln/autoscaler/v1"
 )
 
 // Options tune the leader loop. The zero value is usable.
@@ -51,6 +53,10 @@ type Autoscaler struct {
 	// term is set while this replica leads and its loop is ready: the
 	// gRPC handlers record into its collector and send it pokes.
 	term atomic.Pointer[term]
+	// nodeOf maps an instance name to the node it runs on, from instances/
+	// (kept by the leading loop, read by the gRPC handlers): under mutual
+	// TLS an agent's stats count only for instances on its own node.
+	nodeOf sync.Map
 }
 
 type term struct {
@@ -118,8 +124,30 @@ func (a *Autoscaler) newState(w store.Store) *state {
 		instances: store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], a.log),
 		decisions: map[RevisionKey]*revState{},
 	}
+	a.nodeOf.Clear()
+	st.instances.OnChange(func(c store.Change[cluster.Instance]) {
+		if c.Deleted {
+			a.nodeOf.Delete(c.Old.Instance)
+		} else {
+			a.nodeOf.Store(c.New.Instance, c.New.Node)
+		}
+	})
 	st.mirror = store.NewMirror(st.revisions, st.routes, st.cfgs, st.scale, st.instances)
 	return st
+}
+
+// ownStats keeps the stats of b that an agent of node may report: those of
+// instances the store places on that node.
+func (a *Autoscaler) ownStats(b *pb.MetricBatch, node string) *pb.MetricBatch {
+	out := &pb.MetricBatch{Source: b.GetSource()}
+	for _, st := range b.GetStats() {
+		if n, ok := a.nodeOf.Load(st.GetPodName()); ok && n == node {
+			out.Stats = append(out.Stats, st)
+		} else {
+			a.log.Debug("dropped a stat of an instance not on the sender's node", "node", node, "instance", st.GetPodName())
+		}
+	}
+	return out
 }
 
 // decodeScale never fails: an undecodable record is kept as Desired -1, so

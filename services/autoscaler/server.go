@@ -86,6 +86,9 @@ func (s *server) StreamMetrics(stream grpc.ClientStreamingServer[pb.MetricBatch,
 		if err := sourceAllowed(stream.Context(), b.GetSource()); err != nil {
 			return err
 		}
+		if id, ok := mtls.IdentityFrom(stream.Context()); ok && id.Role == pki.RoleAgent {
+			b = s.a.ownStats(b, id.Name)
+		}
 		t := s.a.term.Load()
 		if t == nil {
 			return errNotLeader
@@ -121,6 +124,10 @@ var CallerCheck = pki.Allow(pki.RoleAgent, pki.RoleActivator)
 
 // Poke wakes a revision at zero and answers the scale decided.
 func (s *server) Poke(ctx context.Context, req *pb.PokeRequest) (*pb.PokeResponse, error) {
+	if id, ok := mtls.IdentityFrom(ctx); ok && id.Role != pki.RoleActivator {
+		// Only activators hold requests for revisions (every one of them).
+		return nil, status.Errorf(codes.PermissionDenied, "%s may not poke revisions: only activators hold requests for them", id)
+	}
 	if req.GetNamespace() == "" || req.GetRevision() == "" {
 		return nil, status.Error(codes.InvalidArgument, "namespace and revision are required")
 	}
