@@ -104,6 +104,12 @@ func (e *testEnv) startAgent(t *testing.T, cfg Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return runAgent(t, a)
+}
+
+// runAgent runs a until the returned stop is called (or the test ends);
+// stop checks Run's error and that no worker outlived it.
+func runAgent(t *testing.T, a *Agent) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
@@ -113,6 +119,12 @@ func (e *testEnv) startAgent(t *testing.T, cfg Config) (stop func()) {
 			cancel()
 			if err := <-done; err != nil {
 				t.Errorf("agent Run: %v", err)
+			}
+			// Workers leave the map as their goroutine ends.
+			a.mu.Lock()
+			defer a.mu.Unlock()
+			if len(a.workers) != 0 {
+				t.Errorf("Run returned with %d workers still running", len(a.workers))
 			}
 		})
 	}

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -51,26 +50,7 @@ func (e *unitEnv) run(t *testing.T, cfg Config) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("agent Run: %v", err)
-			}
-			// Workers leave the map as their goroutine ends.
-			a.mu.Lock()
-			defer a.mu.Unlock()
-			if len(a.workers) != 0 {
-				t.Errorf("Run returned with %d workers still running", len(a.workers))
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return stop
+	return runAgent(t, a)
 }
 
 // spec is a revision's instance; with the fake CNI its app listens on a
@@ -78,7 +58,7 @@ func (e *unitEnv) run(t *testing.T, cfg Config) (stop func()) {
 func (e *unitEnv) spec(t *testing.T, rev string) cluster.InstanceSpec {
 	s := cluster.InstanceSpec{Namespace: "default", Service: "hello", Configuration: "hello", Revision: rev, Image: "example.com/hello:1", TimeoutSeconds: 5}
 	if !e.cfg.HostNetwork {
-		s.Port = int32(freePort(t))
+		s.Port = int32(testenv.FreePort(t))
 	}
 	return s
 }
@@ -132,16 +112,6 @@ func (e *unitEnv) waitNoRecord(t *testing.T, name string) {
 		_, ok := e.record(t, name)
 		return !ok
 	})
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // A placement becomes a running instance with its record; removing the
@@ -198,7 +168,7 @@ func TestAgentPlaceAndRemove(t *testing.T) {
 func TestAgentAdoptsAtStart(t *testing.T) {
 	e := newUnitEnv(t, false)
 	keep := e.spec(t, "hello-00001")
-	queuePort := freePort(t)
+	queuePort := testenv.FreePort(t)
 	e.node.leave("keep", map[string]string{
 		labelInstance: "keep", labelNamespace: "default", labelRevision: "hello-00001",
 		labelPort: strconv.Itoa(int(keep.Port)), labelQueuePort: strconv.Itoa(queuePort),

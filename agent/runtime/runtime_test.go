@@ -38,15 +38,6 @@ func pushHello(t *testing.T) string {
 	return ref
 }
 
-func freePort(t *testing.T) int {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 func TestRunHostNetwork(t *testing.T) {
 	addr := testenv.StartContainerd(t)
 	ref := pushHello(t)
@@ -73,7 +64,7 @@ func TestRunHostNetwork(t *testing.T) {
 		t.Fatalf("ensure by digest: %v", err)
 	}
 
-	port := freePort(t)
+	port := testenv.FreePort(t)
 	logPath := filepath.Join(t.TempDir(), "c.log")
 	t1 := time.Now()
 	task, err := rt.Start(ctx, Spec{

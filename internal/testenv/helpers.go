@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"strings"
@@ -58,4 +59,16 @@ func FreeSubnet(t testing.TB) string {
 	}
 	t.Fatal("no free 10.x.0.0/16 subnet")
 	return ""
+}
+
+// FreePort is a TCP port on 127.0.0.1 nothing listens on at the moment of
+// the call, for a server a test starts next.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -65,16 +65,6 @@ func putInstance(t *testing.T, st store.Store, ns, rev, id, endpoint string) {
 
 func hostport(s *httptest.Server) string { return strings.TrimPrefix(s.URL, "http://") }
 
-func freePort(t *testing.T) uint32 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return uint32(l.Addr().(*net.TCPAddr).Port)
-}
-
 // env is an etcd store, an xds server over it and a gateway connected to it.
 type env struct {
 	st  store.Store
@@ -91,7 +81,7 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}, testenv.Logger())
+	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: uint32(testenv.FreePort(t)), InternalPort: uint32(testenv.FreePort(t)), HTTPSPort: uint32(testenv.FreePort(t))}, testenv.Logger())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
@@ -348,7 +338,7 @@ func TestGatewayReconnects(t *testing.T) {
 		t.Fatal(err)
 	}
 	addr := lis.Addr().String()
-	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: freePort(t), InternalPort: freePort(t), HTTPSPort: freePort(t)}
+	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: uint32(testenv.FreePort(t)), InternalPort: uint32(testenv.FreePort(t)), HTTPSPort: uint32(testenv.FreePort(t))}
 	srvCtx, stopSrv := context.WithCancel(context.Background())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- xds.NewServer(st, opts, testenv.Logger()).Run(srvCtx, lis) }()

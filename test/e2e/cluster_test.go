@@ -52,16 +52,6 @@ func binaries(t testing.TB) (kiln, kilnd string) {
 	return filepath.Join(binDir, "kiln"), filepath.Join(binDir, "kilnd")
 }
 
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 // cluster is a kiln installation with every role in its own process.
 type cluster struct {
 	t           testing.TB
@@ -139,18 +129,18 @@ func startCluster(t testing.TB) *cluster {
 	if out, err := exec.Command(c.kilnd, "admin", "encryption-key", "create", "--name", "e2e-1", c.keyFile).CombinedOutput(); err != nil {
 		t.Fatalf("create encryption key file: %v\n%s", err, out)
 	}
-	apiPort, actPort, xdsPort, gwPort := freePort(t), freePort(t), freePort(t), freePort(t)
+	apiPort, actPort, xdsPort, gwPort := testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t), testenv.FreePort(t)
 	c.api = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
 	apiTLS := c.issueAPICertificate()
 	c.gateway = fmt.Sprintf("http://127.0.0.1:%d", gwPort)
-	httpsPort, internalPort := freePort(t), freePort(t)
+	httpsPort, internalPort := testenv.FreePort(t), testenv.FreePort(t)
 	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
-	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile,
 		"--tls-cert-file", apiTLS.Cert, "--tls-key-file", apiTLS.Key, "--client-ca-file", apiTLS.CA, "--encryption-key-file", c.keyFile)
 	// Two of each singleton: only the leader may act.
-	c.autoscalers = []string{fmt.Sprintf("127.0.0.1:%d", freePort(t)), fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	c.autoscalers = []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
 		for i := range 2 {
 			var args []string
@@ -167,7 +157,7 @@ func startCluster(t testing.TB) *cluster {
 	c.start("xds", "xds", c.tlsArgs(pki.RoleXDS, "--listen", c.xds, "--http-port", fmt.Sprint(gwPort),
 		"--activator-address", fmt.Sprintf("127.0.0.1:%d", actPort), "--https-port", fmt.Sprint(httpsPort), "--internal-port", fmt.Sprint(internalPort),
 		"--encryption-key-file", c.keyFile)...)
-	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	c.gatewayAdmin = fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
 	c.start("gateway", "gateway", c.tlsArgs(pki.RoleGateway, "--xds-address", c.xds, "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
 		"--admin-listen", c.gatewayAdmin)...)
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
