@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"maps"
 	"os/exec"
 	"slices"
 	"strings"
@@ -109,7 +110,7 @@ func (f *Firewall) OpenNamespaces(ctx context.Context, namespaces []string) erro
 	for _, ns := range namespaces {
 		open[ns] = true
 	}
-	if fmt.Sprint(open) == fmt.Sprint(f.open) {
+	if maps.Equal(open, f.open) {
 		return nil
 	}
 	f.open = open
@@ -136,22 +137,12 @@ func (f *Firewall) groups() [][]string {
 		}
 	}
 	var out [][]string
-	for _, ns := range slices.Sorted(mapKeys(byNS)) {
+	for _, ns := range slices.Sorted(maps.Keys(byNS)) {
 		ips := byNS[ns]
 		slices.Sort(ips)
 		out = append(out, ips)
 	}
 	return out
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // ruleset is the whole table as one nft script: creating and deleting the
