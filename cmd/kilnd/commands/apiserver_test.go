@@ -44,7 +44,7 @@ func TestAPIServerTLS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := devAPITLS(dir)
+	cfg, err := p.apiTLS()
 	if err != nil || len(cfg.Certificates) != 1 || cfg.ClientCAs == nil {
 		t.Fatalf("dev TLS: %+v %v", cfg, err)
 	}

@@ -84,6 +84,11 @@ func runDev(c *cli.Context) error {
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("--data-dir: %w", err)
 	}
+	// One CA for the API's certificate, every role's and etcd's.
+	devCA, err := openDevPKI(dataDir)
+	if err != nil {
+		return err
+	}
 	apiOpts, tokenPath := apiserverOptionsDev(c, dataDir)
 	var apiTLS *tls.Config
 	apiURL := "http://" + c.String("api-listen")
@@ -93,7 +98,7 @@ func runDev(c *cli.Context) error {
 			return fmt.Errorf("token: %w", err)
 		}
 		apiOpts.Token = tok
-		if apiTLS, err = devAPITLS(dataDir); err != nil {
+		if apiTLS, err = devCA.apiTLS(); err != nil {
 			return err
 		}
 		apiURL = "https://" + c.String("api-listen")
@@ -114,11 +119,11 @@ func runDev(c *cli.Context) error {
 
 	start := time.Now()
 	agentCfg := agentConfig(c)
-	certs, err := devRoleCerts(dataDir, agentCfg.NodeName)
+	certs, err := devCA.roleCerts(agentCfg.NodeName)
 	if err != nil {
 		return err
 	}
-	etcdTLS, err := devEtcdTLS(dataDir, c.String("etcd-listen"))
+	etcdTLS, err := devCA.etcdTLS(c.String("etcd-listen"))
 	if err != nil {
 		return err
 	}
@@ -216,15 +221,11 @@ func runDev(c *cli.Context) error {
 	return roles.Wait()
 }
 
-// devRoleCerts issues, from the dev CA, the certificate of every role that
+// roleCerts issues, from the dev CA, the certificate of every role that
 // listens for or calls another role, so a dev cluster runs every hop
 // between roles with mutual TLS like a real one. The agent's names its
 // node: the autoscaler takes its metrics only for that node.
-func devRoleCerts(dataDir, node string) (map[string]pki.Files, error) {
-	p, err := openDevPKI(dataDir)
-	if err != nil {
-		return nil, err
-	}
+func (p *devPKI) roleCerts(node string) (map[string]pki.Files, error) {
 	ids := []pki.Identity{{Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: node}}
 	out := map[string]pki.Files{}
 	for _, id := range ids {
@@ -244,15 +245,11 @@ type devEtcd struct {
 	client *tls.Config
 }
 
-// devEtcdTLS issues the embedded etcd's server certificate (for its listen
+// etcdTLS issues the embedded etcd's server certificate (for its listen
 // host too) and a client certificate from the dev CA: etcd then admits only
 // certificates of that CA, as a production etcd should
 // (--etcd-cacert/--etcd-cert/--etcd-key on every role).
-func devEtcdTLS(dataDir, listen string) (devEtcd, error) {
-	p, err := openDevPKI(dataDir)
-	if err != nil {
-		return devEtcd{}, err
-	}
+func (p *devPKI) etcdTLS(listen string) (devEtcd, error) {
 	var hosts []string
 	if h, _, err := net.SplitHostPort(listen); err == nil && h != "" {
 		hosts = append(hosts, h)
@@ -283,14 +280,10 @@ func apiserverOptionsDev(c *cli.Context, dataDir string) (opts apiOptions, token
 	return apiOptions{}, filepath.Join(dataDir, "token")
 }
 
-// devAPITLS serves the dev API with a certificate of the dev CA, which
+// apiTLS serves the dev API with a certificate of the dev CA, which
 // also vouches for client certificates; `kiln` trusts DATA-DIR/pki/ca.crt
 // by default, so HTTPS needs no setup.
-func devAPITLS(dataDir string) (*tls.Config, error) {
-	p, err := openDevPKI(dataDir)
-	if err != nil {
-		return nil, err
-	}
+func (p *devPKI) apiTLS() (*tls.Config, error) {
 	f, err := p.Issue("apiserver", pki.Identity{Role: pki.RoleAPIServer})
 	if err != nil {
 		return nil, err
