@@ -1,0 +1,131 @@
+package apiserver
+
+import "strings"
+
+// apiResource describes one served resource the way Kubernetes' discovery,
+// OpenAPI, Table output and error messages name it. The serving kinds carry
+// the names, short names, categories and printer columns of Knative
+// Serving's CRDs, so kubectl and kn see what they see on a Knative cluster.
+type apiResource struct {
+	Group    string // "" for the core group
+	Version  string
+	Resource string // plural, as in the URL
+	Singular string
+	Kind     string
+	// Namespaced objects live under /namespaces/NS/.
+	Namespaced   bool
+	ShortNames   []string
+	Categories   []string
+	Verbs        []string
+	Subresources []string // e.g. "status"
+	// Columns are the Table columns after NAME (Knative's
+	// additionalPrinterColumns; core kinds: what kubectl prints).
+	Columns []printerColumn
+}
+
+// printerColumn is one additionalPrinterColumn: a JSONPath into the object.
+type printerColumn struct {
+	Name        string
+	Type        string // string, integer, date, ...
+	JSONPath    string
+	Description string
+	Priority    int32 // 0: always shown; 1: with -o wide
+}
+
+// GroupVersion is "group/version", or "v1" for the core group.
+func (a apiResource) GroupVersion() string {
+	if a.Group == "" {
+		return a.Version
+	}
+	return a.Group + "/" + a.Version
+}
+
+// GroupResource is "resource.group" ("secrets" for the core group), the
+// spelling of Kubernetes' error messages: services.serving.knative.dev "x" not found.
+func (a apiResource) GroupResource() string {
+	if a.Group == "" {
+		return a.Resource
+	}
+	return a.Resource + "." + a.Group
+}
+
+// BasePath is the URL prefix of the resource's group version.
+func (a apiResource) BasePath() string {
+	if a.Group == "" {
+		return "/api/" + a.Version
+	}
+	return "/apis/" + a.GroupVersion()
+}
+
+const servingGroup = "serving.knative.dev"
+
+var (
+	crudVerbs     = []string{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
+	readVerbs     = []string{"get", "list", "watch"}
+	knativeCats   = []string{"all", "knative", "serving"}
+	readyColumn   = printerColumn{Name: "Ready", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].status"}
+	reasonColumn  = printerColumn{Name: "Reason", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].reason"}
+	urlColumn     = printerColumn{Name: "URL", Type: "string", JSONPath: ".status.url"}
+	latestCreated = printerColumn{Name: "LatestCreated", Type: "string", JSONPath: ".status.latestCreatedRevisionName"}
+	latestReady   = printerColumn{Name: "LatestReady", Type: "string", JSONPath: ".status.latestReadyRevisionName"}
+)
+
+// apiResources is every resource kiln serves in Kubernetes' form.
+var apiResources = []apiResource{
+	{Group: servingGroup, Version: "v1", Resource: "services", Singular: "service", Kind: "Service", Namespaced: true,
+		ShortNames: []string{"kservice", "ksvc"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{urlColumn, latestCreated, latestReady, readyColumn, reasonColumn}},
+	{Group: servingGroup, Version: "v1", Resource: "configurations", Singular: "configuration", Kind: "Configuration", Namespaced: true,
+		ShortNames: []string{"config", "cfg"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{latestCreated, latestReady, readyColumn, reasonColumn}},
+	{Group: servingGroup, Version: "v1", Resource: "revisions", Singular: "revision", Kind: "Revision", Namespaced: true,
+		ShortNames: []string{"rev"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{
+			{Name: "Config Name", Type: "string", JSONPath: ".metadata.labels['serving\\.knative\\.dev/configuration']"},
+			{Name: "Generation", Type: "string", JSONPath: ".metadata.labels['serving\\.knative\\.dev/configurationGeneration']"},
+			readyColumn, reasonColumn,
+			{Name: "Actual Replicas", Type: "integer", JSONPath: ".status.actualReplicas"},
+			{Name: "Desired Replicas", Type: "integer", JSONPath: ".status.desiredReplicas"},
+		}},
+	{Group: servingGroup, Version: "v1", Resource: "routes", Singular: "route", Kind: "Route", Namespaced: true,
+		ShortNames: []string{"rt"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
+	{Group: servingGroup, Version: "v1beta1", Resource: "domainmappings", Singular: "domainmapping", Kind: "DomainMapping", Namespaced: true,
+		ShortNames: []string{"dm"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
+	{Group: servingGroup, Version: "v1alpha1", Resource: "domainmappings", Singular: "domainmapping", Kind: "DomainMapping", Namespaced: true,
+		ShortNames: []string{"dm"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
+}
+
+// findAPIResource returns the descriptor of group/version/resource.
+func findAPIResource(group, version, resource string) (apiResource, bool) {
+	for _, a := range apiResources {
+		if a.Group == group && a.Version == version && a.Resource == resource {
+			return a, true
+		}
+	}
+	return apiResource{}, false
+}
+
+// resourceFromPath picks the descriptor for a request path under /api/ or
+// /apis/ (e.g. /apis/serving.knative.dev/v1/namespaces/default/services/x).
+func resourceFromPath(path string) (apiResource, bool) {
+	parts := strings.Split(strings.Trim(path, "/"), "/")
+	var group, version string
+	switch {
+	case len(parts) >= 2 && parts[0] == "api":
+		version, parts = parts[1], parts[2:]
+	case len(parts) >= 3 && parts[0] == "apis":
+		group, version, parts = parts[1], parts[2], parts[3:]
+	default:
+		return apiResource{}, false
+	}
+	if len(parts) >= 2 && parts[0] == "namespaces" {
+		parts = parts[2:]
+	}
+	if len(parts) == 0 {
+		return apiResource{}, false
+	}
+	return findAPIResource(group, version, parts[0])
+}
