@@ -14,7 +14,10 @@ type TypeMeta struct {
 // ResourceVersion and CreationTimestamp are set by the server; a client
 // sends ResourceVersion back on update to get compare-and-swap semantics.
 type ObjectMeta struct {
-	Name              string            `json:"name,omitempty"`
+	Name string `json:"name,omitempty"`
+	// GenerateName, when Name is empty on create, asks the server for a
+	// unique name with this prefix.
+	GenerateName      string            `json:"generateName,omitempty"`
 	Namespace         string            `json:"namespace,omitempty"`
 	UID               string            `json:"uid,omitempty"`
 	ResourceVersion   string            `json:"resourceVersion,omitempty"`
@@ -24,6 +27,23 @@ type ObjectMeta struct {
 	Labels            map[string]string `json:"labels,omitempty"`
 	Annotations       map[string]string `json:"annotations,omitempty"`
 	OwnerReferences   []OwnerReference  `json:"ownerReferences,omitempty"`
+	Finalizers        []string          `json:"finalizers,omitempty"`
+	// ManagedFields records which field manager set which fields, as
+	// Kubernetes' server-side apply keeps it. Entries are stored as sent by
+	// the field manager (metav1.ManagedFieldsEntry's JSON form).
+	ManagedFields []ManagedFieldsEntry `json:"managedFields,omitempty"`
+}
+
+// ManagedFieldsEntry is one field manager's set of owned fields, in
+// Kubernetes' metav1.ManagedFieldsEntry JSON shape.
+type ManagedFieldsEntry struct {
+	Manager     string `json:"manager,omitempty"`
+	Operation   string `json:"operation,omitempty"`
+	APIVersion  string `json:"apiVersion,omitempty"`
+	Time        *Time  `json:"time,omitempty"`
+	FieldsType  string `json:"fieldsType,omitempty"`
+	FieldsV1    any    `json:"fieldsV1,omitempty"`
+	Subresource string `json:"subresource,omitempty"`
 }
 
 // OwnerReference points from a child object to the object that created it.
