@@ -68,7 +68,7 @@ func updateService(t *testing.T, ctx context.Context, reg *registry.Registry, na
 }
 
 func readyInstance(t *testing.T, ctx context.Context, st store.Store, rev string) {
-	b, _ := json.Marshal(cluster.Instance{Instance: rev + "-abcde", Node: "n1", Namespace: "default", Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: "127.0.0.1:1", ImageDigest: "sha256:abc"})
+	b, _ := json.Marshal(cluster.Instance{Instance: rev + "-abcde", Node: "n1", Namespace: "default", Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: "127.0.0.1:1", ImageDigest: digestA})
 	if _, err := st.Put(ctx, store.InstanceKey("n1", rev+"-abcde"), b); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Fatalf("status = %+v", svc.Status)
 	}
 	rev, _ := reg.Revisions().Get(ctx, "default", "hello-00001")
-	if len(rev.Status.ContainerStatuses) != 1 || rev.Status.ContainerStatuses[0].ImageDigest != "sha256:abc" {
+	if len(rev.Status.ContainerStatuses) != 1 || rev.Status.ContainerStatuses[0].ImageDigest != "docker.io/library/img@"+digestA {
 		t.Fatalf("revision container statuses = %+v", rev.Status.ContainerStatuses)
 	}
 

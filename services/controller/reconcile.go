@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -259,13 +260,11 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	}
 	var ready int32
 	var failed *cluster.Instance
-	digest := ""
+	var readyInstances []cluster.Instance
 	for _, in := range r.instances.ForRevision(ns, name) {
 		if in.Ready {
 			ready++
-			if in.ImageDigest != "" {
-				digest = in.ImageDigest
-			}
+			readyInstances = append(readyInstances, in)
 		} else if in.Phase == cluster.PhaseFailed {
 			inCopy := in
 			failed = &inCopy
@@ -276,9 +275,8 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	st := &rev.Status
 	st.ObservedGeneration = rev.Metadata.Generation
 	st.ActualReplicas = &ready
-	if digest != "" && len(rev.Spec.Containers) > 0 {
-		st.ContainerStatuses = []v1.ContainerStatus{{Name: rev.Spec.Containers[0].Name, ImageDigest: digest}}
-	}
+	st.ContainerStatuses = containerStatuses(rev.Spec.Containers, st.ContainerStatuses, readyInstances, servingContainer(rev.Spec.Containers))
+	st.InitContainerStatuses = containerStatuses(rev.Spec.InitContainers, st.InitContainerStatuses, readyInstances, -1)
 	wasReady := st.IsTrue(v1.RevisionConditionReady)
 	switch {
 	case ready > 0:
@@ -397,4 +395,60 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 	}
 	_, err = r.routes.Update(ctx, route)
 	return nil, err
+}
+
+// containerStatuses is Knative's status.containerStatuses (or
+// initContainerStatuses) of a revision: one entry per container, by name,
+// in spec order, with the image its instances run pinned by digest
+// (REPO@sha256:…). An image given by digest is its own; a container no
+// ready instance reports keeps what was recorded before (a revision at
+// zero still says what it runs). serving is the index of the serving
+// container, whose digest older records carry only in ImageDigest.
+func containerStatuses(containers []v1.Container, prev []v1.ContainerStatus, ready []cluster.Instance, serving int) []v1.ContainerStatus {
+	if len(containers) == 0 {
+		return nil
+	}
+	known := map[string]string{}
+	for _, cs := range prev {
+		known[cs.Name] = cs.ImageDigest
+	}
+	var out []v1.ContainerStatus
+	for i, c := range containers {
+		digest := ""
+		for _, in := range ready {
+			d := in.ContainerDigests[c.Name]
+			if d == "" && i == serving {
+				d = in.ImageDigest
+			}
+			if d != "" {
+				digest = d
+			}
+		}
+		if digest == "" {
+			digest = known[c.Name]
+		}
+		if digest != "" || strings.Contains(c.Image, "@") {
+			if ref, err := cluster.DigestReference(c.Image, digest); err == nil {
+				digest = ref
+			}
+		}
+		if digest != "" {
+			out = append(out, v1.ContainerStatus{Name: c.Name, ImageDigest: digest})
+		}
+	}
+	return out
+}
+
+// servingContainer is the index of the container that receives traffic:
+// the one with a port, else the only one.
+func servingContainer(cs []v1.Container) int {
+	for i, c := range cs {
+		if len(c.Ports) > 0 {
+			return i
+		}
+	}
+	if len(cs) == 1 {
+		return 0
+	}
+	return -1
 }

@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
+	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
@@ -283,13 +284,62 @@ func TestReconcileRevision(t *testing.T) {
 		},
 	}, {
 		name: "ready instances make it ready and active with their digest",
-		objs: []any{cfg, rev, instance("hello-00001", "a", ready("sha256:abc")), instance("hello-00001", "b", ready("sha256:abc")), instance("hello-00001", "c")},
+		objs: []any{cfg, rev, instance("hello-00001", "a", ready(digestA)), instance("hello-00001", "b", ready(digestA)), instance("hello-00001", "c")},
 		key:  "hello-00001",
 		check: func(t *testing.T, f *fixture) {
 			r := f.revision(t, "hello-00001")
 			wantConds(t, "revision", r.Status.Status, "Active=True ContainerHealthy=True Ready=True ResourcesAvailable=True")
-			if *r.Status.ActualReplicas != 2 || len(r.Status.ContainerStatuses) != 1 || r.Status.ContainerStatuses[0].ImageDigest != "sha256:abc" {
+			if *r.Status.ActualReplicas != 2 || len(r.Status.ContainerStatuses) != 1 || r.Status.ContainerStatuses[0].ImageDigest != "docker.io/library/img@"+digestA {
 				t.Fatalf("status = %+v", r.Status)
+			}
+		},
+	}, {
+		name: "one digest per container, by name, pinned to each repository",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{
+				{Name: "app", Image: "127.0.0.1:5000/samples/hello:latest", Ports: []v1.ContainerPort{{ContainerPort: 8080}}},
+				{Name: "side", Image: "ghcr.io/x/side@" + digestB},
+			}
+			r.Spec.InitContainers = []v1.Container{{Name: "setup", Image: "busybox"}}
+		}), instance("hello-00001", "a", ready(digestA), func(in *cluster.Instance) {
+			in.ContainerDigests = map[string]string{"side": "ghcr.io/x/side@" + digestB, "setup": "docker.io/library/busybox@" + digestB}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "app", ImageDigest: "127.0.0.1:5000/samples/hello@" + digestA}, {Name: "side", ImageDigest: "ghcr.io/x/side@" + digestB}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+			wantInit := []v1.ContainerStatus{{Name: "setup", ImageDigest: "docker.io/library/busybox@" + digestB}}
+			if !reflect.DeepEqual(r.Status.InitContainerStatuses, wantInit) {
+				t.Errorf("initContainerStatuses = %+v, want %+v", r.Status.InitContainerStatuses, wantInit)
+			}
+		},
+	}, {
+		name: "an image given by digest is its own digest, before any instance",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{{Name: "user-container", Image: "127.0.0.1:5000/samples/hello@" + digestB}}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "user-container", ImageDigest: "127.0.0.1:5000/samples/hello@" + digestB}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+		},
+	}, {
+		name: "at zero the recorded digest stays",
+		objs: []any{cfg, revFor(cfg, withRevReady, func(r *v1.Revision) {
+			r.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "user-container", ImageDigest: "docker.io/library/img@" + digestA}}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "user-container", ImageDigest: "docker.io/library/img@" + digestA}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
 			}
 		},
 	}, {
@@ -337,7 +387,7 @@ func TestReconcileRevisionFollowsTheInstanceIndex(t *testing.T) {
 	hello := svc("hello")
 	cfg := cfgFor(hello)
 	f := newFixture(t, []any{cfg, revFor(cfg)})
-	in := instance("hello-00001", "a", ready("sha256:abc"))
+	in := instance("hello-00001", "a", ready(digestA))
 	f.seed(t, in)
 	kvs, rev, _ := f.st.List(f.ctx, store.InstancePrefix)
 	f.l.insts.Apply(store.Feed{Puts: kvs, Rev: rev})
