@@ -19,15 +19,6 @@ func cond(t string, s metav1.ConditionStatus, reason, msg string) metav1.Conditi
 	return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg}
 }
 
-func ownedBy(m *metav1.ObjectMeta, uid string) bool {
-	for _, o := range m.OwnerReferences {
-		if o.UID == uid {
-			return true
-		}
-	}
-	return false
-}
-
 // reconcileService makes the Service's Configuration and Route match it and
 // rolls their status up into the Service's.
 func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]workKey, error) {
@@ -49,7 +40,7 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 		}
 	case err != nil:
 		return nil, err
-	case !ownedBy(&cfg.Metadata, svc.Metadata.UID):
+	case !controlledBy(&cfg.Metadata, svc.Metadata.UID):
 		return nil, r.serviceNotOwned(ctx, svc, "Configuration", now)
 	case !reflect.DeepEqual(cfg.Spec, desiredCfg.Spec) || !reflect.DeepEqual(cfg.Metadata.Labels, desiredCfg.Metadata.Labels) || !reflect.DeepEqual(cfg.Metadata.Annotations, desiredCfg.Metadata.Annotations):
 		cfg.Spec, cfg.Metadata.Labels, cfg.Metadata.Annotations = desiredCfg.Spec, desiredCfg.Metadata.Labels, desiredCfg.Metadata.Annotations
@@ -67,7 +58,7 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 		}
 	case err != nil:
 		return nil, err
-	case !ownedBy(&route.Metadata, svc.Metadata.UID):
+	case !controlledBy(&route.Metadata, svc.Metadata.UID):
 		return nil, r.serviceNotOwned(ctx, svc, "Route", now)
 	case !reflect.DeepEqual(route.Spec, desiredRoute.Spec) || !reflect.DeepEqual(route.Metadata.Labels, desiredRoute.Metadata.Labels) || !reflect.DeepEqual(route.Metadata.Annotations, desiredRoute.Metadata.Annotations):
 		route.Spec, route.Metadata.Labels, route.Metadata.Annotations = desiredRoute.Spec, desiredRoute.Metadata.Labels, desiredRoute.Metadata.Annotations
@@ -164,20 +155,21 @@ func sortConditions(cs []metav1.Condition) {
 func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string) ([]workKey, error) {
 	cfg, err := r.configurations.Get(ns, name)
 	if errdefs.IsNotFound(err) {
-		return nil, r.collectRevisions(ctx, ns, name)
+		return nil, r.collectOrphanRevisions(ctx, ns, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if svcName := cfg.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(cfg.Metadata.OwnerReferences) > 0 {
-		svc, err := r.services.Get(ns, svcName)
-		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&cfg.Metadata, svc.Metadata.UID)) {
-			r.log.Info("deleting configuration of a deleted service", "namespace", ns, "configuration", name)
-			return nil, ignoreNotFound(r.configurations.Delete(ctx, ns, name))
-		}
-		if err != nil {
-			return nil, err
-		}
+	if gone, err := r.orphaned(ns, &cfg.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting configuration whose owner is gone", "namespace", ns, "configuration", name, "owner_uid", cfg.Metadata.OwnerReferences[0].UID)
+		return nil, ignoreNotFound(r.configurations.Delete(ctx, ns, name))
+	}
+	// The revisions of an earlier Configuration of this name go before this
+	// one stamps its own, which could otherwise take their names.
+	if err := r.collectOrphanRevisions(ctx, ns, name); err != nil {
+		return nil, err
 	}
 	now := r.opts.Now()
 	revName := resources.RevisionName(cfg)
@@ -195,9 +187,11 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 	before := statusJSON(cfg.Status)
 	st := &cfg.Status
 	st.ObservedGeneration = cfg.Metadata.Generation
-	if rev.Metadata.Labels[v1.ConfigurationLabelKey] != name {
-		msg := fmt.Sprintf("Revision %q already exists and belongs to another Configuration.", revName)
-		st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "RevisionFailed", msg), now)
+	if !controlledBy(&rev.Metadata, cfg.Metadata.UID) {
+		// Someone else's (another Configuration's, or nobody's): never
+		// adopted, as Knative refuses it.
+		msg := fmt.Sprintf("There is an existing Revision %q that we do not own.", revName)
+		st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "NotOwned", msg), now)
 	} else {
 		st.LatestCreatedRevisionName = revName
 		rc := rev.Status.GetCondition(v1.RevisionConditionReady)
@@ -213,7 +207,7 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 				fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)), now)
 		}
 	}
-	if err := r.collectRevisionGarbage(ctx, ns, name, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
+	if err := r.collectRevisionGarbage(ctx, ns, cfg, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
 		return nil, err
 	}
 	if statusJSON(cfg.Status) == before {
@@ -221,19 +215,6 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 	}
 	_, err = r.configurations.Update(ctx, cfg)
 	return nil, err
-}
-
-// collectRevisions deletes the revisions of a deleted configuration.
-func (r *reconciler) collectRevisions(ctx context.Context, ns, cfgName string) error {
-	for _, rev := range r.revisions.List(ns) {
-		if rev.Metadata.Labels[v1.ConfigurationLabelKey] == cfgName {
-			r.log.Info("deleting revision of a deleted configuration", "namespace", ns, "revision", rev.Metadata.Name)
-			if err := ignoreNotFound(r.revisions.Delete(ctx, ns, rev.Metadata.Name)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func ignoreNotFound(err error) error {
@@ -253,10 +234,11 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	if cfgName := rev.Metadata.Labels[v1.ConfigurationLabelKey]; cfgName != "" {
-		if _, err := r.configurations.Get(ns, cfgName); errdefs.IsNotFound(err) {
-			return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
-		}
+	if gone, err := r.orphaned(ns, &rev.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting revision whose configuration is gone", "namespace", ns, "revision", name)
+		return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
 	}
 	var ready int32
 	var failed *cluster.Instance
@@ -353,15 +335,11 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 	if err != nil {
 		return nil, err
 	}
-	if svcName := route.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(route.Metadata.OwnerReferences) > 0 {
-		svc, err := r.services.Get(ns, svcName)
-		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&route.Metadata, svc.Metadata.UID)) {
-			r.log.Info("deleting route of a deleted service", "namespace", ns, "route", name)
-			return nil, ignoreNotFound(r.routes.Delete(ctx, ns, name))
-		}
-		if err != nil {
-			return nil, err
-		}
+	if gone, err := r.orphaned(ns, &route.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting route whose owner is gone", "namespace", ns, "route", name, "owner_uid", route.Metadata.OwnerReferences[0].UID)
+		return nil, ignoreNotFound(r.routes.Delete(ctx, ns, name))
 	}
 	now := r.opts.Now()
 	before := statusJSON(route.Status)

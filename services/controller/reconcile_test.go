@@ -110,7 +110,7 @@ func TestReconcileService(t *testing.T) {
 			if !reflect.DeepEqual(c.Spec.Template, hello.Spec.Template) {
 				t.Fatalf("configuration spec = %+v", c.Spec)
 			}
-			if c.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !ownedBy(&c.Metadata, hello.Metadata.UID) {
+			if c.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !controlledBy(&c.Metadata, hello.Metadata.UID) {
 				t.Fatalf("configuration metadata = %+v", c.Metadata)
 			}
 			r := f.route(t, "hello")
@@ -198,7 +198,7 @@ func TestReconcileConfiguration(t *testing.T) {
 		check: func(t *testing.T, f *fixture) {
 			r := f.revision(t, "hello-00002")
 			if r.Metadata.Labels[v1.ConfigurationLabelKey] != "hello" || r.Metadata.Labels[v1.ConfigurationGenerationLabel] != "2" ||
-				r.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !ownedBy(&r.Metadata, cfg2.Metadata.UID) {
+				r.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !controlledBy(&r.Metadata, cfg2.Metadata.UID) {
 				t.Fatalf("revision metadata = %+v", r.Metadata)
 			}
 			c := f.configuration(t, "hello")
@@ -239,7 +239,7 @@ func TestReconcileConfiguration(t *testing.T) {
 		key: "hello",
 		check: func(t *testing.T, f *fixture) {
 			c := f.configuration(t, "hello")
-			wantConds(t, "configuration", c.Status.Status, "Ready=False/RevisionFailed")
+			wantConds(t, "configuration", c.Status.Status, "Ready=False/NotOwned")
 			if c.Status.LatestCreatedRevisionName != "" {
 				t.Fatalf("latestCreated = %q", c.Status.LatestCreatedRevisionName)
 			}
@@ -260,6 +260,56 @@ func TestReconcileConfiguration(t *testing.T) {
 			revs, _, _ := f.reg.Revisions().List(f.ctx, "default")
 			if len(revs) != 1 || revs[0].Metadata.Name != "other-00001" {
 				t.Fatalf("revisions left: %d", len(revs))
+			}
+		},
+	}, {
+		name: "the configuration of an earlier service of the same name goes",
+		objs: []any{hello, cfgFor(hello, withCfgOwner("uid-svc-hello-before"))},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Configurations().Get(f.ctx, "default", "hello")
+			f.gone(t, "configuration", err)
+		},
+	}, {
+		name: "a configuration with an owner the controller does not follow stays",
+		objs: []any{cfgFor(hello, func(c *v1.Configuration) {
+			c.Metadata.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "x", UID: "uid-x", Controller: ptr(true)}}
+		})},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			f.configuration(t, "hello")
+		},
+	}, {
+		name: "the revisions of an earlier configuration of the same name go; the new one is stamped, never adopted",
+		objs: []any{hello, cfg, revFor(cfgFor(hello, func(c *v1.Configuration) { c.Metadata.UID = "uid-cfg-hello-before" }), withRevReady)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			if !controlledBy(&r.Metadata, cfg.Metadata.UID) || r.Status.IsTrue(v1.RevisionConditionReady) {
+				t.Fatalf("hello-00001 = %+v, want a new revision controlled by %s", r.Metadata, cfg.Metadata.UID)
+			}
+			c := f.configuration(t, "hello")
+			if c.Status.LatestCreatedRevisionName != "hello-00001" || c.Status.LatestReadyRevisionName != "" {
+				t.Fatalf("status = %+v", c.Status)
+			}
+		},
+	}, {
+		name: "a revision a client created with this configuration as controller is its own",
+		objs: []any{hello, cfgFor(hello, func(c *v1.Configuration) { c.Spec.Template.Metadata.Name = "hello-imported" }),
+			func() *v1.Revision {
+				r := revFor(cfg, withRevReady)
+				r.Metadata.Name = "hello-imported"
+				return r
+			}()},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			c := f.configuration(t, "hello")
+			if c.Status.LatestCreatedRevisionName != "hello-imported" || c.Status.LatestReadyRevisionName != "hello-imported" {
+				t.Fatalf("status = %+v", c.Status)
+			}
+			wantConds(t, "configuration", c.Status.Status, "Ready=True")
+			if r := f.revision(t, "hello-imported"); r.Metadata.Labels[v1.RoutingStateLabelKey] == "" {
+				t.Fatalf("the imported revision was not labelled with its routing state: %+v", r.Metadata.Labels)
 			}
 		},
 	}}, func(f *fixture, name string) ([]workKey, error) {
@@ -380,6 +430,21 @@ func TestReconcileRevision(t *testing.T) {
 			_, err := f.reg.Revisions().Get(f.ctx, "default", "hello-00001")
 			f.gone(t, "revision", err)
 		},
+	}, {
+		name: "the revision of an earlier configuration of the same name goes",
+		objs: []any{cfgFor(hello, func(c *v1.Configuration) { c.Metadata.UID = "uid-cfg-hello-again" }), rev},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Revisions().Get(f.ctx, "default", "hello-00001")
+			f.gone(t, "revision", err)
+		},
+	}, {
+		name: "a revision without owner references stays",
+		objs: []any{revFor(cfg, func(r *v1.Revision) { r.Metadata.OwnerReferences = nil })},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			f.revision(t, "hello-00001")
+		},
 	}}, func(f *fixture, name string) ([]workKey, error) { return f.l.reconcileRevision(f.ctx, "default", name) })
 }
 
@@ -471,6 +536,14 @@ func TestReconcileRoute(t *testing.T) {
 	}, {
 		name: "the route of a deleted service goes",
 		objs: []any{routeFor(hello)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Routes().Get(f.ctx, "default", "hello")
+			f.gone(t, "route", err)
+		},
+	}, {
+		name: "the route of an earlier service of the same name goes",
+		objs: []any{svc("hello", func(s *v1.Service) { s.Metadata.UID = "uid-svc-hello-again" }), routeFor(hello)},
 		key:  "hello",
 		check: func(t *testing.T, f *fixture) {
 			_, err := f.reg.Routes().Get(f.ctx, "default", "hello")
