@@ -377,7 +377,8 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 
 // containerStatuses is Knative's status.containerStatuses (or
 // initContainerStatuses) of a revision: one entry per container, by name,
-// in spec order, with the image its instances run pinned by digest
+// in spec order (kn pins containers[i] to containerStatuses[i]), once any
+// digest is known, with the image its instances run pinned by digest
 // (REPO@sha256:…). An image given by digest is its own; a container no
 // ready instance reports keeps what was recorded before (a revision at
 // zero still says what it runs). serving is the index of the serving
@@ -390,7 +391,8 @@ func containerStatuses(containers []v1.Container, prev []v1.ContainerStatus, rea
 	for _, cs := range prev {
 		known[cs.Name] = cs.ImageDigest
 	}
-	var out []v1.ContainerStatus
+	out := make([]v1.ContainerStatus, 0, len(containers))
+	found := false
 	for i, c := range containers {
 		digest := ""
 		for _, in := range ready {
@@ -410,9 +412,11 @@ func containerStatuses(containers []v1.Container, prev []v1.ContainerStatus, rea
 				digest = ref
 			}
 		}
-		if digest != "" {
-			out = append(out, v1.ContainerStatus{Name: c.Name, ImageDigest: digest})
-		}
+		found = found || digest != ""
+		out = append(out, v1.ContainerStatus{Name: c.Name, ImageDigest: digest})
+	}
+	if !found {
+		return nil
 	}
 	return out
 }

@@ -367,6 +367,22 @@ func TestReconcileRevision(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a container whose digest is not known yet keeps its place",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{
+				{Name: "side", Image: "ghcr.io/x/side:1"},
+				{Name: "app", Image: "img:1", Ports: []v1.ContainerPort{{ContainerPort: 8080}}},
+			}
+		}), instance("hello-00001", "a", ready(digestA))},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "side"}, {Name: "app", ImageDigest: "docker.io/library/img@" + digestA}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+		},
+	}, {
 		name: "an image given by digest is its own digest, before any instance",
 		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
 			r.Spec.Containers = []v1.Container{{Name: "user-container", Image: "127.0.0.1:5000/samples/hello@" + digestB}}
