@@ -200,7 +200,7 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if !res.userWritable() {
+	if !res.userWritable() && !createdByClients(res) {
 		s.fail(w, r, methodNotAllowed(fmt.Errorf("%s objects are created by the controller", res.kind())), res.kind(), "")
 		return
 	}
@@ -220,6 +220,10 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), ""); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
+	if err := s.admitRevision(ctx, obj); err != nil {
 		s.fail(w, r, err, res.kind(), name)
 		return
 	}
