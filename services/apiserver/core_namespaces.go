@@ -1,10 +1,12 @@
 package apiserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sort"
@@ -535,7 +537,9 @@ func (h *namespaceHandlers) listServiceAccounts(w http.ResponseWriter, r *http.R
 }
 
 // namespaceGuard refuses writes into a namespace that is being deleted,
-// with Kubernetes' NamespaceLifecycle message. A namespace without a
+// with Kubernetes' NamespaceLifecycle answer. Kubernetes refuses creates
+// only; kiln refuses updates and patches too, since nothing in a
+// Terminating namespace outlives its deletion. A namespace without a
 // record is implicit and accepts writes, as kiln always has.
 func (s *server) namespaceGuard(ns *namespaceStore, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -557,12 +561,36 @@ func (s *server) namespaceGuard(ns *namespaceStore, next http.Handler) http.Hand
 		}
 		if term {
 			gr := schema.GroupResource{Group: a.Group, Resource: a.Resource}
-			s.coreFail(w, r, apierrors.NewForbidden(gr, a.Name,
-				fmt.Errorf("unable to create new content in namespace %s because it is being terminated", a.Namespace)), gr, a.Name)
+			name := a.Name
+			if name == "" {
+				name = bodyName(r)
+			}
+			err := apierrors.NewForbidden(gr, name,
+				fmt.Errorf("unable to create new content in namespace %s because it is being terminated", a.Namespace))
+			err.ErrStatus.Details.Causes = []metav1.StatusCause{{Type: corev1.NamespaceTerminatingCause,
+				Message: fmt.Sprintf("namespace %s is being terminated", a.Namespace), Field: "metadata.namespace"}}
+			s.coreFail(w, r, err, gr, name)
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// bodyName reads metadata.name from a JSON create body, for the message of
+// a refusal, and puts the body back; "" when it is not JSON.
+func bodyName(r *http.Request) string {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if err != nil {
+		return ""
+	}
+	var obj struct {
+		Metadata struct {
+			Name string `json:"name"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(body, &obj)
+	return obj.Metadata.Name
 }
 
 // handleCoreUnknown answers every /api/v1 request no handler serves: 405

@@ -232,8 +232,11 @@ func TestTerminatingNamespaceRefusesWritesAndSweepFinishes(t *testing.T) {
 		t.Fatal(err)
 	}
 	code, b := do(t, srv, http.MethodPost, svcsIn("dying"), svcJSON("new", "img"))
-	wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden,
-		"services.serving.knative.dev is forbidden: unable to create new content in namespace dying because it is being terminated")
+	st := wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden,
+		`services.serving.knative.dev "new" is forbidden: unable to create new content in namespace dying because it is being terminated`)
+	if c := st.Details.Causes; len(c) != 1 || c[0].Type != k8scorev1.NamespaceTerminatingCause || c[0].Field != "metadata.namespace" {
+		t.Fatalf("causes: %s", b)
+	}
 	code, b = do(t, srv, http.MethodPut, CorePath+"/namespaces/dying/secrets/cert", `{"metadata":{"name":"cert"}}`)
 	wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden,
 		`secrets "cert" is forbidden: unable to create new content in namespace dying because it is being terminated`)
