@@ -104,7 +104,7 @@ var coreAPIResources = []apiResource{
 	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
 		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"}},
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
-		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list"},
+		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
 		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}}},
 	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
 		Verbs:   []string{"create", "delete", "get", "list", "patch", "update"},

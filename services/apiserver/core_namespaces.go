@@ -301,6 +301,8 @@ func (s *server) registerNamespaces(mux *http.ServeMux) *namespaceStore {
 	mux.Handle("GET "+CorePath+"/namespaces", s.auth(h.list))
 	mux.Handle("POST "+CorePath+"/namespaces", s.auth(h.create))
 	mux.Handle("GET "+CorePath+"/namespaces/{name}", s.auth(h.get))
+	mux.Handle("PUT "+CorePath+"/namespaces/{name}", s.auth(h.update))
+	mux.Handle("PATCH "+CorePath+"/namespaces/{name}", s.auth(h.patch))
 	mux.Handle("DELETE "+CorePath+"/namespaces/{name}", s.auth(h.delete))
 	mux.Handle("GET "+CorePath+"/serviceaccounts", s.auth(h.listServiceAccounts))
 	mux.Handle("GET "+CorePath+"/namespaces/{ns}/serviceaccounts", s.auth(h.listServiceAccounts))
@@ -447,6 +449,113 @@ func validateNamespace(ns *corev1.Namespace) field.ErrorList {
 		}
 	}
 	return errs
+}
+
+// update replaces a namespace's labels and annotations (the only fields a
+// user sets); a set resourceVersion is a compare-and-swap.
+func (h *namespaceHandlers) update(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	in := &corev1.Namespace{}
+	if err := readCoreObject(r, in, "namespaces"); err != nil {
+		h.s.coreFail(w, r, err, namespacesGR, name)
+		return
+	}
+	if in.Name != name {
+		h.s.coreFail(w, r, apierrors.NewBadRequest("the name of the object ("+in.Name+") does not match the name on the URL ("+name+")"), namespacesGR, name)
+		return
+	}
+	h.write(w, r, name, func(cur *corev1.Namespace) (*corev1.Namespace, bool, error) {
+		return in, in.ResourceVersion != "", nil
+	})
+}
+
+// patch applies a strategic merge, merge or JSON patch to a namespace (kubectl
+// label, kubectl apply of a Namespace manifest).
+func (h *namespaceHandlers) patch(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	pt, body, err := readPatch(r)
+	if err != nil {
+		h.s.coreFail(w, r, err, namespacesGR, name)
+		return
+	}
+	h.write(w, r, name, func(cur *corev1.Namespace) (*corev1.Namespace, bool, error) {
+		curJSON, err := json.Marshal(cur)
+		if err != nil {
+			return nil, false, err
+		}
+		patched, err := applyCorePatch(pt, curJSON, body, &corev1.Namespace{})
+		if err != nil {
+			return nil, false, err
+		}
+		out := &corev1.Namespace{}
+		if err := json.Unmarshal(patched, out); err != nil {
+			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a Namespace: %v", err))
+		}
+		return out, out.ResourceVersion != cur.ResourceVersion, nil
+	})
+}
+
+// write stores the labels and annotations change computes from the current
+// namespace, with a compare-and-swap on the revision read (a built-in
+// namespace without a record gets one); replayed on a concurrent change
+// unless the change pinned a resourceVersion.
+func (h *namespaceHandlers) write(w http.ResponseWriter, r *http.Request, name string,
+	change func(cur *corev1.Namespace) (*corev1.Namespace, bool, error)) {
+	ctx := r.Context()
+	fail := func(err error) { h.s.coreFail(w, r, err, namespacesGR, name) }
+	dry, err := dryRun(r)
+	if err != nil {
+		fail(err)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := h.ns.get(ctx, name)
+		if err != nil {
+			fail(err)
+			return
+		}
+		rev := mustRev(cur.ResourceVersion)
+		want, pinned, err := change(cur.DeepCopy())
+		if err != nil {
+			fail(err)
+			return
+		}
+		if pinned && want.ResourceVersion != cur.ResourceVersion {
+			fail(apierrors.NewConflict(namespacesGR, name, errors.New("the object has been modified; please apply your changes to the latest version and try again")))
+			return
+		}
+		next := cur.DeepCopy()
+		next.Labels, next.Annotations = want.Labels, want.Annotations
+		if next.Labels == nil {
+			next.Labels = map[string]string{}
+		}
+		next.Labels[corev1.LabelMetadataName] = name
+		if errs := validateNamespace(next); len(errs) > 0 {
+			fail(apierrors.NewInvalid(schema.GroupKind{Kind: "Namespace"}, name, errs))
+			return
+		}
+		if dry {
+			writeCore(w, r, http.StatusOK, next)
+			return
+		}
+		if next.UID == "" {
+			next.UID = types.UID(kilnmeta.NewUID())
+		}
+		out, err := h.ns.put(ctx, next, rev)
+		if (errdefs.IsConflict(err) || errdefs.IsAlreadyExists(err)) && !pinned && attempt < casRetries {
+			continue
+		}
+		if errdefs.IsConflict(err) || errdefs.IsAlreadyExists(err) {
+			err = apierrors.NewConflict(namespacesGR, name, errors.New("the object has been modified; please apply your changes to the latest version and try again"))
+		}
+		if err != nil {
+			fail(err)
+			return
+		}
+		h.s.log.Info("updated", "kind", "Namespace", "name", name, "resource_version", out.ResourceVersion)
+		writeCore(w, r, http.StatusOK, out)
+		return
+	}
 }
 
 // delete marks the namespace Terminating, deletes its contents and then its

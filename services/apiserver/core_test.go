@@ -151,9 +151,25 @@ func TestNamespaceCRUD(t *testing.T) {
 	if code, b := do(t, srv, http.MethodGet, nsPath+"/team-a", ""); code != http.StatusNotFound {
 		t.Fatalf("get after delete: %d %s", code, b)
 	}
-	// Namespaces take no update yet: 405, not a silent success.
-	code, b = do(t, srv, http.MethodPut, nsPath+"/default", `{"metadata":{"name":"default"}}`)
-	wantK8sStatus(t, code, b, http.StatusMethodNotAllowed, k8smeta.StatusReasonMethodNotAllowed, "")
+	// Labels change by patch (kubectl label) and update; a built-in
+	// namespace gets a record on its first change.
+	code, b = doCT(t, srv, http.MethodPatch, nsPath+"/default", "application/strategic-merge-patch+json", `{"metadata":{"labels":{"env":"dev"}}}`)
+	if code != http.StatusOK || !strings.Contains(string(b), `"env":"dev"`) || !strings.Contains(string(b), `"kubernetes.io/metadata.name":"default"`) {
+		t.Fatalf("patch default: %d %s", code, b)
+	}
+	if code, b := do(t, srv, http.MethodGet, nsPath+"?labelSelector=env%3Ddev", ""); code != http.StatusOK || !strings.Contains(string(b), `"name":"default"`) {
+		t.Fatalf("list after label: %d %s", code, b)
+	}
+	code, b = do(t, srv, http.MethodPut, nsPath+"/default", `{"metadata":{"name":"default","resourceVersion":"1"}}`)
+	wantK8sStatus(t, code, b, http.StatusConflict, k8smeta.StatusReasonConflict, "")
+	code, b = doCT(t, srv, http.MethodPatch, nsPath+"/default", "application/merge-patch+json", `{"metadata":{"labels":{"bad key!":"x"}}}`)
+	st = wantK8sStatus(t, code, b, http.StatusUnprocessableEntity, k8smeta.StatusReasonInvalid, "")
+	if len(st.Details.Causes) == 0 || st.Details.Causes[0].Field != "metadata.labels" {
+		t.Fatalf("invalid label causes: %s", b)
+	}
+	// The finalize subresource is not served: 404, not a silent success.
+	code, b = do(t, srv, http.MethodPut, nsPath+"/default/finalize", `{"metadata":{"name":"default"}}`)
+	wantK8sStatus(t, code, b, http.StatusNotFound, k8smeta.StatusReasonNotFound, "")
 }
 
 // seedNamespace puts a Service, a DomainMapping and a TLS secret into ns.
