@@ -231,6 +231,9 @@ func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *configMapHandlers) list(w http.ResponseWriter, r *http.Request) {
+	if h.s.refuseWatch(w, r, configMapsGR) {
+		return
+	}
 	ls, fs, err := selectors(r)
 	if err == nil {
 		err = checkFields(fs, "metadata.name", "metadata.namespace")

@@ -354,6 +354,9 @@ func checkFields(fs fields.Selector, allowed ...string) error {
 }
 
 func (h *namespaceHandlers) list(w http.ResponseWriter, r *http.Request) {
+	if h.s.refuseWatch(w, r, namespacesGR) {
+		return
+	}
 	ls, fs, err := selectors(r)
 	if err == nil {
 		err = checkFields(fs, "metadata.name", "status.phase")
@@ -614,6 +617,9 @@ func (h *namespaceHandlers) getServiceAccount(w http.ResponseWriter, r *http.Req
 }
 
 func (h *namespaceHandlers) listServiceAccounts(w http.ResponseWriter, r *http.Request) {
+	if h.s.refuseWatch(w, r, serviceAccountsGR) {
+		return
+	}
 	ls, fs, err := selectors(r)
 	if err == nil {
 		err = checkFields(fs, "metadata.name", "metadata.namespace")

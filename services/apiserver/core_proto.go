@@ -121,3 +121,13 @@ func deleted(gr schema.GroupResource, name string) *metav1.Status {
 	return &metav1.Status{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: metav1.StatusSuccess,
 		Details: &metav1.StatusDetails{Name: name, Group: gr.Group, Kind: gr.Resource}}
 }
+
+// refuseWatch answers 405 to a watch on a core/v1 list kiln serves without
+// one, instead of a list the client would take for a stream.
+func (s *server) refuseWatch(w http.ResponseWriter, r *http.Request, gr schema.GroupResource) bool {
+	if !isWatch(r) {
+		return false
+	}
+	s.coreFail(w, r, apierrors.NewMethodNotSupported(gr, "watch"), gr, "")
+	return true
+}

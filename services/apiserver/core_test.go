@@ -318,6 +318,10 @@ func TestServiceAccountsReadOnly(t *testing.T) {
 
 func TestUnservedCoreKinds(t *testing.T) {
 	srv, _ := newServer(t)
+	for _, path := range []string{"/namespaces", "/namespaces/default/secrets", "/namespaces/knative-serving/configmaps", "/serviceaccounts"} {
+		code, b := do(t, srv, http.MethodGet, CorePath+path+"?watch=true", "")
+		wantK8sStatus(t, code, b, http.StatusMethodNotAllowed, k8smeta.StatusReasonMethodNotAllowed, "")
+	}
 	for _, tc := range []struct{ method, path string }{
 		{http.MethodGet, CorePath + "/namespaces/default/pods"},
 		{http.MethodPost, CorePath + "/namespaces/default/pods"},
@@ -569,6 +573,19 @@ func TestProtobufClient(t *testing.T) {
 	}
 	if _, err := cs.CoreV1().Pods("proto").List(ctx, k8smeta.ListOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("pods: %v", err)
+	}
+
+	// A protobuf body, as client-go encodes it, decodes.
+	var pb strings.Builder
+	if err := coreProto.Encode(&k8scorev1.Namespace{TypeMeta: k8smeta.TypeMeta{APIVersion: "v1", Kind: "Namespace"},
+		ObjectMeta: k8smeta.ObjectMeta{Name: "raw-proto"}}, &pb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(pb.String(), "k8s\x00") {
+		t.Fatalf("not a protobuf envelope: %q", pb.String()[:8])
+	}
+	if code, b := doCT(t, srv, http.MethodPost, CorePath+"/namespaces", mediaProtobuf, pb.String()); code != http.StatusCreated {
+		t.Fatalf("protobuf create: %d %s", code, b)
 	}
 
 	// The answer is protobuf when the client asks for it first.

@@ -67,6 +67,9 @@ func loopback(remote string) bool {
 var secretsGR = schema.GroupResource{Resource: corev1.ResourceSecret}
 
 func (h *secretHandlers) list(w http.ResponseWriter, r *http.Request) {
+	if h.s.refuseWatch(w, r, secretsGR) {
+		return
+	}
 	items, rev, err := h.ss.List(r.Context(), r.PathValue("ns"))
 	if err != nil {
 		h.s.coreFail(w, r, err, secretsGR, "")
