@@ -98,6 +98,23 @@ var apiResources = []apiResource{
 		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
 }
 
+// The core/v1 kinds kiln serves, in the order and spelling of a
+// kube-apiserver's /api/v1 discovery; verbs are those kiln serves.
+var coreAPIResources = []apiResource{
+	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
+		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"}},
+	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
+		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}}},
+	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
+		Verbs:   []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}}},
+	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
+		ShortNames: []string{"sa"}, Verbs: []string{"get", "list"}},
+}
+
+func init() { apiResources = append(apiResources, coreAPIResources...) }
+
 // findAPIResource returns the descriptor of group/version/resource.
 func findAPIResource(group, version, resource string) (apiResource, bool) {
 	for _, a := range apiResources {

@@ -69,7 +69,10 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	s.registerTokens(mux)
-	return guardInput(mux)
+	nss := s.registerNamespaces(mux)
+	s.registerConfigMaps(mux)
+	mux.Handle(CorePath+"/", s.auth(s.handleCoreUnknown))
+	return guardInput(s.namespaceGuard(nss, mux))
 }
 
 // lookup resolves {resource}; it answers 404 itself when unknown.
