@@ -170,6 +170,5 @@ func (h *secretHandlers) delete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.s.log.Info("deleted", "kind", corev1.KindSecret, "namespace", ns, "name", name)
-	writeJSON(w, http.StatusOK, Status{APIVersion: "v1", Kind: "Status", Status: "Success", Code: http.StatusOK,
-		Details: &StatusDetails{Kind: corev1.KindSecret, Name: name}})
+	writeJSON(w, http.StatusOK, successStatus("", corev1.KindSecret, name))
 }
