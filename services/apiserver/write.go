@@ -27,11 +27,10 @@ import (
 var bodyMediaTypes = []string{"application/json", "application/yaml"}
 
 // unsupportedMediaType is Kubernetes' 415 for a body it cannot read.
-func unsupportedMediaType(contentType string, accepted []string) error {
+func unsupportedMediaType(accepted []string) error {
 	return &k8serrors.StatusError{ErrStatus: Status{Status: k8smeta.StatusFailure, Code: http.StatusUnsupportedMediaType,
 		Reason:  k8smeta.StatusReasonUnsupportedMediaType,
-		Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s", strings.Join(accepted, ", ")),
-		Details: &StatusDetails{Causes: []k8smeta.StatusCause{{Type: "UnsupportedMediaType", Message: contentType}}}}}
+		Message: fmt.Sprintf("the body of the request was in an unknown format - accepted media types include: %s", strings.Join(accepted, ", "))}}
 }
 
 // mediaType is the request's Content-Type without parameters; empty means
@@ -66,7 +65,7 @@ func readRaw(r *http.Request) ([]byte, error) {
 func readBody(r *http.Request) ([]byte, error) {
 	mt := mediaType(r)
 	if mt != "application/json" && mt != "application/yaml" {
-		return nil, unsupportedMediaType(r.Header.Get("Content-Type"), bodyMediaTypes)
+		return nil, unsupportedMediaType(bodyMediaTypes)
 	}
 	body, err := readRaw(r)
 	if err != nil {
@@ -236,7 +235,7 @@ func deleteOptions(r *http.Request) (*k8smeta.DeleteOptions, error) {
 	if len(strings.TrimSpace(string(body))) > 0 {
 		mt := mediaType(r)
 		if mt != "application/json" && mt != "application/yaml" {
-			return nil, unsupportedMediaType(r.Header.Get("Content-Type"), bodyMediaTypes)
+			return nil, unsupportedMediaType(bodyMediaTypes)
 		}
 		if err := yaml.Unmarshal(body, &opts); err != nil {
 			return nil, k8serrors.NewBadRequest(fmt.Sprintf("the body of the request could not be decoded as DeleteOptions: %v", err))
