@@ -84,7 +84,7 @@ func TestErrorShapes(t *testing.T) {
 		{"strategic merge patch", "PATCH", svcs + "/hello", "{}",
 			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json","reason":"UnsupportedMediaType","code":415}`},
 		{"unsupported body", "POST", svcs, "hello",
-			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml","reason":"UnsupportedMediaType","code":415}`},
+			`{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/vnd.kubernetes.protobuf","reason":"UnsupportedMediaType","code":415}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -399,7 +399,8 @@ func TestGenerateName(t *testing.T) {
 	}
 	code, b := do(t, srv, "POST", svcs, svcJSON("", "img:1", `,"generateName":"Bad_"`))
 	st := decodeStatus(t, b)
-	if code != 422 || st.Reason != "Invalid" || len(st.Details.Causes) != 1 || st.Details.Causes[0].Field != "metadata.generateName" {
+	if code != 422 || st.Reason != "Invalid" || len(st.Details.Causes) != 2 || st.Details.Causes[0].Field != "metadata.generateName" ||
+		st.Details.Causes[1].Field != "metadata.name" || !regexp.MustCompile(`^Service.serving.knative.dev "Bad_[a-z0-9]{5}" is invalid: \[metadata.generateName: Invalid value: "Bad_": a lowercase RFC 1123 subdomain`).MatchString(st.Message) {
 		t.Fatalf("%d %s", code, b)
 	}
 }
@@ -426,9 +427,9 @@ func TestWritesDryRunDeleteOptions(t *testing.T) {
 		{"dry-run patch", "PATCH", "?dryRun=All", `{"spec":{"template":{"spec":{"containers":[{"image":"img:9"}]}}}}`, 200, ""},
 		{"dry-run delete", "DELETE", "?dryRun=All", "", 200, ""},
 		{"uid precondition", "DELETE", "", `{"preconditions":{"uid":"other"}}`, 409,
-			`Operation cannot be fulfilled on services.serving.knative.dev "hello": Precondition failed: UID in precondition: other, UID in object meta: ` + string(created.Metadata.UID)},
+			`Operation cannot be fulfilled on Service.serving.knative.dev "hello": the UID in the precondition (other) does not match the UID in record (` + string(created.Metadata.UID) + `). The object might have been deleted and then recreated`},
 		{"resourceVersion precondition", "DELETE", "", `{"preconditions":{"resourceVersion":"1"}}`, 409,
-			`Operation cannot be fulfilled on services.serving.knative.dev "hello": Precondition failed: ResourceVersion in precondition: 1, ResourceVersion in object meta: ` + created.Metadata.ResourceVersion},
+			`Operation cannot be fulfilled on Service.serving.knative.dev "hello": the ResourceVersion in the precondition (1) does not match the ResourceVersion in record (` + created.Metadata.ResourceVersion + `). The object might have been modified`},
 		{"bad policy", "DELETE", "?propagationPolicy=Sometimes", "", 422,
 			`DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "Sometimes": supported values: "Foreground", "Background", "Orphan", "nil"`},
 	}
@@ -454,11 +455,12 @@ func TestWritesDryRunDeleteOptions(t *testing.T) {
 			}
 		})
 	}
-	// Orphan: the delete answers the object and leaves the child unowned.
+	// Orphan: the delete answers Kubernetes' Success Status and leaves the
+	// child unowned.
 	code, b = do(t, srv, "DELETE", svcs+"/hello", `{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Orphan"}`)
-	var deleted v1.Service
-	if err := json.Unmarshal(b, &deleted); code != 200 || err != nil || deleted.Kind != "Service" || deleted.Metadata.UID != created.Metadata.UID {
-		t.Fatalf("delete: %d %s", code, b)
+	want := `{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Success","details":{"name":"hello","group":"serving.knative.dev","kind":"services","uid":"` + string(created.Metadata.UID) + `"}}`
+	if code != 200 || strings.TrimSpace(string(b)) != want {
+		t.Fatalf("delete: %d %s\nwant %s", code, b, want)
 	}
 	if _, err := reg.Services().Get(t.Context(), "default", "hello"); err == nil {
 		t.Fatal("service still there")

@@ -14,6 +14,7 @@ import (
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
@@ -257,10 +258,10 @@ func (s *server) create(r *http.Request, a apiResource, res resource, obj v1.Obj
 	m := obj.Meta()
 	generate := m.Name == "" && m.GenerateName != ""
 	if generate {
-		if err := checkGenerateName(a, m.GenerateName); err != nil {
+		m.Name = generatedName(m.GenerateName)
+		if err := checkGenerateName(a, m.GenerateName, m.Name); err != nil {
 			return nil, 0, err
 		}
-		m.Name = generatedName(m.GenerateName)
 	}
 	setCreator(ctx, a, obj)
 	if err := admit(ctx, obj, r.PathValue("ns"), ""); err != nil {
@@ -406,19 +407,18 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	dry := len(opts.DryRun) > 0
-	gr := schema.GroupResource{Group: a.Group, Resource: a.Resource}
 	for attempt := 0; ; attempt++ {
 		cur, err := res.get(r.Context(), ns, name)
 		if err != nil {
 			s.failFor(w, r, err, a, name)
 			return
 		}
-		if err := checkPreconditions(gr, name, opts.Preconditions, cur.Meta()); err != nil {
+		if err := checkPreconditions(a, name, opts.Preconditions, cur.Meta()); err != nil {
 			s.failFor(w, r, err, a, name)
 			return
 		}
 		if dry {
-			writeJSON(w, http.StatusOK, cur)
+			writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
 			return
 		}
 		if orphans(opts) {
@@ -441,10 +441,17 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
 			policy = *opts.PropagationPolicy
 		}
 		s.log.Info("deleted", "kind", res.kind(), "namespace", ns, "name", name, "propagation", policy)
-		// Kubernetes answers a custom resource's delete with the object.
-		writeJSON(w, http.StatusOK, cur)
+		// Kubernetes answers a custom resource deleted at once with a
+		// Success Status naming it (no code), not the object.
+		writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
 		return
 	}
+}
+
+// deletedStatus is the body of a delete that removed the object.
+func deletedStatus(a apiResource, m *metav1.ObjectMeta) Status {
+	return Status{TypeMeta: k8smeta.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: k8smeta.StatusSuccess,
+		Details: &StatusDetails{Name: m.Name, Group: a.Group, Kind: a.Resource, UID: types.UID(m.UID)}}
 }
 
 func isWatch(r *http.Request) bool {

@@ -23,8 +23,9 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 )
 
-// bodyMediaTypes are the request bodies a custom resource accepts.
-var bodyMediaTypes = []string{"application/json", "application/yaml"}
+// bodyMediaTypes are the request bodies Kubernetes names in a 415 for a
+// custom resource (which it, like kiln, reads only as JSON or YAML).
+var bodyMediaTypes = []string{"application/json", "application/yaml", "application/vnd.kubernetes.protobuf"}
 
 // unsupportedMediaType is Kubernetes' 415 for a body it cannot read.
 func unsupportedMediaType(accepted []string) error {
@@ -79,15 +80,19 @@ func readBody(r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// checkGenerateName validates metadata.generateName as Kubernetes does: the
-// prefix (less a trailing dash) must be a DNS-1123 subdomain.
-func checkGenerateName(a apiResource, prefix string) error {
+// checkGenerateName validates metadata.generateName and the name made from
+// it as Kubernetes does: the prefix (less a trailing dash) and the name must
+// be DNS-1123 subdomains.
+func checkGenerateName(a apiResource, prefix, name string) error {
 	var errs field.ErrorList
 	for _, msg := range apivalidation.NameIsDNSSubdomain(prefix, true) {
 		errs = append(errs, field.Invalid(field.NewPath("metadata", "generateName"), prefix, msg))
 	}
+	for _, msg := range apivalidation.NameIsDNSSubdomain(name, false) {
+		errs = append(errs, field.Invalid(field.NewPath("metadata", "name"), name, msg))
+	}
 	if len(errs) > 0 {
-		return k8serrors.NewInvalid(schema.GroupKind{Group: a.Group, Kind: a.Kind}, "", errs)
+		return k8serrors.NewInvalid(schema.GroupKind{Group: a.Group, Kind: a.Kind}, name, errs)
 	}
 	return nil
 }
@@ -292,16 +297,18 @@ func orphans(opts *k8smeta.DeleteOptions) bool {
 }
 
 // checkPreconditions answers 409 when DeleteOptions.preconditions name
-// another uid or resourceVersion than the stored object's.
-func checkPreconditions(gr schema.GroupResource, name string, pre *k8smeta.Preconditions, m *metav1.ObjectMeta) error {
+// another uid or resourceVersion than the stored object's, in Kubernetes'
+// words (which name the kind, not the resource).
+func checkPreconditions(a apiResource, name string, pre *k8smeta.Preconditions, m *metav1.ObjectMeta) error {
 	if pre == nil {
 		return nil
 	}
+	gk := schema.GroupResource{Group: a.Group, Resource: a.Kind}
 	if pre.UID != nil && string(*pre.UID) != string(m.UID) {
-		return k8serrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: UID in precondition: %v, UID in object meta: %v", *pre.UID, m.UID))
+		return k8serrors.NewConflict(gk, name, fmt.Errorf("the UID in the precondition (%s) does not match the UID in record (%s). The object might have been deleted and then recreated", *pre.UID, m.UID))
 	}
 	if pre.ResourceVersion != nil && *pre.ResourceVersion != m.ResourceVersion {
-		return k8serrors.NewConflict(gr, name, fmt.Errorf("Precondition failed: ResourceVersion in precondition: %v, ResourceVersion in object meta: %v", *pre.ResourceVersion, m.ResourceVersion))
+		return k8serrors.NewConflict(gk, name, fmt.Errorf("the ResourceVersion in the precondition (%s) does not match the ResourceVersion in record (%s). The object might have been modified", *pre.ResourceVersion, m.ResourceVersion))
 	}
 	return nil
 }
