@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -51,14 +52,10 @@ func patchObject(a apiResource, live []byte, contentType string, patch []byte, m
 	if err != nil {
 		return nil, err
 	}
-	fm, err := newFieldManager(a)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
 	var liveObj *unstructured.Unstructured
 	if live != nil {
-		if liveObj, err = decodeUnstructured(live); err != nil {
-			return nil, apierrors.NewInternalError(fmt.Errorf("decode stored %s: %w", a.Kind, err))
+		if liveObj, err = decodeStored(a, live); err != nil {
+			return nil, err
 		}
 	}
 
@@ -68,22 +65,38 @@ func patchObject(a apiResource, live []byte, contentType string, patch []byte, m
 			return nil, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "PatchOptions"}, "",
 				field.ErrorList{field.Required(field.NewPath("fieldManager"), "is required for apply patch")})
 		}
+		// Transcoded first, as kube-apiserver does, so a YAML error reads the same.
+		js, err := utilyaml.ToJSON(patch)
+		if err != nil {
+			return nil, apierrors.NewBadRequest(fmt.Sprintf("error encoding patch: %v", err))
+		}
 		applied := &unstructured.Unstructured{Object: map[string]any{}}
-		if err := utilyaml.Unmarshal(patch, &applied.Object); err != nil {
+		if err := utiljson.Unmarshal(js, &applied.Object); err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("error decoding patch: %v", err))
 		}
 		base := liveObj
 		if base == nil {
 			base = newEmptyObject(a)
 		}
+		fm, err := newFieldManager(a, base, applied)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
 		if out, err = fm.Apply(base, applied, manager, force); err != nil {
 			return nil, err
 		}
 	} else {
+		if !json.Valid(patch) {
+			return nil, apierrors.NewBadRequest("invalid JSON patch")
+		}
 		if liveObj == nil {
 			return nil, apierrors.NewNotFound(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "")
 		}
-		patched, err := applyJSONPatch(patchType, live, patch)
+		doc, err := liveObj.MarshalJSON()
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
+		}
+		patched, err := applyJSONPatch(patchType, doc, patch)
 		if err != nil {
 			return nil, err
 		}
@@ -91,9 +104,12 @@ func patchObject(a apiResource, live []byte, contentType string, patch []byte, m
 		if err != nil {
 			return nil, apierrors.NewBadRequest(fmt.Sprintf("decode patched object: %v", err))
 		}
-		if newObj.GetAPIVersion() != liveObj.GetAPIVersion() || newObj.GetKind() != liveObj.GetKind() {
-			return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch may not change apiVersion and kind (%s, %s) of the object",
-				liveObj.GetAPIVersion(), liveObj.GetKind()))
+		if err := checkTypeMeta(a, newObj); err != nil {
+			return nil, err
+		}
+		fm, err := newFieldManager(a, liveObj, newObj)
+		if err != nil {
+			return nil, apierrors.NewInternalError(err)
 		}
 		out = fm.UpdateNoErrors(liveObj, newObj, manager)
 	}
@@ -105,6 +121,9 @@ func patchObject(a apiResource, live []byte, contentType string, patch []byte, m
 	if err := keepServerFields(a, liveObj, result); err != nil {
 		return nil, err
 	}
+	// The field manager hands back the hub version; the object is served
+	// and stored in the resource's own.
+	result.SetGroupVersionKind(resourceGVK(a))
 	return result.MarshalJSON()
 }
 
@@ -120,24 +139,26 @@ func updateManagedFields(a apiResource, live, obj []byte, manager, operation str
 	if operation != string(metav1.ManagedFieldsOperationUpdate) {
 		return nil, apierrors.NewInternalError(fmt.Errorf("managed fields: operation %q is not recorded by an update", operation))
 	}
-	fm, err := newFieldManager(a)
-	if err != nil {
-		return nil, apierrors.NewInternalError(err)
-	}
 	liveObj := newEmptyObject(a)
+	var err error
 	if live != nil {
-		if liveObj, err = decodeUnstructured(live); err != nil {
-			return nil, apierrors.NewInternalError(fmt.Errorf("decode stored %s: %w", a.Kind, err))
+		if liveObj, err = decodeStored(a, live); err != nil {
+			return nil, err
 		}
 	}
 	newObj, err := decodeUnstructured(obj)
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("decode %s: %v", a.Kind, err))
 	}
+	fm, err := newFieldManager(a, liveObj, newObj)
+	if err != nil {
+		return nil, apierrors.NewInternalError(err)
+	}
 	out, ok := fm.UpdateNoErrors(liveObj, newObj, manager).(*unstructured.Unstructured)
 	if !ok {
 		return nil, apierrors.NewInternalError(fmt.Errorf("field manager returned another type than an object"))
 	}
+	out.SetGroupVersionKind(resourceGVK(a))
 	return out.MarshalJSON()
 }
 
@@ -211,6 +232,23 @@ func applyJSONPatch(patchType types.PatchType, doc, patch []byte) ([]byte, error
 	return nil, apierrors.NewInternalError(fmt.Errorf("patch type %q is not a JSON patch", patchType))
 }
 
+// checkTypeMeta refuses a patched object whose apiVersion or kind is not
+// the resource's, with kube-apiserver's words (it names the patched kind).
+func checkTypeMeta(a apiResource, obj *unstructured.Unstructured) error {
+	want := resourceGVK(a)
+	var errs field.ErrorList
+	if v := obj.GetAPIVersion(); v != want.GroupVersion().String() {
+		errs = append(errs, field.Invalid(field.NewPath("apiVersion"), v, "must be "+want.GroupVersion().String()))
+	}
+	if k := obj.GetKind(); k != want.Kind {
+		errs = append(errs, field.Invalid(field.NewPath("kind"), k, "must be "+want.Kind))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return apierrors.NewInvalid(schema.GroupKind{Group: a.Group, Kind: obj.GetKind()}, obj.GetName(), errs)
+}
+
 // jsonPatchOp is one RFC 6902 operation, for decoding a patch as
 // kube-apiserver does before applying it.
 type jsonPatchOp struct {
@@ -264,12 +302,12 @@ func keepServerFields(a apiResource, live, out *unstructured.Unstructured) error
 }
 
 // newFieldManager builds the field manager a kube-apiserver runs for a
-// custom resource with a status subresource: status is reset on writes to
-// the main resource, so apply never takes ownership of it. The deduced type
-// converter merges maps field by field and treats every list as atomic,
-// which is what Knative's CRD schemas give (no list-type annotations): a
-// changed container conflicts on .spec.template.spec.containers as a whole.
-func newFieldManager(a apiResource) (*managedfields.FieldManager, error) {
+// custom resource with a status subresource, for one write of objs: status
+// is reset on writes to the main resource, so apply never takes ownership of
+// it. Objects merge field by field and every list is atomic, as Knative's
+// CRD schemas give (no list-type annotations): a changed container
+// conflicts on .spec.template.spec.containers as a whole.
+func newFieldManager(a apiResource, objs ...*unstructured.Unstructured) (*managedfields.FieldManager, error) {
 	gv := schema.GroupVersion{Group: a.Group, Version: a.Version}
 	var reset map[fieldpath.APIVersion]fieldpath.Filter
 	for _, s := range a.Subresources {
@@ -280,7 +318,7 @@ func newFieldManager(a apiResource) (*managedfields.FieldManager, error) {
 		}
 	}
 	return managedfields.NewDefaultCRDFieldManager(
-		managedfields.NewDeducedTypeConverter(),
+		newObjectTypeConverter(objs...),
 		unstructuredConverter{},
 		noDefaults{},
 		unstructuredCreater{},
@@ -291,11 +329,27 @@ func newFieldManager(a apiResource) (*managedfields.FieldManager, error) {
 	)
 }
 
+func resourceGVK(a apiResource) schema.GroupVersionKind {
+	return schema.GroupVersionKind{Group: a.Group, Version: a.Version, Kind: a.Kind}
+}
+
 // newEmptyObject is the object a create starts from: only apiVersion and kind.
 func newEmptyObject(a apiResource) *unstructured.Unstructured {
 	u := &unstructured.Unstructured{Object: map[string]any{}}
-	u.SetGroupVersionKind(schema.GroupVersionKind{Group: a.Group, Version: a.Version, Kind: a.Kind})
+	u.SetGroupVersionKind(resourceGVK(a))
 	return u
+}
+
+// decodeStored reads the stored object in the version the request names:
+// the served versions of a kind share one schema (DomainMapping's v1alpha1 and
+// v1beta1), so only apiVersion changes, as with a CRD's conversion None.
+func decodeStored(a apiResource, b []byte) (*unstructured.Unstructured, error) {
+	u, err := decodeUnstructured(b)
+	if err != nil {
+		return nil, apierrors.NewInternalError(fmt.Errorf("decode stored %s: %w", a.Kind, err))
+	}
+	u.SetGroupVersionKind(resourceGVK(a))
+	return u, nil
 }
 
 // decodeUnstructured reads an object's JSON with integers kept as int64, as

@@ -4,12 +4,21 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/client-go/util/csaupgrade"
+	"sigs.k8s.io/structured-merge-diff/v6/fieldpath"
 )
+
+const lastAppliedAnnotation = "kubectl.kubernetes.io/last-applied-configuration"
 
 func servicesResource(t *testing.T) apiResource {
 	t.Helper()
@@ -107,6 +116,15 @@ func (o testObject) managers() []string {
 	var out []string
 	for _, e := range o.Metadata.ManagedFields {
 		out = append(out, e.Manager+"/"+string(e.Operation))
+	}
+	return out
+}
+
+// fields lists "manager/operation fieldsV1" of each managedFields entry.
+func (o testObject) fields() []string {
+	var out []string
+	for _, e := range o.Metadata.ManagedFields {
+		out = append(out, e.Manager+"/"+string(e.Operation)+" "+string(e.FieldsV1.Raw))
 	}
 	return out
 }
@@ -219,7 +237,7 @@ func TestPatchErrors(t *testing.T) {
 		wantMessage string
 	}{
 		{"json patch not json", "application/json-patch+json", `[{"op":`, "m", false,
-			400, metav1.StatusReasonBadRequest, "error decoding patch: unexpected end of JSON input"},
+			400, metav1.StatusReasonBadRequest, "invalid JSON patch"},
 		{"json patch not a list", "application/json-patch+json", `{"op":"add"}`, "m", false,
 			400, metav1.StatusReasonBadRequest, "error decoding patch: json: cannot unmarshal object into Go value of type []apiserver.jsonPatchOp"},
 		{"json patch path missing", "application/json-patch+json", `[{"op":"replace","path":"/spec/nope/x","value":1}]`, "m", false,
@@ -229,13 +247,19 @@ func TestPatchErrors(t *testing.T) {
 		{"json patch unknown op", "application/json-patch+json", `[{"op":"frobnicate","path":"/spec"}]`, "m", false,
 			422, metav1.StatusReasonInvalid, rejected},
 		{"merge patch not json", "application/merge-patch+json", `{"spec":`, "m", false,
-			400, metav1.StatusReasonBadRequest, "error decoding patch: unexpected end of JSON input"},
+			400, metav1.StatusReasonBadRequest, "invalid JSON patch"},
+		{"merge patch not an object", "application/merge-patch+json", `[1]`, "m", false,
+			400, metav1.StatusReasonBadRequest, "error decoding patch: json: cannot unmarshal array into Go value of type map[string]interface {}"},
+		{"merge patch null", "application/merge-patch+json", `null`, "m", false,
+			400, metav1.StatusReasonBadRequest, "Invalid JSON Patch"},
 		{"merge patch on a missing object", "application/merge-patch+json", `{}`, "m", true,
 			404, metav1.StatusReasonNotFound, `services.serving.knative.dev "" not found`},
 		{"rename", "application/merge-patch+json", `{"metadata":{"name":"other"}}`, "m", false,
 			400, metav1.StatusReasonBadRequest, "the name of the object (other) does not match the name on the URL (hello)"},
 		{"change kind", "application/merge-patch+json", `{"kind":"Route"}`, "m", false,
-			400, metav1.StatusReasonBadRequest, "the patch may not change apiVersion and kind (serving.knative.dev/v1, Service) of the object"},
+			422, metav1.StatusReasonInvalid, `Route.serving.knative.dev "hello" is invalid: kind: Invalid value: "Route": must be Service`},
+		{"change apiVersion", "application/merge-patch+json", `{"apiVersion":"serving.knative.dev/v2"}`, "m", false,
+			422, metav1.StatusReasonInvalid, `Service.serving.knative.dev "hello" is invalid: apiVersion: Invalid value: "serving.knative.dev/v2": must be serving.knative.dev/v1`},
 		{"change uid", "application/merge-patch+json", `{"metadata":{"uid":"x"}}`, "m", false,
 			422, metav1.StatusReasonInvalid, `Service.serving.knative.dev "hello" is invalid: metadata.uid: Invalid value: "x": field is immutable`},
 		{"stale resourceVersion", "application/merge-patch+json", `{"metadata":{"resourceVersion":"41"}}`, "m", false,
@@ -243,7 +267,7 @@ func TestPatchErrors(t *testing.T) {
 		{"apply without field manager", "application/apply-patch+yaml", ksvcJSON("v1"), "", false,
 			422, metav1.StatusReasonInvalid, `PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: is required for apply patch`},
 		{"apply not yaml", "application/apply-patch+yaml", "spec: [x\n", "m", false,
-			400, metav1.StatusReasonBadRequest, "error decoding patch: error converting YAML to JSON: yaml: line 1: did not find expected ',' or ']'"},
+			400, metav1.StatusReasonBadRequest, "error encoding patch: yaml: line 1: did not find expected ',' or ']'"},
 		{"apply another kind", "application/apply-patch+yaml", "apiVersion: serving.knative.dev/v1\nkind: Route\nmetadata:\n  name: hello\n", "m", false,
 			400, metav1.StatusReasonBadRequest, "invalid object type: serving.knative.dev/v1, Kind=Route"},
 	}
@@ -294,7 +318,7 @@ func TestApply(t *testing.T) {
 			t.Errorf("created object %s", out)
 		}
 		e, ok := o.entry("bars")
-		if !ok || e.Operation != metav1.ManagedFieldsOperationApply || !ownsContainers(e) || strings.Contains(string(e.FieldsV1.Raw), "status") {
+		if !ok || e.Operation != metav1.ManagedFieldsOperationApply || string(e.FieldsV1.Raw) != `{"f:spec":{"f:template":{"f:spec":{"f:containers":{}}}}}` {
 			t.Errorf("managedFields %+v, want bars/Apply owning containers and not status", o.Metadata.ManagedFields)
 		}
 	})
@@ -359,7 +383,8 @@ func TestApply(t *testing.T) {
 		if o.env() != "v3" || !ownsContainers(edit) || ownsContainers(bars) {
 			t.Errorf("after update: %s", out2)
 		}
-		if got, want := strings.Join(o.managers(), ","), "bars/Apply,kubectl-client-side-apply/Update,kubectl-edit/Update"; got != want {
+		// bars owned nothing but the containers: its entry goes.
+		if got, want := strings.Join(o.managers(), ","), "kubectl-client-side-apply/Update,kubectl-edit/Update"; got != want {
 			t.Errorf("managers %s, want %s", got, want)
 		}
 		// Applying again now conflicts with the editor.
@@ -417,7 +442,10 @@ func TestUpdateManagedFields(t *testing.T) {
 	}
 	o := decodeTestObject(t, created)
 	e, ok := o.entry("kubectl-create")
-	if !ok || e.Operation != metav1.ManagedFieldsOperationUpdate || !ownsContainers(e) || e.FieldsType != "FieldsV1" {
+	// As kube-apiserver records a create: the maps the writer created are
+	// its own ("." entries), the atomic list as a whole.
+	if !ok || e.Operation != metav1.ManagedFieldsOperationUpdate || e.FieldsType != "FieldsV1" ||
+		string(e.FieldsV1.Raw) != `{"f:spec":{".":{},"f:template":{".":{},"f:spec":{".":{},"f:containers":{}}}}}` {
 		t.Errorf("after create: %s", created)
 	}
 	if _, err := updateManagedFields(a, nil, []byte(ksvcJSON("v1")), "m", "Apply"); err == nil {
@@ -439,5 +467,218 @@ func TestFieldManagerName(t *testing.T) {
 		if got := fieldManagerName(tc.manager, tc.userAgent); got != tc.want {
 			t.Errorf("fieldManagerName(%q, %q) = %q, want %q", tc.manager, tc.userAgent, got, tc.want)
 		}
+	}
+}
+
+// TestKubectlServerSideUpgrade replays what kubectl apply --server-side
+// sends for an object it applied client-side before: the apply (manager
+// "kubectl", whose conflicts with the client-side apply are allowed by the
+// last-applied annotation), an apply of the annotation alone under
+// "kubectl-last-applied", then client-go's managedFields upgrade patch.
+func TestKubectlServerSideUpgrade(t *testing.T) {
+	a := servicesResource(t)
+	withLastApplied := func(env string) []byte {
+		m := map[string]any{}
+		if err := json.Unmarshal([]byte(ksvcJSON(env)), &m); err != nil {
+			t.Fatal(err)
+		}
+		m["metadata"].(map[string]any)["annotations"] = map[string]any{lastAppliedAnnotation: ksvcJSON(env) + "\n"}
+		b, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	created, err := updateManagedFields(a, nil, withLastApplied("v1"), "kubectl-client-side-apply", "Update")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := stored(t, created)
+
+	out, err := patchObject(a, live, "application/apply-patch+yaml", []byte(ksvcJSON("v2")), "kubectl", false)
+	if err != nil {
+		t.Fatalf("server-side apply by kubectl: %v", err)
+	}
+	o := decodeTestObject(t, out)
+	if o.env() != "v2" || !strings.Contains(o.Metadata.Annotations[lastAppliedAnnotation], `"value":"v2"`) {
+		t.Fatalf("after apply: env %q, last-applied %q", o.env(), o.Metadata.Annotations[lastAppliedAnnotation])
+	}
+
+	justAnnotation := `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"hello","namespace":"default",` +
+		`"annotations":{"kubectl.kubernetes.io/last-applied-configuration":` + strconv.Quote(o.Metadata.Annotations[lastAppliedAnnotation]) + `}}}`
+	if out, err = patchObject(a, out, "application/apply-patch+yaml", []byte(justAnnotation), "kubectl-last-applied", false); err != nil {
+		t.Fatalf("apply of the annotation: %v", err)
+	}
+
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	csaManagers := sets.New[string]()
+	for _, e := range csaupgrade.FindFieldsOwners(obj.GetManagedFields(), metav1.ManagedFieldsOperationUpdate,
+		fieldpath.NewSet(fieldpath.MakePathOrDie("metadata", "annotations", lastAppliedAnnotation))) {
+		csaManagers.Insert(e.Manager)
+	}
+	if !csaManagers.Has("kubectl-client-side-apply") {
+		t.Fatalf("client-side apply does not own the annotation: %v", obj.GetManagedFields())
+	}
+	upgrade, err := csaupgrade.UpgradeManagedFieldsPatch(obj, csaManagers, "kubectl")
+	if err != nil || upgrade == nil {
+		t.Fatalf("upgrade patch %s, %v", upgrade, err)
+	}
+	if out, err = patchObject(a, out, "application/json-patch+json", upgrade, "kubectl", false); err != nil {
+		t.Fatalf("upgrade patch: %v", err)
+	}
+	o = decodeTestObject(t, out)
+	got := o.managers()
+	sort.Strings(got)
+	if strings.Join(got, ",") != "kubectl-last-applied/Apply,kubectl/Apply" {
+		t.Errorf("managers after upgrade %v, want kubectl/Apply and kubectl-last-applied/Apply", got)
+	}
+	if e, _ := o.entry("kubectl"); !ownsContainers(e) {
+		t.Errorf("kubectl does not own containers: %s", out)
+	}
+}
+
+// TestForceApplyAfterClientSideApply replays the reference's
+// kubectl apply -f ssa-1.yaml; kubectl apply --server-side
+// --field-manager=bars --force-conflicts -f ssa-2.yaml: the forced apply,
+// client-go's managedFields upgrade patch, and the apply kubectl repeats
+// after it. The reference ends with bars alone owning the containers and the
+// last-applied annotation gone.
+func TestForceApplyAfterClientSideApply(t *testing.T) {
+	a := servicesResource(t)
+	manifest := func(env string) string {
+		return `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"kk-ssa","namespace":"default"},` +
+			`"spec":{"template":{"spec":{"containers":[{"image":"127.0.0.1:5000/samples/hello:latest","env":[{"name":"TARGET","value":"` + env + `"}]}]}}}}`
+	}
+	// kubectl's client-side apply creates the object with its configuration
+	// in the last-applied annotation.
+	lastApplied := `{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"annotations":{},"name":"kk-ssa","namespace":"default"},` +
+		`"spec":{"template":{"spec":{"containers":[{"env":[{"name":"TARGET","value":"one"}],"image":"127.0.0.1:5000/samples/hello:latest"}]}}}}` + "\n"
+	create := strings.Replace(manifest("one"), `"namespace":"default"}`,
+		`"namespace":"default","annotations":{"kubectl.kubernetes.io/last-applied-configuration":`+strconv.Quote(lastApplied)+`}}`, 1)
+	created, err := updateManagedFields(a, nil, []byte(create), "kubectl-client-side-apply", "Update")
+	if err != nil {
+		t.Fatal(err)
+	}
+	live := stored(t, created)
+
+	out, err := patchObject(a, live, "application/apply-patch+yaml", []byte(manifest("two")), "bars", true)
+	if err != nil {
+		t.Fatalf("forced apply: %v", err)
+	}
+	// The reference's managedFields at this point, and after a label
+	// merge-patched by another manager.
+	want := []string{
+		`bars/Apply {"f:spec":{"f:template":{"f:spec":{"f:containers":{}}}}}`,
+		`kubectl-client-side-apply/Update {"f:metadata":{"f:annotations":{".":{},"f:kubectl.kubernetes.io/last-applied-configuration":{}}},"f:spec":{".":{},"f:template":{".":{},"f:spec":{}}}}`,
+	}
+	if got := decodeTestObject(t, out).fields(); !slices.Equal(got, want) {
+		t.Errorf("managedFields after the forced apply\n got %q\nwant %q", got, want)
+	}
+	labelled, err := patchObject(a, out, "application/merge-patch+json", []byte(`{"metadata":{"labels":{"x":"y"}}}`), "ed", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Entries of one operation are ordered by time, then manager: the
+	// writes here fall in one second, so compare them as a set.
+	want = append(want, `ed/Update {"f:metadata":{"f:labels":{".":{},"f:x":{}}}}`)
+	got := decodeTestObject(t, labelled).fields()
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("managedFields after a label patch\n got %q\nwant %q", got, want)
+	}
+
+	obj := &unstructured.Unstructured{}
+	if err := obj.UnmarshalJSON(out); err != nil {
+		t.Fatal(err)
+	}
+	csaManagers := sets.New[string]()
+	for _, e := range csaupgrade.FindFieldsOwners(obj.GetManagedFields(), metav1.ManagedFieldsOperationUpdate,
+		fieldpath.NewSet(fieldpath.MakePathOrDie("metadata", "annotations", lastAppliedAnnotation))) {
+		csaManagers.Insert(e.Manager)
+	}
+	upgrade, err := csaupgrade.UpgradeManagedFieldsPatch(obj, csaManagers, "bars")
+	if err != nil || upgrade == nil {
+		t.Fatalf("upgrade patch %s, %v", upgrade, err)
+	}
+	if out, err = patchObject(a, out, "application/json-patch+json", upgrade, "bars", false); err != nil {
+		t.Fatalf("upgrade patch: %v", err)
+	}
+	if got := strings.Join(decodeTestObject(t, out).managers(), ","); got != "bars/Apply" {
+		t.Fatalf("managers after the upgrade patch %s, want bars/Apply", got)
+	}
+	if out, err = patchObject(a, out, "application/apply-patch+yaml", []byte(manifest("two")), "bars", true); err != nil {
+		t.Fatalf("apply after upgrade: %v", err)
+	}
+
+	o := decodeTestObject(t, out)
+	if o.env() != "two" || len(o.Metadata.Annotations) != 0 || o.Metadata.UID == "" {
+		t.Errorf("final object %s", out)
+	}
+	if len(o.Metadata.ManagedFields) != 1 {
+		t.Fatalf("managedFields %s, want bars alone", out)
+	}
+	e := o.Metadata.ManagedFields[0]
+	if e.Manager != "bars" || e.Operation != metav1.ManagedFieldsOperationApply || e.APIVersion != "serving.knative.dev/v1" ||
+		e.FieldsType != "FieldsV1" || string(e.FieldsV1.Raw) != `{"f:spec":{"f:template":{"f:spec":{"f:containers":{}}}}}` {
+		t.Errorf("managedFields entry %+v, fieldsV1 %s", e, e.FieldsV1.Raw)
+	}
+}
+
+// TestPatchDomainMappingVersions patches a DomainMapping stored as v1beta1
+// through v1alpha1: the object is answered in the version asked for and the
+// manager's entry records it.
+func TestPatchDomainMappingVersions(t *testing.T) {
+	v1alpha1, ok := findAPIResource(servingGroup, "v1alpha1", "domainmappings")
+	if !ok {
+		t.Fatal("domainmappings v1alpha1 not served")
+	}
+	live := `{"apiVersion":"serving.knative.dev/v1beta1","kind":"DomainMapping","metadata":{"name":"example.org","namespace":"default",` +
+		`"uid":"u1","resourceVersion":"7"},"spec":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"hello"}}}`
+	apply := "apiVersion: serving.knative.dev/v1alpha1\nkind: DomainMapping\nmetadata:\n  name: example.org\n  namespace: default\n" +
+		"spec:\n  ref:\n    apiVersion: serving.knative.dev/v1\n    kind: Service\n    name: other\n"
+	// The stored object has no managedFields: as on kube-apiserver, its
+	// fields belong to "before-first-apply" and a change conflicts.
+	_, err := patchObject(v1alpha1, []byte(live), "application/apply-patch+yaml", []byte(apply), "dm", false)
+	if st := statusOf(t, err); st.Code != http.StatusConflict ||
+		st.Message != `Apply failed with 1 conflict: conflict with "before-first-apply" using serving.knative.dev/v1alpha1: .spec.ref.name` {
+		t.Errorf("got %d %q", st.Code, st.Message)
+	}
+	out, err := patchObject(v1alpha1, []byte(live), "application/apply-patch+yaml", []byte(apply), "dm", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o struct {
+		APIVersion string `json:"apiVersion"`
+		Metadata   struct {
+			ManagedFields []metav1.ManagedFieldsEntry `json:"managedFields"`
+		} `json:"metadata"`
+		Spec struct {
+			Ref struct{ Name string } `json:"ref"`
+		} `json:"spec"`
+	}
+	if err := json.Unmarshal(out, &o); err != nil {
+		t.Fatal(err)
+	}
+	if o.APIVersion != "serving.knative.dev/v1alpha1" || o.Spec.Ref.Name != "other" || len(o.Metadata.ManagedFields) == 0 ||
+		o.Metadata.ManagedFields[0].Manager != "dm" || o.Metadata.ManagedFields[0].APIVersion != "serving.knative.dev/v1alpha1" ||
+		string(o.Metadata.ManagedFields[0].FieldsV1.Raw) != `{"f:spec":{"f:ref":{"f:apiVersion":{},"f:kind":{},"f:name":{}}}}` {
+		t.Errorf("patched DomainMapping %s", out)
+	}
+}
+
+func TestMergePatchDomainMappingOtherVersion(t *testing.T) {
+	v1alpha1, _ := findAPIResource(servingGroup, "v1alpha1", "domainmappings")
+	live := `{"apiVersion":"serving.knative.dev/v1beta1","kind":"DomainMapping","metadata":{"name":"example.org","namespace":"default",` +
+		`"uid":"u1","resourceVersion":"7"},"spec":{"ref":{"apiVersion":"serving.knative.dev/v1","kind":"Service","name":"hello"}}}`
+	out, err := patchObject(v1alpha1, []byte(live), "application/merge-patch+json", []byte(`{"spec":{"ref":{"name":"other"}}}`), "m", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), `"apiVersion":"serving.knative.dev/v1alpha1"`) || !strings.Contains(string(out), `"name":"other"`) {
+		t.Errorf("patched %s", out)
 	}
 }
