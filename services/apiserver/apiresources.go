@@ -29,7 +29,12 @@ type printerColumn struct {
 	Type        string // string, integer, date, ...
 	JSONPath    string
 	Description string
-	Priority    int32 // 0: always shown; 1: with -o wide
+	Format      string // e.g. "name" for the NAME column
+	Priority    int32  // 0: always shown; 1: with -o wide
+	// Value computes the cell where kubectl's column for a built-in kind
+	// is no JSONPath (a count of keys, an age). Optional: nil evaluates
+	// JSONPath as Kubernetes does for a CRD's column.
+	Value func(obj map[string]any) any
 }
 
 // GroupVersion is "group/version", or "v1" for the core group.
@@ -60,8 +65,11 @@ func (a apiResource) BasePath() string {
 const servingGroup = "serving.knative.dev"
 
 var (
-	crudVerbs     = []string{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
-	readVerbs     = []string{"get", "list", "watch"}
+	crudVerbs = []string{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
+	readVerbs = []string{"get", "list", "watch"}
+	// coreVerbs are Kubernetes' verbs of a built-in resource, in its order.
+	coreVerbs     = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
+	nsVerbs       = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
 	knativeCats   = []string{"all", "knative", "serving"}
 	readyColumn   = printerColumn{Name: "Ready", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].status"}
 	reasonColumn  = printerColumn{Name: "Reason", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].reason"}
@@ -96,7 +104,52 @@ var apiResources = []apiResource{
 	{Group: servingGroup, Version: "v1alpha1", Resource: "domainmappings", Singular: "domainmapping", Kind: "DomainMapping", Namespaced: true,
 		ShortNames: []string{"dm"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
 		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
+
+	// The core kinds kiln serves, as Kubernetes' /api/v1 names them.
+	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace",
+		ShortNames: []string{"ns"}, Verbs: nsVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
+	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
+		Verbs:   coreVerbs,
+		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}, dataColumn, ageColumn}},
+	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
+		ShortNames: []string{"cm"}, Verbs: coreVerbs,
+		Columns: []printerColumn{dataColumn, ageColumn}},
+	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
+		ShortNames: []string{"sa"}, Verbs: readVerbs,
+		Columns: []printerColumn{ageColumn}},
+	{Version: "v1", Resource: "services", Singular: "service", Kind: "Service", Namespaced: true,
+		ShortNames: []string{"svc"}, Categories: []string{"all"}, Verbs: readVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{
+			{Name: "Type", Type: "string", JSONPath: ".spec.type"},
+			{Name: "Cluster-IP", Type: "string", JSONPath: ".spec.clusterIP"},
+			ageColumn,
+		}},
+	{Version: "v1", Resource: "pods", Singular: "pod", Kind: "Pod", Namespaced: true,
+		ShortNames: []string{"po"}, Categories: []string{"all"}, Verbs: readVerbs, Subresources: []string{"status"},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
+
+	// kiln's own kiln.dev/v1 objects (configs, tokens) are not listed:
+	// the kind Config would make kubectl resolve "config" to them rather
+	// than to Knative's configurations, and they are not in Kubernetes'
+	// object shape. kiln's CLI reaches them by path.
 }
+
+// The columns of built-in kinds whose cells are no plain JSONPath value.
+// Knative's CRDs have no AGE column.
+var (
+	ageColumn = printerColumn{Name: "Age", Type: "string", JSONPath: ".metadata.creationTimestamp",
+		Description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
+		Value: func(obj map[string]any) any {
+			return dateCell(lookupString(obj, "metadata", "creationTimestamp"))
+		}}
+	dataColumn = printerColumn{Name: "Data", Type: "string", JSONPath: ".data",
+		Value: func(obj map[string]any) any {
+			d, _ := obj["data"].(map[string]any)
+			b, _ := obj["binaryData"].(map[string]any)
+			return int64(len(d) + len(b))
+		}}
+)
 
 // findAPIResource returns the descriptor of group/version/resource.
 func findAPIResource(group, version, resource string) (apiResource, bool) {

@@ -69,6 +69,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	s.registerTokens(mux)
+	s.registerDiscovery(mux)
 	return guardInput(mux)
 }
 
