@@ -17,24 +17,24 @@ const (
 	openAPIV2Protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 )
 
-// openAPIDocs are the published OpenAPI documents, derived from
+// openAPIDocs are the published OpenAPI v3 documents, derived from
 // apiResources and kiln's Go types once, on first use.
 type openAPIDocs struct {
-	v2, v2pb document
-	index    document
-	byGV     map[string]document // "api/v1", "apis/GROUP/VERSION"
-	hashes   map[string]string
+	index  document
+	byGV   map[string]document // "api/v1", "apis/GROUP/VERSION"
+	hashes map[string]string
+}
+
+// swaggerDocs is the Swagger 2.0 document, as JSON and as protobuf.
+type swaggerDocs struct {
+	json, pb document
+	err      error
 }
 
 var (
-	openAPIOnce sync.Once
-	openAPI     *openAPIDocs
+	loadOpenAPI = sync.OnceValue(buildOpenAPI)
+	loadSwagger = sync.OnceValue(buildSwagger)
 )
-
-func loadOpenAPI() *openAPIDocs {
-	openAPIOnce.Do(func() { openAPI = buildOpenAPI() })
-	return openAPI
-}
 
 func buildOpenAPI() *openAPIDocs {
 	d := &openAPIDocs{byGV: map[string]document{}, hashes: map[string]string{}}
@@ -47,16 +47,22 @@ func buildOpenAPI() *openAPIDocs {
 		index[gv.path()] = map[string]any{"serverRelativeURL": "/openapi/v3/" + gv.path() + "?hash=" + hash}
 	}
 	d.index = mustDocument(map[string]any{"paths": index})
-	d.v2 = mustDocument(openAPIV2())
-	parsed, err := openapiv2.ParseDocument(d.v2.body)
+	return d
+}
+
+func buildSwagger() *swaggerDocs {
+	d := &swaggerDocs{json: mustDocument(openAPIV2())}
+	parsed, err := openapiv2.ParseDocument(d.json.body)
 	if err != nil {
-		panic(fmt.Sprintf("OpenAPI v2 document does not parse: %v", err))
+		d.err = fmt.Errorf("OpenAPI v2 document does not parse: %w", err)
+		return d
 	}
 	pb, err := proto.Marshal(parsed)
 	if err != nil {
-		panic(fmt.Sprintf("encode OpenAPI v2 document: %v", err))
+		d.err = fmt.Errorf("encode OpenAPI v2 document: %w", err)
+		return d
 	}
-	d.v2pb = document{body: pb, etag: d.v2.etag + "-pb"}
+	d.pb = document{body: pb, etag: strings.TrimSuffix(d.json.etag, `"`) + `-pb"`}
 	return d
 }
 
@@ -66,19 +72,23 @@ func buildOpenAPI() *openAPIDocs {
 // every authenticated caller.
 func (s *server) registerOpenAPI(mux *http.ServeMux) {
 	mux.Handle("GET /openapi/v2", s.authenticated(func(w http.ResponseWriter, r *http.Request) {
-		docs := loadOpenAPI()
+		docs := loadSwagger()
+		if docs.err != nil {
+			s.fail(w, r, docs.err, "", "")
+			return
+		}
 		for _, mt := range acceptedTypes(r) {
 			switch mt.typ {
 			case openAPIV2Protobuf:
-				docs.v2pb.serveAs(w, r, openAPIV2Protobuf)
+				docs.pb.serveAs(w, r, openAPIV2Protobuf)
 				return
 			case "application/json", "*/*", "application/*":
-				docs.v2.serve(w, r)
+				docs.json.serve(w, r)
 				return
 			}
 		}
 		if len(acceptedTypes(r)) == 0 {
-			docs.v2.serve(w, r)
+			docs.json.serve(w, r)
 			return
 		}
 		writeError(w, &httpError{code: http.StatusNotAcceptable, reason: "NotAcceptable",

@@ -234,14 +234,22 @@ func (g *schemaGen) field(key fieldKey, t reflect.Type) schema {
 		}
 		return schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
 	case quantityFields[key]:
-		return schema{"type": "object", "additionalProperties": quantity()}
+		return schema{"type": "object", "additionalProperties": g.intOrString(quantityPattern)}
 	}
 	return g.typeSchema(t)
 }
 
-func quantity() schema {
-	return schema{"anyOf": []any{schema{"type": "integer"}, schema{"type": "string"}},
-		"pattern": quantityPattern, "x-kubernetes-int-or-string": true}
+// intOrString is a value that is an integer or a string; Swagger 2.0 has
+// no anyOf, so there only the extension says so.
+func (g *schemaGen) intOrString(pattern string) schema {
+	s := schema{"x-kubernetes-int-or-string": true}
+	if g.v3 {
+		s["anyOf"] = []any{schema{"type": "integer"}, schema{"type": "string"}}
+	}
+	if pattern != "" {
+		s["pattern"] = pattern
+	}
+	return s
 }
 
 // templateMetadata is the part of ObjectMeta Knative's schemas list for a
@@ -265,7 +273,7 @@ func (g *schemaGen) typeSchema(t reflect.Type) schema {
 	case reflect.TypeFor[metav1.Time]():
 		return schema{"type": "string", "format": "date-time"}
 	case reflect.TypeFor[v1.IntOrString]():
-		return schema{"anyOf": []any{schema{"type": "integer"}, schema{"type": "string"}}, "x-kubernetes-int-or-string": true}
+		return g.intOrString("")
 	}
 	if _, ok := namedMeta[t]; ok {
 		if g.v3 {

@@ -52,9 +52,12 @@ func acceptedTypes(r *http.Request) []mediaType {
 	var out []mediaType
 	for _, h := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(h, ",") {
-			typ, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			part = strings.TrimSpace(part)
+			typ, params, err := mime.ParseMediaType(part)
 			if err != nil {
-				continue
+				// OpenAPI's protobuf type has an "@", no token character.
+				typ, _, _ = strings.Cut(part, ";")
+				typ, params = strings.ToLower(strings.TrimSpace(typ)), nil
 			}
 			out = append(out, mediaType{typ: typ, params: params})
 		}
