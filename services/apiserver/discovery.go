@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"runtime"
+	"slices"
+	"strings"
 
 	apidiscoveryv2 "k8s.io/api/apidiscovery/v2"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -18,7 +20,8 @@ import (
 // (kubectl, client-go) gate features on it. The build metadata says it is
 // kiln and not a kube-apiserver.
 var kubeVersion = version.Info{
-	Major: "1", Minor: "37", GitVersion: "v1.37.2+kiln", GitTreeState: "clean",
+	Major: "1", Minor: "37", EmulationMajor: "1", EmulationMinor: "37", MinCompatibilityMajor: "1", MinCompatibilityMinor: "36",
+	GitVersion: "v1.37.2+kiln", GitTreeState: "clean",
 	GoVersion: runtime.Version(), Compiler: runtime.Compiler, Platform: runtime.GOOS + "/" + runtime.GOARCH,
 }
 
@@ -204,6 +207,19 @@ func apiGroups() []apiGroup {
 	return out
 }
 
+// sortedResources are the resources of group/version by name, the order
+// Kubernetes lists them in.
+func sortedResources(group, ver string) []apiResource {
+	var out []apiResource
+	for _, a := range apiResources {
+		if a.Group == group && a.Version == ver {
+			out = append(out, a)
+		}
+	}
+	slices.SortStableFunc(out, func(x, y apiResource) int { return strings.Compare(x.Resource, y.Resource) })
+	return out
+}
+
 // resourceList is the APIResourceList of group/version: each resource,
 // then its subresources as "resource/sub".
 func resourceList(group, ver string) k8smeta.APIResourceList {
@@ -213,10 +229,7 @@ func resourceList(group, ver string) k8smeta.APIResourceList {
 	}
 	l := k8smeta.APIResourceList{TypeMeta: k8smeta.TypeMeta{Kind: "APIResourceList", APIVersion: "v1"}, GroupVersion: gv,
 		APIResources: []k8smeta.APIResource{}}
-	for _, a := range apiResources {
-		if a.Group != group || a.Version != ver {
-			continue
-		}
+	for _, a := range sortedResources(group, ver) {
 		l.APIResources = append(l.APIResources, k8smeta.APIResource{
 			Name: a.Resource, SingularName: a.Singular, Namespaced: a.Namespaced, Kind: a.Kind,
 			Verbs: a.Verbs, ShortNames: a.ShortNames, Categories: a.Categories,
@@ -261,10 +274,7 @@ func aggregatedList(group string) apidiscoveryv2.APIGroupDiscoveryList {
 		for _, v := range versions {
 			vd := apidiscoveryv2.APIVersionDiscovery{Version: v, Freshness: apidiscoveryv2.DiscoveryFreshnessCurrent,
 				Resources: []apidiscoveryv2.APIResourceDiscovery{}}
-			for _, a := range apiResources {
-				if a.Group != name || a.Version != v {
-					continue
-				}
+			for _, a := range sortedResources(name, v) {
 				kind := &k8smeta.GroupVersionKind{Group: a.Group, Version: a.Version, Kind: a.Kind}
 				scope := apidiscoveryv2.ScopeCluster
 				if a.Namespaced {

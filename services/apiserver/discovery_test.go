@@ -150,10 +150,15 @@ func TestAggregatedDiscovery(t *testing.T) {
 		t.Fatalf("first group: %+v", l.Items[0])
 	}
 	var ksvc *apidiscoveryv2.APIResourceDiscovery
+	var order []string
 	for i, r := range l.Items[0].Versions[0].Resources {
+		order = append(order, r.Resource)
 		if r.Resource == "services" {
 			ksvc = &l.Items[0].Versions[0].Resources[i]
 		}
+	}
+	if !slices.Equal(order, []string{"configurations", "revisions", "routes", "services"}) {
+		t.Errorf("serving.knative.dev/v1 resources in order %v", order)
 	}
 	if ksvc == nil || ksvc.Scope != apidiscoveryv2.ScopeNamespace || ksvc.SingularResource != "service" ||
 		!slices.Equal(ksvc.ShortNames, []string{"kservice", "ksvc"}) || !slices.Equal(ksvc.Categories, []string{"all", "knative", "serving"}) ||
