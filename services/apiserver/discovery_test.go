@@ -13,6 +13,8 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
+
+	"github.com/kiln-serving/kiln/api/auth"
 )
 
 func discoveryClient(t *testing.T, tok string) *discovery.DiscoveryClient {
@@ -203,5 +205,25 @@ func TestAggregatedDiscovery(t *testing.T) {
 				t.Errorf("%d %s", resp.StatusCode, b)
 			}
 		})
+	}
+}
+
+// Discovery and OpenAPI describe the API, not its objects: every
+// authenticated caller reads them, whatever its roles, as Kubernetes'
+// system:discovery grants.
+func TestDiscoveryForEveryAuthenticatedCaller(t *testing.T) {
+	srv, _ := newServer(t)
+	c := http.DefaultClient
+	bob := issueToken(t, c, srv.URL, auth.TokenSpec{Subject: "bob", Namespace: "dev", Role: auth.RoleView}).Status.Token
+	for _, p := range []string{"/api", "/api/v1", "/apis", "/apis/serving.knative.dev", "/apis/serving.knative.dev/v1", "/openapi/v3", "/openapi/v3/apis/serving.knative.dev/v1", "/openapi/v2"} {
+		if code, b := call(t, c, srv.URL, bob, "GET", p, ""); code != http.StatusOK {
+			t.Errorf("%s: %d %s", p, code, b)
+		}
+		if code, _ := call(t, c, srv.URL, "wrong", "GET", p, ""); code != http.StatusUnauthorized {
+			t.Errorf("%s with a bad token: %d", p, code)
+		}
+	}
+	if code, _ := call(t, c, srv.URL, bob, "GET", BasePath+"/namespaces/prod/services", ""); code != http.StatusForbidden {
+		t.Errorf("objects outside bob's namespace: %d", code)
 	}
 }
