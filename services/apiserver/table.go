@@ -81,25 +81,38 @@ func includeObject(r *http.Request) (k8smeta.IncludeObjectPolicy, error) {
 // with a's printer columns. objs are the objects as they would be returned
 // in JSON; listRV and cont are the list's resourceVersion and continue token.
 func writeTable(w http.ResponseWriter, r *http.Request, a apiResource, objs []any, listRV, cont string) {
-	policy, err := includeObject(r)
-	if err != nil {
-		writeError(w, err, "", "")
-		return
-	}
-	t, err := buildTable(a, objs, policy)
+	t, err := tableFor(r, a, objs, false)
 	if err != nil {
 		writeError(w, err, a.Kind, "")
 		return
+	}
+	t.ResourceVersion, t.Continue = listRV, cont
+	w.Header().Set("Content-Type", "application/json;as=Table;v="+t.APIVersion[len("meta.k8s.io/"):]+";g=meta.k8s.io")
+	w.WriteHeader(http.StatusOK)
+	_ = json.NewEncoder(w).Encode(t)
+}
+
+// tableFor is the Table of objs in the version and with the rows' objects
+// r asks for. noHeaders leaves out the column definitions, for the events
+// of a watch in the Table form after the first.
+func tableFor(r *http.Request, a apiResource, objs []any, noHeaders bool) (*k8smeta.Table, error) {
+	policy, err := includeObject(r)
+	if err != nil {
+		return nil, err
+	}
+	t, err := buildTable(a, objs, policy)
+	if err != nil {
+		return nil, err
 	}
 	v := tableVersion(r)
 	if v == "" {
 		v = "v1"
 	}
 	t.APIVersion, t.Kind = "meta.k8s.io/"+v, "Table"
-	t.ResourceVersion, t.Continue = listRV, cont
-	w.Header().Set("Content-Type", "application/json;as=Table;v="+v+";g=meta.k8s.io")
-	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(t)
+	if noHeaders {
+		t.ColumnDefinitions = nil
+	}
+	return t, nil
 }
 
 // nameDescription is how Kubernetes describes a Table's NAME column.
