@@ -107,7 +107,7 @@ var apiResources = []apiResource{
 
 	// The core kinds kiln serves, as Kubernetes' /api/v1 names them.
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace",
-		ShortNames: []string{"ns"}, Verbs: nsVerbs, Subresources: []string{"status"},
+		ShortNames: []string{"ns"}, Verbs: nsVerbs,
 		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
 	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
 		Verbs:   coreVerbs,
@@ -119,14 +119,14 @@ var apiResources = []apiResource{
 		ShortNames: []string{"sa"}, Verbs: readVerbs,
 		Columns: []printerColumn{ageColumn}},
 	{Version: "v1", Resource: "services", Singular: "service", Kind: "Service", Namespaced: true,
-		ShortNames: []string{"svc"}, Categories: []string{"all"}, Verbs: readVerbs, Subresources: []string{"status"},
+		ShortNames: []string{"svc"}, Categories: []string{"all"}, Verbs: readVerbs,
 		Columns: []printerColumn{
 			{Name: "Type", Type: "string", JSONPath: ".spec.type"},
 			{Name: "Cluster-IP", Type: "string", JSONPath: ".spec.clusterIP"},
 			ageColumn,
 		}},
 	{Version: "v1", Resource: "pods", Singular: "pod", Kind: "Pod", Namespaced: true,
-		ShortNames: []string{"po"}, Categories: []string{"all"}, Verbs: readVerbs, Subresources: []string{"status"},
+		ShortNames: []string{"po"}, Categories: []string{"all"}, Verbs: readVerbs,
 		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
 
 	// kiln's own kiln.dev/v1 objects (configs, tokens) are not listed:
