@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -438,5 +439,33 @@ func TestLeaseLostReregisters(t *testing.T) {
 	inst := e.waitInstance(t, "hello-a", running)
 	if code, _ := get(t, inst.Endpoint); code != 200 {
 		t.Errorf("GET after re-registration: %d", code)
+	}
+}
+
+// TestImageByDigest: an instance records its image pinned to the digest it
+// resolved to (REPO@sha256:…), and a revision made from that reference, as
+// kn makes one when it pins an update to the running image, pulls and runs.
+func TestImageByDigest(t *testing.T) {
+	e := newTestEnv(t, true)
+	cfg := e.cfg
+	cfg.StopOnExit = true
+	e.startAgent(t, cfg)
+
+	e.place(t, "hello-00001-a", e.spec("hello-00001"))
+	first := e.waitInstance(t, "hello-00001-a", running)
+	want, err := cluster.DigestReference(e.ref, first.ImageDigest)
+	if err != nil || first.ImageDigest != want || !strings.Contains(want, "@sha256:") {
+		t.Fatalf("imageDigest %q of %q, want %q (%v)", first.ImageDigest, e.ref, want, err)
+	}
+
+	spec := e.spec("hello-00002")
+	spec.Image = first.ImageDigest
+	e.place(t, "hello-00002-a", spec)
+	second := e.waitInstance(t, "hello-00002-a", running)
+	if second.ImageDigest != first.ImageDigest {
+		t.Errorf("by-digest revision runs %q, want %q", second.ImageDigest, first.ImageDigest)
+	}
+	if code, body := get(t, second.Endpoint); code != 200 || body != "Hello kiln!\n" {
+		t.Errorf("GET via queue-proxy: %d %q", code, body)
 	}
 }

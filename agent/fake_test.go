@@ -12,6 +12,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-serving/kiln/agent/runtime"
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -63,7 +64,13 @@ func (f *fakeNode) List(context.Context) ([]runtime.Container, error) {
 }
 
 func (f *fakeNode) EnsureImage(_ context.Context, ref string) (runtime.Image, error) {
-	return runtime.Image{Digest: "sha256:" + ref}, nil
+	return runtime.Image{Digest: fakeDigest(ref)}, nil
+}
+
+// fakeDigest is the digest the fake resolves ref to: a well-formed sha256
+// digest of the reference's text.
+func fakeDigest(ref string) string {
+	return digest.FromString(ref).String()
 }
 
 func (f *fakeNode) Unpacked(context.Context, runtime.Image) bool { return true }
@@ -147,7 +154,7 @@ func (f *fakeNode) Teardown(_ context.Context, id, nsPath string) error {
 func (f *fakeNode) leave(id string, labels map[string]string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	c := &fakeCtr{labels: labels, digest: "sha256:left", dead: make(chan struct{})}
+	c := &fakeCtr{labels: labels, digest: fakeDigest("left"), dead: make(chan struct{})}
 	if port := labels[labelPort]; port != "" {
 		host := "127.0.0.1"
 		if ns := labels[labelNetNS]; ns != "" {

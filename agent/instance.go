@@ -186,7 +186,7 @@ func (w *worker) create(ctx context.Context) error {
 		return w.fail(ctx, "ImagePullFailed", err)
 	}
 	img := imgs[spec.Image]
-	w.rec.ImageDigest = img.Digest
+	w.recordDigests(imgs)
 	tPulled := time.Now()
 	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
@@ -306,7 +306,13 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 			return fmt.Errorf("isolation rules: %w", err)
 		}
 	}
-	w.rec.ImageDigest = c.ImageDigest
+	// The sidecars' digests are not known again until they are recreated;
+	// the controller keeps the ones it recorded.
+	w.rec.ImageDigest = pinnedImage(w.p.Spec.Image, c.ImageDigest)
+	w.rec.ContainerDigests = nil
+	if n := w.p.Spec.ContainerName; n != "" && w.rec.ImageDigest != "" {
+		w.rec.ContainerDigests = map[string]string{n: w.rec.ImageDigest}
+	}
 	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
 	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {

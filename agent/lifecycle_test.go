@@ -133,7 +133,7 @@ func TestAgentPlaceAndRemove(t *testing.T) {
 			if kv, _ := e.st.Get(context.Background(), store.InstanceKey(node, "hello-a")); kv.Lease == 0 {
 				t.Error("instance record not on the node's lease")
 			}
-			if inst.Node != node || inst.Revision != "hello-00001" || inst.ImageDigest != "sha256:example.com/hello:1" {
+			if inst.Node != node || inst.Revision != "hello-00001" || inst.ImageDigest != "example.com/hello@"+fakeDigest("example.com/hello:1") {
 				t.Errorf("record %+v", inst)
 			}
 			if tc.hostNetwork != (inst.ContainerIP == "") {

@@ -183,3 +183,33 @@ func (w *worker) removePod(ctx context.Context) {
 func (e sidecarExit) String() string {
 	return "container " + strconv.Quote(e.name) + " exited with code " + strconv.FormatUint(uint64(e.code), 10)
 }
+
+// recordDigests puts on the instance record the digest every container's
+// image resolved to, pinned to its repository (REPO@sha256:…), as Knative
+// reports them in the Revision's containerStatuses.
+func (w *worker) recordDigests(imgs map[string]runtime.Image) {
+	spec := w.p.Spec
+	w.rec.ImageDigest = pinnedImage(spec.Image, imgs[spec.Image].Digest)
+	digests := map[string]string{}
+	if spec.ContainerName != "" {
+		digests[spec.ContainerName] = w.rec.ImageDigest
+	}
+	for _, c := range slices.Concat(spec.InitContainers, spec.Sidecars) {
+		digests[c.Name] = pinnedImage(c.Image, imgs[c.Image].Digest)
+	}
+	w.rec.ContainerDigests = digests
+}
+
+// pinnedImage is image pinned to digest (cluster.DigestReference), or the
+// bare digest when the two cannot be joined (not expected: the image was
+// parsed to be pulled).
+func pinnedImage(image, digest string) string {
+	if digest == "" {
+		return ""
+	}
+	ref, err := cluster.DigestReference(image, digest)
+	if err != nil {
+		return digest
+	}
+	return ref
+}

@@ -99,6 +99,9 @@ func TestPodFeatures(t *testing.T) {
 		}
 		e.place(t, "pod-00001-a", spec)
 		inst := e.waitInstance(t, "pod-00001-a", running)
+		if d := inst.ContainerDigests; !strings.Contains(d["main"], "@sha256:") || d["main"] != inst.ImageDigest || d["side"] != d["main"] {
+			t.Errorf("container digests %v, imageDigest %q: want both containers pinned to the same REPO@sha256", d, inst.ImageDigest)
+		}
 
 		// Only the serving container is probed (as in Knative): the
 		// instance can turn ready a moment before its sidecar listens.

@@ -195,6 +195,10 @@ func secretDecoder(keys *encryption.Keys) store.Decoder[secretEntry] {
 		if err != nil {
 			return secretEntry{}, err
 		}
+		if sec.Type != corev1.SecretTypeTLS {
+			return secretEntry{}, fmt.Errorf("secret %s/%s is of type %q, not %s: not served to edges",
+				sec.Metadata.Namespace, sec.Metadata.Name, sec.Type, corev1.SecretTypeTLS)
+		}
 		return secretEntry{
 			name: SecretName(sec.Metadata.Namespace, sec.Metadata.Name),
 			tls:  TLSSecret{Cert: sec.Data[corev1.TLSCertKey], Key: sec.Data[corev1.TLSPrivateKeyKey]},

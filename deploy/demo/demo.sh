@@ -35,6 +35,8 @@ start() {
   command -v nft >/dev/null || need+=(nftables)
   if [ ${#need[@]} -gt 0 ]; then
     say "installing ${need[*]}"
+    # A fresh machine may have empty package lists: refresh them first.
+    apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
   fi
   if [ -f $LOGS/kilnd.pid ] && kill -0 "$(cat $LOGS/kilnd.pid)" 2>/dev/null; then

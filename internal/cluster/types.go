@@ -201,11 +201,17 @@ type Instance struct {
 	// Endpoint is host:port of the instance's queue-proxy.
 	Endpoint string `json:"endpoint,omitempty"`
 	// ContainerIP is the instance's own address (CNI) or empty (host network).
-	ContainerIP string    `json:"containerIP,omitempty"`
-	ImageDigest string    `json:"imageDigest,omitempty"`
-	Message     string    `json:"message,omitempty"`
-	Reason      string    `json:"reason,omitempty"`
-	UpdatedAt   time.Time `json:"updatedAt"`
+	ContainerIP string `json:"containerIP,omitempty"`
+	// ImageDigest is the serving container's image pinned to what it
+	// resolved to (REPO@sha256:…, see DigestReference); records of older
+	// agents hold the bare digest.
+	ImageDigest string `json:"imageDigest,omitempty"`
+	// ContainerDigests is the same for every container of the instance
+	// (serving, sidecars, init containers), by container name; optional.
+	ContainerDigests map[string]string `json:"containerDigests,omitempty"`
+	Message          string            `json:"message,omitempty"`
+	Reason           string            `json:"reason,omitempty"`
+	UpdatedAt        time.Time         `json:"updatedAt"`
 }
 
 // PodRequests is what one instance of s reserves on a node: the serving

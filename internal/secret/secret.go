@@ -154,16 +154,20 @@ func (s *Store) Delete(ctx context.Context, ns, name string) error {
 	return err
 }
 
-// Redact returns a copy of sec without its private key: what the API hands
-// to clients. The certificate stays (it is public).
+// Redact returns a copy of sec without its secret material: what the API
+// hands to clients. A TLS secret keeps its certificate (it is public) and
+// loses its private key; an Opaque secret keeps its keys with empty values.
 func Redact(sec *corev1.Secret) *corev1.Secret {
 	out := *sec
 	out.Data = map[string][]byte{}
 	for k, v := range sec.Data {
-		if k == corev1.TLSPrivateKeyKey {
-			continue
+		switch {
+		case sec.Type != corev1.SecretTypeTLS:
+			out.Data[k] = []byte{}
+		case k == corev1.TLSPrivateKeyKey:
+		default:
+			out.Data[k] = v
 		}
-		out.Data[k] = v
 	}
 	return &out
 }

@@ -36,6 +36,12 @@ const (
 	AuthPrefix     = Root + "auth/"
 	TokensPrefix   = AuthPrefix + "tokens/"
 	BindingsPrefix = AuthPrefix + "bindings/"
+	// NamespacesPrefix holds one record per namespace created through the
+	// API (namespaces/<name>: a core/v1 Namespace as JSON), written by the
+	// apiserver only. Namespaces without a record are implicit: objects may
+	// still be written into them. A record in phase Terminating is a
+	// deletion in progress that any apiserver resumes.
+	NamespacesPrefix = Root + "namespaces/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -90,6 +96,9 @@ func TokenKey(hash string) string { return TokensPrefix + hash }
 
 // BindingKey is auth/bindings/<subject>.
 func BindingKey(subject string) string { return BindingsPrefix + subject }
+
+// NamespaceKey is namespaces/<name>.
+func NamespaceKey(name string) string { return NamespacesPrefix + name }
 
 // ActivatorKey is activators/<identity>.
 func ActivatorKey(identity string) string { return ActivatorsPrefix + identity }

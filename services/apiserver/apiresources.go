@@ -65,11 +65,8 @@ func (a apiResource) BasePath() string {
 const servingGroup = "serving.knative.dev"
 
 var (
-	crudVerbs = []string{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
-	readVerbs = []string{"get", "list", "watch"}
-	// coreVerbs are Kubernetes' verbs of a built-in resource, in its order.
-	coreVerbs     = []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
-	nsVerbs       = []string{"create", "delete", "get", "list", "patch", "update", "watch"}
+	crudVerbs     = []string{"delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"}
+	readVerbs     = []string{"get", "list", "watch"}
 	knativeCats   = []string{"all", "knative", "serving"}
 	readyColumn   = printerColumn{Name: "Ready", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].status"}
 	reasonColumn  = printerColumn{Name: "Reason", Type: "string", JSONPath: ".status.conditions[?(@.type=='Ready')].reason"}
@@ -105,35 +102,30 @@ var apiResources = []apiResource{
 		ShortNames: []string{"dm"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
 		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
 
-	// The core kinds kiln serves, as Kubernetes' /api/v1 names them.
-	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace",
-		ShortNames: []string{"ns"}, Verbs: nsVerbs,
-		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
-	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
-		Verbs:   coreVerbs,
-		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}, dataColumn, ageColumn}},
-	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
-		ShortNames: []string{"cm"}, Verbs: coreVerbs,
-		Columns: []printerColumn{dataColumn, ageColumn}},
-	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
-		ShortNames: []string{"sa"}, Verbs: readVerbs,
-		Columns: []printerColumn{ageColumn}},
-	{Version: "v1", Resource: "services", Singular: "service", Kind: "Service", Namespaced: true,
-		ShortNames: []string{"svc"}, Categories: []string{"all"}, Verbs: readVerbs,
-		Columns: []printerColumn{
-			{Name: "Type", Type: "string", JSONPath: ".spec.type"},
-			{Name: "Cluster-IP", Type: "string", JSONPath: ".spec.clusterIP"},
-			ageColumn,
-		}},
-	{Version: "v1", Resource: "pods", Singular: "pod", Kind: "Pod", Namespaced: true,
-		ShortNames: []string{"po"}, Categories: []string{"all"}, Verbs: readVerbs,
-		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
-
 	// kiln's own kiln.dev/v1 objects (configs, tokens) are not listed:
 	// the kind Config would make kubectl resolve "config" to them rather
 	// than to Knative's configurations, and they are not in Kubernetes'
 	// object shape. kiln's CLI reaches them by path.
 }
+
+// The core/v1 kinds kiln serves, in the order and spelling of a
+// kube-apiserver's /api/v1 discovery; verbs are those kiln serves.
+var coreAPIResources = []apiResource{
+	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
+		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{dataColumn, ageColumn}},
+	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
+		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
+	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
+		Verbs:   []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}, dataColumn, ageColumn}},
+	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
+		ShortNames: []string{"sa"}, Verbs: []string{"get", "list"},
+		Columns: []printerColumn{ageColumn}},
+}
+
+func init() { apiResources = append(apiResources, coreAPIResources...) }
 
 // The columns of built-in kinds whose cells are no plain JSONPath value.
 // Knative's CRDs have no AGE column.

@@ -34,6 +34,8 @@ func readVerb(v string) bool { return v == "get" || v == "list" || v == "watch" 
 //   - kiln.dev objects (configs, tokens) and anything at the cluster scope
 //     (a list across namespaces) need cluster-admin;
 //   - secrets (core group) need admin in their namespace;
+//   - a namespace (core group) may be read with view in it, and only
+//     created, changed or deleted by a cluster-admin;
 //   - everything else (serving objects, domain mappings) needs view to
 //     read and edit to write, in its namespace.
 //
@@ -47,6 +49,8 @@ func Authorize(s Subject, a Attributes) error {
 	}
 	need := auth.RoleEdit
 	switch {
+	case a.Group == "" && a.Resource == "namespaces" && !readVerb(a.Verb):
+		return forbidden(s, a)
 	case a.Group == "" && a.Resource == "secrets":
 		need = auth.RoleAdmin
 	case readVerb(a.Verb):
@@ -100,7 +104,14 @@ func requestAttributes(r *http.Request) Attributes {
 		parts = nil
 	}
 	if len(parts) >= 2 && parts[0] == "namespaces" {
-		a.Namespace, parts = parts[1], parts[2:]
+		// /api/v1/namespaces/NS is the namespace object itself: Kubernetes
+		// names it resource "namespaces", name and namespace NS.
+		if len(parts) == 2 {
+			a.Namespace, a.Resource, a.Name = parts[1], parts[0], parts[1]
+			parts = nil
+		} else {
+			a.Namespace, parts = parts[1], parts[2:]
+		}
 	}
 	if len(parts) > 0 {
 		a.Resource = parts[0]

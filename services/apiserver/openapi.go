@@ -207,13 +207,13 @@ func addKind(g *schemaGen, a apiResource) {
 		return
 	}
 	g.defs[name] = g.kindSchema(a.Group, a.Version, a.Kind)
-	g.defs[name+"List"] = schema{
+	g.defs[name+"List"] = jsonSchema{
 		"type":     "object",
 		"required": []any{"items"},
 		"properties": map[string]any{
-			"apiVersion": schema{"type": "string", "description": "The versioned schema of this representation of an object."},
-			"kind":       schema{"type": "string", "description": "The REST resource this object represents."},
-			"items":      schema{"type": "array", "items": schema{"$ref": g.refPrefix + name}, "description": "List of " + a.Resource + "."},
+			"apiVersion": jsonSchema{"type": "string", "description": "The versioned schema of this representation of an object."},
+			"kind":       jsonSchema{"type": "string", "description": "The REST resource this object represents."},
+			"items":      jsonSchema{"type": "array", "items": jsonSchema{"$ref": g.refPrefix + name}, "description": "List of " + a.Resource + "."},
 			"metadata":   g.ref(metaPrefix+"ListMeta", "Standard list metadata."),
 		},
 		"x-kubernetes-group-version-kind": []any{map[string]any{"group": a.Group, "version": a.Version, "kind": a.Kind + "List"}},
@@ -222,25 +222,25 @@ func addKind(g *schemaGen, a apiResource) {
 
 // addMetaSchemas publishes the meta types the operations name.
 func addMetaSchemas(g *schemaGen) {
-	str := schema{"type": "string"}
-	g.defs[metaPrefix+"ListMeta"] = schema{"type": "object", "description": "Metadata of a list: where to continue it and the revision to watch from.",
-		"properties": map[string]any{"continue": str, "remainingItemCount": schema{"type": "integer", "format": "int64"}, "resourceVersion": str, "selfLink": str}}
-	g.defs[metaPrefix+"Patch"] = schema{"type": "object", "description": "The body of a PATCH request, in the format its Content-Type names."}
-	g.defs[metaPrefix+"StatusCause"] = schema{"type": "object", "properties": map[string]any{"field": str, "message": str, "reason": str}}
-	g.defs[metaPrefix+"StatusDetails"] = schema{"type": "object", "properties": map[string]any{
-		"causes": schema{"type": "array", "items": schema{"$ref": g.refPrefix + metaPrefix + "StatusCause"}},
-		"group":  str, "kind": str, "name": str, "uid": str, "retryAfterSeconds": schema{"type": "integer", "format": "int32"}}}
-	g.defs[metaPrefix+"Status"] = schema{"type": "object", "description": "The result of an operation that returns no object, and every error.",
+	str := jsonSchema{"type": "string"}
+	g.defs[metaPrefix+"ListMeta"] = jsonSchema{"type": "object", "description": "Metadata of a list: where to continue it and the revision to watch from.",
+		"properties": map[string]any{"continue": str, "remainingItemCount": jsonSchema{"type": "integer", "format": "int64"}, "resourceVersion": str, "selfLink": str}}
+	g.defs[metaPrefix+"Patch"] = jsonSchema{"type": "object", "description": "The body of a PATCH request, in the format its Content-Type names."}
+	g.defs[metaPrefix+"StatusCause"] = jsonSchema{"type": "object", "properties": map[string]any{"field": str, "message": str, "reason": str}}
+	g.defs[metaPrefix+"StatusDetails"] = jsonSchema{"type": "object", "properties": map[string]any{
+		"causes": jsonSchema{"type": "array", "items": jsonSchema{"$ref": g.refPrefix + metaPrefix + "StatusCause"}},
+		"group":  str, "kind": str, "name": str, "uid": str, "retryAfterSeconds": jsonSchema{"type": "integer", "format": "int32"}}}
+	g.defs[metaPrefix+"Status"] = jsonSchema{"type": "object", "description": "The result of an operation that returns no object, and every error.",
 		"properties": map[string]any{
-			"apiVersion": str, "kind": str, "code": schema{"type": "integer", "format": "int32"},
+			"apiVersion": str, "kind": str, "code": jsonSchema{"type": "integer", "format": "int32"},
 			"details": g.ref(metaPrefix+"StatusDetails", ""),
 			"message": str, "reason": str, "status": str,
 			"metadata": g.ref(metaPrefix+"ListMeta", ""),
 		},
 		"x-kubernetes-group-version-kind": []any{map[string]any{"group": "", "version": "v1", "kind": "Status"}}}
-	g.defs[metaPrefix+"DeleteOptions"] = schema{"type": "object", "properties": map[string]any{
-		"apiVersion": str, "kind": str, "dryRun": schema{"type": "array", "items": str},
-		"gracePeriodSeconds": schema{"type": "integer", "format": "int64"}, "propagationPolicy": str}}
+	g.defs[metaPrefix+"DeleteOptions"] = jsonSchema{"type": "object", "properties": map[string]any{
+		"apiVersion": str, "kind": str, "dryRun": jsonSchema{"type": "array", "items": str},
+		"gracePeriodSeconds": jsonSchema{"type": "integer", "format": "int64"}, "propagationPolicy": str}}
 }
 
 // resourcePaths are the operations on a's paths, by the verbs it serves.

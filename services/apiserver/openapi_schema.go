@@ -10,8 +10,8 @@ import (
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 )
 
-// A schema is a JSON Schema object as OpenAPI publishes it.
-type schema = map[string]any
+// A jsonSchema is a JSON Schema object as OpenAPI publishes it.
+type jsonSchema = map[string]any
 
 // metaPrefix names apimachinery's meta/v1 types in OpenAPI.
 const metaPrefix = "io.k8s.apimachinery.pkg.apis.meta.v1."
@@ -115,11 +115,11 @@ var fieldDescriptions = map[fieldKey]string{
 type schemaGen struct {
 	refPrefix string
 	v3        bool
-	defs      map[string]schema
+	defs      map[string]jsonSchema
 }
 
 func newSchemaGen(v3 bool) *schemaGen {
-	g := &schemaGen{refPrefix: "#/definitions/", v3: v3, defs: map[string]schema{}}
+	g := &schemaGen{refPrefix: "#/definitions/", v3: v3, defs: map[string]jsonSchema{}}
 	if v3 {
 		g.refPrefix = "#/components/schemas/"
 	}
@@ -128,12 +128,12 @@ func newSchemaGen(v3 bool) *schemaGen {
 
 // ref points at the named schema name; in v3 the reference is wrapped
 // in allOf so a description may sit beside it, as Kubernetes publishes it.
-func (g *schemaGen) ref(name, desc string) schema {
-	r := schema{"$ref": g.refPrefix + name}
+func (g *schemaGen) ref(name, desc string) jsonSchema {
+	r := jsonSchema{"$ref": g.refPrefix + name}
 	if !g.v3 {
 		return r
 	}
-	s := schema{"allOf": []any{r}}
+	s := jsonSchema{"allOf": []any{r}}
 	if desc != "" {
 		s["description"] = desc
 	}
@@ -142,17 +142,17 @@ func (g *schemaGen) ref(name, desc string) schema {
 
 // kindSchema is the top-level schema of a kind: apiVersion, kind,
 // metadata (a reference to ObjectMeta) and the type's other fields.
-func (g *schemaGen) kindSchema(group, version, kind string) schema {
+func (g *schemaGen) kindSchema(group, version, kind string) jsonSchema {
 	t, ok := kindTypes[gvkKey(group, version, kind)]
-	var s schema
+	var s jsonSchema
 	if ok {
 		s = g.object(t)
 	} else {
-		s = schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": map[string]any{}}
+		s = jsonSchema{"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": map[string]any{}}
 	}
 	props := s["properties"].(map[string]any)
-	props["apiVersion"] = schema{"type": "string", "description": "The versioned schema of this representation of an object."}
-	props["kind"] = schema{"type": "string", "description": "The REST resource this object represents."}
+	props["apiVersion"] = jsonSchema{"type": "string", "description": "The versioned schema of this representation of an object."}
+	props["kind"] = jsonSchema{"type": "string", "description": "The REST resource this object represents."}
 	props["metadata"] = g.ref(g.named(reflect.TypeFor[metav1.ObjectMeta]()), "Standard object's metadata.")
 	s["x-kubernetes-group-version-kind"] = []any{map[string]any{"group": group, "version": version, "kind": kind}}
 	return s
@@ -169,17 +169,17 @@ func gvkKey(group, version, kind string) string {
 func (g *schemaGen) named(t reflect.Type) string {
 	name := namedMeta[t]
 	if _, ok := g.defs[name]; !ok {
-		g.defs[name] = schema{} // break cycles
+		g.defs[name] = jsonSchema{} // break cycles
 		g.defs[name] = g.object(t)
 	}
 	return name
 }
 
 // object reflects a struct, merging inline (embedded) structs.
-func (g *schemaGen) object(t reflect.Type) schema {
+func (g *schemaGen) object(t reflect.Type) jsonSchema {
 	props := map[string]any{}
 	g.fields(t, props)
-	s := schema{"type": "object", "properties": props}
+	s := jsonSchema{"type": "object", "properties": props}
 	if req := requiredFields[t.Name()]; len(req) > 0 {
 		r := make([]any, len(req))
 		for i, f := range req {
@@ -224,27 +224,27 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any) {
 }
 
 // field is the schema of one field, after the override tables.
-func (g *schemaGen) field(key fieldKey, t reflect.Type) schema {
+func (g *schemaGen) field(key fieldKey, t reflect.Type) jsonSchema {
 	switch {
 	case key == "RevisionTemplateSpec.metadata":
 		return templateMetadata()
 	case opaqueFields[key]:
 		if t.Kind() == reflect.Slice {
-			return schema{"type": "array", "items": schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
+			return jsonSchema{"type": "array", "items": jsonSchema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}}
 		}
-		return schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+		return jsonSchema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
 	case quantityFields[key]:
-		return schema{"type": "object", "additionalProperties": g.intOrString(quantityPattern)}
+		return jsonSchema{"type": "object", "additionalProperties": g.intOrString(quantityPattern)}
 	}
 	return g.typeSchema(t)
 }
 
 // intOrString is a value that is an integer or a string; Swagger 2.0 has
 // no anyOf, so there only the extension says so.
-func (g *schemaGen) intOrString(pattern string) schema {
-	s := schema{"x-kubernetes-int-or-string": true}
+func (g *schemaGen) intOrString(pattern string) jsonSchema {
+	s := jsonSchema{"x-kubernetes-int-or-string": true}
 	if g.v3 {
-		s["anyOf"] = []any{schema{"type": "integer"}, schema{"type": "string"}}
+		s["anyOf"] = []any{jsonSchema{"type": "integer"}, jsonSchema{"type": "string"}}
 	}
 	if pattern != "" {
 		s["pattern"] = pattern
@@ -254,54 +254,54 @@ func (g *schemaGen) intOrString(pattern string) schema {
 
 // templateMetadata is the part of ObjectMeta Knative's schemas list for a
 // revision template; other fields are kept but not described.
-func templateMetadata() schema {
-	strMap := schema{"type": "object", "additionalProperties": schema{"type": "string"}}
-	return schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": map[string]any{
+func templateMetadata() jsonSchema {
+	strMap := jsonSchema{"type": "object", "additionalProperties": jsonSchema{"type": "string"}}
+	return jsonSchema{"type": "object", "x-kubernetes-preserve-unknown-fields": true, "properties": map[string]any{
 		"annotations": strMap,
-		"finalizers":  schema{"type": "array", "items": schema{"type": "string"}},
+		"finalizers":  jsonSchema{"type": "array", "items": jsonSchema{"type": "string"}},
 		"labels":      strMap,
-		"name":        schema{"type": "string"},
-		"namespace":   schema{"type": "string"},
+		"name":        jsonSchema{"type": "string"},
+		"namespace":   jsonSchema{"type": "string"},
 	}}
 }
 
-func (g *schemaGen) typeSchema(t reflect.Type) schema {
+func (g *schemaGen) typeSchema(t reflect.Type) jsonSchema {
 	if t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
 	switch t {
 	case reflect.TypeFor[metav1.Time]():
-		return schema{"type": "string", "format": "date-time"}
+		return jsonSchema{"type": "string", "format": "date-time"}
 	case reflect.TypeFor[v1.IntOrString]():
 		return g.intOrString("")
 	}
 	if _, ok := namedMeta[t]; ok {
 		if g.v3 {
-			return schema{"allOf": []any{schema{"$ref": g.refPrefix + g.named(t)}}}
+			return jsonSchema{"allOf": []any{jsonSchema{"$ref": g.refPrefix + g.named(t)}}}
 		}
-		return schema{"$ref": g.refPrefix + g.named(t)}
+		return jsonSchema{"$ref": g.refPrefix + g.named(t)}
 	}
 	switch t.Kind() {
 	case reflect.String:
-		return schema{"type": "string"}
+		return jsonSchema{"type": "string"}
 	case reflect.Bool:
-		return schema{"type": "boolean"}
+		return jsonSchema{"type": "boolean"}
 	case reflect.Int32, reflect.Uint32, reflect.Int16, reflect.Int8, reflect.Uint16, reflect.Uint8:
-		return schema{"type": "integer", "format": "int32"}
+		return jsonSchema{"type": "integer", "format": "int32"}
 	case reflect.Int, reflect.Int64, reflect.Uint, reflect.Uint64:
-		return schema{"type": "integer", "format": "int64"}
+		return jsonSchema{"type": "integer", "format": "int64"}
 	case reflect.Float32, reflect.Float64:
-		return schema{"type": "number", "format": "double"}
+		return jsonSchema{"type": "number", "format": "double"}
 	case reflect.Slice:
 		if t.Elem().Kind() == reflect.Uint8 {
-			return schema{"type": "string", "format": "byte"}
+			return jsonSchema{"type": "string", "format": "byte"}
 		}
-		return schema{"type": "array", "items": g.typeSchema(t.Elem())}
+		return jsonSchema{"type": "array", "items": g.typeSchema(t.Elem())}
 	case reflect.Map:
-		return schema{"type": "object", "additionalProperties": g.typeSchema(t.Elem())}
+		return jsonSchema{"type": "object", "additionalProperties": g.typeSchema(t.Elem())}
 	case reflect.Struct:
 		return g.object(t)
 	default: // interfaces: any JSON value
-		return schema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
+		return jsonSchema{"type": "object", "x-kubernetes-preserve-unknown-fields": true}
 	}
 }

@@ -69,8 +69,11 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	s.registerTokens(mux)
+	nss := s.registerNamespaces(mux)
+	s.registerConfigMaps(mux)
+	mux.Handle(CorePath+"/", s.auth(s.handleCoreUnknown))
 	s.registerDiscovery(mux)
-	return guardInput(mux)
+	return guardInput(s.namespaceGuard(nss, mux))
 }
 
 // lookup resolves {resource}; it answers 404 itself when unknown.
@@ -201,7 +204,7 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	if !res.userWritable() {
+	if !res.userWritable() && !createdByClients(res) {
 		s.fail(w, r, methodNotAllowed(fmt.Errorf("%s objects are created by the controller", res.kind())), res.kind(), "")
 		return
 	}
@@ -221,6 +224,10 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), ""); err != nil {
+		s.fail(w, r, err, res.kind(), name)
+		return
+	}
+	if err := s.admitRevision(ctx, obj); err != nil {
 		s.fail(w, r, err, res.kind(), name)
 		return
 	}

@@ -160,7 +160,9 @@ func TestRejections(t *testing.T) {
 		{name: "malformed json", method: "POST", path: svcs, body: `{"apiVersion":`, code: 400, reason: "BadRequest"},
 		{name: "namespace mismatch", method: "POST", path: svcs, body: svcJSON("hello", "img", `,"namespace":"other"`), code: 400, reason: "BadRequest"},
 		{name: "kind mismatch", method: "POST", path: BasePath + "/namespaces/default/routes", body: svcJSON("hello", "img"), code: 400, reason: "BadRequest"},
-		{name: "revision create", method: "POST", path: BasePath + "/namespaces/default/revisions", body: `{}`, code: 405, reason: "MethodNotAllowed"},
+		{name: "revision create without an owner", method: "POST", path: BasePath + "/namespaces/default/revisions",
+			body: `{"apiVersion":"serving.knative.dev/v1","kind":"Revision","metadata":{"name":"hello-00001"},"spec":{"containers":[{"image":"img"}]}}`,
+			code: 422, reason: "Invalid", field: "metadata.ownerReferences"},
 		{name: "unknown resource", method: "GET", path: BasePath + "/namespaces/default/pods", code: 404, reason: "NotFound"},
 		{name: "update missing", method: "PUT", path: svcs + "/hello", body: svcJSON("hello", "img"), code: 404, reason: "NotFound"},
 	}
@@ -339,14 +341,11 @@ func TestRevisionsAreDeleteOnlyForUsers(t *testing.T) {
 	}
 	revs := BasePath + "/namespaces/default/revisions"
 	body := `{"apiVersion":"serving.knative.dev/v1","kind":"Revision","metadata":{"name":"hello-00001"},"spec":{"containers":[{"image":"other"}]}}`
-	for _, m := range []string{"POST", "PUT"} {
-		path := revs
-		if m == "PUT" {
-			path += "/hello-00001"
-		}
-		if code, b := do(t, srv, m, path, body); code != http.StatusMethodNotAllowed {
-			t.Errorf("%s revision: %d %s, want 405", m, code, b)
-		}
+	if code, b := do(t, srv, "PUT", revs+"/hello-00001", body); code != http.StatusMethodNotAllowed {
+		t.Errorf("PUT revision: %d %s, want 405", code, b)
+	}
+	if code, b := do(t, srv, "POST", revs, body); code != http.StatusUnprocessableEntity {
+		t.Errorf("POST revision without a Configuration owning it: %d %s, want 422", code, b)
 	}
 	if got, err := reg.Revisions().Get(ctx, "default", "hello-00001"); err != nil || got.Spec.Containers[0].Image != "img" {
 		t.Fatalf("revision changed by a refused write: %+v, %v", got, err)

@@ -146,12 +146,18 @@ func newLeader(c *Controller, fenced store.Store, clock func() time.Time) *leade
 		m := changed(ch).Metadata
 		add(workKey{kConfig, m.Namespace, m.Name})
 		add(workKey{kService, m.Namespace, m.Labels[v1.ServiceLabelKey]})
+		if owner := controllerNamed(&m, v1.KindService); owner != "" {
+			add(workKey{kService, m.Namespace, owner})
+		}
 		l.addRoutesOf(ref{kConfig, m.Namespace, m.Name})
 	})
 	l.revs.cache.OnChange(func(ch store.Change[*v1.Revision]) {
 		m := changed(ch).Metadata
 		add(workKey{kRevision, m.Namespace, m.Name})
 		cfg := m.Labels[v1.ConfigurationLabelKey]
+		if owner := controllerNamed(&m, v1.KindConfiguration); owner != "" {
+			cfg = owner
+		}
 		add(workKey{kConfig, m.Namespace, cfg})
 		l.addRoutesOf(ref{kRevision, m.Namespace, m.Name})
 		if cfg != "" {

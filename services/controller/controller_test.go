@@ -68,7 +68,7 @@ func updateService(t *testing.T, ctx context.Context, reg *registry.Registry, na
 }
 
 func readyInstance(t *testing.T, ctx context.Context, st store.Store, rev string) {
-	b, _ := json.Marshal(cluster.Instance{Instance: rev + "-abcde", Node: "n1", Namespace: "default", Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: "127.0.0.1:1", ImageDigest: "sha256:abc"})
+	b, _ := json.Marshal(cluster.Instance{Instance: rev + "-abcde", Node: "n1", Namespace: "default", Revision: rev, Phase: cluster.PhaseRunning, Ready: true, Endpoint: "127.0.0.1:1", ImageDigest: digestA})
 	if _, err := st.Put(ctx, store.InstanceKey("n1", rev+"-abcde"), b); err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestServiceLifecycle(t *testing.T) {
 		t.Fatalf("status = %+v", svc.Status)
 	}
 	rev, _ := reg.Revisions().Get(ctx, "default", "hello-00001")
-	if len(rev.Status.ContainerStatuses) != 1 || rev.Status.ContainerStatuses[0].ImageDigest != "sha256:abc" {
+	if len(rev.Status.ContainerStatuses) != 1 || rev.Status.ContainerStatuses[0].ImageDigest != "docker.io/library/img@"+digestA {
 		t.Fatalf("revision container statuses = %+v", rev.Status.ContainerStatuses)
 	}
 
@@ -193,4 +193,60 @@ func TestLeadReturnsWhenDeposed(t *testing.T) {
 	if _, err := reg.Configurations().Get(ctx, "default", "hello"); !errdefs.IsNotFound(err) {
 		t.Fatalf("a deposed leader wrote a configuration: %v", err)
 	}
+}
+
+// A Service deleted and created again under the same name while the
+// controller was away: what the first one owned is collected, never
+// adopted, and the second one gets children of its own.
+func TestServiceRecreatedUnderTheSameName(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	st := memstore.New()
+	reg := registry.New(st)
+	put := func(key string, obj any) {
+		b, err := json.Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Put(ctx, key, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := svc("hello", func(s *v1.Service) { s.Metadata.UID = "uid-svc-hello-before" })
+	oldCfg := cfgFor(before, withCfgReady("hello-00001"), func(c *v1.Configuration) { c.Metadata.UID = "uid-cfg-hello-before" })
+	put(reg.Configurations().Key("default", "hello"), oldCfg)
+	put(reg.Revisions().Key("default", "hello-00001"), revFor(oldCfg, withRevReady))
+	put(reg.Routes().Key("default", "hello"), routeFor(before, withRouteReady("hello-00001")))
+
+	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "hello", Namespace: "default"}}
+	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "img:2"}}
+	created, err := reg.Services().Create(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rev, _ := st.Put(ctx, store.ElectionKey("controller")+"/1", []byte("me"))
+	c := New(st, Options{Domain: resources.DomainConfig{Domain: "example.com"}}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	startLead(t, ctx, c, &store.Fence{Key: store.ElectionKey("controller") + "/1", Rev: rev})
+
+	testenv.Eventually(t, "children of the new service", 0, func() bool {
+		cfg, err := reg.Configurations().Get(ctx, "default", "hello")
+		if err != nil || !controlledBy(&cfg.Metadata, created.Metadata.UID) {
+			return false
+		}
+		r, err := reg.Revisions().Get(ctx, "default", "hello-00001")
+		if err != nil || !controlledBy(&r.Metadata, cfg.Metadata.UID) {
+			return false
+		}
+		rt, err := reg.Routes().Get(ctx, "default", "hello")
+		return err == nil && controlledBy(&rt.Metadata, created.Metadata.UID)
+	})
+	r, _ := reg.Revisions().Get(ctx, "default", "hello-00001")
+	if r.Spec.Containers[0].Image != "img:2" || r.Status.IsTrue(v1.RevisionConditionReady) {
+		t.Fatalf("hello-00001 is the old revision: %+v", r)
+	}
+	readyInstance(t, ctx, st, "hello-00001")
+	testenv.Eventually(t, "the new service Ready", 0, func() bool {
+		got, err := reg.Services().Get(ctx, "default", "hello")
+		return err == nil && got.Status.IsTrue("Ready") && got.Status.LatestReadyRevisionName == "hello-00001"
+	})
 }

@@ -287,6 +287,12 @@ func instance(rev, suffix string, opts ...func(*cluster.Instance)) cluster.Insta
 	return in
 }
 
+// digestA is a digest instances report in tests.
+const digestA = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// digestB is another.
+const digestB = "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+
 func ready(digest string) func(*cluster.Instance) {
 	return func(in *cluster.Instance) { in.Ready, in.ImageDigest = true, digest }
 }

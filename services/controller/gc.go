@@ -19,7 +19,7 @@ func (r *reconciler) snapshot() *config.Snapshot {
 	return r.opts.Config.Current()
 }
 
-// collectRevisionGarbage labels the revisions of configuration cfgName with
+// collectRevisionGarbage labels the revisions cfg controls with
 // their routing state (active when a route's traffic reaches them, else
 // reserve, stamping when that changed) and deletes the stale non-active
 // ones the way Knative's config-gc says:
@@ -31,7 +31,7 @@ func (r *reconciler) snapshot() *config.Snapshot {
 //     retain-since-last-active-time (a disabled bound does not hold it);
 //   - newest-active first, stale revisions beyond min-non-active-revisions
 //     go, and so does every non-active one beyond max-non-active-revisions.
-func (r *reconciler) collectRevisionGarbage(ctx context.Context, ns, cfgName, latestReady, latestCreated string) error {
+func (r *reconciler) collectRevisionGarbage(ctx context.Context, ns string, cfg *v1.Configuration, latestReady, latestCreated string) error {
 	routed := map[string]bool{}
 	for _, rt := range r.routes.List(ns) {
 		for _, t := range rt.Status.Traffic {
@@ -44,7 +44,7 @@ func (r *reconciler) collectRevisionGarbage(ctx context.Context, ns, cfgName, la
 	now := r.opts.Now()
 	var mine []*v1.Revision
 	for _, rev := range r.revisions.List(ns) {
-		if rev.Metadata.Labels[v1.ConfigurationLabelKey] != cfgName {
+		if !controlledBy(&rev.Metadata, cfg.Metadata.UID) {
 			continue
 		}
 		state := v1.RoutingStateReserve

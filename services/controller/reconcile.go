@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -16,15 +17,6 @@ import (
 
 func cond(t string, s metav1.ConditionStatus, reason, msg string) metav1.Condition {
 	return metav1.Condition{Type: t, Status: s, Reason: reason, Message: msg}
-}
-
-func ownedBy(m *metav1.ObjectMeta, uid string) bool {
-	for _, o := range m.OwnerReferences {
-		if o.UID == uid {
-			return true
-		}
-	}
-	return false
 }
 
 // reconcileService makes the Service's Configuration and Route match it and
@@ -48,7 +40,7 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 		}
 	case err != nil:
 		return nil, err
-	case !ownedBy(&cfg.Metadata, svc.Metadata.UID):
+	case !controlledBy(&cfg.Metadata, svc.Metadata.UID):
 		return nil, r.serviceNotOwned(ctx, svc, "Configuration", now)
 	case !reflect.DeepEqual(cfg.Spec, desiredCfg.Spec) || !reflect.DeepEqual(cfg.Metadata.Labels, desiredCfg.Metadata.Labels) || !reflect.DeepEqual(cfg.Metadata.Annotations, desiredCfg.Metadata.Annotations):
 		cfg.Spec, cfg.Metadata.Labels, cfg.Metadata.Annotations = desiredCfg.Spec, desiredCfg.Metadata.Labels, desiredCfg.Metadata.Annotations
@@ -66,7 +58,7 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 		}
 	case err != nil:
 		return nil, err
-	case !ownedBy(&route.Metadata, svc.Metadata.UID):
+	case !controlledBy(&route.Metadata, svc.Metadata.UID):
 		return nil, r.serviceNotOwned(ctx, svc, "Route", now)
 	case !reflect.DeepEqual(route.Spec, desiredRoute.Spec) || !reflect.DeepEqual(route.Metadata.Labels, desiredRoute.Metadata.Labels) || !reflect.DeepEqual(route.Metadata.Annotations, desiredRoute.Metadata.Annotations):
 		route.Spec, route.Metadata.Labels, route.Metadata.Annotations = desiredRoute.Spec, desiredRoute.Metadata.Labels, desiredRoute.Metadata.Annotations
@@ -163,20 +155,21 @@ func sortConditions(cs []metav1.Condition) {
 func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string) ([]workKey, error) {
 	cfg, err := r.configurations.Get(ns, name)
 	if errdefs.IsNotFound(err) {
-		return nil, r.collectRevisions(ctx, ns, name)
+		return nil, r.collectOrphanRevisions(ctx, ns, name)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if svcName := cfg.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(cfg.Metadata.OwnerReferences) > 0 {
-		svc, err := r.services.Get(ns, svcName)
-		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&cfg.Metadata, svc.Metadata.UID)) {
-			r.log.Info("deleting configuration of a deleted service", "namespace", ns, "configuration", name)
-			return nil, ignoreNotFound(r.configurations.Delete(ctx, ns, name))
-		}
-		if err != nil {
-			return nil, err
-		}
+	if gone, err := r.orphaned(ns, &cfg.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting configuration whose owner is gone", "namespace", ns, "configuration", name, "owner_uid", cfg.Metadata.OwnerReferences[0].UID)
+		return nil, ignoreNotFound(r.configurations.Delete(ctx, ns, name))
+	}
+	// The revisions of an earlier Configuration of this name go before this
+	// one stamps its own, which could otherwise take their names.
+	if err := r.collectOrphanRevisions(ctx, ns, name); err != nil {
+		return nil, err
 	}
 	now := r.opts.Now()
 	revName := resources.RevisionName(cfg)
@@ -194,9 +187,11 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 	before := statusJSON(cfg.Status)
 	st := &cfg.Status
 	st.ObservedGeneration = cfg.Metadata.Generation
-	if rev.Metadata.Labels[v1.ConfigurationLabelKey] != name {
-		msg := fmt.Sprintf("Revision %q already exists and belongs to another Configuration.", revName)
-		st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "RevisionFailed", msg), now)
+	if !controlledBy(&rev.Metadata, cfg.Metadata.UID) {
+		// Someone else's (another Configuration's, or nobody's): never
+		// adopted, as Knative refuses it.
+		msg := fmt.Sprintf("There is an existing Revision %q that we do not own.", revName)
+		st.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "NotOwned", msg), now)
 	} else {
 		st.LatestCreatedRevisionName = revName
 		rc := rev.Status.GetCondition(v1.RevisionConditionReady)
@@ -212,7 +207,7 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 				fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", name)), now)
 		}
 	}
-	if err := r.collectRevisionGarbage(ctx, ns, name, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
+	if err := r.collectRevisionGarbage(ctx, ns, cfg, st.LatestReadyRevisionName, st.LatestCreatedRevisionName); err != nil {
 		return nil, err
 	}
 	if statusJSON(cfg.Status) == before {
@@ -220,19 +215,6 @@ func (r *reconciler) reconcileConfiguration(ctx context.Context, ns, name string
 	}
 	_, err = r.configurations.Update(ctx, cfg)
 	return nil, err
-}
-
-// collectRevisions deletes the revisions of a deleted configuration.
-func (r *reconciler) collectRevisions(ctx context.Context, ns, cfgName string) error {
-	for _, rev := range r.revisions.List(ns) {
-		if rev.Metadata.Labels[v1.ConfigurationLabelKey] == cfgName {
-			r.log.Info("deleting revision of a deleted configuration", "namespace", ns, "revision", rev.Metadata.Name)
-			if err := ignoreNotFound(r.revisions.Delete(ctx, ns, rev.Metadata.Name)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
 }
 
 func ignoreNotFound(err error) error {
@@ -252,20 +234,19 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	if err != nil {
 		return nil, err
 	}
-	if cfgName := rev.Metadata.Labels[v1.ConfigurationLabelKey]; cfgName != "" {
-		if _, err := r.configurations.Get(ns, cfgName); errdefs.IsNotFound(err) {
-			return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
-		}
+	if gone, err := r.orphaned(ns, &rev.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting revision whose configuration is gone", "namespace", ns, "revision", name)
+		return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
 	}
 	var ready int32
 	var failed *cluster.Instance
-	digest := ""
+	var readyInstances []cluster.Instance
 	for _, in := range r.instances.ForRevision(ns, name) {
 		if in.Ready {
 			ready++
-			if in.ImageDigest != "" {
-				digest = in.ImageDigest
-			}
+			readyInstances = append(readyInstances, in)
 		} else if in.Phase == cluster.PhaseFailed {
 			inCopy := in
 			failed = &inCopy
@@ -276,9 +257,8 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	st := &rev.Status
 	st.ObservedGeneration = rev.Metadata.Generation
 	st.ActualReplicas = &ready
-	if digest != "" && len(rev.Spec.Containers) > 0 {
-		st.ContainerStatuses = []v1.ContainerStatus{{Name: rev.Spec.Containers[0].Name, ImageDigest: digest}}
-	}
+	st.ContainerStatuses = containerStatuses(rev.Spec.Containers, st.ContainerStatuses, readyInstances, servingContainer(rev.Spec.Containers))
+	st.InitContainerStatuses = containerStatuses(rev.Spec.InitContainers, st.InitContainerStatuses, readyInstances, -1)
 	wasReady := st.IsTrue(v1.RevisionConditionReady)
 	switch {
 	case ready > 0:
@@ -355,15 +335,11 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 	if err != nil {
 		return nil, err
 	}
-	if svcName := route.Metadata.Labels[v1.ServiceLabelKey]; svcName != "" && len(route.Metadata.OwnerReferences) > 0 {
-		svc, err := r.services.Get(ns, svcName)
-		if errdefs.IsNotFound(err) || (err == nil && !ownedBy(&route.Metadata, svc.Metadata.UID)) {
-			r.log.Info("deleting route of a deleted service", "namespace", ns, "route", name)
-			return nil, ignoreNotFound(r.routes.Delete(ctx, ns, name))
-		}
-		if err != nil {
-			return nil, err
-		}
+	if gone, err := r.orphaned(ns, &route.Metadata); err != nil {
+		return nil, err
+	} else if gone {
+		r.log.Info("deleting route whose owner is gone", "namespace", ns, "route", name, "owner_uid", route.Metadata.OwnerReferences[0].UID)
+		return nil, ignoreNotFound(r.routes.Delete(ctx, ns, name))
 	}
 	now := r.opts.Now()
 	before := statusJSON(route.Status)
@@ -397,4 +373,64 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 	}
 	_, err = r.routes.Update(ctx, route)
 	return nil, err
+}
+
+// containerStatuses is Knative's status.containerStatuses (or
+// initContainerStatuses) of a revision: one entry per container, by name,
+// in spec order (kn pins containers[i] to containerStatuses[i]), once any
+// digest is known, with the image its instances run pinned by digest
+// (REPO@sha256:…). An image given by digest is its own; a container no
+// ready instance reports keeps what was recorded before (a revision at
+// zero still says what it runs). serving is the index of the serving
+// container, whose digest older records carry only in ImageDigest.
+func containerStatuses(containers []v1.Container, prev []v1.ContainerStatus, ready []cluster.Instance, serving int) []v1.ContainerStatus {
+	if len(containers) == 0 {
+		return nil
+	}
+	known := map[string]string{}
+	for _, cs := range prev {
+		known[cs.Name] = cs.ImageDigest
+	}
+	out := make([]v1.ContainerStatus, 0, len(containers))
+	found := false
+	for i, c := range containers {
+		digest := ""
+		for _, in := range ready {
+			d := in.ContainerDigests[c.Name]
+			if d == "" && i == serving {
+				d = in.ImageDigest
+			}
+			if d != "" {
+				digest = d
+			}
+		}
+		if digest == "" {
+			digest = known[c.Name]
+		}
+		if digest != "" || strings.Contains(c.Image, "@") {
+			if ref, err := cluster.DigestReference(c.Image, digest); err == nil {
+				digest = ref
+			}
+		}
+		found = found || digest != ""
+		out = append(out, v1.ContainerStatus{Name: c.Name, ImageDigest: digest})
+	}
+	if !found {
+		return nil
+	}
+	return out
+}
+
+// servingContainer is the index of the container that receives traffic:
+// the one with a port, else the only one.
+func servingContainer(cs []v1.Container) int {
+	for i, c := range cs {
+		if len(c.Ports) > 0 {
+			return i
+		}
+	}
+	if len(cs) == 1 {
+		return 0
+	}
+	return -1
 }

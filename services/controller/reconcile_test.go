@@ -11,6 +11,7 @@ import (
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
+	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/store"
 	"github.com/kiln-serving/kiln/services/controller/resources"
 )
@@ -109,7 +110,7 @@ func TestReconcileService(t *testing.T) {
 			if !reflect.DeepEqual(c.Spec.Template, hello.Spec.Template) {
 				t.Fatalf("configuration spec = %+v", c.Spec)
 			}
-			if c.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !ownedBy(&c.Metadata, hello.Metadata.UID) {
+			if c.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !controlledBy(&c.Metadata, hello.Metadata.UID) {
 				t.Fatalf("configuration metadata = %+v", c.Metadata)
 			}
 			r := f.route(t, "hello")
@@ -197,7 +198,7 @@ func TestReconcileConfiguration(t *testing.T) {
 		check: func(t *testing.T, f *fixture) {
 			r := f.revision(t, "hello-00002")
 			if r.Metadata.Labels[v1.ConfigurationLabelKey] != "hello" || r.Metadata.Labels[v1.ConfigurationGenerationLabel] != "2" ||
-				r.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !ownedBy(&r.Metadata, cfg2.Metadata.UID) {
+				r.Metadata.Labels[v1.ServiceLabelKey] != "hello" || !controlledBy(&r.Metadata, cfg2.Metadata.UID) {
 				t.Fatalf("revision metadata = %+v", r.Metadata)
 			}
 			c := f.configuration(t, "hello")
@@ -238,7 +239,7 @@ func TestReconcileConfiguration(t *testing.T) {
 		key: "hello",
 		check: func(t *testing.T, f *fixture) {
 			c := f.configuration(t, "hello")
-			wantConds(t, "configuration", c.Status.Status, "Ready=False/RevisionFailed")
+			wantConds(t, "configuration", c.Status.Status, "Ready=False/NotOwned")
 			if c.Status.LatestCreatedRevisionName != "" {
 				t.Fatalf("latestCreated = %q", c.Status.LatestCreatedRevisionName)
 			}
@@ -259,6 +260,56 @@ func TestReconcileConfiguration(t *testing.T) {
 			revs, _, _ := f.reg.Revisions().List(f.ctx, "default")
 			if len(revs) != 1 || revs[0].Metadata.Name != "other-00001" {
 				t.Fatalf("revisions left: %d", len(revs))
+			}
+		},
+	}, {
+		name: "the configuration of an earlier service of the same name goes",
+		objs: []any{hello, cfgFor(hello, withCfgOwner("uid-svc-hello-before"))},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Configurations().Get(f.ctx, "default", "hello")
+			f.gone(t, "configuration", err)
+		},
+	}, {
+		name: "a configuration with an owner the controller does not follow stays",
+		objs: []any{cfgFor(hello, func(c *v1.Configuration) {
+			c.Metadata.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "Deployment", Name: "x", UID: "uid-x", Controller: ptr(true)}}
+		})},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			f.configuration(t, "hello")
+		},
+	}, {
+		name: "the revisions of an earlier configuration of the same name go; the new one is stamped, never adopted",
+		objs: []any{hello, cfg, revFor(cfgFor(hello, func(c *v1.Configuration) { c.Metadata.UID = "uid-cfg-hello-before" }), withRevReady)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			if !controlledBy(&r.Metadata, cfg.Metadata.UID) || r.Status.IsTrue(v1.RevisionConditionReady) {
+				t.Fatalf("hello-00001 = %+v, want a new revision controlled by %s", r.Metadata, cfg.Metadata.UID)
+			}
+			c := f.configuration(t, "hello")
+			if c.Status.LatestCreatedRevisionName != "hello-00001" || c.Status.LatestReadyRevisionName != "" {
+				t.Fatalf("status = %+v", c.Status)
+			}
+		},
+	}, {
+		name: "a revision a client created with this configuration as controller is its own",
+		objs: []any{hello, cfgFor(hello, func(c *v1.Configuration) { c.Spec.Template.Metadata.Name = "hello-imported" }),
+			func() *v1.Revision {
+				r := revFor(cfg, withRevReady)
+				r.Metadata.Name = "hello-imported"
+				return r
+			}()},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			c := f.configuration(t, "hello")
+			if c.Status.LatestCreatedRevisionName != "hello-imported" || c.Status.LatestReadyRevisionName != "hello-imported" {
+				t.Fatalf("status = %+v", c.Status)
+			}
+			wantConds(t, "configuration", c.Status.Status, "Ready=True")
+			if r := f.revision(t, "hello-imported"); r.Metadata.Labels[v1.RoutingStateLabelKey] == "" {
+				t.Fatalf("the imported revision was not labelled with its routing state: %+v", r.Metadata.Labels)
 			}
 		},
 	}}, func(f *fixture, name string) ([]workKey, error) {
@@ -283,13 +334,78 @@ func TestReconcileRevision(t *testing.T) {
 		},
 	}, {
 		name: "ready instances make it ready and active with their digest",
-		objs: []any{cfg, rev, instance("hello-00001", "a", ready("sha256:abc")), instance("hello-00001", "b", ready("sha256:abc")), instance("hello-00001", "c")},
+		objs: []any{cfg, rev, instance("hello-00001", "a", ready(digestA)), instance("hello-00001", "b", ready(digestA)), instance("hello-00001", "c")},
 		key:  "hello-00001",
 		check: func(t *testing.T, f *fixture) {
 			r := f.revision(t, "hello-00001")
 			wantConds(t, "revision", r.Status.Status, "Active=True ContainerHealthy=True Ready=True ResourcesAvailable=True")
-			if *r.Status.ActualReplicas != 2 || len(r.Status.ContainerStatuses) != 1 || r.Status.ContainerStatuses[0].ImageDigest != "sha256:abc" {
+			if *r.Status.ActualReplicas != 2 || len(r.Status.ContainerStatuses) != 1 || r.Status.ContainerStatuses[0].ImageDigest != "docker.io/library/img@"+digestA {
 				t.Fatalf("status = %+v", r.Status)
+			}
+		},
+	}, {
+		name: "one digest per container, by name, pinned to each repository",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{
+				{Name: "app", Image: "127.0.0.1:5000/samples/hello:latest", Ports: []v1.ContainerPort{{ContainerPort: 8080}}},
+				{Name: "side", Image: "ghcr.io/x/side@" + digestB},
+			}
+			r.Spec.InitContainers = []v1.Container{{Name: "setup", Image: "busybox"}}
+		}), instance("hello-00001", "a", ready(digestA), func(in *cluster.Instance) {
+			in.ContainerDigests = map[string]string{"side": "ghcr.io/x/side@" + digestB, "setup": "docker.io/library/busybox@" + digestB}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "app", ImageDigest: "127.0.0.1:5000/samples/hello@" + digestA}, {Name: "side", ImageDigest: "ghcr.io/x/side@" + digestB}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+			wantInit := []v1.ContainerStatus{{Name: "setup", ImageDigest: "docker.io/library/busybox@" + digestB}}
+			if !reflect.DeepEqual(r.Status.InitContainerStatuses, wantInit) {
+				t.Errorf("initContainerStatuses = %+v, want %+v", r.Status.InitContainerStatuses, wantInit)
+			}
+		},
+	}, {
+		name: "a container whose digest is not known yet keeps its place",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{
+				{Name: "side", Image: "ghcr.io/x/side:1"},
+				{Name: "app", Image: "img:1", Ports: []v1.ContainerPort{{ContainerPort: 8080}}},
+			}
+		}), instance("hello-00001", "a", ready(digestA))},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "side"}, {Name: "app", ImageDigest: "docker.io/library/img@" + digestA}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+		},
+	}, {
+		name: "an image given by digest is its own digest, before any instance",
+		objs: []any{cfg, revFor(cfg, func(r *v1.Revision) {
+			r.Spec.Containers = []v1.Container{{Name: "user-container", Image: "127.0.0.1:5000/samples/hello@" + digestB}}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "user-container", ImageDigest: "127.0.0.1:5000/samples/hello@" + digestB}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
+			}
+		},
+	}, {
+		name: "at zero the recorded digest stays",
+		objs: []any{cfg, revFor(cfg, withRevReady, func(r *v1.Revision) {
+			r.Status.ContainerStatuses = []v1.ContainerStatus{{Name: "user-container", ImageDigest: "docker.io/library/img@" + digestA}}
+		})},
+		key: "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			want := []v1.ContainerStatus{{Name: "user-container", ImageDigest: "docker.io/library/img@" + digestA}}
+			if !reflect.DeepEqual(r.Status.ContainerStatuses, want) {
+				t.Errorf("containerStatuses = %+v, want %+v", r.Status.ContainerStatuses, want)
 			}
 		},
 	}, {
@@ -330,6 +446,21 @@ func TestReconcileRevision(t *testing.T) {
 			_, err := f.reg.Revisions().Get(f.ctx, "default", "hello-00001")
 			f.gone(t, "revision", err)
 		},
+	}, {
+		name: "the revision of an earlier configuration of the same name goes",
+		objs: []any{cfgFor(hello, func(c *v1.Configuration) { c.Metadata.UID = "uid-cfg-hello-again" }), rev},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Revisions().Get(f.ctx, "default", "hello-00001")
+			f.gone(t, "revision", err)
+		},
+	}, {
+		name: "a revision without owner references stays",
+		objs: []any{revFor(cfg, func(r *v1.Revision) { r.Metadata.OwnerReferences = nil })},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			f.revision(t, "hello-00001")
+		},
 	}}, func(f *fixture, name string) ([]workKey, error) { return f.l.reconcileRevision(f.ctx, "default", name) })
 }
 
@@ -337,7 +468,7 @@ func TestReconcileRevisionFollowsTheInstanceIndex(t *testing.T) {
 	hello := svc("hello")
 	cfg := cfgFor(hello)
 	f := newFixture(t, []any{cfg, revFor(cfg)})
-	in := instance("hello-00001", "a", ready("sha256:abc"))
+	in := instance("hello-00001", "a", ready(digestA))
 	f.seed(t, in)
 	kvs, rev, _ := f.st.List(f.ctx, store.InstancePrefix)
 	f.l.insts.Apply(store.Feed{Puts: kvs, Rev: rev})
@@ -421,6 +552,14 @@ func TestReconcileRoute(t *testing.T) {
 	}, {
 		name: "the route of a deleted service goes",
 		objs: []any{routeFor(hello)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			_, err := f.reg.Routes().Get(f.ctx, "default", "hello")
+			f.gone(t, "route", err)
+		},
+	}, {
+		name: "the route of an earlier service of the same name goes",
+		objs: []any{svc("hello", func(s *v1.Service) { s.Metadata.UID = "uid-svc-hello-again" }), routeFor(hello)},
 		key:  "hello",
 		check: func(t *testing.T, f *fixture) {
 			_, err := f.reg.Routes().Get(f.ctx, "default", "hello")

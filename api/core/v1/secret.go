@@ -5,7 +5,10 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
+	"sort"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	servingv1 "github.com/kiln-serving/kiln/api/serving/v1"
@@ -17,8 +20,10 @@ const (
 	KindSecret     = "Secret"
 	ResourceSecret = "secrets"
 
-	// SecretTypeTLS is the only type kiln stores.
+	// SecretTypeTLS is a certificate chain and its key, served to edges.
 	SecretTypeTLS = "kubernetes.io/tls"
+	// SecretTypeOpaque is arbitrary key/value data for workloads.
+	SecretTypeOpaque = "Opaque"
 	// TLSCertKey and TLSPrivateKeyKey are the data keys of a TLS secret.
 	TLSCertKey       = "tls.crt"
 	TLSPrivateKeyKey = "tls.key"
@@ -53,16 +58,31 @@ func (s *Secret) SetDefaults() {
 	s.StringData = nil
 }
 
-// Validate checks a TLS secret: name, type, both PEM blocks present, and
-// that the key matches the certificate (kiln checks the pair up front so a
-// bad secret fails at create, not at the edge).
+// Validate checks a secret. A TLS secret needs both PEM blocks, and the
+// key must match the certificate (kiln checks the pair up front so a bad
+// secret fails at create, not at the edge). An Opaque secret's data keys
+// must be valid ConfigMap keys, as in Kubernetes.
 func (s *Secret) Validate() *servingv1.FieldError {
 	var errs *servingv1.FieldError
 	if s.Metadata.Name == "" {
 		errs = errs.Also(servingv1.ErrMissingField("metadata.name"))
 	}
-	if s.Type != SecretTypeTLS {
-		errs = errs.Also(servingv1.ErrInvalidValue(s.Type, "type", "kiln stores only "+SecretTypeTLS+" secrets"))
+	switch s.Type {
+	case SecretTypeTLS:
+	case SecretTypeOpaque:
+		keys := make([]string, 0, len(s.Data))
+		for k := range s.Data {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			for _, msg := range validation.IsConfigMapKey(k) {
+				errs = errs.Also(servingv1.ErrInvalidValue(k, "data["+k+"]", msg))
+			}
+		}
+		return errs
+	default:
+		errs = errs.Also(servingv1.ErrInvalidValue(s.Type, "type", "kiln stores only "+SecretTypeTLS+" and "+SecretTypeOpaque+" secrets"))
 		return errs
 	}
 	crt, key := s.Data[TLSCertKey], s.Data[TLSPrivateKeyKey]

@@ -27,21 +27,22 @@ func (r *Revision) SetDefaults(ctx context.Context) {
 }
 
 // SetDefaults fills the revision spec defaults from config-defaults in ctx
-// (config.FromContextOrDefaults): containerConcurrency (0, unlimited),
-// timeoutSeconds (300), the response-start and idle timeouts when the
-// cluster sets them, container names, and the missing parts of a readiness
-// probe the user did write.
-//
-// A nil readiness probe stays nil: it means "TCP connect to the user port"
-// (Knative's default tcpSocket probe) and the agent applies it, so the
-// stored spec does not grow a probe the user never wrote.
+// (config.FromContextOrDefaults) as Knative's webhook does, so a stored
+// object shows what Knative's would: containerConcurrency (0, unlimited),
+// timeoutSeconds (300, also for an explicit 0), the response-start and idle
+// timeouts when the cluster sets them, enableServiceLinks
+// (enable-service-links, false), container names, ports' protocol (TCP,
+// the CRD schema's default), and a readiness probe on the serving
+// container: tcpSocket on the user port (port 0) with successThreshold 1
+// when the user wrote none, the missing parts when the user wrote one.
+// Applying it again changes nothing.
 func (s *RevisionSpec) SetDefaults(ctx context.Context) {
 	d := config.FromContextOrDefaults(ctx).Defaults()
 	if s.ContainerConcurrency == nil {
 		v := d.ContainerConcurrency
 		s.ContainerConcurrency = &v
 	}
-	if s.TimeoutSeconds == nil {
+	if s.TimeoutSeconds == nil || *s.TimeoutSeconds == 0 {
 		v := d.RevisionTimeoutSeconds
 		s.TimeoutSeconds = &v
 	}
@@ -53,13 +54,22 @@ func (s *RevisionSpec) SetDefaults(ctx context.Context) {
 		v := d.RevisionIdleTimeoutSeconds
 		s.IdleTimeoutSeconds = &v
 	}
+	if s.EnableServiceLinks == nil {
+		v := d.EnableServiceLinks
+		s.EnableServiceLinks = &v
+	}
 	base := DefaultContainerName
 	if t := d.ContainerNameTemplate; t != "" && !strings.Contains(t, "{{") {
 		base = t
 	}
 	for i := range s.Containers {
 		c := &s.Containers[i]
+		// Only the serving container is probed; sidecars may not be.
+		if c.ReadinessProbe == nil && (len(s.Containers) == 1 || len(c.Ports) > 0) {
+			c.ReadinessProbe = &Probe{}
+		}
 		defaultProbe(c.ReadinessProbe)
+		defaultPorts(c.Ports)
 		if c.Name != "" {
 			continue
 		}
@@ -69,17 +79,37 @@ func (s *RevisionSpec) SetDefaults(ctx context.Context) {
 			c.Name = base + "-" + strconv.Itoa(i)
 		}
 	}
+	for i := range s.InitContainers {
+		defaultPorts(s.InitContainers[i].Ports)
+	}
 }
 
-// defaultProbe completes a user-written readiness probe as Knative does: a
-// probe without a handler probes TCP, successThreshold defaults to 1, and
-// with a period set the Kubernetes failure and timeout defaults apply.
+// defaultPorts gives ports without a protocol TCP, as the CRD's schema
+// defaults it.
+func defaultPorts(ps []ContainerPort) {
+	for i := range ps {
+		if ps[i].Protocol == "" {
+			ps[i].Protocol = "TCP"
+		}
+	}
+}
+
+// defaultProbe completes a readiness probe as Knative does: a probe
+// without a handler probes TCP, successThreshold defaults to 1, and with a
+// period set the Kubernetes failure and timeout defaults apply. A handler's
+// missing port is 0 (the user port), which Kubernetes' types always write.
 func defaultProbe(p *Probe) {
 	if p == nil {
 		return
 	}
 	if p.HTTPGet == nil && p.TCPSocket == nil && p.Exec == nil && p.GRPC == nil {
 		p.TCPSocket = &TCPSocketAction{}
+	}
+	if p.TCPSocket != nil && p.TCPSocket.Port == nil {
+		p.TCPSocket.Port = FromInt(0)
+	}
+	if p.HTTPGet != nil && p.HTTPGet.Port == nil {
+		p.HTTPGet.Port = FromInt(0)
 	}
 	if p.SuccessThreshold == 0 {
 		p.SuccessThreshold = 1

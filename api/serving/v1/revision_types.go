@@ -245,8 +245,10 @@ type RevisionStatus struct {
 	metav1.Status     `json:",inline"`
 	LogURL            string            `json:"logUrl,omitempty"`
 	ContainerStatuses []ContainerStatus `json:"containerStatuses,omitempty"`
-	ActualReplicas    *int32            `json:"actualReplicas,omitempty"`
-	DesiredReplicas   *int32            `json:"desiredReplicas,omitempty"`
+	// InitContainerStatuses is the same for the init containers.
+	InitContainerStatuses []ContainerStatus `json:"initContainerStatuses,omitempty"`
+	ActualReplicas        *int32            `json:"actualReplicas,omitempty"`
+	DesiredReplicas       *int32            `json:"desiredReplicas,omitempty"`
 }
 
 // ContainerStatus records the digest an image tag resolved to.

@@ -25,8 +25,8 @@ func TestServiceSetDefaults(t *testing.T) {
 			if rs.TimeoutSeconds == nil || *rs.TimeoutSeconds != 300 {
 				t.Errorf("timeoutSeconds = %v", rs.TimeoutSeconds)
 			}
-			if len(rs.Containers[0].Ports) != 0 || rs.Containers[0].ReadinessProbe != nil {
-				t.Errorf("ports/probe must stay unset: %+v", rs.Containers[0])
+			if len(rs.Containers[0].Ports) != 0 {
+				t.Errorf("ports must stay unset: %+v", rs.Containers[0])
 			}
 			if len(s.Spec.Traffic) != 1 || !*s.Spec.Traffic[0].LatestRevision || *s.Spec.Traffic[0].Percent != 100 {
 				t.Errorf("traffic = %+v", s.Spec.Traffic)

@@ -19,6 +19,8 @@ import (
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/store/memstore"
 	"github.com/kiln-serving/kiln/services/apiserver"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // TestAdminTokensOverHTTPS issues a namespace-scoped token with `kiln admin
@@ -101,5 +103,95 @@ func TestAdminTokensOverHTTPS(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAdminKubeconfig writes kubeconfigs with `kiln admin kubeconfig` and
+// loads them with client-go's own kubeconfig loader: the CLI's credentials,
+// then a new namespace-scoped token.
+func TestAdminKubeconfig(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.NewCA("test CA", time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvFiles, err := ca.IssueFiles(dir, "apiserver", pki.Identity{Role: pki.RoleAPIServer}, []string{"127.0.0.1"}, time.Hour, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(srvFiles.Cert, srvFiles.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(apiserver.New(registry.New(memstore.New()), apiserver.Options{Token: token}, slog.New(slog.NewTextHandler(io.Discard, nil))))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	run := func(args ...string) (string, string, int) {
+		var out, errw bytes.Buffer
+		full := append([]string{"kiln", "--server", srv.URL, "--certificate-authority", srvFiles.CA}, args...)
+		code := kcli.Run(context.Background(), full, nil, &out, &errw)
+		return out.String(), errw.String(), code
+	}
+	// get lists services in ns with the kubeconfig, as kubectl would.
+	get := func(kubeconfig, ns string) (int, string) {
+		t.Helper()
+		cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+		if err != nil {
+			t.Fatalf("client-go cannot load %s: %v", kubeconfig, err)
+		}
+		hc, err := rest.HTTPClientFor(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := hc.Get(cfg.Host + "/apis/serving.knative.dev/v1/namespaces/" + ns + "/services")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	admin := filepath.Join(dir, "admin.kubeconfig")
+	if _, errw, code := run("--token", token, "admin", "kubeconfig", "-o", admin); code != 0 || !strings.Contains(errw, "Saved "+admin) {
+		t.Fatalf("kubeconfig: %d %s", code, errw)
+	}
+	if fi, err := os.Stat(admin); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("kubeconfig file: %v %v", fi, err)
+	}
+	if code, body := get(admin, "prod"); code != 200 {
+		t.Fatalf("admin kubeconfig: %d %s", code, body)
+	}
+	if _, errw, code := run("--token", token, "admin", "kubeconfig", "-o", admin); code == 0 || !strings.Contains(errw, "already exists") {
+		t.Fatalf("overwrote without --force: %d %s", code, errw)
+	}
+	if _, errw, code := run("--token", token, "admin", "kubeconfig", "--subject", "bob"); code == 0 || !strings.Contains(errw, "--subject needs --role") {
+		t.Fatalf("--subject without --role: %d %s", code, errw)
+	}
+
+	// A new edit token for namespace dev: the context's namespace is dev,
+	// and the token works there only.
+	out, errw, code := run("--token", token, "-n", "dev", "admin", "kubeconfig", "--role", "edit", "--subject", "carol")
+	if code != 0 || !strings.Contains(errw, `created for subject "carol": role edit in namespace "dev"`) {
+		t.Fatalf("kubeconfig --role: %d %s", code, errw)
+	}
+	carol := filepath.Join(dir, "carol.kubeconfig")
+	if err := os.WriteFile(carol, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := clientcmd.LoadFromFile(carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ctx := raw.Contexts[raw.CurrentContext]; ctx == nil || ctx.Namespace != "dev" {
+		t.Fatalf("context: %+v", raw.Contexts)
+	}
+	if code, body := get(carol, "dev"); code != 200 {
+		t.Fatalf("carol in dev: %d %s", code, body)
+	}
+	if code, body := get(carol, "prod"); code != 403 {
+		t.Fatalf("carol in prod: %d %s", code, body)
 	}
 }

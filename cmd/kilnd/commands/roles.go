@@ -178,6 +178,8 @@ func runAPIServer(ctx context.Context, st *etcdstore.Store, addr string, opts ap
 	}
 	h := apiserver.New(registry.New(st), opts, log)
 	g, ctx := errgroup.WithContext(ctx)
+	// Resumes namespace deletions an apiserver left half-done.
+	g.Go(func() error { return apiserver.FinishNamespaceDeletions(ctx, st, log) })
 	if _, err := serveHTTPWith(ctx, g, addr, h, tlsCfg, log); err != nil {
 		return err
 	}

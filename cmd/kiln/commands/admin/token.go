@@ -37,9 +37,20 @@ func createToken(c *cli.Context) error {
 	if c.NArg() != 0 {
 		return fmt.Errorf("'admin token create' takes no arguments")
 	}
-	role, err := auth.ParseRole(c.String("role"))
+	tok, err := issueToken(c)
 	if err != nil {
 		return err
+	}
+	fmt.Fprintln(c.App.Writer, tok.Status.Token)
+	return nil
+}
+
+// issueToken creates the token the --role, --subject, --ttl and
+// --namespace flags describe and tells stderr about it.
+func issueToken(c *cli.Context) (*auth.Token, error) {
+	role, err := auth.ParseRole(c.String("role"))
+	if err != nil {
+		return nil, err
 	}
 	spec := auth.TokenSpec{Subject: c.String("subject"), Role: role}
 	if role != auth.RoleClusterAdmin {
@@ -47,17 +58,17 @@ func createToken(c *cli.Context) error {
 	}
 	if ttl := c.Duration("ttl"); ttl != 0 {
 		if ttl < time.Second {
-			return fmt.Errorf("--ttl %s: want at least 1s", ttl)
+			return nil, fmt.Errorf("--ttl %s: want at least 1s", ttl)
 		}
 		spec.ExpirationSeconds = int64(ttl / time.Second)
 	}
 	cl, err := client.FromContext(c)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	tok, err := cl.CreateToken(c.Context, spec)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	where := "cluster-wide"
 	if tok.Spec.Namespace != "" {
@@ -70,8 +81,7 @@ func createToken(c *cli.Context) error {
 	// The notice goes to stderr so `> FILE` captures the token alone.
 	fmt.Fprintf(c.App.ErrWriter, "Token %s created for subject %q: role %s %s, %s. It is shown only this once.\n",
 		tok.Metadata.Name, tok.Spec.Subject, tok.Spec.Role, where, expires)
-	fmt.Fprintln(c.App.Writer, tok.Status.Token)
-	return nil
+	return tok, nil
 }
 
 func listTokens(c *cli.Context) error {

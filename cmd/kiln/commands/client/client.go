@@ -119,16 +119,9 @@ func TLSConfig(caFile, certFile, keyFile string) (*tls.Config, error) {
 // --token-file that cannot be read is an error; the default one may be
 // absent (the server then answers Unauthorized).
 func FromContext(c *cli.Context) (*Client, error) {
-	token := c.String(FlagToken)
-	if token == "" {
-		path := c.String(FlagTokenFile)
-		b, err := os.ReadFile(path)
-		switch {
-		case err == nil:
-			token = strings.TrimSpace(string(b))
-		case c.IsSet(FlagTokenFile):
-			return nil, fmt.Errorf("read token file: %w", err)
-		}
+	token, err := Token(c)
+	if err != nil {
+		return nil, err
 	}
 	cl := New(c.String(FlagServer), token)
 	if strings.HasPrefix(c.String(FlagServer), "https:") {
@@ -139,6 +132,22 @@ func FromContext(c *cli.Context) (*Client, error) {
 		cl.WithTLS(cfg)
 	}
 	return cl, nil
+}
+
+// Token is the bearer token the global flags name: --token, else the
+// contents of --token-file ("" when the default file is absent).
+func Token(c *cli.Context) (string, error) {
+	if token := c.String(FlagToken); token != "" {
+		return token, nil
+	}
+	b, err := os.ReadFile(c.String(FlagTokenFile))
+	switch {
+	case err == nil:
+		return strings.TrimSpace(string(b)), nil
+	case c.IsSet(FlagTokenFile):
+		return "", fmt.Errorf("read token file: %w", err)
+	}
+	return "", nil
 }
 
 // Namespace returns the --namespace flag.
