@@ -21,6 +21,9 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrNotLeader: a fenced write was attempted by a process that no longer leads.
 	ErrNotLeader = errors.New("not leader")
+	// ErrExpired: the revision asked for is older than the store's
+	// compaction; the caller must start again from a current one.
+	ErrExpired = errors.New("expired")
 )
 
 // IsNotFound reports whether err wraps ErrNotFound.
@@ -45,6 +48,8 @@ func HTTPStatus(err error) int {
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, ErrUnauthorized):
 		return http.StatusUnauthorized
+	case errors.Is(err, ErrExpired):
+		return http.StatusGone
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotLeader):
 		return http.StatusServiceUnavailable
 	default:
@@ -65,6 +70,8 @@ func Reason(err error) string {
 		return "Invalid"
 	case errors.Is(err, ErrUnauthorized):
 		return "Unauthorized"
+	case errors.Is(err, ErrExpired):
+		return "Expired"
 	case errors.Is(err, ErrUnavailable), errors.Is(err, ErrNotLeader):
 		return "ServiceUnavailable"
 	default:
@@ -85,6 +92,8 @@ func FromHTTP(status int) error {
 		return ErrUnauthorized
 	case http.StatusServiceUnavailable:
 		return ErrUnavailable
+	case http.StatusGone:
+		return ErrExpired
 	}
 	return nil
 }

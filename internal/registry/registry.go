@@ -147,7 +147,14 @@ func (c *Typed[T]) Get(ctx context.Context, ns, name string) (*T, error) {
 // List returns the objects in ns ("" = all namespaces) and the store
 // revision the list was read at.
 func (c *Typed[T]) List(ctx context.Context, ns string) ([]*T, int64, error) {
-	kvs, rev, err := c.r.st.List(ctx, c.Prefix(ns))
+	return c.ListAt(ctx, ns, 0)
+}
+
+// ListAt is List as the store was at revision rev (0: now). Errors:
+// errdefs.ErrExpired when rev is compacted away, errdefs.ErrInvalidArgument
+// when it is in the future.
+func (c *Typed[T]) ListAt(ctx context.Context, ns string, rev int64) ([]*T, int64, error) {
+	kvs, rev, err := c.r.st.ListAt(ctx, c.Prefix(ns), rev)
 	if err != nil {
 		return nil, 0, err
 	}

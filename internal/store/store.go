@@ -82,6 +82,12 @@ type Store interface {
 	// List returns every key under prefix, sorted, and the store revision
 	// the list was read at (to start a watch from rev+1).
 	List(ctx context.Context, prefix string) ([]KV, int64, error)
+	// ListAt is List as the store was at revision rev (rev <= 0: now), for
+	// consistent paging and resourceVersion-exact reads. It returns the
+	// revision read at. Errors: errdefs.ErrExpired when rev is older than
+	// the store's compaction, errdefs.ErrInvalidArgument when rev is in the
+	// future, errdefs.ErrUnavailable.
+	ListAt(ctx context.Context, prefix string, rev int64) ([]KV, int64, error)
 	// Put writes a key and returns the new ModRevision. Errors:
 	// errdefs.ErrConflict when IfRevision does not match (ErrAlreadyExists
 	// for IfRevision(0) on an existing key), errdefs.ErrNotLeader when the
@@ -91,7 +97,8 @@ type Store interface {
 	// errdefs.ErrNotLeader, as for Put.
 	Delete(ctx context.Context, key string, opts ...WriteOption) error
 	// Watch streams changes under prefix from revision fromRev (0 = now).
-	// The channel closes when ctx ends.
+	// The channel closes when ctx ends. A fromRev older than the store's
+	// compaction ends the watch with an Err wrapping errdefs.ErrExpired.
 	Watch(ctx context.Context, prefix string, fromRev int64) <-chan WatchResponse
 	// GrantLease creates a lease and keeps it alive until ctx ends or
 	// Revoke is called; lost is closed if the lease expires.

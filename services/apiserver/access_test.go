@@ -56,7 +56,7 @@ func issueToken(t *testing.T, client *http.Client, base string, spec auth.TokenS
 func wantStatus(t *testing.T, code int, b []byte, wantCode int, wantReason, wantMsg string) {
 	t.Helper()
 	st := decodeStatus(t, b)
-	if code != wantCode || st.Code != wantCode || st.Reason != wantReason || (wantMsg != "" && st.Message != wantMsg) {
+	if code != wantCode || int(st.Code) != wantCode || string(st.Reason) != wantReason || (wantMsg != "" && st.Message != wantMsg) {
 		t.Fatalf("got %d %+v, want %d %s %q", code, st, wantCode, wantReason, wantMsg)
 	}
 }

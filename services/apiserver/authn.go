@@ -160,6 +160,6 @@ func (s *server) auth(h http.HandlerFunc) http.Handler {
 			s.fail(w, r, err, "", "")
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(withSubject(r.Context(), subj)))
 	})
 }

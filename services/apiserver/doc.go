@@ -1,7 +1,16 @@
 // Package apiserver serves the serving.knative.dev/v1 REST API over the
-// registry: get, list, create, update, delete and watch for Services,
-// Configurations, Revisions and Routes, with defaulting and validation at
-// the edge and Kubernetes-Status-shaped errors.
+// registry: get, list, create, update, patch, delete and watch for Services,
+// Configurations, Revisions, Routes and (v1beta1, v1alpha1) DomainMappings,
+// one handler set for all of them, with defaulting and validation at the
+// edge. It follows Kubernetes' conventions with apimachinery's own parsers
+// and errors: metav1.Status bodies in Kubernetes' words; label and field
+// (metadata.name, metadata.namespace) selectors, limit/continue paging from
+// one snapshot and resourceVersion/resourceVersionMatch on lists (410
+// Expired once etcd has compacted past them); selectors applied to watch
+// events (an object leaving the selection is DELETED), BOOKMARKs,
+// timeoutSeconds; dryRun, generateName, DeleteOptions (propagation,
+// preconditions), a read-only /status, JSON or YAML bodies (415 otherwise)
+// and Knative's creator/lastModifier annotations naming the user.
 //
 // Every request is authenticated (a client certificate of role user, the
 // bootstrap cluster-admin token, or a token issued through kiln.dev/v1

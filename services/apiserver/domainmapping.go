@@ -1,11 +1,8 @@
 package apiserver
 
 import (
-	"net/http"
-
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/serving/v1beta1"
-	"github.com/kiln-serving/kiln/internal/registry"
 )
 
 // Base paths of the DomainMapping group versions. v1alpha1 is served for
@@ -56,25 +53,3 @@ func (domainMappings) decode(body []byte) (v1.Object, error) {
 }
 
 func (domainMappings) apiVersion() string { return v1beta1.APIVersion }
-
-// registerDomainMappings serves DomainMappings with the same handlers as
-// the v1 kinds, from a server whose only resource is domainmappings, so a
-// v1 path never resolves a DomainMapping and vice versa.
-func (s *server) registerDomainMappings(mux *http.ServeMux, reg *registry.Registry) {
-	beta := &server{
-		res: map[string]resource{v1beta1.ResourceDomainMapping: domainMappings{&typed[v1beta1.DomainMapping, *v1beta1.DomainMapping]{
-			c: reg.DomainMappings(), writable: true,
-			copyStatus: func(d, s *v1beta1.DomainMapping) { d.Status = s.Status },
-		}}},
-		st: s.st, opts: s.opts, log: s.log,
-	}
-	for _, base := range []string{BetaPath, AlphaPath} {
-		ns := base + "/namespaces/{ns}/{resource}"
-		mux.Handle("GET "+base+"/{resource}", beta.auth(beta.handleList))
-		mux.Handle("GET "+ns, beta.auth(beta.handleList))
-		mux.Handle("POST "+ns, beta.auth(beta.handleCreate))
-		mux.Handle("GET "+ns+"/{name}", beta.auth(beta.handleGet))
-		mux.Handle("PUT "+ns+"/{name}", beta.auth(beta.handleUpdate))
-		mux.Handle("DELETE "+ns+"/{name}", beta.auth(beta.handleDelete))
-	}
-}

@@ -98,7 +98,8 @@ func TestBodyBounded(t *testing.T) {
 	}
 	defer c.Close()
 	fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Length: %d\r\n\r\n", svcs, token, 2*maxBody)
-	// A body over the limit is refused once the limit is passed.
+	// A body over the limit is refused once the limit is passed, with
+	// Kubernetes' 413.
 	chunk := strings.Repeat(" ", 64<<10)
 	for range 2*maxBody/len(chunk) + 1 {
 		if _, err := c.Write([]byte(chunk)); err != nil {
@@ -107,7 +108,7 @@ func TestBodyBounded(t *testing.T) {
 	}
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil || !strings.Contains(line, "400") {
+	if err != nil || !strings.Contains(line, "413") {
 		t.Fatalf("oversized body: %q %v", line, err)
 	}
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/api/serving/v1beta1"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // resource is what the handlers need from one kind, erasing the registry's
@@ -15,19 +17,22 @@ type resource interface {
 	userWritable() bool
 	newObject() v1.Object
 	get(ctx context.Context, ns, name string) (v1.Object, error)
-	list(ctx context.Context, ns string) ([]v1.Object, int64, error)
+	// list reads ns ("" = all) at store revision rev (0 = now). Errors:
+	// errdefs.ErrExpired (compacted), errdefs.ErrInvalidArgument (future).
+	list(ctx context.Context, ns string, rev int64) ([]v1.Object, int64, error)
 	create(ctx context.Context, obj v1.Object) (v1.Object, error)
 	update(ctx context.Context, obj v1.Object) (v1.Object, error)
-	delete(ctx context.Context, ns, name string) error
+	delete(ctx context.Context, ns, name string, opts ...store.WriteOption) error
 	watch(ctx context.Context, ns string, fromRev int64) <-chan event
 	// keepStatus copies src's status over dst's.
 	keepStatus(dst, src v1.Object)
 }
 
 type event struct {
-	Type   registry.EventType
-	Object v1.Object
-	Err    error
+	Type     registry.EventType
+	Object   v1.Object
+	Revision int64 // the store revision of the change
+	Err      error
 }
 
 type typed[T any, PT interface {
@@ -51,8 +56,8 @@ func (t *typed[T, PT]) get(ctx context.Context, ns, name string) (v1.Object, err
 	return PT(o), nil
 }
 
-func (t *typed[T, PT]) list(ctx context.Context, ns string) ([]v1.Object, int64, error) {
-	items, rev, err := t.c.List(ctx, ns)
+func (t *typed[T, PT]) list(ctx context.Context, ns string, rev int64) ([]v1.Object, int64, error) {
+	items, rev, err := t.c.ListAt(ctx, ns, rev)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -79,8 +84,8 @@ func (t *typed[T, PT]) update(ctx context.Context, obj v1.Object) (v1.Object, er
 	return PT(o), nil
 }
 
-func (t *typed[T, PT]) delete(ctx context.Context, ns, name string) error {
-	return t.c.Delete(ctx, ns, name)
+func (t *typed[T, PT]) delete(ctx context.Context, ns, name string, opts ...store.WriteOption) error {
+	return t.c.Delete(ctx, ns, name, opts...)
 }
 
 func (t *typed[T, PT]) watch(ctx context.Context, ns string, fromRev int64) <-chan event {
@@ -89,7 +94,7 @@ func (t *typed[T, PT]) watch(ctx context.Context, ns string, fromRev int64) <-ch
 	go func() {
 		defer close(out)
 		for ev := range in {
-			e := event{Type: ev.Type, Err: ev.Err}
+			e := event{Type: ev.Type, Revision: ev.Revision, Err: ev.Err}
 			if ev.Object != nil {
 				e.Object = PT(ev.Object)
 			}
@@ -107,15 +112,23 @@ func (t *typed[T, PT]) keepStatus(dst, src v1.Object) {
 	t.copyStatus((*T)(dst.(PT)), (*T)(src.(PT)))
 }
 
+// resKey is the key of resources' map: group/resource, so both served
+// versions of DomainMappings resolve to the one stored kind.
+func resKey(group, resource string) string { return group + "/" + resource }
+
 func resources(reg *registry.Registry) map[string]resource {
 	return map[string]resource{
-		v1.ResourceServices: &typed[v1.Service, *v1.Service]{c: reg.Services(), writable: true,
+		resKey(v1beta1.Group, v1beta1.ResourceDomainMapping): domainMappings{&typed[v1beta1.DomainMapping, *v1beta1.DomainMapping]{
+			c: reg.DomainMappings(), writable: true,
+			copyStatus: func(d, s *v1beta1.DomainMapping) { d.Status = s.Status },
+		}},
+		resKey(v1.Group, v1.ResourceServices): &typed[v1.Service, *v1.Service]{c: reg.Services(), writable: true,
 			copyStatus: func(d, s *v1.Service) { d.Status = s.Status }},
-		v1.ResourceConfigurations: &typed[v1.Configuration, *v1.Configuration]{c: reg.Configurations(), writable: true,
+		resKey(v1.Group, v1.ResourceConfigurations): &typed[v1.Configuration, *v1.Configuration]{c: reg.Configurations(), writable: true,
 			copyStatus: func(d, s *v1.Configuration) { d.Status = s.Status }},
-		v1.ResourceRevisions: &typed[v1.Revision, *v1.Revision]{c: reg.Revisions(), writable: false,
+		resKey(v1.Group, v1.ResourceRevisions): &typed[v1.Revision, *v1.Revision]{c: reg.Revisions(), writable: false,
 			copyStatus: func(d, s *v1.Revision) { d.Status = s.Status }},
-		v1.ResourceRoutes: &typed[v1.Route, *v1.Route]{c: reg.Routes(), writable: true,
+		resKey(v1.Group, v1.ResourceRoutes): &typed[v1.Route, *v1.Route]{c: reg.Routes(), writable: true,
 			copyStatus: func(d, s *v1.Route) { d.Status = s.Status }},
 	}
 }

@@ -48,7 +48,7 @@ func (s *server) admitRevision(ctx context.Context, obj v1.Object) error {
 		return invalid(v1.ErrInvalidValue(owner.APIVersion+", Kind="+owner.Kind, path,
 			"the controlling owner of a Revision must be a "+v1.APIVersion+" Configuration"))
 	}
-	got, err := s.res[v1.ResourceConfigurations].get(ctx, m.Namespace, owner.Name)
+	got, err := s.res[resKey(v1.Group, v1.ResourceConfigurations)].get(ctx, m.Namespace, owner.Name)
 	if errdefs.IsNotFound(err) {
 		return invalid(v1.ErrInvalidValue(owner.Name, path,
 			fmt.Sprintf("Configuration %q does not exist in namespace %q", owner.Name, m.Namespace)))

@@ -11,6 +11,11 @@ import (
 	"strconv"
 	"time"
 
+	k8serrors "k8s.io/apimachinery/pkg/api/errors"
+	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
@@ -43,8 +48,8 @@ type Options struct {
 }
 
 type server struct {
-	res  map[string]resource
-	st   store.Store // config/ documents only (configs.go)
+	res  map[string]resource // by resKey(group, resource)
+	st   store.Store         // config/ documents only (configs.go)
 	opts Options
 	log  *slog.Logger
 }
@@ -58,15 +63,22 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
 	})
-	ns := BasePath + "/namespaces/{ns}/{resource}"
-	mux.Handle("GET "+BasePath+"/{resource}", s.auth(s.handleList))
-	mux.Handle("GET "+ns, s.auth(s.handleList))
-	mux.Handle("POST "+ns, s.auth(s.handleCreate))
-	mux.Handle("GET "+ns+"/{name}", s.auth(s.handleGet))
-	mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
-	mux.Handle("DELETE "+ns+"/{name}", s.auth(s.handleDelete))
+	// Every serving resource, DomainMappings' two versions included, goes
+	// through the one handler set; the descriptor comes from the path.
+	for _, base := range []string{BasePath, BetaPath, AlphaPath} {
+		ns := base + "/namespaces/{ns}/{resource}"
+		mux.Handle("GET "+base+"/{resource}", s.auth(s.handleList))
+		mux.Handle("GET "+ns, s.auth(s.handleList))
+		mux.Handle("POST "+ns, s.auth(s.handleCreate))
+		mux.Handle("GET "+ns+"/{name}", s.auth(s.handleGet))
+		mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
+		mux.Handle("PATCH "+ns+"/{name}", s.auth(s.handlePatch))
+		mux.Handle("DELETE "+ns+"/{name}", s.auth(s.handleDelete))
+		mux.Handle("GET "+ns+"/{name}/status", s.auth(s.handleGet))
+		mux.Handle("PUT "+ns+"/{name}/status", s.auth(s.handleStatusWrite))
+		mux.Handle("PATCH "+ns+"/{name}/status", s.auth(s.handleStatusWrite))
+	}
 	s.registerConfigs(mux)
-	s.registerDomainMappings(mux, reg)
 	s.registerSecrets(mux, secret.New(reg.Store(), opts.SecretKeys))
 	s.registerTokens(mux)
 	nss := s.registerNamespaces(mux)
@@ -76,87 +88,99 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	return guardInput(s.namespaceGuard(nss, mux))
 }
 
-// lookup resolves {resource}; it answers 404 itself when unknown.
-func (s *server) lookup(w http.ResponseWriter, r *http.Request) (resource, bool) {
-	res, ok := s.res[r.PathValue("resource")]
-	if !ok {
-		writeError(w, fmt.Errorf("the server could not find the requested resource %q: %w", r.PathValue("resource"), errdefs.ErrNotFound), "", "")
+// notFoundPath is Kubernetes' answer for a path it serves nothing at.
+func notFoundPath() error {
+	return &k8serrors.StatusError{ErrStatus: Status{Status: k8smeta.StatusFailure, Code: http.StatusNotFound,
+		Reason: k8smeta.StatusReasonNotFound, Message: "the server could not find the requested resource", Details: &StatusDetails{}}}
+}
+
+// lookup resolves the path's descriptor and kind; it answers 404 itself
+// when unknown.
+func (s *server) lookup(w http.ResponseWriter, r *http.Request) (apiResource, resource, bool) {
+	a, ok := resourceFromPath(r.URL.Path)
+	res, found := s.res[resKey(a.Group, a.Resource)]
+	if !ok || !found {
+		writeError(w, notFoundPath(), "", "")
+		return a, nil, false
 	}
-	return res, ok
+	return a, res, true
 }
 
 func (s *server) fail(w http.ResponseWriter, r *http.Request, err error, kind, name string) {
-	st := statusFor(err, kind, name)
+	s.writeStatus(w, r, err, statusFor(err, kind, name))
+}
+
+// failFor answers err in Kubernetes' words for a's objects.
+func (s *server) failFor(w http.ResponseWriter, r *http.Request, err error, a apiResource, name string) {
+	s.writeStatus(w, r, err, statusForResource(err, a, name))
+}
+
+func (s *server) writeStatus(w http.ResponseWriter, r *http.Request, err error, st Status) {
 	if st.Code >= 500 {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	} else {
 		s.log.Debug("request refused", "method", r.Method, "path", r.URL.Path, "code", st.Code, "error", err)
 	}
-	writeJSON(w, st.Code, st)
+	writeJSON(w, int(st.Code), st)
 }
 
 func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
 	if isWatch(r) {
-		s.serveWatch(w, r, res, r.PathValue("name"))
+		s.handleWatchNamed(w, r, a, res)
 		return
 	}
 	obj, err := res.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err != nil {
-		s.fail(w, r, err, res.kind(), r.PathValue("name"))
+		s.failFor(w, r, err, a, r.PathValue("name"))
+		return
+	}
+	if wantsTable(r) {
+		writeTable(w, r, a, []any{obj}, "", "")
 		return
 	}
 	writeJSON(w, http.StatusOK, obj)
 }
 
-// List is the wire shape of a list response.
-type List struct {
-	APIVersion string          `json:"apiVersion"`
-	Kind       string          `json:"kind"`
-	Metadata   ListMeta        `json:"metadata"`
-	Items      json.RawMessage `json:"items"`
-}
-
-// ListMeta carries the revision to start a watch after.
-type ListMeta struct {
-	ResourceVersion string `json:"resourceVersion"`
-}
-
-func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.lookup(w, r)
+// handleStatusWrite refuses writes to /status: only the controller writes
+// status, straight to etcd.
+func (s *server) handleStatusWrite(w http.ResponseWriter, r *http.Request) {
+	a, _, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
-	if isWatch(r) {
-		s.serveWatch(w, r, res, "")
-		return
+	verb := "update"
+	if r.Method == http.MethodPatch {
+		verb = "patch"
 	}
-	items, rev, err := res.list(r.Context(), r.PathValue("ns"))
-	if err != nil {
-		s.fail(w, r, err, res.kind(), "")
-		return
-	}
-	b, err := json.Marshal(items)
-	if err != nil {
-		s.fail(w, r, err, res.kind(), "")
-		return
-	}
-	writeJSON(w, http.StatusOK, List{APIVersion: listAPIVersion(res), Kind: res.kind() + "List",
-		Metadata: ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: b})
+	s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource + "/status"}, verb), a, r.PathValue("name"))
 }
 
-// readObject decodes the body strictly and checks it is of res's kind.
+// List is the wire shape of a list response.
+type List struct {
+	APIVersion string      `json:"apiVersion"`
+	Kind       string      `json:"kind"`
+	Metadata   ListMeta    `json:"metadata"`
+	Items      []v1.Object `json:"items"`
+}
+
+// ListMeta is a list's metadata: resourceVersion, continue, remainingItemCount.
+type ListMeta = k8smeta.ListMeta
+
+// readObject reads the body (JSON or YAML), decodes it strictly and checks
+// it is of res's kind.
 func readObject(r *http.Request, res resource) (v1.Object, error) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	body, err := readBody(r)
 	if err != nil {
-		return nil, badRequest(fmt.Errorf("read body: %v: %w", err, errdefs.ErrInvalidArgument))
+		return nil, err
 	}
-	if len(body) > maxBody {
-		return nil, badRequest(fmt.Errorf("request body larger than %d bytes: %w", maxBody, errdefs.ErrInvalidArgument))
-	}
+	return decodeObject(r, res, body)
+}
+
+func decodeObject(r *http.Request, res resource, body []byte) (v1.Object, error) {
 	obj, err := decodeFor(res, body)
 	if err != nil {
 		return nil, badRequest(err)
@@ -168,10 +192,10 @@ func readObject(r *http.Request, res resource) (v1.Object, error) {
 }
 
 func dryRun(r *http.Request) (bool, error) {
-	switch v := r.URL.Query().Get("dryRun"); v {
-	case "":
+	switch v := r.URL.Query()["dryRun"]; {
+	case len(v) == 0:
 		return false, nil
-	case "All":
+	case len(v) == 1 && v[0] == k8smeta.DryRunAll:
 		return true, nil
 	default:
 		return false, badRequest(fmt.Errorf("dryRun=%q: only All is supported: %w", v, errdefs.ErrInvalidArgument))
@@ -180,81 +204,108 @@ func dryRun(r *http.Request) (bool, error) {
 
 // admit fills the namespace from the URL, checks it matches, defaults and
 // validates. It returns the FieldError (as an error) when invalid.
-func admit(ctx context.Context, kind string, obj v1.Object, ns, name string) error {
+func admit(ctx context.Context, obj v1.Object, ns, name string) error {
 	m := obj.Meta()
 	if m.Namespace == "" {
 		m.Namespace = ns
 	}
 	if m.Namespace != ns {
-		return badRequest(fmt.Errorf("the namespace of the provided object (%q) does not match the namespace sent on the request (%q): %w", m.Namespace, ns, errdefs.ErrInvalidArgument))
+		return badRequest(fmt.Errorf("the namespace of the provided object does not match the namespace sent on the request"))
 	}
 	if name != "" && m.Name != name {
-		return badRequest(fmt.Errorf("the name of the object (%q) does not match the name on the URL (%q): %w", m.Name, name, errdefs.ErrInvalidArgument))
+		return badRequest(fmt.Errorf("the name of the object (%s) does not match the name on the URL (%s)", m.Name, name))
 	}
 	obj.SetDefaults(ctx)
 	if fe := obj.Validate(ctx); fe != nil {
-		return fmt.Errorf("%s %q is invalid: %w", kind, m.Name, fe)
+		return fe
 	}
 	return nil
 }
 
 func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	if !res.userWritable() && !createdByClients(res) {
-		s.fail(w, r, methodNotAllowed(fmt.Errorf("%s objects are created by the controller", res.kind())), res.kind(), "")
+		s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "create"), a, "")
 		return
 	}
 	dry, err := dryRun(r)
 	if err != nil {
-		s.fail(w, r, err, res.kind(), "")
+		s.failFor(w, r, err, a, "")
 		return
 	}
 	obj, err := readObject(r, res)
 	if err != nil {
-		s.fail(w, r, err, res.kind(), "")
+		s.failFor(w, r, err, a, "")
 		return
 	}
-	name := obj.Meta().Name
-	if ctx, err = s.configContext(ctx); err != nil {
-		s.fail(w, r, err, res.kind(), name)
+	created, code, err := s.create(r, a, res, obj, dry, "Update")
+	if err != nil {
+		s.failFor(w, r, err, a, obj.Meta().Name)
 		return
 	}
-	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), ""); err != nil {
-		s.fail(w, r, err, res.kind(), name)
-		return
+	writeJSON(w, code, created)
+}
+
+// generateNameRetries bounds the names tried for one generateName create.
+const generateNameRetries = 8
+
+// create admits and stores a new object (or only admits it with dry), the
+// path of POST and of an apply that creates.
+func (s *server) create(r *http.Request, a apiResource, res resource, obj v1.Object, dry bool, operation string) (v1.Object, int, error) {
+	ctx, err := s.configContext(r.Context())
+	if err != nil {
+		return nil, 0, err
+	}
+	m := obj.Meta()
+	generate := m.Name == "" && m.GenerateName != ""
+	if generate {
+		m.Name = generatedName(m.GenerateName)
+		if err := checkGenerateName(a, m.GenerateName, m.Name); err != nil {
+			return nil, 0, err
+		}
+	}
+	setCreator(ctx, a, obj)
+	if err := admit(ctx, obj, r.PathValue("ns"), ""); err != nil {
+		return nil, 0, err
 	}
 	if err := s.admitRevision(ctx, obj); err != nil {
-		s.fail(w, r, err, res.kind(), name)
-		return
+		return nil, 0, err
 	}
 	// Status and server-owned metadata are never taken from the user.
 	res.keepStatus(obj, res.newObject())
-	m := obj.Meta()
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
+	if operation != "Apply" {
+		if obj, err = withManagedFields(a, res, r, nil, obj, fieldManager(r), operation); err != nil {
+			return nil, 0, err
+		}
+	}
+	m = obj.Meta()
 	if dry {
 		if _, err := res.get(ctx, m.Namespace, m.Name); err == nil {
-			s.fail(w, r, fmt.Errorf("%s %q already exists in namespace %q: %w", res.kind(), m.Name, m.Namespace, errdefs.ErrAlreadyExists), res.kind(), m.Name)
-			return
+			return nil, 0, fmt.Errorf("%s %q: %w", a.Resource, m.Name, errdefs.ErrAlreadyExists)
 		} else if !errdefs.IsNotFound(err) {
-			s.fail(w, r, err, res.kind(), m.Name)
-			return
+			return nil, 0, err
 		}
 		m.Generation = 1
+		m.UID = metav1.NewUID()
 		m.CreationTimestamp = metav1.NewTime(time.Now())
-		writeJSON(w, http.StatusCreated, obj)
-		return
+		return obj, http.StatusCreated, nil
 	}
-	created, err := res.create(ctx, obj)
-	if err != nil {
-		s.fail(w, r, err, res.kind(), m.Name)
-		return
+	for attempt := 0; ; attempt++ {
+		created, err := res.create(ctx, obj)
+		if generate && errdefs.IsAlreadyExists(err) && attempt < generateNameRetries {
+			m.Name = generatedName(m.GenerateName)
+			continue
+		}
+		if err != nil {
+			return nil, 0, err
+		}
+		s.log.Info("created", "kind", res.kind(), "namespace", m.Namespace, "name", m.Name, "resource_version", created.Meta().ResourceVersion)
+		return created, http.StatusCreated, nil
 	}
-	s.log.Info("created", "kind", res.kind(), "namespace", m.Namespace, "name", m.Name, "resource_version", created.Meta().ResourceVersion)
-	writeJSON(w, http.StatusCreated, created)
 }
 
 // casRetries bounds how often an update without resourceVersion is retried
@@ -262,97 +313,152 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 const casRetries = 5
 
 func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
-	ctx := r.Context()
 	name := r.PathValue("name")
 	if !res.userWritable() {
-		s.fail(w, r, methodNotAllowed(fmt.Errorf("%s objects are immutable and written by the controller", res.kind())), res.kind(), name)
+		s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "update"), a, name)
 		return
 	}
 	dry, err := dryRun(r)
 	if err != nil {
-		s.fail(w, r, err, res.kind(), name)
+		s.failFor(w, r, err, a, name)
 		return
 	}
 	obj, err := readObject(r, res)
 	if err != nil {
-		s.fail(w, r, err, res.kind(), name)
+		s.failFor(w, r, err, a, name)
 		return
 	}
-	if ctx, err = s.configContext(ctx); err != nil {
-		s.fail(w, r, err, res.kind(), name)
+	ctx, err := s.configContext(r.Context())
+	if err != nil {
+		s.failFor(w, r, err, a, name)
 		return
 	}
-	if err := admit(ctx, res.kind(), obj, r.PathValue("ns"), name); err != nil {
-		s.fail(w, r, err, res.kind(), name)
+	if err := admit(ctx, obj, r.PathValue("ns"), name); err != nil {
+		s.failFor(w, r, err, a, name)
 		return
 	}
-	m := obj.Meta()
-	userRV := m.ResourceVersion
+	userRV := obj.Meta().ResourceVersion
 	if err := checkResourceVersion(userRV); err != nil {
-		s.fail(w, r, err, res.kind(), name)
+		s.failFor(w, r, err, a, name)
 		return
 	}
 	for attempt := 0; ; attempt++ {
-		cur, err := res.get(ctx, m.Namespace, name)
+		cur, err := res.get(ctx, obj.Meta().Namespace, name)
 		if err != nil {
-			s.fail(w, r, err, res.kind(), name)
+			s.failFor(w, r, err, a, name)
 			return
 		}
 		if userRV != "" && userRV != cur.Meta().ResourceVersion {
-			s.fail(w, r, fmt.Errorf("Operation cannot be fulfilled on %s %q: the object has been modified; please apply your changes to the latest version and try again: %w",
-				res.kind(), name, errdefs.ErrConflict), res.kind(), name)
+			s.failFor(w, r, errdefs.ErrConflict, a, name)
 			return
 		}
-		if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
-			s.fail(w, r, fmt.Errorf("%s %q is invalid: %w", res.kind(), name, fe), res.kind(), name)
-			return
-		}
-		if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
-			s.fail(w, r, fmt.Errorf("%s %q is invalid: %w", res.kind(), name, fe), res.kind(), name)
-			return
-		}
-		// The stored status wins: only the controller writes status. Pinning
-		// the CAS to the revision we copied it from keeps it from going stale.
-		res.keepStatus(obj, cur)
-		m.ResourceVersion = cur.Meta().ResourceVersion
-		if dry {
-			cm := cur.Meta()
-			m.UID, m.CreationTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.Generation
-			writeJSON(w, http.StatusOK, obj)
-			return
-		}
-		updated, err := res.update(ctx, obj)
+		updated, err := s.update(ctx, r, a, res, cur, obj, dry, "Update")
 		if errdefs.IsConflict(err) && userRV == "" && attempt < casRetries {
 			continue
 		}
 		if err != nil {
-			s.fail(w, r, err, res.kind(), name)
+			s.failFor(w, r, err, a, name)
 			return
 		}
-		s.log.Info("updated", "kind", res.kind(), "namespace", m.Namespace, "name", name,
-			"generation", updated.Meta().Generation, "resource_version", updated.Meta().ResourceVersion)
 		writeJSON(w, http.StatusOK, updated)
 		return
 	}
 }
 
+// update writes obj (admitted) over cur with a CAS on cur's
+// resourceVersion; with dry it only answers what would be stored.
+func (s *server) update(ctx context.Context, r *http.Request, a apiResource, res resource, cur, obj v1.Object, dry bool, operation string) (v1.Object, error) {
+	if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
+		return nil, fe
+	}
+	// The stored status wins: only the controller writes status. Pinning
+	// the CAS to the revision we copied it from keeps it from going stale.
+	res.keepStatus(obj, cur)
+	keepCreator(ctx, a, cur, obj)
+	obj.Meta().ResourceVersion = cur.Meta().ResourceVersion
+	// An apply's managed fields are patchObject's to record.
+	if operation != "Apply" {
+		var err error
+		if obj, err = withManagedFields(a, res, r, cur, obj, fieldManager(r), operation); err != nil {
+			return nil, err
+		}
+	}
+	if dry {
+		m, cm := obj.Meta(), cur.Meta()
+		m.UID, m.CreationTimestamp, m.Generation = cm.UID, cm.CreationTimestamp, cm.Generation
+		return obj, nil
+	}
+	updated, err := res.update(ctx, obj)
+	if err != nil {
+		return nil, err
+	}
+	m := updated.Meta()
+	s.log.Info("updated", "kind", res.kind(), "namespace", m.Namespace, "name", m.Name,
+		"generation", m.Generation, "resource_version", m.ResourceVersion)
+	return updated, nil
+}
+
 func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
-	res, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
 	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := res.delete(r.Context(), ns, name); err != nil {
-		s.fail(w, r, err, res.kind(), name)
+	opts, err := deleteOptions(r)
+	if err != nil {
+		s.failFor(w, r, err, a, name)
 		return
 	}
-	s.log.Info("deleted", "kind", res.kind(), "namespace", ns, "name", name)
-	writeJSON(w, http.StatusOK, Status{APIVersion: "v1", Kind: "Status", Status: "Success", Code: http.StatusOK,
-		Details: &StatusDetails{Kind: res.kind(), Name: name}})
+	dry := len(opts.DryRun) > 0
+	for attempt := 0; ; attempt++ {
+		cur, err := res.get(r.Context(), ns, name)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		if err := checkPreconditions(a, name, opts.Preconditions, cur.Meta()); err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		if dry {
+			writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+			return
+		}
+		if orphans(opts) {
+			if err := s.orphan(r.Context(), cur.Meta()); err != nil {
+				s.failFor(w, r, err, a, name)
+				return
+			}
+		}
+		rv, _ := strconv.ParseInt(cur.Meta().ResourceVersion, 10, 64)
+		err = res.delete(r.Context(), ns, name, store.IfRevision(rv))
+		if (errdefs.IsConflict(err) || errdefs.IsNotFound(err)) && attempt < casRetries {
+			continue
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		policy := k8smeta.DeletePropagationBackground
+		if opts.PropagationPolicy != nil {
+			policy = *opts.PropagationPolicy
+		}
+		s.log.Info("deleted", "kind", res.kind(), "namespace", ns, "name", name, "propagation", policy)
+		// Kubernetes answers a custom resource deleted at once with a
+		// Success Status naming it (no code), not the object.
+		writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+		return
+	}
+}
+
+// deletedStatus is the body of a delete that removed the object.
+func deletedStatus(a apiResource, m *metav1.ObjectMeta) Status {
+	return Status{TypeMeta: k8smeta.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: k8smeta.StatusSuccess,
+		Details: &StatusDetails{Name: m.Name, Group: a.Group, Kind: a.Resource, UID: types.UID(m.UID)}}
 }
 
 func isWatch(r *http.Request) bool {
@@ -360,74 +466,17 @@ func isWatch(r *http.Request) bool {
 	return v == "true" || v == "1"
 }
 
-// WatchEvent is one line of a watch stream.
-type WatchEvent struct {
-	Type   string `json:"type"`
-	Object any    `json:"object"`
+// errorBody is an error's Status with the Kubernetes type meta, the object
+// of an ERROR watch event.
+func errorBody(err error, a apiResource) Status {
+	return statusForResource(err, a, "")
 }
 
-// serveWatch streams newline-delimited WatchEvents. With resourceVersion=N
-// it sends every change after N; without, it first sends the current
-// objects as ADDED, like Kubernetes. name, when set, filters to one object.
-func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, res resource, name string) {
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	ns := r.PathValue("ns")
-	flusher, _ := w.(http.Flusher)
-	var initial []v1.Object
-	var from int64
-	if v := r.URL.Query().Get("resourceVersion"); v != "" && v != "0" {
-		rv, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || rv < 0 {
-			s.fail(w, r, badRequest(fmt.Errorf("resourceVersion %q: %w", v, errdefs.ErrInvalidArgument)), res.kind(), name)
-			return
-		}
-		from = rv + 1
-	} else {
-		items, rev, err := res.list(ctx, ns)
-		if err != nil {
-			s.fail(w, r, err, res.kind(), name)
-			return
-		}
-		initial, from = items, rev+1
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-cache")
-	w.WriteHeader(http.StatusOK)
-	enc := json.NewEncoder(w)
-	send := func(ev WatchEvent) bool {
-		if err := enc.Encode(ev); err != nil {
-			return false
-		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return true
-	}
-	for _, o := range initial {
-		if name == "" || o.Meta().Name == name {
-			if !send(WatchEvent{Type: string(registry.Added), Object: o}) {
-				return
-			}
-		}
-	}
-	if flusher != nil {
-		flusher.Flush()
-	}
-	for ev := range res.watch(ctx, ns, from) {
-		if ev.Err != nil {
-			st := statusFor(ev.Err, res.kind(), name)
-			if errors.Is(ev.Err, context.Canceled) {
-				return
-			}
-			send(WatchEvent{Type: "ERROR", Object: st})
-			return
-		}
-		if ev.Object == nil || (name != "" && ev.Object.Meta().Name != name) {
-			continue
-		}
-		if !send(WatchEvent{Type: string(ev.Type), Object: ev.Object}) {
-			return
-		}
-	}
-}
+// errExpired reports a resourceVersion older than the store's compaction.
+func errExpired(msg string) error { return k8serrors.NewResourceExpired(msg) }
+
+// isExpired reports whether err is the store's compaction sentinel.
+func isExpired(err error) bool { return errors.Is(err, errdefs.ErrExpired) }
+
+// marshalObject is the object's JSON as the API returns it.
+func marshalObject(obj v1.Object) ([]byte, error) { return json.Marshal(obj) }

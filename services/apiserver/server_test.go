@@ -170,7 +170,7 @@ func TestRejections(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			code, b := do(t, srv, tc.method, tc.path, tc.body)
 			st := decodeStatus(t, b)
-			if code != tc.code || st.Code != tc.code || st.Reason != tc.reason {
+			if code != tc.code || int(st.Code) != tc.code || string(st.Reason) != tc.reason {
 				t.Fatalf("got %d %s, want %d %s", code, b, tc.code, tc.reason)
 			}
 			if tc.field != "" {

@@ -182,8 +182,7 @@ func (s *server) handleTokenDelete(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.log.Info("token revoked", "id", id, "subject", rec.Subject)
-		writeJSON(w, http.StatusOK, Status{APIVersion: "v1", Kind: "Status", Status: "Success", Code: http.StatusOK,
-			Details: &StatusDetails{Group: auth.Group, Kind: auth.ResourceTokens, Name: id}})
+		writeJSON(w, http.StatusOK, successStatus(auth.Group, auth.ResourceTokens, id))
 		return
 	}
 	s.fail(w, r, fmt.Errorf("tokens.%s %q not found: %w", auth.Group, id, errdefs.ErrNotFound), kindToken, id)

@@ -34,9 +34,11 @@ const (
 	// NoGCAnnotation "true" keeps a revision from garbage collection.
 	NoGCAnnotation = Group + "/no-gc"
 	// Routing states a revision's routingState label takes.
-	RoutingStateActive     = "active"
-	RoutingStateReserve    = "reserve"
-	CreatorAnnotation      = Group + "/creator"
+	RoutingStateActive  = "active"
+	RoutingStateReserve = "reserve"
+	CreatorAnnotation   = Group + "/creator"
+	// LastModifierAnnotation names the user whose write last changed spec.
+	LastModifierAnnotation = Group + "/lastModifier"
 	RoutesAnnotationKey    = Group + "/routes"
 	UserImageAnnotation    = "client.knative.dev/user-image"
 	VisibilityLabelKey     = "networking.knative.dev/visibility"

@@ -86,6 +86,38 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, int64, err
 	return out, resp.Header.Revision, nil
 }
 
+// ListAt implements store.Store.
+func (s *Store) ListAt(ctx context.Context, prefix string, rev int64) ([]store.KV, int64, error) {
+	opts := []clientv3.OpOption{clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev))
+	}
+	resp, err := s.c.Get(ctx, prefix, opts...)
+	switch {
+	case errors.Is(err, rpctypes.ErrCompacted):
+		return nil, 0, fmt.Errorf("list %q at revision %d: %w", prefix, rev, errdefs.ErrExpired)
+	case errors.Is(err, rpctypes.ErrFutureRev):
+		return nil, 0, fmt.Errorf("list %q at revision %d: revision is in the future: %w", prefix, rev, errdefs.ErrInvalidArgument)
+	case err != nil:
+		return nil, 0, wrap("list", prefix, err)
+	}
+	out := make([]store.KV, 0, len(resp.Kvs))
+	for i := range resp.Kvs {
+		out = append(out, toKV(resp, i))
+	}
+	if rev <= 0 {
+		rev = resp.Header.Revision
+	}
+	return out, rev, nil
+}
+
+// Compact discards the history before rev, as etcd's auto-compaction does;
+// reads and watches from before it then fail with errdefs.ErrExpired.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	_, err := s.c.Compact(ctx, rev, clientv3.WithCompactPhysical())
+	return wrap("compact", "", err)
+}
+
 func conditions(key string, o store.WriteOptions) []clientv3.Cmp {
 	var cmps []clientv3.Cmp
 	switch {
@@ -184,7 +216,9 @@ func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) <-chan 
 		defer close(out)
 		for wr := range wc {
 			var resp store.WatchResponse
-			if err := wr.Err(); err != nil {
+			if wr.CompactRevision != 0 {
+				resp.Err = fmt.Errorf("watch %q from revision %d: compacted at %d: %w", prefix, fromRev, wr.CompactRevision, errdefs.ErrExpired)
+			} else if err := wr.Err(); err != nil {
 				resp.Err = wrap("watch", prefix, err)
 			}
 			resp.Revision = wr.Header.Revision

@@ -20,13 +20,15 @@ type watcher struct {
 
 // Store is an in-memory store.Store.
 type Store struct {
-	mu       sync.Mutex
-	rev      int64
-	kvs      map[string]store.KV
-	history  []store.Event // every event, for watches from a past revision
-	watchers map[*watcher]struct{}
-	leases   map[int64]chan struct{}
-	nextID   int64
+	mu      sync.Mutex
+	rev     int64
+	kvs     map[string]store.KV
+	history []store.Event // every event after compacted, for watches and lists from a past revision
+	// compacted is the oldest revision still readable (Compact's).
+	compacted int64
+	watchers  map[*watcher]struct{}
+	leases    map[int64]chan struct{}
+	nextID    int64
 }
 
 var _ store.Store = (*Store)(nil)
@@ -51,6 +53,10 @@ func (s *Store) Get(ctx context.Context, key string) (store.KV, error) {
 func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, int64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.listLocked(prefix), s.rev, nil
+}
+
+func (s *Store) listLocked(prefix string) []store.KV {
 	var out []store.KV
 	for k, kv := range s.kvs {
 		if strings.HasPrefix(k, prefix) {
@@ -58,7 +64,77 @@ func (s *Store) List(ctx context.Context, prefix string) ([]store.KV, int64, err
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
-	return out, s.rev, nil
+	return out
+}
+
+// ListAt implements store.Store: it replays the history up to rev.
+func (s *Store) ListAt(ctx context.Context, prefix string, rev int64) ([]store.KV, int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev <= 0 || rev == s.rev {
+		return s.listLocked(prefix), s.rev, nil
+	}
+	if rev > s.rev {
+		return nil, 0, fmt.Errorf("list %q at revision %d: revision is in the future: %w", prefix, rev, errdefs.ErrInvalidArgument)
+	}
+	if rev < s.compacted {
+		return nil, 0, fmt.Errorf("list %q at revision %d: compacted at %d: %w", prefix, rev, s.compacted, errdefs.ErrExpired)
+	}
+	at := map[string]store.KV{}
+	for _, ev := range s.history {
+		if ev.KV.ModRevision > rev {
+			break
+		}
+		if !strings.HasPrefix(ev.KV.Key, prefix) {
+			continue
+		}
+		if ev.Type == store.EventDelete {
+			delete(at, ev.KV.Key)
+		} else {
+			at[ev.KV.Key] = ev.KV
+		}
+	}
+	out := make([]store.KV, 0, len(at))
+	for _, kv := range at {
+		out = append(out, kv)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, rev, nil
+}
+
+// Compact forgets the history before rev, as etcd's compaction does: lists
+// and watches from before it fail with errdefs.ErrExpired. Keys live at rev
+// keep their put in the history, so ListAt still sees them.
+func (s *Store) Compact(ctx context.Context, rev int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if rev <= s.compacted {
+		return fmt.Errorf("compact at %d: already compacted at %d: %w", rev, s.compacted, errdefs.ErrExpired)
+	}
+	if rev > s.rev {
+		return fmt.Errorf("compact at %d: revision is in the future: %w", rev, errdefs.ErrInvalidArgument)
+	}
+	// Keep the latest put of every key still live at rev, then every event after it.
+	live := map[string]store.Event{}
+	var rest []store.Event
+	for _, ev := range s.history {
+		switch {
+		case ev.KV.ModRevision > rev:
+			rest = append(rest, ev)
+		case ev.Type == store.EventDelete:
+			delete(live, ev.KV.Key)
+		default:
+			live[ev.KV.Key] = ev
+		}
+	}
+	kept := make([]store.Event, 0, len(live)+len(rest))
+	for _, ev := range live {
+		kept = append(kept, ev)
+	}
+	sort.Slice(kept, func(i, j int) bool { return kept[i].KV.ModRevision < kept[j].KV.ModRevision })
+	s.history = append(kept, rest...)
+	s.compacted = rev
+	return nil
 }
 
 func (s *Store) check(op, key string, o store.WriteOptions) error {
@@ -151,6 +227,12 @@ func (s *Store) emit(ev store.Event) {
 func (s *Store) Watch(ctx context.Context, prefix string, fromRev int64) <-chan store.WatchResponse {
 	w := &watcher{prefix: prefix, ch: make(chan store.WatchResponse, 1024), done: ctx.Done()}
 	s.mu.Lock()
+	if fromRev > 0 && fromRev < s.compacted {
+		w.ch <- store.WatchResponse{Err: fmt.Errorf("watch %q from revision %d: compacted at %d: %w", prefix, fromRev, s.compacted, errdefs.ErrExpired)}
+		close(w.ch)
+		s.mu.Unlock()
+		return w.ch
+	}
 	if fromRev > 0 {
 		for _, ev := range s.history {
 			if ev.KV.ModRevision >= fromRev && strings.HasPrefix(ev.KV.Key, prefix) {

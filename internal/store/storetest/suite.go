@@ -26,6 +26,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Fence", testFence},
 		{"LeaseRevokeDeletesKeys", testLease},
 		{"WatchFromRevision", testWatch},
+		{"ListAtRevision", testListAt},
+		{"CompactionExpires", testCompaction},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -231,5 +233,78 @@ func testWatch(t *testing.T, s store.Store) {
 	want := []string{"put:1", "put:2", "del:2"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("events = %v, want %v", got, want)
+	}
+}
+
+// Compactor is implemented by stores whose history can be discarded (etcd's
+// compaction); both kiln stores are.
+type Compactor interface {
+	Compact(ctx context.Context, rev int64) error
+}
+
+func testListAt(t *testing.T, s store.Store) {
+	c := ctx(t)
+	r1, _ := s.Put(c, "/l/a", []byte("1"))
+	s.Put(c, "/l/b", []byte("1"))
+	s.Put(c, "/other", []byte("x"))
+	s.Put(c, "/l/a", []byte("2"))
+	s.Delete(c, "/l/b")
+	s.Put(c, "/l/c", []byte("1"))
+	for _, tc := range []struct {
+		rev  int64
+		want string
+	}{
+		{r1, "[/l/a=1]"},
+		{r1 + 1, "[/l/a=1 /l/b=1]"},
+		{r1 + 3, "[/l/a=2 /l/b=1]"},
+		{r1 + 4, "[/l/a=2]"},
+		{0, "[/l/a=2 /l/c=1]"},
+	} {
+		kvs, rev, err := s.ListAt(c, "/l/", tc.rev)
+		if err != nil {
+			t.Fatalf("ListAt(%d): %v", tc.rev, err)
+		}
+		var got []string
+		for _, kv := range kvs {
+			got = append(got, kv.Key+"="+string(kv.Value))
+		}
+		if fmt.Sprint(got) != tc.want {
+			t.Errorf("ListAt(%d) = %v, want %v", tc.rev, got, tc.want)
+		}
+		if tc.rev > 0 && rev != tc.rev {
+			t.Errorf("ListAt(%d) read at %d", tc.rev, rev)
+		}
+		if tc.rev == 0 && rev != r1+5 {
+			t.Errorf("ListAt(0) read at %d, want %d", rev, r1+5)
+		}
+	}
+	if _, _, err := s.ListAt(c, "/l/", r1+100); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("ListAt(future) = %v, want ErrInvalidArgument", err)
+	}
+}
+
+func testCompaction(t *testing.T, s store.Store) {
+	c := ctx(t)
+	r1, _ := s.Put(c, "/c/a", []byte("1"))
+	s.Put(c, "/c/b", []byte("1"))
+	r3, _ := s.Put(c, "/c/a", []byte("2"))
+	s.Put(c, "/c/b", []byte("2"))
+	if err := s.(Compactor).Compact(c, r3); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.ListAt(c, "/c/", r1); !errors.Is(err, errdefs.ErrExpired) {
+		t.Errorf("ListAt(compacted) = %v, want ErrExpired", err)
+	}
+	kvs, _, err := s.ListAt(c, "/c/", r3)
+	if err != nil || len(kvs) != 2 || string(kvs[0].Value) != "2" || string(kvs[1].Value) != "1" {
+		t.Errorf("ListAt(compaction revision) = %v, %v; want a=2 b=1", kvs, err)
+	}
+	select {
+	case wr := <-s.Watch(c, "/c/", r1):
+		if !errors.Is(wr.Err, errdefs.ErrExpired) {
+			t.Errorf("watch from a compacted revision: %+v, want ErrExpired", wr)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("watch from a compacted revision: no answer")
 	}
 }

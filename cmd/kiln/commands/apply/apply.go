@@ -215,7 +215,7 @@ func unchanged(desired v1.Object, stored json.RawMessage) (bool, string, error) 
 		return false, "", err
 	}
 	same := reflect.DeepEqual(cur.Spec, want.Spec) &&
-		equalMaps(cur.Metadata.Labels, want.Metadata.Labels) && equalMaps(cur.Metadata.Annotations, want.Metadata.Annotations)
+		equalMaps(cur.Metadata.Labels, want.Metadata.Labels) && equalMaps(v1.WithoutServerAnnotations(cur.Metadata.Annotations), v1.WithoutServerAnnotations(want.Metadata.Annotations))
 	return same, cur.Metadata.ResourceVersion, nil
 }
 

@@ -126,5 +126,5 @@ func sameService(_ context.Context, a, b *v1.Service) bool {
 	ja, _ := json.Marshal(a.Spec)
 	jb, _ := json.Marshal(b.Spec)
 	eq := func(x, y map[string]string) bool { return len(x) == len(y) && (len(x) == 0 || reflect.DeepEqual(x, y)) }
-	return string(ja) == string(jb) && eq(a.Metadata.Labels, b.Metadata.Labels) && eq(a.Metadata.Annotations, b.Metadata.Annotations)
+	return string(ja) == string(jb) && eq(a.Metadata.Labels, b.Metadata.Labels) && eq(v1.WithoutServerAnnotations(a.Metadata.Annotations), v1.WithoutServerAnnotations(b.Metadata.Annotations))
 }
