@@ -40,16 +40,16 @@ func tableVersion(r *http.Request) string {
 // (Accept: application/json;as=Table;v=v1;g=meta.k8s.io).
 func wantsTable(r *http.Request) bool { return tableVersion(r) != "" }
 
-// mediaType is one entry of an Accept header.
-type mediaType struct {
+// acceptedType is one entry of an Accept header.
+type acceptedType struct {
 	typ    string
 	params map[string]string
 }
 
 // acceptedTypes splits the Accept header into its media types, in the
 // client's order (kubectl lists them by preference and sends no q values).
-func acceptedTypes(r *http.Request) []mediaType {
-	var out []mediaType
+func acceptedTypes(r *http.Request) []acceptedType {
+	var out []acceptedType
 	for _, h := range r.Header.Values("Accept") {
 		for _, part := range strings.Split(h, ",") {
 			part = strings.TrimSpace(part)
@@ -59,7 +59,7 @@ func acceptedTypes(r *http.Request) []mediaType {
 				typ, _, _ = strings.Cut(part, ";")
 				typ, params = strings.ToLower(strings.TrimSpace(typ)), nil
 			}
-			out = append(out, mediaType{typ: typ, params: params})
+			out = append(out, acceptedType{typ: typ, params: params})
 		}
 	}
 	return out
@@ -87,6 +87,10 @@ func writeTable(w http.ResponseWriter, r *http.Request, a apiResource, objs []an
 		return
 	}
 	t.ResourceVersion, t.Continue = listRV, cont
+	if listRV == "" && len(t.Rows) == 1 {
+		// A get: the Table carries the object's resourceVersion.
+		t.ResourceVersion = rowResourceVersion(objs[0])
+	}
 	w.Header().Set("Content-Type", "application/json;as=Table;v="+t.APIVersion[len("meta.k8s.io/"):]+";g=meta.k8s.io")
 	w.WriteHeader(http.StatusOK)
 	_ = json.NewEncoder(w).Encode(t)
@@ -252,4 +256,19 @@ func lookupString(obj map[string]any, path ...string) string {
 	}
 	s, _ := cur.(string)
 	return s
+}
+
+// rowResourceVersion reads an object's metadata.resourceVersion.
+func rowResourceVersion(obj any) string {
+	raw, err := json.Marshal(obj)
+	if err != nil {
+		return ""
+	}
+	var m struct {
+		Metadata struct {
+			ResourceVersion string `json:"resourceVersion"`
+		} `json:"metadata"`
+	}
+	_ = json.Unmarshal(raw, &m)
+	return m.Metadata.ResourceVersion
 }

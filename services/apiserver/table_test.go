@@ -116,7 +116,15 @@ func TestTableServices(t *testing.T) {
 		})
 	}
 
+	// A get: one row, the object's resourceVersion.
 	w := httptest.NewRecorder()
+	writeTable(w, tableRequest(kubectlTableAccept, ""), a, objs[:1], "", "")
+	var one k8smeta.Table
+	if err := json.Unmarshal(w.Body.Bytes(), &one); err != nil || len(one.Rows) != 1 || one.ResourceVersion != "7" {
+		t.Errorf("get as Table: %s (%v)", w.Body, err)
+	}
+
+	w = httptest.NewRecorder()
 	writeTable(w, tableRequest(kubectlTableAccept, "?includeObject=All"), a, objs, "42", "")
 	if st := decodeStatus(t, w.Body.Bytes()); w.Code != 400 || st.Reason != "BadRequest" {
 		t.Errorf("bad includeObject: %d %s", w.Code, w.Body)
