@@ -375,7 +375,9 @@ func (p opBuilder) param(name, in string, required bool) map[string]any {
 func (p opBuilder) body(name string, patch bool) map[string]any {
 	types := []string{"application/json", "application/yaml"}
 	if patch {
-		types = []string{"application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json", "application/apply-patch+yaml"}
+		// No strategic merge patch, as for a CRD: kubectl apply sends one
+		// only to a PATCH that lists it, and a merge patch otherwise.
+		types = []string{"application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"}
 	}
 	ref := map[string]any{"$ref": p.g.refPrefix + name}
 	if !p.g.v3 {

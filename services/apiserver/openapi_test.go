@@ -109,6 +109,12 @@ func TestOpenAPIV3(t *testing.T) {
 			t.Errorf("PATCH parameters %v lack %s", names, want)
 		}
 	}
+	if _, smp := item.Patch.RequestBody.Content["application/strategic-merge-patch+json"]; smp {
+		t.Error("PATCH offers strategic merge patch, which custom resources do not take")
+	}
+	if _, merge := item.Patch.RequestBody.Content["application/merge-patch+json"]; !merge {
+		t.Error("PATCH does not offer merge patch")
+	}
 	var opGVK map[string]string
 	if err := item.Patch.Extensions.GetObject("x-kubernetes-group-version-kind", &opGVK); err != nil || opGVK["kind"] != "Service" || opGVK["group"] != servingGroup {
 		t.Errorf("PATCH gvk %v %v", opGVK, err)
