@@ -29,7 +29,12 @@ type printerColumn struct {
 	Type        string // string, integer, date, ...
 	JSONPath    string
 	Description string
-	Priority    int32 // 0: always shown; 1: with -o wide
+	Format      string // e.g. "name" for the NAME column
+	Priority    int32  // 0: always shown; 1: with -o wide
+	// Value computes the cell where kubectl's column for a built-in kind
+	// is no JSONPath (a count of keys, an age). Optional: nil evaluates
+	// JSONPath as Kubernetes does for a CRD's column.
+	Value func(obj map[string]any) any
 }
 
 // GroupVersion is "group/version", or "v1" for the core group.
@@ -96,24 +101,47 @@ var apiResources = []apiResource{
 	{Group: servingGroup, Version: "v1alpha1", Resource: "domainmappings", Singular: "domainmapping", Kind: "DomainMapping", Namespaced: true,
 		ShortNames: []string{"dm"}, Categories: knativeCats, Verbs: crudVerbs, Subresources: []string{"status"},
 		Columns: []printerColumn{urlColumn, readyColumn, reasonColumn}},
+
+	// kiln's own kiln.dev/v1 objects (configs, tokens) are not listed:
+	// the kind Config would make kubectl resolve "config" to them rather
+	// than to Knative's configurations, and they are not in Kubernetes'
+	// object shape. kiln's CLI reaches them by path.
 }
 
 // The core/v1 kinds kiln serves, in the order and spelling of a
 // kube-apiserver's /api/v1 discovery; verbs are those kiln serves.
 var coreAPIResources = []apiResource{
 	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
-		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"}},
+		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
+		Columns: []printerColumn{dataColumn, ageColumn}},
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
 		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
-		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}}},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
 	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
 		Verbs:   []string{"create", "delete", "get", "list", "patch", "update"},
-		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}}},
+		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}, dataColumn, ageColumn}},
 	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
-		ShortNames: []string{"sa"}, Verbs: []string{"get", "list"}},
+		ShortNames: []string{"sa"}, Verbs: []string{"get", "list"},
+		Columns: []printerColumn{ageColumn}},
 }
 
 func init() { apiResources = append(apiResources, coreAPIResources...) }
+
+// The columns of built-in kinds whose cells are no plain JSONPath value.
+// Knative's CRDs have no AGE column.
+var (
+	ageColumn = printerColumn{Name: "Age", Type: "string", JSONPath: ".metadata.creationTimestamp",
+		Description: "CreationTimestamp is a timestamp representing the server time when this object was created.",
+		Value: func(obj map[string]any) any {
+			return dateCell(lookupString(obj, "metadata", "creationTimestamp"))
+		}}
+	dataColumn = printerColumn{Name: "Data", Type: "string", JSONPath: ".data",
+		Value: func(obj map[string]any) any {
+			d, _ := obj["data"].(map[string]any)
+			b, _ := obj["binaryData"].(map[string]any)
+			return int64(len(d) + len(b))
+		}}
+)
 
 // findAPIResource returns the descriptor of group/version/resource.
 func findAPIResource(group, version, resource string) (apiResource, bool) {

@@ -24,6 +24,16 @@
 // every document with api/config before it is stored. Every write is
 // defaulted and validated with the configs as stored at that moment.
 //
+// It describes itself as a kube-apiserver with Knative Serving's CRDs
+// does, from the one resource table (apiresources.go): /version (to
+// anyone), discovery (/api, /apis, their aggregated apidiscovery.k8s.io/v2
+// form, /apis/GROUP[/VERSION]) and OpenAPI (/openapi/v2 as JSON or
+// protobuf, /openapi/v3 per group version, schemas reflected from the
+// api/ wire types) to every authenticated caller whatever its roles, and
+// lists and gets in the meta.k8s.io Table form from the resources'
+// printer columns. kiln.dev/v1 is left out of discovery: its Config kind
+// would take kubectl's "config" from Knative's configurations.
+//
 // It owns the spec and metadata of registry objects as users write them.
 // It must never write status (the controller owns it; a user's status is
 // dropped and the stored one kept), never create or update Revisions (the

@@ -84,6 +84,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	nss := s.registerNamespaces(mux)
 	s.registerConfigMaps(mux)
 	mux.Handle(CorePath+"/", s.auth(s.handleCoreUnknown))
+	s.registerDiscovery(mux)
 	return guardInput(s.namespaceGuard(nss, mux))
 }
 
