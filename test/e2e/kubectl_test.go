@@ -1,0 +1,227 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kiln-serving/kiln/internal/testenv"
+)
+
+// kubectl runs the real kubectl against the cluster with kubeconfig and
+// returns its combined output and exit error.
+func (c *cluster) kubectl(kubeconfig, stdin string, env []string, args ...string) (string, error) {
+	cmd := exec.Command("kubectl", args...)
+	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+kubeconfig, "HOME="+c.dir), env...)
+	if stdin != "" {
+		cmd.Stdin = strings.NewReader(stdin)
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	return out.String(), err
+}
+
+// kubeconfig writes a cluster-admin kubeconfig with `kiln admin kubeconfig`.
+func (c *cluster) kubeconfig() string {
+	c.t.Helper()
+	path := filepath.Join(c.dir, "kubeconfig")
+	c.mustRun("admin", "kubeconfig", "--output", path)
+	return path
+}
+
+const kubectlKsvc = `apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+  namespace: default
+spec:
+  template:
+    spec:
+      containers:
+        - image: {{IMAGE}}
+          env:
+            - name: RESPONSE
+              value: "{{RESPONSE}}"
+`
+
+// TestKubectl drives every oc command of the seed documents as a kubectl
+// command against kiln's API with the real kubectl, and checks each effect
+// on the app served through the gateway.
+func TestKubectl(t *testing.T) {
+	if _, err := exec.LookPath("kubectl"); err != nil {
+		t.Fatalf("kubectl is not installed (.ci/run installs it): %v", err)
+	}
+	c := startCluster(t)
+	kc := c.kubeconfig()
+	dir := t.TempDir()
+	ksvc := func(response string) string {
+		p := filepath.Join(dir, fmt.Sprintf("ksvc-%d.yaml", time.Now().UnixNano()))
+		y := strings.NewReplacer("{{IMAGE}}", c.image, "{{RESPONSE}}", response).Replace(kubectlKsvc)
+		if err := os.WriteFile(p, []byte(y), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	must := func(stdin string, env []string, args ...string) string {
+		t.Helper()
+		out, err := c.kubectl(kc, stdin, env, args...)
+		if err != nil {
+			t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	fails := func(want string, args ...string) {
+		t.Helper()
+		out, err := c.kubectl(kc, "", nil, args...)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("kubectl %s: want a failure with %q, got err=%v\n%s", strings.Join(args, " "), want, err, out)
+		}
+	}
+
+	// Discovery: the server, the Knative resources and their short names.
+	if out := must("", nil, "version", "-o", "yaml"); !strings.Contains(out, "serverVersion:") {
+		t.Fatalf("kubectl version:\n%s", out)
+	}
+	if out := must("", nil, "api-resources"); !hasRow(out, "services", "kservice,ksvc", "serving.knative.dev/v1", "true", "Service") {
+		t.Fatalf("api-resources:\n%s", out)
+	}
+	if out := must("", nil, "explain", "ksvc.spec.template"); !strings.Contains(out, "spec") || !strings.Contains(out, "metadata") {
+		t.Fatalf("explain:\n%s", out)
+	}
+
+	// oc apply -f <filename>; oc get ksvc <service_name>
+	if out := must("", nil, "apply", "-f", ksvc("Hello Serverless!")); !strings.Contains(out, "service.serving.knative.dev/hello created") {
+		t.Fatalf("apply:\n%s", out)
+	}
+	must("", nil, "wait", "--for=condition=Ready", "ksvc/hello", "--timeout=60s")
+	c.eventuallyBody(helloHost, "Hello Serverless!", 10*time.Second)
+	out := must("", nil, "get", "ksvc", "hello")
+	if !hasRow(out, "NAME", "URL", "LATESTCREATED", "LATESTREADY", "READY", "REASON") ||
+		!hasRow(out, "hello", "http://"+helloHost, "hello-00001", "hello-00001", "True") {
+		t.Fatalf("get ksvc:\n%s", out)
+	}
+	// oc get ksvc <service_name> -o=jsonpath='{.status.latestCreatedRevisionName}'
+	if out := must("", nil, "get", "ksvc", "hello", "-o=jsonpath={.status.latestCreatedRevisionName}"); out != "hello-00001" {
+		t.Fatalf("jsonpath latestCreatedRevisionName: %q", out)
+	}
+	if out := must("", nil, "get", "ksvc", "hello", "-o=jsonpath={.status.url}"); out != "http://"+helloHost {
+		t.Fatalf("jsonpath url: %q", out)
+	}
+	fails(`services.serving.knative.dev "nope" not found`, "get", "ksvc", "nope")
+
+	// A second client-side apply changes the app; patch, replace and
+	// server-side apply each make a new revision that serves.
+	must("", nil, "apply", "-f", ksvc("applied twice"))
+	c.eventuallyBody(helloHost, "applied twice", 60*time.Second)
+	must("", nil, "patch", "ksvc", "hello", "--type=json",
+		`-p=[{"op":"replace","path":"/spec/template/spec/containers/0/env/0/value","value":"json-patched"}]`)
+	c.eventuallyBody(helloHost, "json-patched", 60*time.Second)
+	must("", nil, "patch", "ksvc", "hello", "--type=merge", `-p={"metadata":{"annotations":{"team":"a"}}}`)
+	if out := must("", nil, "get", "ksvc", "hello", "-o=jsonpath={.metadata.annotations.team}"); out != "a" {
+		t.Fatalf("merge patch: %q", out)
+	}
+	// Strategic merge patch is refused for custom kinds, as for Knative's CRDs.
+	fails("application/strategic-merge-patch+json is not supported by serving.knative.dev/v1, Kind=Service", "patch", "ksvc", "hello", `-p={"metadata":{"labels":{"x":"y"}}}`)
+	ssa := ksvc("server-side")
+	fails("conflict", "apply", "--server-side", "--field-manager=ci", "-f", ssa)
+	must("", nil, "apply", "--server-side", "--field-manager=ci", "--force-conflicts", "-f", ssa)
+	c.eventuallyBody(helloHost, "server-side", 60*time.Second)
+	rep := ksvc("replaced")
+	must("", nil, "replace", "-f", rep)
+	c.eventuallyBody(helloHost, "replaced", 60*time.Second)
+	if out := must("", nil, "get", "rev", "-l", "serving.knative.dev/service=hello", "-o", "name"); strings.Count(out, "revision.serving.knative.dev/hello-") < 4 {
+		t.Fatalf("revisions of hello:\n%s", out)
+	}
+
+	// oc label ksvc <service_name> networking.knative.dev/visibility=cluster-local
+	must("", nil, "label", "ksvc", "hello", "networking.knative.dev/visibility=cluster-local")
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		out, _ := c.kubectl(kc, "", nil, "get", "ksvc", "hello", "-o=jsonpath={.status.url}")
+		if out != "http://hello.default.svc.cluster.local" {
+			return fmt.Errorf("url after cluster-local label: %q", out)
+		}
+		return nil
+	})
+	must("", nil, "label", "ksvc", "hello", "networking.knative.dev/visibility-")
+	c.eventuallyBody(helloHost, "replaced", 30*time.Second)
+
+	// oc create secret tls <name> --cert --key --dry-run=client -o yaml | oc apply -f -
+	mapped := "kubectl.example.org"
+	certFile, keyFile, _ := selfSignedFiles(t, dir, mapped)
+	manifest := must("", nil, "create", "secret", "tls", "hello-tls", "--cert="+certFile, "--key="+keyFile, "--dry-run=client", "-o", "yaml")
+	if out := must(manifest, nil, "apply", "-f", "-"); !strings.Contains(out, "secret/hello-tls created") {
+		t.Fatalf("secret apply:\n%s", out)
+	}
+	if out := must("", nil, "get", "secret", "hello-tls", "-o", "yaml"); strings.Contains(out, "PRIVATE KEY") || strings.Contains(out, "tls.key: L") {
+		t.Fatalf("the key came back:\n%s", out)
+	}
+	// oc create secret tls without a pipe: client-go sends protobuf.
+	if out := must("", nil, "create", "secret", "tls", "hello-tls-2", "--cert="+certFile, "--key="+keyFile); !strings.Contains(out, "secret/hello-tls-2 created") {
+		t.Fatalf("secret create:\n%s", out)
+	}
+
+	// DomainMapping; oc get domainmapping <domain_name>
+	dm := fmt.Sprintf(`apiVersion: serving.knative.dev/v1beta1
+kind: DomainMapping
+metadata:
+  name: %s
+  namespace: default
+spec:
+  ref:
+    name: hello
+    kind: Service
+    apiVersion: serving.knative.dev/v1
+`, mapped)
+	must(dm, nil, "apply", "-f", "-")
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		out, _ := c.kubectl(kc, "", nil, "get", "domainmapping", mapped)
+		if !hasRow(out, mapped, "http://"+mapped, "True") {
+			return fmt.Errorf("get domainmapping:\n%s", out)
+		}
+		return nil
+	})
+	c.eventuallyBody(mapped, "replaced", 30*time.Second)
+
+	// kubectl edit cm config-autoscaler -n knative-serving, non-interactively.
+	editor := filepath.Join(dir, "editor.sh")
+	os.WriteFile(editor, []byte("#!/bin/sh\nsed -i 's/^data:.*/data:\\n  stable-window: 75s/' \"$1\"\n"), 0o755)
+	must("", []string{"KUBE_EDITOR=" + editor}, "edit", "cm", "config-autoscaler", "-n", "knative-serving")
+	if out := c.mustRun("config", "get", "autoscaler"); !hasRow(out, "stable-window", "75s", "set") {
+		t.Fatalf("config after kubectl edit:\n%s", out)
+	}
+	// kubectl patch cm config-network (strategic merge, as for every core kind).
+	must("", nil, "patch", "cm", "config-domain", "-n", "knative-serving", `-p={"data":{"kubectl.test":""}}`)
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		out, _ := c.kubectl(kc, "", nil, "get", "ksvc", "hello", "-o=jsonpath={.status.url}")
+		if out != "http://hello.default.kubectl.test" {
+			return fmt.Errorf("url after config-domain patch: %q", out)
+		}
+		return nil
+	})
+	c.eventuallyBody("hello.default.kubectl.test", "replaced", 30*time.Second)
+
+	// Namespaces: create, use, delete with everything in them.
+	must("", nil, "create", "namespace", "team-a")
+	must(strings.ReplaceAll(strings.NewReplacer("{{IMAGE}}", c.image, "{{RESPONSE}}", "team a").Replace(kubectlKsvc), "namespace: default", "namespace: team-a"), nil, "apply", "-f", "-")
+	must("", nil, "wait", "--for=condition=Ready", "ksvc/hello", "-n", "team-a", "--timeout=60s")
+	c.eventuallyBody("hello.team-a.kubectl.test", "team a", 30*time.Second)
+	must("", nil, "delete", "namespace", "team-a", "--timeout=60s")
+	fails("NotFound", "get", "ksvc", "hello", "-n", "team-a")
+
+	// kubectl delete: the app stops being served.
+	if out := must("", nil, "delete", "ksvc", "hello"); !strings.Contains(out, `service.serving.knative.dev "hello" deleted`) {
+		t.Fatalf("delete:\n%s", out)
+	}
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		if code, _, _ := c.get("hello.default.kubectl.test"); code != 404 {
+			return fmt.Errorf("deleted service still answers %d", code)
+		}
+		return nil
+	})
+}
