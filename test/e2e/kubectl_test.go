@@ -190,10 +190,13 @@ spec:
 
 	// kubectl edit cm config-autoscaler -n knative-serving, non-interactively.
 	editor := filepath.Join(dir, "editor.sh")
-	os.WriteFile(editor, []byte("#!/bin/sh\nsed -i 's/^data:.*/data:\\n  stable-window: 75s/' \"$1\"\n"), 0o755)
-	must("", []string{"KUBE_EDITOR=" + editor}, "edit", "cm", "config-autoscaler", "-n", "knative-serving")
+	os.WriteFile(editor, []byte(`#!/bin/sh
+sed -i '/^  stable-window:/d' "$1"
+if grep -q '^data:' "$1"; then sed -i 's/^data:.*/data:\n  stable-window: 75s/' "$1"; else printf 'data:\n  stable-window: 75s\n' >> "$1"; fi
+`), 0o755)
+	edited := must("", []string{"KUBE_EDITOR=" + editor}, "edit", "cm", "config-autoscaler", "-n", "knative-serving")
 	if out := c.mustRun("config", "get", "autoscaler"); !hasRow(out, "stable-window", "75s", "set") {
-		t.Fatalf("config after kubectl edit:\n%s", out)
+		t.Fatalf("config after kubectl edit (%s):\n%s", edited, out)
 	}
 	// kubectl patch cm config-network (strategic merge, as for every core kind).
 	must("", nil, "patch", "cm", "config-domain", "-n", "knative-serving", `-p={"data":{"kubectl.test":""}}`)
