@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +60,8 @@ func TestClientGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
+	cached := memory.NewMemCacheClient(dc)
+	mapper := restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(cached), cached, nil)
 	for short, want := range map[string]schema.GroupVersionResource{
 		"ksvc": ksvcGVR, "kservice": ksvcGVR,
 		"rev": {Group: "serving.knative.dev", Version: "v1", Resource: "revisions"},
@@ -98,7 +100,7 @@ func TestClientGo(t *testing.T) {
 	testenv.EventuallyNil(t, 90*time.Second, func() error {
 		for _, n := range names {
 			code, body, err := c.get(n + ".default.example.com")
-			if err != nil || code != 200 || body != "hello "+n {
+			if err != nil || code != 200 || strings.TrimSpace(body) != "hello "+n {
 				return fmt.Errorf("%s: %d %q %v", n, code, body, err)
 			}
 		}
