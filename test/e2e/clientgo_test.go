@@ -25,6 +25,9 @@ import (
 	"k8s.io/client-go/tools/pager"
 	"k8s.io/client-go/util/retry"
 
+	servingv1 "knative.dev/serving/pkg/apis/serving/v1"
+	servingclient "knative.dev/serving/pkg/client/clientset/versioned"
+
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
 
@@ -44,8 +47,9 @@ func ksvcObject(name, image, team, response string) *unstructured.Unstructured {
 // TestClientGo uses kiln's API the way Kubernetes programs do, through
 // client-go: discovery and a RESTMapper, the dynamic client for Knative's
 // kinds (create, update with retry on conflict, list with selectors and
-// pages, watch from a resourceVersion through a compaction), and the typed
-// clientset, speaking protobuf, for core kinds.
+// pages, watch from a resourceVersion through a compaction), Knative's own
+// typed clientset, and client-go's typed clientset, speaking protobuf, for
+// core kinds.
 func TestClientGo(t *testing.T) {
 	c := startCluster(t)
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.kubeconfig())
@@ -219,6 +223,56 @@ func TestClientGo(t *testing.T) {
 		break
 	}
 	w.Stop()
+
+	// Knative's own typed clientset.
+	kcs, err := servingclient.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typed := &servingv1.Service{ObjectMeta: metav1.ObjectMeta{Name: "cg-typed", Labels: map[string]string{"team": "c"}},
+		Spec: servingv1.ServiceSpec{ConfigurationSpec: servingv1.ConfigurationSpec{Template: servingv1.RevisionTemplateSpec{
+			Spec: servingv1.RevisionSpec{PodSpec: corev1.PodSpec{Containers: []corev1.Container{{
+				Image: c.image, Env: []corev1.EnvVar{{Name: "RESPONSE", Value: "typed"}}}}}}}}}}
+	if _, err := kcs.ServingV1().Services("default").Create(ctx, typed, metav1.CreateOptions{}); err != nil {
+		t.Fatalf("typed create: %v", err)
+	}
+	c.eventuallyBody("cg-typed.default.example.com", "typed", 60*time.Second)
+	if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := kcs.ServingV1().Services("default").Get(ctx, "cg-typed", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		cur.Spec.Template.Spec.Containers[0].Env[0].Value = "typed again"
+		_, err = kcs.ServingV1().Services("default").Update(ctx, cur, metav1.UpdateOptions{})
+		return err
+	}); err != nil {
+		t.Fatalf("typed update: %v", err)
+	}
+	c.eventuallyBody("cg-typed.default.example.com", "typed again", 60*time.Second)
+	if l, err := kcs.ServingV1().Services("default").List(ctx, metav1.ListOptions{LabelSelector: "team=c"}); err != nil || len(l.Items) != 1 {
+		t.Fatalf("typed list team=c: %v %v", l, err)
+	}
+	revs, err := kcs.ServingV1().Revisions("default").List(ctx, metav1.ListOptions{LabelSelector: "serving.knative.dev/service=cg-typed"})
+	if err != nil || len(revs.Items) != 2 {
+		t.Fatalf("typed revisions of cg-typed: %v %v", revs, err)
+	}
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		rev, err := kcs.ServingV1().Revisions("default").Get(ctx, "cg-typed-00002", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cs := rev.Status.ContainerStatuses; len(cs) != 1 || !strings.HasPrefix(cs[0].ImageDigest, c.registry+"/samples/hello@sha256:") {
+			return fmt.Errorf("imageDigest of cg-typed-00002: %+v", rev.Status.ContainerStatuses)
+		}
+		if !rev.IsReady() {
+			return fmt.Errorf("cg-typed-00002 not ready: %+v", rev.Status.Conditions)
+		}
+		return nil
+	})
+	rt, err := kcs.ServingV1().Routes("default").Get(ctx, "cg-typed", metav1.GetOptions{})
+	if err != nil || rt.Status.URL == nil || rt.Status.URL.String() != "http://cg-typed.default.example.com" {
+		t.Fatalf("typed route: %v %v", rt, err)
+	}
 
 	// Core kinds through the typed clientset, in protobuf.
 	pcfg := *cfg
