@@ -20,8 +20,9 @@ type Subject struct {
 
 // Attributes describe one request as the authorizer sees it, in
 // Kubernetes' words: verb (get, list, watch, create, update, patch,
-// delete), API group ("" for the core group), resource, namespace ("" for a
-// cluster-scoped request or a list across namespaces) and name.
+// delete, deletecollection), API group ("" for the core group), resource,
+// namespace ("" for a cluster-scoped request or a list across namespaces)
+// and name.
 type Attributes struct {
 	Verb, Group, Resource, Namespace, Name string
 }
@@ -136,6 +137,9 @@ func requestAttributes(r *http.Request) Attributes {
 		a.Verb = "patch"
 	case http.MethodDelete:
 		a.Verb = "delete"
+		if a.Name == "" {
+			a.Verb = "deletecollection"
+		}
 	default:
 		a.Verb = strings.ToLower(r.Method)
 	}

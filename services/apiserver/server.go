@@ -70,6 +70,8 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 		mux.Handle("GET "+base+"/{resource}", s.auth(s.handleList))
 		mux.Handle("GET "+ns, s.auth(s.handleList))
 		mux.Handle("POST "+ns, s.auth(s.handleCreate))
+		mux.Handle("DELETE "+base+"/{resource}", s.auth(s.handleDeleteCollection))
+		mux.Handle("DELETE "+ns, s.auth(s.handleDeleteCollection))
 		mux.Handle("GET "+ns+"/{name}", s.auth(s.handleGet))
 		mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
 		mux.Handle("PATCH "+ns+"/{name}", s.auth(s.handlePatch))
@@ -407,52 +409,102 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ns, name := r.PathValue("ns"), r.PathValue("name")
+	name := r.PathValue("name")
 	opts, err := deleteOptions(r)
 	if err != nil {
 		s.failFor(w, r, err, a, name)
 		return
 	}
-	dry := len(opts.DryRun) > 0
+	cur, err := s.deleteOne(r.Context(), a, res, r.PathValue("ns"), name, opts)
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	// Kubernetes answers a custom resource deleted at once with a Success
+	// Status naming it (no code), not the object.
+	writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+}
+
+// deleteOne deletes ns/name with a CAS on the revision read (or, with
+// dryRun, only checks it could), retried when the controller writes in
+// between. It returns the object as it was when deleted.
+func (s *server) deleteOne(ctx context.Context, a apiResource, res resource, ns, name string, opts *k8smeta.DeleteOptions) (v1.Object, error) {
 	for attempt := 0; ; attempt++ {
-		cur, err := res.get(r.Context(), ns, name)
+		cur, err := res.get(ctx, ns, name)
 		if err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
 		if err := checkPreconditions(a, name, opts.Preconditions, cur.Meta()); err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
-		if dry {
-			writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
-			return
+		if len(opts.DryRun) > 0 {
+			return cur, nil
 		}
 		if orphans(opts) {
-			if err := s.orphan(r.Context(), cur.Meta()); err != nil {
-				s.failFor(w, r, err, a, name)
-				return
+			if err := s.orphan(ctx, cur.Meta()); err != nil {
+				return nil, err
 			}
 		}
 		rv, _ := strconv.ParseInt(cur.Meta().ResourceVersion, 10, 64)
-		err = res.delete(r.Context(), ns, name, store.IfRevision(rv))
+		err = res.delete(ctx, ns, name, store.IfRevision(rv))
 		if (errdefs.IsConflict(err) || errdefs.IsNotFound(err)) && attempt < casRetries {
 			continue
 		}
 		if err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
 		policy := k8smeta.DeletePropagationBackground
 		if opts.PropagationPolicy != nil {
 			policy = *opts.PropagationPolicy
 		}
 		s.log.Info("deleted", "kind", res.kind(), "namespace", ns, "name", name, "propagation", policy)
-		// Kubernetes answers a custom resource deleted at once with a
-		// Success Status naming it (no code), not the object.
-		writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+		return cur, nil
+	}
+}
+
+// handleDeleteCollection serves DELETE on a collection (deletecollection)
+// as Kubernetes does: it lists the objects the label and field selectors
+// match, deletes each with the request's DeleteOptions, and answers the
+// list of the objects deleted (as they were), at the list's
+// resourceVersion. An object deleted meanwhile by someone else is left out.
+func (s *server) handleDeleteCollection(w http.ResponseWriter, r *http.Request) {
+	a, res, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
+	listOpts, err := parseListOptions(r)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	opts, err := deleteOptions(r)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	items, rev, err := res.list(r.Context(), r.PathValue("ns"), 0)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	m := matcherFor(listOpts)
+	deleted := make([]v1.Object, 0, len(items))
+	for _, o := range items {
+		if !m.matches(o) {
+			continue
+		}
+		cur, err := s.deleteOne(r.Context(), a, res, o.Meta().Namespace, o.Meta().Name, opts)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, o.Meta().Name)
+			return
+		}
+		deleted = append(deleted, cur)
+	}
+	writeJSON(w, http.StatusOK, List{APIVersion: listAPIVersion(res), Kind: a.Kind + "List",
+		Metadata: ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: deleted})
 }
 
 // deletedStatus is the body of a delete that removed the object.
