@@ -204,9 +204,9 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 }
 
-// admit fills the namespace from the URL, checks it matches, defaults and
-// validates. It returns the FieldError (as an error) when invalid.
-func admit(ctx context.Context, obj v1.Object, ns, name string) error {
+// fillTarget fills the namespace from the URL and checks the object names
+// the namespace (and, when given, the name) the request is sent to.
+func fillTarget(obj v1.Object, ns, name string) error {
 	m := obj.Meta()
 	if m.Namespace == "" {
 		m.Namespace = ns
@@ -217,6 +217,15 @@ func admit(ctx context.Context, obj v1.Object, ns, name string) error {
 	if name != "" && m.Name != name {
 		return badRequest(fmt.Errorf("the name of the object (%s) does not match the name on the URL (%s)", m.Name, name))
 	}
+	return nil
+}
+
+// admit defaults and validates obj, as Knative's webhook does. It runs
+// after the write's managed fields are recorded, so (as on Kubernetes,
+// where the field manager runs before admission webhooks) the defaults it
+// fills are owned by no field manager. It returns the FieldError (as an
+// error) when invalid.
+func admit(ctx context.Context, obj v1.Object) error {
 	obj.SetDefaults(ctx)
 	if fe := obj.Validate(ctx); fe != nil {
 		return fe
@@ -269,22 +278,27 @@ func (s *server) create(r *http.Request, a apiResource, res resource, obj v1.Obj
 			return nil, 0, err
 		}
 	}
-	setCreator(ctx, a, obj)
-	if err := admit(ctx, obj, r.PathValue("ns"), ""); err != nil {
-		return nil, 0, err
-	}
-	if err := s.admitRevision(ctx, obj); err != nil {
+	if err := fillTarget(obj, r.PathValue("ns"), ""); err != nil {
 		return nil, 0, err
 	}
 	// Status and server-owned metadata are never taken from the user.
 	res.keepStatus(obj, res.newObject())
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
+	// The writer owns the fields it sent (an apply's are patchObject's to
+	// record); the defaults admit adds are owned by no manager.
 	if operation != "Apply" {
 		if obj, err = withManagedFields(a, res, r, nil, obj, fieldManager(r), operation); err != nil {
 			return nil, 0, err
 		}
 	}
 	m = obj.Meta()
+	setCreator(ctx, a, obj)
+	if err := admit(ctx, obj); err != nil {
+		return nil, 0, err
+	}
+	if err := s.admitRevision(ctx, obj); err != nil {
+		return nil, 0, err
+	}
 	if dry {
 		if _, err := res.get(ctx, m.Namespace, m.Name); err == nil {
 			return nil, 0, fmt.Errorf("%s %q: %w", a.Resource, m.Name, errdefs.ErrAlreadyExists)
@@ -339,7 +353,12 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		s.failFor(w, r, err, a, name)
 		return
 	}
-	if err := admit(ctx, obj, r.PathValue("ns"), name); err != nil {
+	if err := fillTarget(obj, r.PathValue("ns"), name); err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	sent, err := marshalObject(obj)
+	if err != nil {
 		s.failFor(w, r, err, a, name)
 		return
 	}
@@ -358,6 +377,13 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 			s.failFor(w, r, errdefs.ErrConflict, a, name)
 			return
 		}
+		// update changes the object it is given: each attempt starts from
+		// the object as the client sent it.
+		obj, err := decodeObject(r, res, sent)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
 		updated, err := s.update(ctx, r, a, res, cur, obj, dry, "Update")
 		if errdefs.IsConflict(err) && userRV == "" && attempt < casRetries {
 			continue
@@ -371,23 +397,27 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// update writes obj (admitted) over cur with a CAS on cur's
-// resourceVersion; with dry it only answers what would be stored.
+// update records the write's managed fields on obj as the client sent it
+// (an apply's are patchObject's to record), then admits it and writes it
+// over cur with a CAS on cur's resourceVersion; with dry it only answers
+// what would be stored.
 func (s *server) update(ctx context.Context, r *http.Request, a apiResource, res resource, cur, obj v1.Object, dry bool, operation string) (v1.Object, error) {
-	if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
-		return nil, fe
-	}
 	// The stored status wins: only the controller writes status. Pinning
 	// the CAS to the revision we copied it from keeps it from going stale.
 	res.keepStatus(obj, cur)
-	keepCreator(ctx, a, cur, obj)
 	obj.Meta().ResourceVersion = cur.Meta().ResourceVersion
-	// An apply's managed fields are patchObject's to record.
 	if operation != "Apply" {
 		var err error
 		if obj, err = withManagedFields(a, res, r, cur, obj, fieldManager(r), operation); err != nil {
 			return nil, err
 		}
+	}
+	if err := admit(ctx, obj); err != nil {
+		return nil, err
+	}
+	keepCreator(ctx, a, cur, obj)
+	if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
+		return nil, fe
 	}
 	if dry {
 		m, cm := obj.Meta(), cur.Meta()
