@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -147,18 +148,105 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, obj)
 }
 
-// handleStatusWrite refuses writes to /status: only the controller writes
-// status, straight to etcd.
+// handleStatusWrite serves PUT and PATCH on .../NAME/status as Kubernetes
+// serves a custom resource's status subresource: only the status of the
+// object sent (or of the patched object) is taken, spec and metadata stay
+// as stored, and the write is a CAS on the stored resourceVersion (a
+// resourceVersion sent must be the stored one). The authorizer lets only
+// cluster-admins write status (a controller-like client); kiln's
+// controller, which writes status straight to the store, overwrites it at
+// its next reconcile, as Knative's controllers do.
 func (s *server) handleStatusWrite(w http.ResponseWriter, r *http.Request) {
-	a, _, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
-	verb := "update"
-	if r.Method == http.MethodPatch {
-		verb = "patch"
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	dry, err := dryRun(r)
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
 	}
-	s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource + "/status"}, verb), a, r.PathValue("name"))
+	var body []byte
+	if r.Method == http.MethodPut {
+		body, err = readBody(r)
+	} else {
+		body, err = readRaw(r)
+	}
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := res.get(r.Context(), ns, name)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		curJSON, err := marshalObject(cur)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		sentJSON := body
+		if r.Method == http.MethodPatch {
+			sentJSON, err = patchStatus(curJSON, mediaType(r), body)
+			if err != nil {
+				s.failFor(w, r, err, a, name)
+				return
+			}
+		}
+		sent, err := decodeObject(r, res, sentJSON)
+		if err == nil {
+			err = fillTarget(sent, ns, name)
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		userRV := sent.Meta().ResourceVersion
+		if userRV != "" && userRV != cur.Meta().ResourceVersion {
+			s.failFor(w, r, errdefs.ErrConflict, a, name)
+			return
+		}
+		obj, err := decodeObject(r, res, curJSON)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		obj.Meta().ResourceVersion = cur.Meta().ResourceVersion
+		res.keepStatus(obj, sent)
+		if dry {
+			writeJSON(w, http.StatusOK, obj)
+			return
+		}
+		updated, err := res.update(r.Context(), obj)
+		if errdefs.IsConflict(err) && userRV == "" && attempt < casRetries {
+			continue
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		s.log.Info("status written", "kind", res.kind(), "namespace", ns, "name", name, "resource_version", updated.Meta().ResourceVersion)
+		writeJSON(w, http.StatusOK, updated)
+		return
+	}
+}
+
+// statusPatchTypes are the patches a status write takes.
+var statusPatchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType)}
+
+// patchStatus applies a JSON or merge patch to the stored object's JSON
+// (server-side apply of status is not served).
+func patchStatus(live []byte, contentType string, patch []byte) ([]byte, error) {
+	if !slices.Contains(statusPatchTypes, contentType) {
+		return nil, unsupportedMediaType(statusPatchTypes)
+	}
+	if !json.Valid(patch) {
+		return nil, k8serrors.NewBadRequest("invalid JSON patch")
+	}
+	return applyJSONPatch(types.PatchType(contentType), live, patch)
 }
 
 // List is the wire shape of a list response.
