@@ -1,6 +1,10 @@
 package apiserver
 
-import "strings"
+import (
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+)
 
 // apiResource describes one served resource the way Kubernetes' discovery,
 // OpenAPI, Table output and error messages name it. The serving kinds carry
@@ -112,14 +116,15 @@ var apiResources = []apiResource{
 // kube-apiserver's /api/v1 discovery; verbs are those kiln serves.
 var coreAPIResources = []apiResource{
 	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
-		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
-		Columns: []printerColumn{dataColumn, ageColumn}},
+		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
+		Columns: []printerColumn{configMapDataColumn, ageColumn}},
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
-		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update"},
-		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase"}, ageColumn}},
+		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
+		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase", Description: "The status of the namespace"}, ageColumn}},
 	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
-		Verbs:   []string{"create", "delete", "get", "list", "patch", "update"},
-		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type"}, dataColumn, ageColumn}},
+		Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
+		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type", Description: corev1.Secret{}.SwaggerDoc()["type"]},
+			secretDataColumn, ageColumn}},
 	{Version: "v1", Resource: "serviceaccounts", Singular: "serviceaccount", Kind: "ServiceAccount", Namespaced: true,
 		ShortNames: []string{"sa"}, Verbs: []string{"get", "list"},
 		Columns: []printerColumn{ageColumn}},
@@ -141,7 +146,14 @@ var (
 			b, _ := obj["binaryData"].(map[string]any)
 			return int64(len(d) + len(b))
 		}}
+	configMapDataColumn = withDescription(dataColumn, corev1.ConfigMap{}.SwaggerDoc()["data"])
+	secretDataColumn    = withDescription(dataColumn, corev1.Secret{}.SwaggerDoc()["data"])
 )
+
+func withDescription(c printerColumn, d string) printerColumn {
+	c.Description = d
+	return c
+}
 
 // findAPIResource returns the descriptor of group/version/resource.
 func findAPIResource(group, version, resource string) (apiResource, bool) {

@@ -20,8 +20,9 @@ type Subject struct {
 
 // Attributes describe one request as the authorizer sees it, in
 // Kubernetes' words: verb (get, list, watch, create, update, patch,
-// delete), API group ("" for the core group), resource, namespace ("" for a
-// cluster-scoped request or a list across namespaces) and name.
+// delete, deletecollection), API group ("" for the core group), resource,
+// namespace ("" for a cluster-scoped request or a list across namespaces)
+// and name.
 type Attributes struct {
 	Verb, Group, Resource, Namespace, Name string
 }
@@ -36,6 +37,8 @@ func readVerb(v string) bool { return v == "get" || v == "list" || v == "watch" 
 //   - secrets (core group) need admin in their namespace;
 //   - a namespace (core group) may be read with view in it, and only
 //     created, changed or deleted by a cluster-admin;
+//   - a status subresource (services/status, ...) may be read with view
+//     and written only by a cluster-admin (a controller-like client);
 //   - everything else (serving objects, domain mappings) needs view to
 //     read and edit to write, in its namespace.
 //
@@ -50,6 +53,9 @@ func Authorize(s Subject, a Attributes) error {
 	need := auth.RoleEdit
 	switch {
 	case a.Group == "" && a.Resource == "namespaces" && !readVerb(a.Verb):
+		return forbidden(s, a)
+	case strings.HasSuffix(a.Resource, "/status") && !readVerb(a.Verb):
+		// Status is the controller's to write.
 		return forbidden(s, a)
 	case a.Group == "" && a.Resource == "secrets":
 		need = auth.RoleAdmin
@@ -66,7 +72,9 @@ func Authorize(s Subject, a Attributes) error {
 // services.serving.knative.dev "hello" is forbidden: User "alice" cannot get
 // resource "services" in API group "serving.knative.dev" in the namespace "prod".
 func forbidden(s Subject, a Attributes) error {
-	what := a.Resource
+	// A subresource is named in the sentence, not in the object's name.
+	base, _, _ := strings.Cut(a.Resource, "/")
+	what := base
 	if a.Group != "" {
 		what += "." + a.Group
 	}
@@ -80,7 +88,7 @@ func forbidden(s Subject, a Attributes) error {
 	msg := fmt.Sprintf("%s is forbidden: User %q cannot %s resource %q in API group %q %s",
 		what, s.Name, a.Verb, a.Resource, a.Group, scope)
 	return &httpError{code: http.StatusForbidden, reason: "Forbidden", err: forbiddenError(msg),
-		group: a.Group, kind: a.Resource, name: a.Name}
+		group: a.Group, kind: base, name: a.Name}
 }
 
 // forbiddenError keeps the message exactly as Kubernetes words it, with no
@@ -119,6 +127,11 @@ func requestAttributes(r *http.Request) Attributes {
 	if len(parts) > 1 {
 		a.Name = parts[1]
 	}
+	if len(parts) > 2 {
+		// A subresource is authorized as resource/subresource
+		// ("services/status"), as Kubernetes' RBAC names it.
+		a.Resource += "/" + parts[2]
+	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		a.Verb = "list"
@@ -136,6 +149,9 @@ func requestAttributes(r *http.Request) Attributes {
 		a.Verb = "patch"
 	case http.MethodDelete:
 		a.Verb = "delete"
+		if a.Name == "" {
+			a.Verb = "deletecollection"
+		}
 	default:
 		a.Verb = strings.ToLower(r.Method)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/kiln-serving/kiln/api/auth"
@@ -29,6 +30,13 @@ func TestAuthorize(t *testing.T) {
 		{"edit watches its namespace", alice, svc("watch", "dev", ""), ""},
 		{"edit creates in its namespace", alice, svc("create", "dev", ""), ""},
 		{"edit deletes in its namespace", alice, svc("delete", "dev", "hello"), ""},
+		{"edit deletes a collection in its namespace", alice, svc("deletecollection", "dev", ""), ""},
+		{"view may not delete a collection", alice, svc("deletecollection", "qa", ""),
+			`services.serving.knative.dev is forbidden: User "alice" cannot deletecollection resource "services" in API group "serving.knative.dev" in the namespace "qa"`},
+		{"view reads status", alice, svc("get", "qa", "hello").sub("status"), ""},
+		{"edit may not write status", alice, svc("update", "dev", "hello").sub("status"),
+			`services.serving.knative.dev "hello" is forbidden: User "alice" cannot update resource "services/status" in API group "serving.knative.dev" in the namespace "dev"`},
+		{"cluster-admin writes status", root, svc("patch", "dev", "hello").sub("status"), ""},
 		{"edit deletes a revision", alice, Attributes{Verb: "delete", Group: "serving.knative.dev", Resource: "revisions", Namespace: "dev", Name: "hello-00001"}, ""},
 		{"edit writes domain mappings", alice, Attributes{Verb: "create", Group: "serving.knative.dev", Resource: "domainmappings", Namespace: "dev"}, ""},
 		{"edit may not touch secrets", alice, secret("list", "dev"),
@@ -78,7 +86,7 @@ func TestAuthorize(t *testing.T) {
 			st := statusFor(err, "", "")
 			var he *httpError
 			if st.Code != http.StatusForbidden || st.Reason != "Forbidden" || !errors.As(err, &he) ||
-				st.Details == nil || st.Details.Kind != tc.a.Resource || st.Details.Group != tc.a.Group || st.Details.Name != tc.a.Name {
+				st.Details == nil || st.Details.Kind != strings.TrimSuffix(tc.a.Resource, "/status") || st.Details.Group != tc.a.Group || st.Details.Name != tc.a.Name {
 				t.Fatalf("status %+v details %+v", st, st.Details)
 			}
 		})
@@ -98,6 +106,8 @@ func TestRequestAttributes(t *testing.T) {
 		{"PUT", "/api/v1/namespaces/dev/secrets/cert", Attributes{"update", "", "secrets", "dev", "cert"}},
 		{"GET", "/api/v1/secrets", Attributes{"list", "", "secrets", "", ""}},
 		{"DELETE", "/api/v1/namespaces/dev", Attributes{"delete", "", "namespaces", "dev", "dev"}},
+		{"PATCH", "/apis/serving.knative.dev/v1/namespaces/dev/services/hello/status", Attributes{"patch", "serving.knative.dev", "services/status", "dev", "hello"}},
+		{"DELETE", "/apis/serving.knative.dev/v1/namespaces/dev/services?labelSelector=a%3Db", Attributes{"deletecollection", "serving.knative.dev", "services", "dev", ""}},
 		{"POST", "/api/v1/namespaces", Attributes{"create", "", "namespaces", "", ""}},
 		{"GET", "/api/v1/namespaces/dev/serviceaccounts/default", Attributes{"get", "", "serviceaccounts", "dev", "default"}},
 		{"PATCH", "/apis/kiln.dev/v1/configs/autoscaler", Attributes{"patch", "kiln.dev", "configs", "", "autoscaler"}},
@@ -109,4 +119,10 @@ func TestRequestAttributes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sub names a subresource of a's resource, as requestAttributes does.
+func (a Attributes) sub(name string) Attributes {
+	a.Resource += "/" + name
+	return a
 }

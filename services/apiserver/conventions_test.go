@@ -471,18 +471,70 @@ func TestWritesDryRunDeleteOptions(t *testing.T) {
 	}
 }
 
+// TestStatusSubresource checks writes to .../status as Kubernetes serves a
+// custom resource's status subresource: only status is taken, with a CAS
+// on the stored resourceVersion.
 func TestStatusSubresource(t *testing.T) {
-	srv, _ := newServer(t)
+	srv, reg := newServer(t)
 	do(t, srv, "POST", svcs, svcJSON("hello", "img:1"))
 	code, b := do(t, srv, "GET", svcs+"/hello/status", "")
 	if code != 200 || !strings.Contains(string(b), `"kind":"Service"`) {
 		t.Fatalf("get status: %d %s", code, b)
 	}
-	for _, m := range []string{"PUT", "PATCH"} {
-		code, b := send(t, srv, srv.URL, m, svcs+"/hello/status", `{"status":{}}`, "Content-Type", "application/merge-patch+json")
-		if st := decodeStatus(t, b); code != 405 || st.Reason != "MethodNotAllowed" {
-			t.Fatalf("%s status: %d %s", m, code, b)
+	stored := func() *v1.Service {
+		t.Helper()
+		svc, err := reg.Services().Get(t.Context(), "default", "hello")
+		if err != nil {
+			t.Fatal(err)
 		}
+		return svc
+	}
+	before := stored()
+
+	// A patch of spec and status changes only status.
+	code, b = send(t, srv, srv.URL, "PATCH", svcs+"/hello/status",
+		`{"metadata":{"labels":{"x":"y"}},"spec":{"template":{"spec":{"containers":[{"image":"img:9"}]}}},"status":{"url":"http://hello.default.example.com","observedGeneration":1}}`,
+		"Content-Type", "application/merge-patch+json")
+	if code != 200 {
+		t.Fatalf("patch status: %d %s", code, b)
+	}
+	after := stored()
+	if after.Status.URL != "http://hello.default.example.com" || after.Status.ObservedGeneration != 1 ||
+		after.Spec.Template.Spec.Containers[0].Image != "img:1" || after.Metadata.Labels["x"] != "" ||
+		after.Metadata.Generation != before.Metadata.Generation || after.Metadata.ResourceVersion == before.Metadata.ResourceVersion {
+		t.Fatalf("after status patch: %+v %+v\n%s", after.Metadata, after.Status, b)
+	}
+
+	// A PUT takes the status of the object sent.
+	put := svcJSON("hello", "img:7", `,"resourceVersion":"`+after.Metadata.ResourceVersion+`"`)
+	put = strings.TrimSuffix(put, "}") + `,"status":{"url":"http://other.example.com"}}`
+	if code, b := do(t, srv, "PUT", svcs+"/hello/status", put); code != 200 {
+		t.Fatalf("put status: %d %s", code, b)
+	}
+	if got := stored(); got.Status.URL != "http://other.example.com" || got.Spec.Template.Spec.Containers[0].Image != "img:1" {
+		t.Fatalf("after status put: %+v %+v", got.Spec, got.Status)
+	}
+
+	for _, tc := range []struct {
+		name, method, path, ctype, body string
+		code                            int
+	}{
+		{"stale resourceVersion", "PUT", "/hello/status", "application/json", put, 409},
+		{"dry run", "PATCH", "/hello/status?dryRun=All", "application/merge-patch+json", `{"status":{"url":"http://dry.example.com"}}`, 200},
+		{"strategic merge", "PATCH", "/hello/status", "application/strategic-merge-patch+json", `{"status":{}}`, 415},
+		{"unknown field", "PATCH", "/hello/status", "application/merge-patch+json", `{"status":{"bogus":1}}`, 400},
+		{"other name", "PUT", "/hello/status", "application/json", svcJSON("other", "img:1"), 400},
+		{"missing", "PATCH", "/nope/status", "application/merge-patch+json", `{"status":{}}`, 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, b := send(t, srv, srv.URL, tc.method, svcs+tc.path, tc.body, "Content-Type", tc.ctype)
+			if code != tc.code {
+				t.Fatalf("%d, want %d: %s", code, tc.code, b)
+			}
+			if got := stored(); got.Status.URL != "http://other.example.com" {
+				t.Fatalf("status changed: %+v", got.Status)
+			}
+		})
 	}
 	if code, _ := do(t, srv, "GET", BasePath+"/namespaces/default/routes/nope/status", ""); code != 404 {
 		t.Fatalf("missing route status: %d", code)

@@ -222,6 +222,10 @@ type configMapHandlers struct {
 }
 
 func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st))
+		return
+	}
 	cm, err := h.b.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err != nil {
 		h.s.coreFail(w, r, err, configMapsGR, r.PathValue("name"))
@@ -231,7 +235,8 @@ func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *configMapHandlers) list(w http.ResponseWriter, r *http.Request) {
-	if h.s.refuseWatch(w, r, configMapsGR) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st))
 		return
 	}
 	ls, fs, err := selectors(r)

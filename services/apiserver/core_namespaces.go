@@ -316,6 +316,10 @@ type namespaceHandlers struct {
 }
 
 func (h *namespaceHandlers) get(w http.ResponseWriter, r *http.Request) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "namespaces", namespaceSource(h.s.st), "status.phase")
+		return
+	}
 	ns, err := h.ns.get(r.Context(), r.PathValue("name"))
 	if err != nil {
 		h.s.coreFail(w, r, err, namespacesGR, r.PathValue("name"))
@@ -354,7 +358,8 @@ func checkFields(fs fields.Selector, allowed ...string) error {
 }
 
 func (h *namespaceHandlers) list(w http.ResponseWriter, r *http.Request) {
-	if h.s.refuseWatch(w, r, namespacesGR) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "namespaces", namespaceSource(h.s.st), "status.phase")
 		return
 	}
 	ls, fs, err := selectors(r)

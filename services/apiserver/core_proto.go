@@ -6,10 +6,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strings"
 
 	"github.com/munnerz/goautoneg"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -88,6 +90,12 @@ func writeCore(w http.ResponseWriter, r *http.Request, code int, obj runtime.Obj
 	gvks, _, err := coreScheme.ObjectKinds(obj)
 	if err == nil {
 		obj.GetObjectKind().SetGroupVersionKind(gvks[0])
+		if r.Method == http.MethodGet && wantsTable(r) {
+			if a, ok := coreResourceOf(gvks[0].Kind); ok {
+				writeCoreTable(w, r, a, obj)
+				return
+			}
+		}
 	}
 	if wantsProtobuf(r) {
 		w.Header().Set("Content-Type", mediaProtobuf)
@@ -130,4 +138,38 @@ func (s *server) refuseWatch(w http.ResponseWriter, r *http.Request, gr schema.G
 	}
 	s.coreFail(w, r, apierrors.NewMethodNotSupported(gr, "watch"), gr, "")
 	return true
+}
+
+// coreResourceOf is the descriptor of a core kind or of its list kind.
+func coreResourceOf(kind string) (apiResource, bool) {
+	kind = strings.TrimSuffix(kind, "List")
+	for _, a := range coreAPIResources {
+		if a.Kind == kind {
+			return a, true
+		}
+	}
+	return apiResource{}, false
+}
+
+// writeCoreTable answers a core get or list in the Table form, with the
+// columns kubectl prints for the kind.
+func writeCoreTable(w http.ResponseWriter, r *http.Request, a apiResource, obj runtime.Object) {
+	if !apimeta.IsListType(obj) {
+		writeTable(w, r, a, []any{obj}, "", "")
+		return
+	}
+	items, err := apimeta.ExtractList(obj)
+	if err != nil {
+		writeError(w, err, a.Kind, "")
+		return
+	}
+	objs := make([]any, len(items))
+	for i, it := range items {
+		objs[i] = it
+	}
+	var rv, cont string
+	if l, err := apimeta.ListAccessor(obj); err == nil {
+		rv, cont = l.GetResourceVersion(), l.GetContinue()
+	}
+	writeTable(w, r, a, objs, rv, cont)
 }

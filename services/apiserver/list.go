@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
@@ -36,8 +37,9 @@ const (
 
 // parseListOptions reads a list or watch query with apimachinery's own
 // parameter codec and validation, so selectors, limits and
-// resourceVersionMatch mean and fail exactly as on Kubernetes.
-func parseListOptions(r *http.Request) (*internalversion.ListOptions, error) {
+// resourceVersionMatch mean and fail exactly as on Kubernetes. Field
+// selectors may name metadata.name, metadata.namespace and extraFields.
+func parseListOptions(r *http.Request, extraFields ...string) (*internalversion.ListOptions, error) {
 	var opts internalversion.ListOptions
 	if err := metainternalversionscheme.ParameterCodec.DecodeParameters(r.URL.Query(), k8smeta.SchemeGroupVersion, &opts); err != nil {
 		return nil, k8serrors.NewBadRequest(err.Error())
@@ -47,7 +49,7 @@ func parseListOptions(r *http.Request) (*internalversion.ListOptions, error) {
 	}
 	if opts.FieldSelector != nil {
 		for _, req := range opts.FieldSelector.Requirements() {
-			if req.Field != fieldName && req.Field != fieldNamespace {
+			if req.Field != fieldName && req.Field != fieldNamespace && !slices.Contains(extraFields, req.Field) {
 				return nil, k8serrors.NewBadRequest(fmt.Sprintf("field label not supported: %s", req.Field))
 			}
 		}
@@ -76,6 +78,14 @@ func (m matcher) matches(o v1.Object) bool {
 		return false
 	}
 	return m.field == nil || m.field.Matches(fields.Set{fieldName: meta.Name, fieldNamespace: meta.Namespace})
+}
+
+// matchesItem reports whether a watched object matches.
+func (m matcher) matchesItem(it watchItem) bool {
+	if m.label != nil && !m.label.Matches(labels.Set(it.labels)) {
+		return false
+	}
+	return m.field == nil || m.field.Matches(it.fields)
 }
 
 // objectKey orders objects as the store does (namespace, then name).
@@ -146,7 +156,7 @@ func (s *server) handleList(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if opts.Watch {
-		s.serveWatch(w, r, a, res, opts)
+		s.serveWatch(w, r, a, servingSource{res}, opts)
 		return
 	}
 	ctx, ns := r.Context(), r.PathValue("ns")

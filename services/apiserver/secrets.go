@@ -67,7 +67,8 @@ func loopback(remote string) bool {
 var secretsGR = schema.GroupResource{Resource: corev1.ResourceSecret}
 
 func (h *secretHandlers) list(w http.ResponseWriter, r *http.Request) {
-	if h.s.refuseWatch(w, r, secretsGR) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "secrets", secretSource(h.s.st, h.s.opts.SecretKeys), "type")
 		return
 	}
 	items, rev, err := h.ss.List(r.Context(), r.PathValue("ns"))
@@ -104,6 +105,10 @@ func (h *secretHandlers) list(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *secretHandlers) get(w http.ResponseWriter, r *http.Request) {
+	if isWatch(r) {
+		h.s.serveCoreWatch(w, r, "secrets", secretSource(h.s.st, h.s.opts.SecretKeys), "type")
+		return
+	}
 	sec, err := h.ss.Get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
 	if err != nil {
 		h.s.coreFail(w, r, err, secretsGR, r.PathValue("name"))

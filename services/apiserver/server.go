@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -70,6 +71,8 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 		mux.Handle("GET "+base+"/{resource}", s.auth(s.handleList))
 		mux.Handle("GET "+ns, s.auth(s.handleList))
 		mux.Handle("POST "+ns, s.auth(s.handleCreate))
+		mux.Handle("DELETE "+base+"/{resource}", s.auth(s.handleDeleteCollection))
+		mux.Handle("DELETE "+ns, s.auth(s.handleDeleteCollection))
 		mux.Handle("GET "+ns+"/{name}", s.auth(s.handleGet))
 		mux.Handle("PUT "+ns+"/{name}", s.auth(s.handleUpdate))
 		mux.Handle("PATCH "+ns+"/{name}", s.auth(s.handlePatch))
@@ -145,18 +148,105 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, obj)
 }
 
-// handleStatusWrite refuses writes to /status: only the controller writes
-// status, straight to etcd.
+// handleStatusWrite serves PUT and PATCH on .../NAME/status as Kubernetes
+// serves a custom resource's status subresource: only the status of the
+// object sent (or of the patched object) is taken, spec and metadata stay
+// as stored, and the write is a CAS on the stored resourceVersion (a
+// resourceVersion sent must be the stored one). The authorizer lets only
+// cluster-admins write status (a controller-like client); kiln's
+// controller, which writes status straight to the store, overwrites it at
+// its next reconcile, as Knative's controllers do.
 func (s *server) handleStatusWrite(w http.ResponseWriter, r *http.Request) {
-	a, _, ok := s.lookup(w, r)
+	a, res, ok := s.lookup(w, r)
 	if !ok {
 		return
 	}
-	verb := "update"
-	if r.Method == http.MethodPatch {
-		verb = "patch"
+	ns, name := r.PathValue("ns"), r.PathValue("name")
+	dry, err := dryRun(r)
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
 	}
-	s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource + "/status"}, verb), a, r.PathValue("name"))
+	var body []byte
+	if r.Method == http.MethodPut {
+		body, err = readBody(r)
+	} else {
+		body, err = readRaw(r)
+	}
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	for attempt := 0; ; attempt++ {
+		cur, err := res.get(r.Context(), ns, name)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		curJSON, err := marshalObject(cur)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		sentJSON := body
+		if r.Method == http.MethodPatch {
+			sentJSON, err = patchStatus(curJSON, mediaType(r), body)
+			if err != nil {
+				s.failFor(w, r, err, a, name)
+				return
+			}
+		}
+		sent, err := decodeObject(r, res, sentJSON)
+		if err == nil {
+			err = fillTarget(sent, ns, name)
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		userRV := sent.Meta().ResourceVersion
+		if userRV != "" && userRV != cur.Meta().ResourceVersion {
+			s.failFor(w, r, errdefs.ErrConflict, a, name)
+			return
+		}
+		obj, err := decodeObject(r, res, curJSON)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		obj.Meta().ResourceVersion = cur.Meta().ResourceVersion
+		res.keepStatus(obj, sent)
+		if dry {
+			writeJSON(w, http.StatusOK, obj)
+			return
+		}
+		updated, err := res.update(r.Context(), obj)
+		if errdefs.IsConflict(err) && userRV == "" && attempt < casRetries {
+			continue
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
+		s.log.Info("status written", "kind", res.kind(), "namespace", ns, "name", name, "resource_version", updated.Meta().ResourceVersion)
+		writeJSON(w, http.StatusOK, updated)
+		return
+	}
+}
+
+// statusPatchTypes are the patches a status write takes.
+var statusPatchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType)}
+
+// patchStatus applies a JSON or merge patch to the stored object's JSON
+// (server-side apply of status is not served).
+func patchStatus(live []byte, contentType string, patch []byte) ([]byte, error) {
+	if !slices.Contains(statusPatchTypes, contentType) {
+		return nil, unsupportedMediaType(statusPatchTypes)
+	}
+	if !json.Valid(patch) {
+		return nil, k8serrors.NewBadRequest("invalid JSON patch")
+	}
+	return applyJSONPatch(types.PatchType(contentType), live, patch)
 }
 
 // List is the wire shape of a list response.
@@ -202,9 +292,9 @@ func dryRun(r *http.Request) (bool, error) {
 	}
 }
 
-// admit fills the namespace from the URL, checks it matches, defaults and
-// validates. It returns the FieldError (as an error) when invalid.
-func admit(ctx context.Context, obj v1.Object, ns, name string) error {
+// fillTarget fills the namespace from the URL and checks the object names
+// the namespace (and, when given, the name) the request is sent to.
+func fillTarget(obj v1.Object, ns, name string) error {
 	m := obj.Meta()
 	if m.Namespace == "" {
 		m.Namespace = ns
@@ -215,6 +305,15 @@ func admit(ctx context.Context, obj v1.Object, ns, name string) error {
 	if name != "" && m.Name != name {
 		return badRequest(fmt.Errorf("the name of the object (%s) does not match the name on the URL (%s)", m.Name, name))
 	}
+	return nil
+}
+
+// admit defaults and validates obj, as Knative's webhook does. It runs
+// after the write's managed fields are recorded, so (as on Kubernetes,
+// where the field manager runs before admission webhooks) the defaults it
+// fills are owned by no field manager. It returns the FieldError (as an
+// error) when invalid.
+func admit(ctx context.Context, obj v1.Object) error {
 	obj.SetDefaults(ctx)
 	if fe := obj.Validate(ctx); fe != nil {
 		return fe
@@ -267,22 +366,27 @@ func (s *server) create(r *http.Request, a apiResource, res resource, obj v1.Obj
 			return nil, 0, err
 		}
 	}
-	setCreator(ctx, a, obj)
-	if err := admit(ctx, obj, r.PathValue("ns"), ""); err != nil {
-		return nil, 0, err
-	}
-	if err := s.admitRevision(ctx, obj); err != nil {
+	if err := fillTarget(obj, r.PathValue("ns"), ""); err != nil {
 		return nil, 0, err
 	}
 	// Status and server-owned metadata are never taken from the user.
 	res.keepStatus(obj, res.newObject())
 	m.UID, m.ResourceVersion, m.Generation, m.CreationTimestamp, m.DeletionTimestamp = "", "", 0, nil, nil
+	// The writer owns the fields it sent (an apply's are patchObject's to
+	// record); the defaults admit adds are owned by no manager.
 	if operation != "Apply" {
 		if obj, err = withManagedFields(a, res, r, nil, obj, fieldManager(r), operation); err != nil {
 			return nil, 0, err
 		}
 	}
 	m = obj.Meta()
+	setCreator(ctx, a, obj)
+	if err := admit(ctx, obj); err != nil {
+		return nil, 0, err
+	}
+	if err := s.admitRevision(ctx, obj); err != nil {
+		return nil, 0, err
+	}
 	if dry {
 		if _, err := res.get(ctx, m.Namespace, m.Name); err == nil {
 			return nil, 0, fmt.Errorf("%s %q: %w", a.Resource, m.Name, errdefs.ErrAlreadyExists)
@@ -337,7 +441,12 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 		s.failFor(w, r, err, a, name)
 		return
 	}
-	if err := admit(ctx, obj, r.PathValue("ns"), name); err != nil {
+	if err := fillTarget(obj, r.PathValue("ns"), name); err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	sent, err := marshalObject(obj)
+	if err != nil {
 		s.failFor(w, r, err, a, name)
 		return
 	}
@@ -356,6 +465,13 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 			s.failFor(w, r, errdefs.ErrConflict, a, name)
 			return
 		}
+		// update changes the object it is given: each attempt starts from
+		// the object as the client sent it.
+		obj, err := decodeObject(r, res, sent)
+		if err != nil {
+			s.failFor(w, r, err, a, name)
+			return
+		}
 		updated, err := s.update(ctx, r, a, res, cur, obj, dry, "Update")
 		if errdefs.IsConflict(err) && userRV == "" && attempt < casRetries {
 			continue
@@ -369,23 +485,27 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// update writes obj (admitted) over cur with a CAS on cur's
-// resourceVersion; with dry it only answers what would be stored.
+// update records the write's managed fields on obj as the client sent it
+// (an apply's are patchObject's to record), then admits it and writes it
+// over cur with a CAS on cur's resourceVersion; with dry it only answers
+// what would be stored.
 func (s *server) update(ctx context.Context, r *http.Request, a apiResource, res resource, cur, obj v1.Object, dry bool, operation string) (v1.Object, error) {
-	if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
-		return nil, fe
-	}
 	// The stored status wins: only the controller writes status. Pinning
 	// the CAS to the revision we copied it from keeps it from going stale.
 	res.keepStatus(obj, cur)
-	keepCreator(ctx, a, cur, obj)
 	obj.Meta().ResourceVersion = cur.Meta().ResourceVersion
-	// An apply's managed fields are patchObject's to record.
 	if operation != "Apply" {
 		var err error
 		if obj, err = withManagedFields(a, res, r, cur, obj, fieldManager(r), operation); err != nil {
 			return nil, err
 		}
+	}
+	if err := admit(ctx, obj); err != nil {
+		return nil, err
+	}
+	keepCreator(ctx, a, cur, obj)
+	if fe := v1.ValidateUpdate(ctx, cur, obj); fe != nil {
+		return nil, fe
 	}
 	if dry {
 		m, cm := obj.Meta(), cur.Meta()
@@ -407,52 +527,102 @@ func (s *server) handleDelete(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ns, name := r.PathValue("ns"), r.PathValue("name")
+	name := r.PathValue("name")
 	opts, err := deleteOptions(r)
 	if err != nil {
 		s.failFor(w, r, err, a, name)
 		return
 	}
-	dry := len(opts.DryRun) > 0
+	cur, err := s.deleteOne(r.Context(), a, res, r.PathValue("ns"), name, opts)
+	if err != nil {
+		s.failFor(w, r, err, a, name)
+		return
+	}
+	// Kubernetes answers a custom resource deleted at once with a Success
+	// Status naming it (no code), not the object.
+	writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+}
+
+// deleteOne deletes ns/name with a CAS on the revision read (or, with
+// dryRun, only checks it could), retried when the controller writes in
+// between. It returns the object as it was when deleted.
+func (s *server) deleteOne(ctx context.Context, a apiResource, res resource, ns, name string, opts *k8smeta.DeleteOptions) (v1.Object, error) {
 	for attempt := 0; ; attempt++ {
-		cur, err := res.get(r.Context(), ns, name)
+		cur, err := res.get(ctx, ns, name)
 		if err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
 		if err := checkPreconditions(a, name, opts.Preconditions, cur.Meta()); err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
-		if dry {
-			writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
-			return
+		if len(opts.DryRun) > 0 {
+			return cur, nil
 		}
 		if orphans(opts) {
-			if err := s.orphan(r.Context(), cur.Meta()); err != nil {
-				s.failFor(w, r, err, a, name)
-				return
+			if err := s.orphan(ctx, cur.Meta()); err != nil {
+				return nil, err
 			}
 		}
 		rv, _ := strconv.ParseInt(cur.Meta().ResourceVersion, 10, 64)
-		err = res.delete(r.Context(), ns, name, store.IfRevision(rv))
+		err = res.delete(ctx, ns, name, store.IfRevision(rv))
 		if (errdefs.IsConflict(err) || errdefs.IsNotFound(err)) && attempt < casRetries {
 			continue
 		}
 		if err != nil {
-			s.failFor(w, r, err, a, name)
-			return
+			return nil, err
 		}
 		policy := k8smeta.DeletePropagationBackground
 		if opts.PropagationPolicy != nil {
 			policy = *opts.PropagationPolicy
 		}
 		s.log.Info("deleted", "kind", res.kind(), "namespace", ns, "name", name, "propagation", policy)
-		// Kubernetes answers a custom resource deleted at once with a
-		// Success Status naming it (no code), not the object.
-		writeJSON(w, http.StatusOK, deletedStatus(a, cur.Meta()))
+		return cur, nil
+	}
+}
+
+// handleDeleteCollection serves DELETE on a collection (deletecollection)
+// as Kubernetes does: it lists the objects the label and field selectors
+// match, deletes each with the request's DeleteOptions, and answers the
+// list of the objects deleted (as they were), at the list's
+// resourceVersion. An object deleted meanwhile by someone else is left out.
+func (s *server) handleDeleteCollection(w http.ResponseWriter, r *http.Request) {
+	a, res, ok := s.lookup(w, r)
+	if !ok {
 		return
 	}
+	listOpts, err := parseListOptions(r)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	opts, err := deleteOptions(r)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	items, rev, err := res.list(r.Context(), r.PathValue("ns"), 0)
+	if err != nil {
+		s.failFor(w, r, err, a, "")
+		return
+	}
+	m := matcherFor(listOpts)
+	deleted := make([]v1.Object, 0, len(items))
+	for _, o := range items {
+		if !m.matches(o) {
+			continue
+		}
+		cur, err := s.deleteOne(r.Context(), a, res, o.Meta().Namespace, o.Meta().Name, opts)
+		if errdefs.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			s.failFor(w, r, err, a, o.Meta().Name)
+			return
+		}
+		deleted = append(deleted, cur)
+	}
+	writeJSON(w, http.StatusOK, List{APIVersion: listAPIVersion(res), Kind: a.Kind + "List",
+		Metadata: ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: deleted})
 }
 
 // deletedStatus is the body of a delete that removed the object.

@@ -56,8 +56,85 @@ func (s *server) handleWatchNamed(w http.ResponseWriter, r *http.Request, a apiR
 		sel = fields.AndSelectors(sel, opts.FieldSelector)
 	}
 	opts.FieldSelector = sel
-	s.serveWatch(w, r, a, res, opts)
+	s.serveWatch(w, r, a, servingSource{res}, opts)
 }
+
+// watchItem is one object of any served kind as a watch filters and
+// sends it.
+type watchItem struct {
+	obj    any    // the event's object
+	key    string // namespace/name, the store's order
+	labels map[string]string
+	fields fields.Set      // the values field selectors match
+	setRV  func(rv string) // sets obj's metadata.resourceVersion
+}
+
+// watchChange is one change a watchSource reports.
+type watchChange struct {
+	typ      registry.EventType
+	item     watchItem
+	revision int64 // the store revision of the change
+	err      error
+}
+
+// watchSource is what serveWatch streams: the serving kinds (through their
+// resource) and the core kinds (straight from their store prefix).
+type watchSource interface {
+	// snapshot lists ns ("" = all) at store revision rev (0 = now), with
+	// the revision read at. Errors: errdefs.ErrExpired (compacted),
+	// errdefs.ErrInvalidArgument (future).
+	snapshot(ctx context.Context, ns string, rev int64) ([]watchItem, int64, error)
+	// changes streams the changes of ns from revision fromRev; it is
+	// closed when ctx ends, after an event with err when the watch fails.
+	changes(ctx context.Context, ns string, fromRev int64) <-chan watchChange
+	// apiVersion is the apiVersion of a BOOKMARK's object.
+	apiVersion() string
+}
+
+// servingSource watches a serving kind.
+type servingSource struct{ res resource }
+
+// servingItem is a serving object as a watch sees it.
+func servingItem(o v1.Object) watchItem {
+	m := o.Meta()
+	return watchItem{obj: o, key: objectKey(o), labels: m.Labels,
+		fields: fields.Set{fieldName: m.Name, fieldNamespace: m.Namespace},
+		setRV:  func(rv string) { o.Meta().ResourceVersion = rv }}
+}
+
+func (s servingSource) snapshot(ctx context.Context, ns string, rev int64) ([]watchItem, int64, error) {
+	items, at, err := s.res.list(ctx, ns, rev)
+	if err != nil {
+		return nil, 0, err
+	}
+	out := make([]watchItem, len(items))
+	for i, o := range items {
+		out[i] = servingItem(o)
+	}
+	return out, at, nil
+}
+
+func (s servingSource) changes(ctx context.Context, ns string, fromRev int64) <-chan watchChange {
+	in := s.res.watch(ctx, ns, fromRev)
+	out := make(chan watchChange)
+	go func() {
+		defer close(out)
+		for ev := range in {
+			c := watchChange{typ: ev.Type, revision: ev.Revision, err: ev.Err}
+			if ev.Object != nil {
+				c.item = servingItem(ev.Object)
+			}
+			select {
+			case out <- c:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+func (s servingSource) apiVersion() string { return listAPIVersion(s.res) }
 
 // serveWatch streams newline-delimited WatchEvents as Kubernetes does:
 // without resourceVersion (or "0", or with sendInitialEvents=true) the
@@ -69,7 +146,7 @@ func (s *server) handleWatchNamed(w http.ResponseWriter, r *http.Request, a apiR
 // bookmarkInterval and when the server ends the watch. A compacted
 // resourceVersion ends it with an ERROR event carrying 410 Expired, which
 // makes client-go's reflector list again.
-func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResource, res resource, opts *internalversion.ListOptions) {
+func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResource, src watchSource, opts *internalversion.ListOptions) {
 	ctx, cancel := context.WithCancel(r.Context())
 	if opts.TimeoutSeconds != nil && *opts.TimeoutSeconds > 0 {
 		ctx, cancel = context.WithTimeout(r.Context(), time.Duration(*opts.TimeoutSeconds)*time.Second)
@@ -80,24 +157,24 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 	tracked := !m.empty()
 	// last holds, by key, the objects that matched when last seen, so a
 	// change can be told from an object entering or leaving the selection.
-	last := map[string]v1.Object{}
+	last := map[string]watchItem{}
 	sendInitial := opts.ResourceVersion == "" || opts.ResourceVersion == "0"
 	if opts.SendInitialEvents != nil {
 		sendInitial = *opts.SendInitialEvents
 	}
-	var initial []v1.Object
+	var initial []watchItem
 	var rev int64 // the last revision the client has seen
 	if sendInitial {
-		items, at, err := res.list(ctx, ns, 0)
+		items, at, err := src.snapshot(ctx, ns, 0)
 		if err != nil {
 			s.failFor(w, r, err, a, "")
 			return
 		}
 		rev = at
 		for _, o := range items {
-			if m.matches(o) {
+			if m.matchesItem(o) {
 				initial = append(initial, o)
-				last[objectKey(o)] = o
+				last[o.key] = o
 			}
 		}
 	} else {
@@ -109,14 +186,14 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 		rev = n
 		if tracked {
 			// What matched at N; a compacted N fails in the watch below.
-			items, _, err := res.list(ctx, ns, n)
+			items, _, err := src.snapshot(ctx, ns, n)
 			if err != nil && !isExpired(err) && !errors.Is(err, errdefs.ErrInvalidArgument) {
 				s.failFor(w, r, err, a, "")
 				return
 			}
 			for _, o := range items {
-				if m.matches(o) {
-					last[objectKey(o)] = o
+				if m.matchesItem(o) {
+					last[o.key] = o
 				}
 			}
 		}
@@ -136,11 +213,11 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 		return true
 	}
 	sendBookmark := func(annotations map[string]string) bool {
-		return send(WatchEvent{Type: "BOOKMARK", Object: bookmark{APIVersion: listAPIVersion(res), Kind: a.Kind,
+		return send(WatchEvent{Type: "BOOKMARK", Object: bookmark{APIVersion: src.apiVersion(), Kind: a.Kind,
 			Metadata: bookmarkMeta{ResourceVersion: strconv.FormatInt(rev, 10), Annotations: annotations}}})
 	}
 	for _, o := range initial {
-		if !send(WatchEvent{Type: string(registry.Added), Object: o}) {
+		if !send(WatchEvent{Type: string(registry.Added), Object: o.obj}) {
 			return
 		}
 	}
@@ -165,7 +242,7 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 			sendBookmark(nil)
 		}
 	}
-	events := res.watch(ctx, ns, rev+1)
+	events := src.changes(ctx, ns, rev+1)
 	for {
 		select {
 		case <-tick:
@@ -180,23 +257,23 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 				ended()
 				return
 			}
-			if ev.Err != nil {
-				if ctx.Err() != nil || errors.Is(ev.Err, context.Canceled) {
+			if ev.err != nil {
+				if ctx.Err() != nil || errors.Is(ev.err, context.Canceled) {
 					ended()
 					return
 				}
-				err := ev.Err
+				err := ev.err
 				if isExpired(err) {
 					err = errExpired(watchTooOld)
 				}
 				send(WatchEvent{Type: "ERROR", Object: errorBody(err, a)})
 				return
 			}
-			if ev.Object == nil {
+			if ev.item.obj == nil {
 				continue
 			}
-			if ev.Revision > rev {
-				rev = ev.Revision
+			if ev.revision > rev {
+				rev = ev.revision
 			}
 			typ, obj, ok := filterEvent(m, tracked, last, ev)
 			if ok && !send(WatchEvent{Type: typ, Object: obj}) {
@@ -208,30 +285,30 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 
 // filterEvent applies the selectors to one change, updating last (the
 // objects that matched). It returns what to send, or ok=false for nothing.
-func filterEvent(m matcher, tracked bool, last map[string]v1.Object, ev event) (string, v1.Object, bool) {
+func filterEvent(m matcher, tracked bool, last map[string]watchItem, ev watchChange) (string, any, bool) {
 	if !tracked {
-		return string(ev.Type), ev.Object, true
+		return string(ev.typ), ev.item.obj, true
 	}
-	key := objectKey(ev.Object)
+	key := ev.item.key
 	prev, had := last[key]
-	if ev.Type == registry.Deleted {
+	if ev.typ == registry.Deleted {
 		delete(last, key)
-		return string(registry.Deleted), ev.Object, had
+		return string(registry.Deleted), ev.item.obj, had
 	}
-	now := m.matches(ev.Object)
+	now := m.matchesItem(ev.item)
 	switch {
 	case now && had:
-		last[key] = ev.Object
-		return string(registry.Modified), ev.Object, true
+		last[key] = ev.item
+		return string(registry.Modified), ev.item.obj, true
 	case now:
-		last[key] = ev.Object
-		return string(registry.Added), ev.Object, true
+		last[key] = ev.item
+		return string(registry.Added), ev.item.obj, true
 	case had:
 		// The object left the selection: the client sees its last matching
 		// state deleted at this change's revision.
 		delete(last, key)
-		prev.Meta().ResourceVersion = ev.Object.Meta().ResourceVersion
-		return string(registry.Deleted), prev, true
+		prev.setRV(strconv.FormatInt(ev.revision, 10))
+		return string(registry.Deleted), prev.obj, true
 	}
 	return "", nil, false
 }

@@ -430,7 +430,7 @@ func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) {
 			s.failFor(w, r, errdefs.ErrConflict, a, name)
 			return
 		}
-		if err := admit(ctx, obj, ns, name); err != nil {
+		if err := fillTarget(obj, ns, name); err != nil {
 			s.failFor(w, r, err, a, name)
 			return
 		}

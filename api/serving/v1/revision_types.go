@@ -12,7 +12,7 @@ type Revision struct {
 
 // RevisionTemplateSpec is the template a Configuration stamps Revisions from.
 type RevisionTemplateSpec struct {
-	Metadata metav1.ObjectMeta `json:"metadata,omitempty"`
+	Metadata metav1.ObjectMeta `json:"metadata,omitzero"`
 	Spec     RevisionSpec      `json:"spec,omitempty"`
 }
 
