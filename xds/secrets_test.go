@@ -46,4 +46,19 @@ func TestSecretDecoder(t *testing.T) {
 	if _, err := secretDecoder(nil)(kv); !errors.Is(err, encryption.ErrDecrypt) {
 		t.Fatalf("without keys: %v, want ErrDecrypt", err)
 	}
+
+	// A secret created with no type (kubectl create secret generic) is
+	// Opaque, even with tls.crt/tls.key data, and is not served to edges.
+	untyped := &corev1.Secret{Metadata: metav1.ObjectMeta{Namespace: "default", Name: "generic"},
+		Data: map[string][]byte{corev1.TLSCertKey: pair.Cert, corev1.TLSPrivateKeyKey: pair.Key}}
+	untyped.SetDefaults()
+	if _, err := secret.New(st, keys).Create(ctx, untyped); err != nil {
+		t.Fatal(err)
+	}
+	if kv, err = st.Get(ctx, store.SecretKey("default", "generic")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := secretDecoder(keys)(kv); err == nil {
+		t.Fatalf("Opaque secret decoded for edges as %q", got.name)
+	}
 }

@@ -135,3 +135,71 @@ func TestParseRefusesNonFinite(t *testing.T) {
 		}
 	}
 }
+
+// Knative networking still reads config-network's pre-kebab-case keys
+// (kn's e2e suite patches autocreateClusterDomainClaims); kiln accepts them
+// as aliases, and the current key wins when both are set.
+func TestNetworkLegacyKeys(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		data    map[string]string
+		check   func(*Network) bool
+		wantErr string
+	}{{
+		name:  "autocreateClusterDomainClaims alone",
+		data:  map[string]string{"autocreateClusterDomainClaims": "true"},
+		check: func(n *Network) bool { return n.AutocreateClusterDomainClaims },
+	}, {
+		name:  "kebab key wins",
+		data:  map[string]string{"autocreateClusterDomainClaims": "true", "autocreate-cluster-domain-claims": "false"},
+		check: func(n *Network) bool { return !n.AutocreateClusterDomainClaims },
+	}, {
+		name:  "domainTemplate",
+		data:  map[string]string{"domainTemplate": "{{.Name}}-{{.Namespace}}.{{.Domain}}"},
+		check: func(n *Network) bool { return n.DomainTemplate == "{{.Name}}-{{.Namespace}}.{{.Domain}}" },
+	}, {
+		name:  "tagTemplate",
+		data:  map[string]string{"tagTemplate": "{{.Name}}-{{.Tag}}"},
+		check: func(n *Network) bool { return n.TagTemplate == "{{.Name}}-{{.Tag}}" },
+	}, {
+		name:  "defaultExternalScheme",
+		data:  map[string]string{"defaultExternalScheme": "HTTPS"},
+		check: func(n *Network) bool { return n.DefaultExternalScheme == "https" },
+	}, {
+		name:  "httpProtocol, kebab key wins",
+		data:  map[string]string{"httpProtocol": "Redirected", "http-protocol": "disabled"},
+		check: func(n *Network) bool { return n.HTTPProtocol == HTTPDisabled },
+	}, {
+		name:  "ingress.class",
+		data:  map[string]string{"ingress.class": "other"},
+		check: func(n *Network) bool { return n.IngressClass == "other" },
+	}, {
+		name:  "autoTLS and rolloutDuration are accepted",
+		data:  map[string]string{"autoTLS": "Disabled", "rolloutDuration": "0"},
+		check: func(n *Network) bool { return n.HTTPProtocol == HTTPEnabled },
+	}, {
+		name:    "legacy value still validated",
+		data:    map[string]string{"autocreateClusterDomainClaims": "maybe"},
+		wantErr: `invalid value "maybe"`,
+	}, {
+		name:    "other camelCase keys stay unknown",
+		data:    map[string]string{"enableMeshPodAddressability": "true"},
+		wantErr: "unknown key(s) enableMeshPodAddressability",
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			n, err := ParseNetwork(tc.data)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !tc.check(n) {
+				t.Errorf("parsed %+v", n)
+			}
+		})
+	}
+}

@@ -262,18 +262,43 @@ type Network struct {
 	NamespaceInternalTraffic []string
 }
 
+// networkLegacyKeys maps the config-network keys Knative networking still
+// reads from before its keys were kebab-cased to their current names. A
+// legacy key is read only when its current one is not set.
+var networkLegacyKeys = map[string]string{
+	"ingress.class":                 "ingress-class",
+	"domainTemplate":                "domain-template",
+	"tagTemplate":                   "tag-template",
+	"rolloutDuration":               "rollout-duration",
+	"autocreateClusterDomainClaims": "autocreate-cluster-domain-claims",
+	"defaultExternalScheme":         "default-external-scheme",
+	"autoTLS":                       "auto-tls",
+	"httpProtocol":                  "http-protocol",
+}
+
 // ParseNetwork validates config-network.
 func ParseNetwork(d map[string]string) (*Network, error) {
-	if err := checkKeys(d, "domain-template", "tag-template", "default-external-scheme", "http-protocol",
-		"autocreate-cluster-domain-claims", "ingress-class", "ingress.class", "auto-tls", "external-domain-tls",
+	known := []string{"domain-template", "tag-template", "default-external-scheme", "http-protocol",
+		"autocreate-cluster-domain-claims", "ingress-class", "auto-tls", "external-domain-tls",
 		"cluster-local-domain-tls", "system-internal-tls", "enable-mesh-pod-addressability", "rollout-duration",
-		"namespace-internal-traffic"); err != nil {
+		"namespace-internal-traffic"}
+	for legacy := range networkLegacyKeys {
+		known = append(known, legacy)
+	}
+	if err := checkKeys(d, known...); err != nil {
 		return nil, err
 	}
 	c := &Network{}
 	lower := map[string]string{}
 	for k, v := range d {
 		lower[k] = v
+	}
+	for legacy, key := range networkLegacyKeys {
+		if _, set := d[key]; !set {
+			if v, ok := d[legacy]; ok {
+				lower[key] = v
+			}
+		}
 	}
 	if v, ok := lower["http-protocol"]; ok {
 		lower["http-protocol"] = strings.ToLower(strings.TrimSpace(v))

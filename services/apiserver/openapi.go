@@ -12,9 +12,14 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// The OpenAPI media types clients ask for.
+// The OpenAPI v2 protobuf media types. Clients ask for either spelling
+// (client-go still sends the "@" one); the answer always carries the
+// dotted one, as kube-apiserver's does, because the "@" is not a token
+// character and Go's mime parser (so client-go's content-type check)
+// rejects it.
 const (
-	openAPIV2Protobuf = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
+	openAPIV2Protobuf           = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+	openAPIV2ProtobufDeprecated = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"
 )
 
 // openAPIDocs are the published OpenAPI v3 documents, derived from
@@ -79,7 +84,7 @@ func (s *server) registerOpenAPI(mux *http.ServeMux) {
 		}
 		for _, mt := range acceptedTypes(r) {
 			switch mt.typ {
-			case openAPIV2Protobuf:
+			case openAPIV2Protobuf, openAPIV2ProtobufDeprecated:
 				docs.pb.serveAs(w, r, openAPIV2Protobuf)
 				return
 			case "application/json", "*/*", "application/*":

@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"testing"
@@ -132,35 +133,59 @@ func TestOpenAPIV3(t *testing.T) {
 }
 
 // The Swagger 2.0 document is served as JSON and, when asked first, as
-// the protobuf client-go decodes.
+// the protobuf client-go decodes, under either spelling of its media type;
+// the answer's Content-Type is always the dotted one, which Go's mime
+// parser (and so client-go's decoder) accepts.
 func TestOpenAPIV2(t *testing.T) {
 	srv, _ := newServer(t)
-	req, _ := http.NewRequest("GET", srv.URL+"/openapi/v2", nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Accept", openAPIV2Protobuf+",application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != openAPIV2Protobuf {
-		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	var doc openapiv2.Document
-	if err := proto.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	found := false
-	for _, d := range doc.GetDefinitions().GetAdditionalProperties() {
-		found = found || d.Name == "dev.knative.serving.v1.Service"
-	}
-	if doc.Swagger != "2.0" || !found {
-		t.Errorf("swagger %q, Service defined: %v", doc.Swagger, found)
+	for _, accept := range []string{
+		openAPIV2ProtobufDeprecated + ",application/json",
+		openAPIV2Protobuf + ",application/json",
+		"application/com.github.proto-openapi.spec.v2.v1.0+protobuf;q=1.0",
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/openapi/v2", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Accept", accept)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		ct := resp.Header.Get("Content-Type")
+		if resp.StatusCode != 200 || ct != "application/com.github.proto-openapi.spec.v2.v1.0+protobuf" {
+			t.Fatalf("Accept %s: %d %s", accept, resp.StatusCode, ct)
+		}
+		if _, _, err := mime.ParseMediaType(ct); err != nil {
+			t.Errorf("Content-Type %q does not parse: %v", ct, err)
+		}
+		var doc openapiv2.Document
+		if err := proto.Unmarshal(b, &doc); err != nil {
+			t.Fatal(err)
+		}
+		found := false
+		for _, d := range doc.GetDefinitions().GetAdditionalProperties() {
+			found = found || d.Name == "dev.knative.serving.v1.Service"
+		}
+		if doc.Swagger != "2.0" || !found {
+			t.Errorf("Accept %s: swagger %q, Service defined: %v", accept, doc.Swagger, found)
+		}
 	}
 
 	code, body := do(t, srv, "GET", "/openapi/v3/apis/example.com/v1", "")
 	if code != 404 || decodeStatus(t, body).Reason != "NotFound" {
 		t.Errorf("unknown group version: %d %s", code, body)
+	}
+}
+
+// client-go's discovery client, which kubectl create/apply use to fetch
+// the Swagger document for client-side validation, decodes kiln's answer.
+func TestOpenAPIV2DiscoveryClient(t *testing.T) {
+	doc, err := discoveryClient(t, token).OpenAPISchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.GetSwagger() != "2.0" || len(doc.GetDefinitions().GetAdditionalProperties()) == 0 {
+		t.Errorf("swagger %q with %d definitions", doc.GetSwagger(), len(doc.GetDefinitions().GetAdditionalProperties()))
 	}
 }

@@ -33,6 +33,12 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 
 	desiredCfg := resources.MakeConfiguration(svc)
 	cfg, err := r.configurations.Get(ns, name)
+	if err == nil {
+		// The route reconciler owns the routes annotation; keep it.
+		if v := cfg.Metadata.Annotations[v1.RoutesAnnotation]; v != "" {
+			setRoutesAnnotation(&desiredCfg.Metadata, v)
+		}
+	}
 	switch {
 	case errdefs.IsNotFound(err):
 		if cfg, err = r.configurations.Create(ctx, desiredCfg); err != nil {
@@ -330,7 +336,7 @@ func (rr routeResolver) RevisionReady(name string) (bool, bool) {
 func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]workKey, error) {
 	route, err := r.routes.Get(ns, name)
 	if errdefs.IsNotFound(err) {
-		return nil, nil
+		return nil, r.labelRouteTargets(ctx, ns, name, nil)
 	}
 	if err != nil {
 		return nil, err
@@ -368,11 +374,12 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionTrue, "", ""), now)
 	}
 	sortConditions(st.Conditions)
-	if statusJSON(route.Status) == before {
-		return nil, nil
+	if statusJSON(route.Status) != before {
+		if route, err = r.routes.Update(ctx, route); err != nil {
+			return nil, err
+		}
 	}
-	_, err = r.routes.Update(ctx, route)
-	return nil, err
+	return nil, r.labelRouteTargets(ctx, ns, name, route)
 }
 
 // containerStatuses is Knative's status.containerStatuses (or

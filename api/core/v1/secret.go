@@ -43,11 +43,13 @@ type Secret struct {
 // Meta returns the object's metadata.
 func (s *Secret) Meta() *metav1.ObjectMeta { return &s.Metadata }
 
-// SetDefaults fills apiVersion/kind and folds stringData into data.
+// SetDefaults fills apiVersion/kind, defaults an empty type to Opaque (as
+// Kubernetes does: kubectl create secret generic sends none) and folds
+// stringData into data.
 func (s *Secret) SetDefaults() {
 	s.APIVersion, s.Kind = APIVersion, KindSecret
 	if s.Type == "" {
-		s.Type = SecretTypeTLS
+		s.Type = SecretTypeOpaque
 	}
 	for k, v := range s.StringData {
 		if s.Data == nil {

@@ -31,6 +31,9 @@ const (
 	// RoutingStateModifiedAnnotation is when routingState last changed
 	// (RFC 3339); revision GC counts inactivity from it.
 	RoutingStateModifiedAnnotation = Group + "/routingStateModified"
+	// RoutesAnnotation lists, comma-separated and sorted, the Routes whose
+	// traffic targets a Revision or Configuration (Knative's route labeler).
+	RoutesAnnotation = Group + "/routes"
 	// NoGCAnnotation "true" keeps a revision from garbage collection.
 	NoGCAnnotation = Group + "/no-gc"
 	// Routing states a revision's routingState label takes.
