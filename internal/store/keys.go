@@ -42,6 +42,16 @@ const (
 	// still be written into them. A record in phase Terminating is a
 	// deletion in progress that any apiserver resumes.
 	NamespacesPrefix = Root + "namespaces/"
+	// ConfigMapsPrefix holds users' core/v1 ConfigMaps
+	// (configmaps/<namespace>/<name>: the ConfigMap as JSON, without its
+	// resourceVersion, which is the key's mod revision), written by the
+	// apiserver only. kiln's own config-* ConfigMaps are views of
+	// ConfigPrefix, not records here.
+	ConfigMapsPrefix = Root + "configmaps/"
+	// ConfigMapSourcesPrefix is the common prefix of ConfigPrefix and
+	// ConfigMapsPrefix: one list or watch of it sees every ConfigMap the
+	// API serves, in revision order.
+	ConfigMapSourcesPrefix = Root + "config"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -86,6 +96,18 @@ func SecretListPrefix(namespace string) string {
 		return SecretsPrefix
 	}
 	return SecretsPrefix + namespace + "/"
+}
+
+// ConfigMapKey is configmaps/<namespace>/<name>.
+func ConfigMapKey(namespace, name string) string { return ConfigMapsPrefix + namespace + "/" + name }
+
+// ConfigMapListPrefix lists ConfigMaps in one namespace, or all when
+// namespace is "".
+func ConfigMapListPrefix(namespace string) string {
+	if namespace == "" {
+		return ConfigMapsPrefix
+	}
+	return ConfigMapsPrefix + namespace + "/"
 }
 
 // DomainClaimKey is domainclaims/<domain>.

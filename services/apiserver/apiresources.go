@@ -116,7 +116,7 @@ var apiResources = []apiResource{
 // kube-apiserver's /api/v1 discovery; verbs are those kiln serves.
 var coreAPIResources = []apiResource{
 	{Version: "v1", Resource: "configmaps", Singular: "configmap", Kind: "ConfigMap", Namespaced: true,
-		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
+		ShortNames: []string{"cm"}, Verbs: []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
 		Columns: []printerColumn{configMapDataColumn, ageColumn}},
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
 		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},

@@ -35,6 +35,9 @@ func readVerb(v string) bool { return v == "get" || v == "list" || v == "watch" 
 //   - kiln.dev objects (configs, tokens) and anything at the cluster scope
 //     (a list across namespaces) need cluster-admin;
 //   - secrets (core group) need admin in their namespace;
+//   - kiln's config-* ConfigMaps in knative-serving are its cluster
+//     configs: read with view there, written only by a cluster-admin; every
+//     other ConfigMap is read with view and written with edit;
 //   - a namespace (core group) may be read with view in it, and only
 //     created, changed or deleted by a cluster-admin;
 //   - a status subresource (services/status, ...) may be read with view
@@ -56,6 +59,8 @@ func Authorize(s Subject, a Attributes) error {
 		return forbidden(s, a)
 	case strings.HasSuffix(a.Resource, "/status") && !readVerb(a.Verb):
 		// Status is the controller's to write.
+		return forbidden(s, a)
+	case a.Group == "" && a.Resource == "configmaps" && !readVerb(a.Verb) && configName(a.Namespace, a.Name) != "":
 		return forbidden(s, a)
 	case a.Group == "" && a.Resource == "secrets":
 		need = auth.RoleAdmin

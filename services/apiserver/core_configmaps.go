@@ -25,21 +25,23 @@ import (
 
 var configMapsGR = schema.GroupResource{Resource: "configmaps"}
 
-// configMapBackend is where one family of ConfigMaps lives. Today the only
-// one is kiln's cluster configs, shown as Knative's config-* ConfigMaps in
-// knative-serving; user ConfigMaps would be a second backend, picked by
-// namespace and name.
+// configMapBackend is where one family of ConfigMaps lives: kiln's cluster
+// configs, shown as Knative's config-* ConfigMaps in knative-serving
+// (clusterConfigMaps), or users' ConfigMaps in every namespace
+// (userConfigMaps); configMaps picks one by namespace and name.
 type configMapBackend interface {
 	// get returns ns/name. Errors: a Kubernetes NotFound.
 	get(ctx context.Context, ns, name string) (*corev1.ConfigMap, error)
 	// list returns the ConfigMaps of ns ("" = every namespace), sorted.
 	list(ctx context.Context, ns string) (*corev1.ConfigMapList, error)
-	// create stores a new ConfigMap. Errors: Kubernetes AlreadyExists,
-	// Forbidden, Invalid.
-	create(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error)
-	// update replaces ns/name's data; a set resourceVersion is a
-	// compare-and-swap. Errors: Kubernetes NotFound, Conflict, Invalid.
-	update(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error)
+	// create stores a new ConfigMap, or with dry only validates it and
+	// answers what would be stored. Errors: Kubernetes AlreadyExists,
+	// Invalid.
+	create(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error)
+	// update replaces ns/name (with dry, only validates); a set
+	// resourceVersion is a compare-and-swap. Errors: Kubernetes NotFound,
+	// Conflict, Invalid.
+	update(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error)
 	// delete removes ns/name. Errors: a Kubernetes NotFound.
 	delete(ctx context.Context, ns, name string) error
 }
@@ -70,16 +72,6 @@ func configName(ns, name string) string {
 	return n
 }
 
-// acceptedConfigMaps names what a ConfigMap write may target.
-func acceptedConfigMaps() string {
-	var names []string
-	for _, n := range config.Names() {
-		names = append(names, configPrefix+n)
-	}
-	return fmt.Sprintf("kiln serves only the ConfigMaps of namespace %s that hold its cluster configs: %s",
-		servingNamespace, strings.Join(names, ", "))
-}
-
 func configMap(name string, data map[string]string, rev int64) *corev1.ConfigMap {
 	if data == nil {
 		data = map[string]string{}
@@ -108,11 +100,25 @@ func (b clusterConfigMaps) list(ctx context.Context, ns string) (*corev1.ConfigM
 	if err != nil {
 		return nil, err
 	}
-	out := &corev1.ConfigMapList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMapList"},
-		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: []corev1.ConfigMap{}}
+	out := configMapList(rev)
 	if ns != "" && ns != servingNamespace {
 		return out, nil
 	}
+	if out.Items, err = clusterItems(kvs); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func configMapList(rev int64) *corev1.ConfigMapList {
+	return &corev1.ConfigMapList{TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "ConfigMapList"},
+		ListMeta: metav1.ListMeta{ResourceVersion: strconv.FormatInt(rev, 10)}, Items: []corev1.ConfigMap{}}
+}
+
+// clusterItems are the config-* ConfigMaps given the records under config/,
+// sorted by name.
+func clusterItems(kvs []store.KV) ([]corev1.ConfigMap, error) {
+	var items []corev1.ConfigMap
 	stored := map[string]store.KV{}
 	for _, kv := range kvs {
 		stored[strings.TrimPrefix(kv.Key, store.ConfigPrefix)] = kv
@@ -126,20 +132,18 @@ func (b clusterConfigMaps) list(ctx context.Context, ns string) (*corev1.ConfigM
 			}
 			cm = configMap(n, d.Data, kv.ModRevision)
 		}
-		out.Items = append(out.Items, *cm)
+		items = append(items, *cm)
 	}
-	sort.Slice(out.Items, func(i, j int) bool { return out.Items[i].Name < out.Items[j].Name })
-	return out, nil
+	sort.Slice(items, func(i, j int) bool { return items[i].Name < items[j].Name })
+	return items, nil
 }
 
-func (b clusterConfigMaps) create(_ context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
-	if configName(cm.Namespace, cm.Name) != "" {
-		return nil, apierrors.NewAlreadyExists(configMapsGR, cm.Name)
-	}
-	return nil, apierrors.NewForbidden(configMapsGR, cm.Name, errors.New(acceptedConfigMaps()))
+// create refuses: the config ConfigMaps always exist.
+func (b clusterConfigMaps) create(_ context.Context, cm *corev1.ConfigMap, _ bool) (*corev1.ConfigMap, error) {
+	return nil, apierrors.NewAlreadyExists(configMapsGR, cm.Name)
 }
 
-func (b clusterConfigMaps) update(ctx context.Context, cm *corev1.ConfigMap) (*corev1.ConfigMap, error) {
+func (b clusterConfigMaps) update(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
 	n := configName(cm.Namespace, cm.Name)
 	if n == "" {
 		return nil, apierrors.NewNotFound(configMapsGR, cm.Name)
@@ -147,6 +151,16 @@ func (b clusterConfigMaps) update(ctx context.Context, cm *corev1.ConfigMap) (*c
 	if len(cm.BinaryData) > 0 {
 		return nil, apierrors.NewInvalid(schema.GroupKind{Kind: "ConfigMap"}, cm.Name, field.ErrorList{
 			field.Forbidden(field.NewPath("binaryData"), "kiln's config ConfigMaps hold text data only")})
+	}
+	if dry {
+		cur, err := b.get(ctx, cm.Namespace, cm.Name)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := config.Parse(n, cm.Data); err != nil {
+			return nil, configInvalid(cm, n, err)
+		}
+		return configMap(n, cm.Data, mustRev(cur.ResourceVersion)), nil
 	}
 	want, err := precondition(cm.ResourceVersion)
 	if err != nil {
@@ -205,11 +219,13 @@ func (b clusterConfigMaps) delete(ctx context.Context, ns, name string) error {
 
 // registerConfigMaps serves /api/v1/[namespaces/{ns}/]configmaps.
 func (s *server) registerConfigMaps(mux *http.ServeMux) {
-	h := &configMapHandlers{s: s, b: clusterConfigMaps{s: s}}
+	user := userConfigMaps{st: s.st}
+	h := &configMapHandlers{s: s, b: configMaps{st: s.st, cluster: clusterConfigMaps{s: s}, user: user}, user: user}
 	ns := CorePath + "/namespaces/{ns}/configmaps"
 	mux.Handle("GET "+CorePath+"/configmaps", s.auth(h.list))
 	mux.Handle("GET "+ns, s.auth(h.list))
 	mux.Handle("POST "+ns, s.auth(h.create))
+	mux.Handle("DELETE "+ns, s.auth(h.deleteCollection))
 	mux.Handle("GET "+ns+"/{name}", s.auth(h.get))
 	mux.Handle("PUT "+ns+"/{name}", s.auth(h.update))
 	mux.Handle("PATCH "+ns+"/{name}", s.auth(h.patch))
@@ -217,13 +233,14 @@ func (s *server) registerConfigMaps(mux *http.ServeMux) {
 }
 
 type configMapHandlers struct {
-	s *server
-	b configMapBackend
+	s    *server
+	b    configMapBackend
+	user userConfigMaps
 }
 
 func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
 	if isWatch(r) {
-		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st))
+		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st, r.PathValue("ns")))
 		return
 	}
 	cm, err := h.b.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
@@ -236,7 +253,7 @@ func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
 
 func (h *configMapHandlers) list(w http.ResponseWriter, r *http.Request) {
 	if isWatch(r) {
-		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st))
+		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st, r.PathValue("ns")))
 		return
 	}
 	ls, fs, err := selectors(r)
@@ -290,9 +307,13 @@ func checkTarget(m *metav1.ObjectMeta, ns, name string) error {
 }
 
 func (h *configMapHandlers) create(w http.ResponseWriter, r *http.Request) {
-	cm, err := readConfigMap(r, "")
+	dry, err := dryRun(r)
+	var cm, out *corev1.ConfigMap
 	if err == nil {
-		cm, err = h.b.create(r.Context(), cm)
+		cm, err = readConfigMap(r, "")
+	}
+	if err == nil {
+		out, err = h.b.create(r.Context(), cm, dry)
 	}
 	if err != nil {
 		name := ""
@@ -302,7 +323,10 @@ func (h *configMapHandlers) create(w http.ResponseWriter, r *http.Request) {
 		h.s.coreFail(w, r, err, configMapsGR, name)
 		return
 	}
-	writeCore(w, r, http.StatusCreated, cm)
+	if !dry {
+		h.s.log.Info("created", "kind", "ConfigMap", "namespace", out.Namespace, "name", out.Name, "resource_version", out.ResourceVersion)
+	}
+	writeCore(w, r, http.StatusCreated, out)
 }
 
 func (h *configMapHandlers) update(w http.ResponseWriter, r *http.Request) {
@@ -326,22 +350,11 @@ func (h *configMapHandlers) update(w http.ResponseWriter, r *http.Request) {
 // write updates cm, or with dry only validates it and answers what would be
 // stored.
 func (h *configMapHandlers) write(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
-	if !dry {
-		out, err := h.b.update(ctx, cm)
-		if err == nil {
-			h.s.log.Info("updated", "kind", "ConfigMap", "namespace", cm.Namespace, "name", cm.Name, "resource_version", out.ResourceVersion)
-		}
-		return out, err
+	out, err := h.b.update(ctx, cm, dry)
+	if err == nil && !dry {
+		h.s.log.Info("updated", "kind", "ConfigMap", "namespace", cm.Namespace, "name", cm.Name, "resource_version", out.ResourceVersion)
 	}
-	cur, err := h.b.get(ctx, cm.Namespace, cm.Name)
-	if err != nil {
-		return nil, err
-	}
-	n := configName(cm.Namespace, cm.Name)
-	if _, err := config.Parse(n, cm.Data); err != nil {
-		return nil, configInvalid(cm, n, err)
-	}
-	return configMap(n, cm.Data, mustRev(cur.ResourceVersion)), nil
+	return out, err
 }
 
 func mustRev(rv string) int64 {
@@ -412,5 +425,53 @@ func (h *configMapHandlers) delete(w http.ResponseWriter, r *http.Request) {
 		h.s.coreFail(w, r, err, configMapsGR, name)
 		return
 	}
+	h.s.log.Info("deleted", "kind", "ConfigMap", "namespace", ns, "name", name)
 	writeCore(w, r, http.StatusOK, deleted(configMapsGR, name))
+}
+
+// deleteCollection deletes the users' ConfigMaps of the namespace that the
+// label and field selectors match and answers them as they were, as
+// Kubernetes does. kiln's config-* ConfigMaps always exist and are left
+// alone: a config is reset one at a time, by a cluster-admin.
+func (h *configMapHandlers) deleteCollection(w http.ResponseWriter, r *http.Request) {
+	ctx, ns := r.Context(), r.PathValue("ns")
+	fail := func(err error) { h.s.coreFail(w, r, err, configMapsGR, "") }
+	dry, err := dryRun(r)
+	if err != nil {
+		fail(err)
+		return
+	}
+	ls, fs, err := selectors(r)
+	if err == nil {
+		err = checkFields(fs, "metadata.name", "metadata.namespace")
+	}
+	if err != nil {
+		fail(err)
+		return
+	}
+	list, err := h.user.list(ctx, ns)
+	if err != nil {
+		fail(err)
+		return
+	}
+	items := list.Items[:0]
+	for _, cm := range list.Items {
+		if !ls.Matches(labels.Set(cm.Labels)) || !fs.Matches(fields.Set{"metadata.name": cm.Name, "metadata.namespace": cm.Namespace}) {
+			continue
+		}
+		if !dry {
+			err := h.user.delete(ctx, ns, cm.Name)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				fail(err)
+				return
+			}
+			h.s.log.Info("deleted", "kind", "ConfigMap", "namespace", ns, "name", cm.Name)
+		}
+		items = append(items, cm)
+	}
+	list.Items = items
+	writeCore(w, r, http.StatusOK, list)
 }

@@ -189,11 +189,12 @@ func registryOrder(resource string) int {
 }
 
 // finish deletes every object in a Terminating namespace — serving objects
-// of every kind under registry/, domain mappings and secrets — and then its
-// record. It is idempotent: an apiserver that stopped half-way leaves the
-// record Terminating, and the next sweep calls finish again. A pass that
-// finds nothing left ends it, so a create that passed the Terminating check
-// just before the namespace was marked is caught by the next pass.
+// of every kind under registry/, domain mappings, secrets and ConfigMaps —
+// and then its record. It is idempotent: an apiserver that stopped half-way
+// leaves the record Terminating, and the next sweep calls finish again. A
+// pass that finds nothing left ends it, so a create that passed the
+// Terminating check just before the namespace was marked is caught by the
+// next pass.
 func (n *namespaceStore) finish(ctx context.Context, name string) error {
 	const maxPasses = 10
 	for pass := 0; pass < maxPasses; pass++ {
@@ -233,12 +234,14 @@ func (n *namespaceStore) deleteContents(ctx context.Context, ns string) (int, er
 		}
 	}
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].order < objs[j].order })
-	secrets, _, err := n.st.List(ctx, store.SecretListPrefix(ns))
-	if err != nil {
-		return 0, err
-	}
-	for _, kv := range secrets {
-		objs = append(objs, obj{key: kv.Key})
+	for _, prefix := range []string{store.SecretListPrefix(ns), store.ConfigMapListPrefix(ns)} {
+		kvs, _, err := n.st.List(ctx, prefix)
+		if err != nil {
+			return 0, err
+		}
+		for _, kv := range kvs {
+			objs = append(objs, obj{key: kv.Key})
+		}
 	}
 	removed := 0
 	for _, o := range objs {

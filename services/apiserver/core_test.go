@@ -191,13 +191,18 @@ func seedNamespace(t *testing.T, reg *registry.Registry, ns string) {
 	if _, err := secret.New(reg.Store(), nil).Create(ctx, sec); err != nil {
 		t.Fatal(err)
 	}
+	cm := `{"metadata":{"name":"settings","namespace":"` + ns + `"},"data":{"k":"v"}}`
+	if _, err := reg.Store().Put(ctx, store.ConfigMapKey(ns, "settings"), []byte(cm), store.IfRevision(0)); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// contents lists the keys left in ns under registry/ and secrets/.
+// contents lists the keys left in ns under registry/, secrets/ and
+// configmaps/.
 func contents(t *testing.T, st store.Store, ns string) []string {
 	t.Helper()
 	var out []string
-	for _, p := range []string{store.RegistryPrefix, store.SecretsPrefix} {
+	for _, p := range []string{store.RegistryPrefix, store.SecretsPrefix, store.ConfigMapsPrefix} {
 		kvs, _, err := st.List(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
@@ -218,7 +223,7 @@ func TestNamespaceDeleteCascades(t *testing.T) {
 	}
 	seedNamespace(t, reg, "gone")
 	seedNamespace(t, reg, "kept")
-	if len(contents(t, reg.Store(), "gone")) != 3 {
+	if len(contents(t, reg.Store(), "gone")) != 4 {
 		t.Fatalf("seeded: %v", contents(t, reg.Store(), "gone"))
 	}
 	if code, b := do(t, srv, http.MethodDelete, CorePath+"/namespaces/gone", ""); code != http.StatusOK {
@@ -227,7 +232,7 @@ func TestNamespaceDeleteCascades(t *testing.T) {
 	if left := contents(t, reg.Store(), "gone"); len(left) != 0 {
 		t.Fatalf("left in deleted namespace: %v", left)
 	}
-	if left := contents(t, reg.Store(), "kept"); len(left) != 3 {
+	if left := contents(t, reg.Store(), "kept"); len(left) != 4 {
 		t.Fatalf("other namespace touched: %v", left)
 	}
 	// The namespace can be created again, empty.
@@ -256,6 +261,9 @@ func TestTerminatingNamespaceRefusesWritesAndSweepFinishes(t *testing.T) {
 	code, b = do(t, srv, http.MethodPut, CorePath+"/namespaces/dying/secrets/cert", `{"metadata":{"name":"cert"}}`)
 	wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden,
 		`secrets "cert" is forbidden: unable to create new content in namespace dying because it is being terminated`)
+	code, b = do(t, srv, http.MethodPost, CorePath+"/namespaces/dying/configmaps", `{"metadata":{"name":"late"}}`)
+	wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden,
+		`configmaps "late" is forbidden: unable to create new content in namespace dying because it is being terminated`)
 	// Reads still work, and a namespace without a record still takes writes.
 	if code, b := do(t, srv, http.MethodGet, svcsIn("dying")+"/hello", ""); code != http.StatusOK {
 		t.Fatalf("read in terminating namespace: %d %s", code, b)
@@ -413,12 +421,8 @@ func TestConfigMapsAreKilnConfigs(t *testing.T) {
 	code, b = doCT(t, srv, http.MethodPatch, autoscalerCM, "application/apply-patch+yaml", `data: {}`)
 	wantK8sStatus(t, code, b, http.StatusUnsupportedMediaType, k8smeta.StatusReasonUnsupportedMediaType, "")
 
-	// Other names and namespaces are not served.
-	code, b = do(t, srv, http.MethodPost, CorePath+"/namespaces/default/configmaps", `{"metadata":{"name":"app-settings"},"data":{"a":"b"}}`)
-	st = wantK8sStatus(t, code, b, http.StatusForbidden, k8smeta.StatusReasonForbidden, "")
-	if !strings.Contains(st.Message, "config-autoscaler") || !strings.Contains(st.Message, "knative-serving") {
-		t.Fatalf("create refusal must name what is accepted: %q", st.Message)
-	}
+	// The config ConfigMaps always exist; other names are users' and
+	// absent until created.
 	code, b = do(t, srv, http.MethodPost, CorePath+"/namespaces/knative-serving/configmaps", `{"metadata":{"name":"config-network"}}`)
 	wantK8sStatus(t, code, b, http.StatusConflict, k8smeta.StatusReasonAlreadyExists, `configmaps "config-network" already exists`)
 	for _, path := range []string{CorePath + "/namespaces/default/configmaps/config-autoscaler", CorePath + "/namespaces/knative-serving/configmaps/config-nope"} {

@@ -33,10 +33,11 @@ type storeSource struct {
 	// implicit are the objects of ns that exist without a record, given
 	// the keys of the recorded ones. Optional.
 	implicit func(ns string, recorded map[string]bool) []watchItem
-	// alwaysExists makes every change a MODIFIED: the objects exist with
-	// or without a record (kiln's config ConfigMaps), so a record's
-	// creation or deletion only changes their data.
-	alwaysExists bool
+	// alwaysExists says which records' changes are all MODIFIED: their
+	// objects exist with or without a record (kiln's config ConfigMaps),
+	// so a record's creation or deletion only changes their data.
+	// Optional.
+	alwaysExists func(key string) bool
 }
 
 func (s storeSource) apiVersion() string { return "v1" }
@@ -99,7 +100,8 @@ func (s storeSource) changes(ctx context.Context, ns string, fromRev int64) <-ch
 			}
 			for _, ev := range wr.Events {
 				kv := ev.KV
-				if s.alwaysExists && ev.Type == store.EventDelete {
+				always := s.alwaysExists != nil && s.alwaysExists(kv.Key)
+				if always && ev.Type == store.EventDelete {
 					kv.Value = nil // the object is back at its defaults
 				}
 				it, ok, err := s.decode(kv)
@@ -112,7 +114,7 @@ func (s storeSource) changes(ctx context.Context, ns string, fromRev int64) <-ch
 				}
 				c := watchChange{item: it, revision: ev.KV.ModRevision}
 				switch {
-				case s.alwaysExists:
+				case always:
 					c.typ = registry.Modified
 				case ev.Type == store.EventDelete:
 					c.typ = registry.Deleted
@@ -189,15 +191,33 @@ func secretSource(st store.Store, keys *encryption.Keys) storeSource {
 	}
 }
 
-// configMapSource watches config/, kiln's cluster configs, as the
-// config-* ConfigMaps of knative-serving: each always exists, so a config
-// stored or reset is a MODIFIED of its ConfigMap.
-func configMapSource(st store.Store) storeSource {
-	return storeSource{st: st, alwaysExists: true,
-		prefix: func(ns string) (string, bool) {
-			return store.ConfigPrefix, ns == "" || ns == servingNamespace
+// configMapSource watches the ConfigMaps of ns ("" = every namespace):
+// users' records under configmaps/ and, in knative-serving, kiln's cluster
+// configs under config/ as its config-* ConfigMaps. Those always exist, so
+// a config stored or reset is a MODIFIED of its ConfigMap. One watch of
+// the two prefixes' common prefix keeps the events in revision order.
+func configMapSource(st store.Store, ns string) storeSource {
+	withConfigs := ns == "" || ns == servingNamespace
+	userPrefix := store.ConfigMapListPrefix(ns)
+	return storeSource{st: st,
+		alwaysExists: func(key string) bool { return strings.HasPrefix(key, store.ConfigPrefix) },
+		prefix: func(string) (string, bool) {
+			if withConfigs {
+				return store.ConfigMapSourcesPrefix, true
+			}
+			return userPrefix, true
 		},
 		decode: func(kv store.KV) (watchItem, bool, error) {
+			if strings.HasPrefix(kv.Key, userPrefix) {
+				cm, err := decodeConfigMap(kv)
+				if err != nil {
+					return watchItem{}, false, err
+				}
+				return configMapItem(cm), true, nil
+			}
+			if !withConfigs || !strings.HasPrefix(kv.Key, store.ConfigPrefix) {
+				return watchItem{}, false, nil
+			}
 			n := strings.TrimPrefix(kv.Key, store.ConfigPrefix)
 			if config.DefaultData(n) == nil {
 				return watchItem{}, false, nil
@@ -211,6 +231,9 @@ func configMapSource(st store.Store) storeSource {
 			return configMapItem(configMap(n, d.Data, kv.ModRevision)), true, nil
 		},
 		implicit: func(_ string, recorded map[string]bool) []watchItem {
+			if !withConfigs {
+				return nil
+			}
 			var out []watchItem
 			for _, n := range config.Names() {
 				if !recorded[servingNamespace+"/"+configPrefix+n] {

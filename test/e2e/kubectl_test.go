@@ -211,11 +211,23 @@ if grep -q '^data:' "$1"; then sed -i 's/^data:.*/data:\n  stable-window: 75s/' 
 
 	// Namespaces: create, use, delete with everything in them.
 	must("", nil, "create", "namespace", "team-a")
+	// Users' ConfigMaps, as kn's tests create them; the namespace's
+	// deletion takes them too.
+	if out := must("", nil, "create", "configmap", "test-cm", "--from-literal=k=v", "-n", "team-a"); !strings.Contains(out, "configmap/test-cm created") {
+		t.Fatalf("create configmap:\n%s", out)
+	}
+	if out := must("", nil, "get", "cm", "test-cm", "-n", "team-a"); !strings.HasPrefix(strings.Join(strings.Fields(out), " "), "NAME DATA AGE test-cm 1 ") {
+		t.Fatalf("get cm:\n%s", out)
+	}
+	if out := must("", nil, "get", "cm", "-n", "team-a", "--no-headers", "-o=custom-columns=N:.metadata.name,D:.data.k"); !hasRow(out, "test-cm", "v") {
+		t.Fatalf("get cm:\n%s", out)
+	}
 	must(strings.ReplaceAll(strings.NewReplacer("{{IMAGE}}", c.image, "{{RESPONSE}}", "team a").Replace(kubectlKsvc), "namespace: default", "namespace: team-a"), nil, "apply", "-f", "-")
 	must("", nil, "wait", "--for=condition=Ready", "ksvc/hello", "-n", "team-a", "--timeout=60s")
 	c.eventuallyBody("hello.team-a.kubectl.test", "team a", 30*time.Second)
 	must("", nil, "delete", "namespace", "team-a", "--timeout=60s")
 	fails("NotFound", "get", "ksvc", "hello", "-n", "team-a")
+	fails("NotFound", "get", "cm", "test-cm", "-n", "team-a")
 
 	// kubectl delete: the app stops being served.
 	if out := must("", nil, "delete", "ksvc", "hello"); !strings.Contains(out, `service.serving.knative.dev "hello" deleted`) {
