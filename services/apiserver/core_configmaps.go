@@ -386,19 +386,9 @@ func (h *configMapHandlers) patch(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
-		curJSON, err := json.Marshal(cur)
+		cm, err := patchCore[corev1.ConfigMap](pt, cur, body, "ConfigMap")
 		if err != nil {
 			fail(err)
-			return
-		}
-		patched, err := applyCorePatch(pt, curJSON, body, &corev1.ConfigMap{})
-		if err != nil {
-			fail(err)
-			return
-		}
-		cm := &corev1.ConfigMap{}
-		if err := json.Unmarshal(patched, cm); err != nil {
-			fail(apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a ConfigMap: %v", err)))
 			return
 		}
 		if err := checkTarget(&cm.ObjectMeta, ns, name); err != nil {

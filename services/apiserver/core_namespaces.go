@@ -490,17 +490,9 @@ func (h *namespaceHandlers) patch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.write(w, r, name, func(cur *corev1.Namespace) (*corev1.Namespace, bool, error) {
-		curJSON, err := json.Marshal(cur)
+		out, err := patchCore[corev1.Namespace](pt, cur, body, "Namespace")
 		if err != nil {
 			return nil, false, err
-		}
-		patched, err := applyCorePatch(pt, curJSON, body, &corev1.Namespace{})
-		if err != nil {
-			return nil, false, err
-		}
-		out := &corev1.Namespace{}
-		if err := json.Unmarshal(patched, out); err != nil {
-			return nil, false, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a Namespace: %v", err))
 		}
 		return out, out.ResourceVersion != cur.ResourceVersion, nil
 	})

@@ -1,6 +1,7 @@
 package apiserver
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
@@ -58,6 +59,25 @@ func applyCorePatch(pt types.PatchType, cur, patch []byte, dataStruct any) ([]by
 	}
 	if err != nil {
 		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patch could not be applied: %v", err))
+	}
+	return out, nil
+}
+
+// patchCore applies a patch of type pt to cur (a k8s.io/api object) and
+// decodes the result into a new T: the part every core kind's PATCH shares.
+// kind names T in the error for a result that is not one.
+func patchCore[T any](pt types.PatchType, cur any, body []byte, kind string) (*T, error) {
+	curJSON, err := json.Marshal(cur)
+	if err != nil {
+		return nil, err
+	}
+	patched, err := applyCorePatch(pt, curJSON, body, new(T))
+	if err != nil {
+		return nil, err
+	}
+	out := new(T)
+	if err := json.Unmarshal(patched, out); err != nil {
+		return nil, apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a %s: %v", kind, err))
 	}
 	return out, nil
 }

@@ -287,19 +287,9 @@ func (h *secretHandlers) patch(w http.ResponseWriter, r *http.Request) {
 			fail(err)
 			return
 		}
-		curJSON, err := json.Marshal(curK)
+		in, err := patchCore[k8scorev1.Secret](pt, curK, body, "Secret")
 		if err != nil {
 			fail(err)
-			return
-		}
-		patched, err := applyCorePatch(pt, curJSON, body, &k8scorev1.Secret{})
-		if err != nil {
-			fail(err)
-			return
-		}
-		in := &k8scorev1.Secret{}
-		if err := json.Unmarshal(patched, in); err != nil {
-			fail(apierrors.NewBadRequest(fmt.Sprintf("the patched object is not a Secret: %v", err)))
 			return
 		}
 		sec, err := h.admit(r, in, name)
