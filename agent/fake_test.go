@@ -2,10 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -31,6 +34,14 @@ type fakeNode struct {
 	specs   map[string]runtime.Spec // the last Spec each container ID was started with
 	removes []string                // container IDs in Remove order
 	downs   []string                // instances whose network was torn down
+	// crashing containers log their line and exit with their code as soon
+	// as they start, before serving anything.
+	crashing map[string]fakeExit
+}
+
+type fakeExit struct {
+	code uint32
+	log  string
 }
 
 type fakeCtr struct {
@@ -87,6 +98,15 @@ func (f *fakeNode) Start(ctx context.Context, s runtime.Spec) (*runtime.Task, er
 	defer f.mu.Unlock()
 	f.specs[s.ID] = s
 	c := &fakeCtr{labels: s.Labels, digest: s.Image.Digest, dead: make(chan struct{})}
+	if ex, ok := f.crashing[s.ID]; ok {
+		if err := appendLog(s.LogPath, ex.log); err != nil {
+			return nil, err
+		}
+		c.kill(ex.code)
+		f.ctrs[s.ID] = c
+		f.starts = append(f.starts, s.ID)
+		return c.task(ctx, s.ID), nil
+	}
 	if port := s.Labels[labelPort]; port != "" {
 		host := "127.0.0.1"
 		if s.NetNSPath != "" {
@@ -169,6 +189,30 @@ func (f *fakeNode) leave(id string, labels map[string]string) {
 		go serveFake(ln, id)
 	}
 	f.ctrs[id] = c
+}
+
+// crashOnStart makes container id log line and exit with code whenever it
+// starts.
+func (f *fakeNode) crashOnStart(id string, code uint32, line string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.crashing == nil {
+		f.crashing = map[string]fakeExit{}
+	}
+	f.crashing[id] = fakeExit{code, line}
+}
+
+// appendLog appends to a container's log as containerd's log file does.
+func appendLog(path, text string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(text)
+	return errors.Join(err, f.Close())
 }
 
 // crash ends a container's task as a crash would, leaving the container.

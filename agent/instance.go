@@ -1,12 +1,15 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -390,9 +393,11 @@ func (w *worker) waitReady(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d before becoming ready", st.ExitCode()))
+			return w.exited(ctx, st.ExitCode(), filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"),
+				fmt.Errorf("exited with code %d before becoming ready", st.ExitCode()))
 		case se := <-w.sideExit:
-			return w.fail(ctx, "ContainerExited", fmt.Errorf("%s before the instance became ready", se))
+			return w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
+				fmt.Errorf("%s before the instance became ready", se))
 		case <-deadline.C:
 			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s%s)", startTimeout, w.target, path))
 		case <-tick.C:
@@ -422,14 +427,16 @@ func (w *worker) monitor(ctx context.Context) error {
 			}
 			w.proxy.SetReady(false)
 			w.rec.Ready = false
-			return w.fail(ctx, "ContainerExited", fmt.Errorf("exited with code %d", st.ExitCode()))
+			return w.exited(ctx, st.ExitCode(), filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"),
+				fmt.Errorf("exited with code %d", st.ExitCode()))
 		case se := <-w.sideExit:
 			if ctx.Err() != nil {
 				return nil
 			}
 			w.proxy.SetReady(false)
 			w.rec.Ready = false
-			return w.fail(ctx, "ContainerExited", fmt.Errorf("%s", se))
+			return w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
+				fmt.Errorf("%s", se))
 		case <-tick.C:
 			pctx, cancel := context.WithTimeout(ctx, time.Second)
 			ok := probe(pctx, w.target, w.p.Spec.ReadinessPath)
@@ -469,10 +476,68 @@ func (w *worker) fail(ctx context.Context, reason string, err error) error {
 	return fmt.Errorf("%s: %w: %w", reason, errFailed, err)
 }
 
+// exited fails the incarnation for a container that ended, recording its
+// exit code and termination message (the tail of logPath, the container's
+// log) on the record, as Knative reads them from a pod's
+// lastState.terminated to say why a revision failed.
+func (w *worker) exited(ctx context.Context, code uint32, logPath string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	c := int32(code)
+	w.rec.ExitCode, w.rec.TerminationMessage = &c, terminationMessage(logPath)
+	return w.fail(ctx, "ContainerExited", err)
+}
+
+// Kubernetes's FallbackToLogsOnError keeps at most this much of a log.
+const (
+	terminationMessageLines = 80
+	terminationMessageBytes = 2048
+)
+
+// terminationMessage is the end of the log at path as a kubelet makes a
+// termination message from it: the last 80 lines, at most 2048 bytes, here
+// without the final newline. A log that cannot be read gives "".
+func terminationMessage(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return ""
+	}
+	off := max(fi.Size()-terminationMessageBytes, 0)
+	b := make([]byte, fi.Size()-off)
+	if _, err := f.ReadAt(b, off); err != nil && !errors.Is(err, io.EOF) {
+		return ""
+	}
+	b = bytes.TrimRight(b, "\n")
+	if i := len(b); i > 0 {
+		for n := 0; n < terminationMessageLines; n++ {
+			j := bytes.LastIndexByte(b[:i], '\n')
+			if j < 0 {
+				i = 0
+				break
+			}
+			i = j
+		}
+		if i > 0 {
+			b = b[i+1:]
+		}
+	}
+	return string(b)
+}
+
 // setPhase records the instance's phase. The write outlives ctx (bounded by
 // storeTimeout): a stopping instance's last phases must still be written.
 func (w *worker) setPhase(ctx context.Context, phase, reason, message string) {
 	w.rec.Phase, w.rec.Reason, w.rec.Message = phase, reason, message
+	if phase != cluster.PhaseFailed {
+		// A new incarnation (or a stop) is past the last exit.
+		w.rec.ExitCode, w.rec.TerminationMessage = nil, ""
+	}
 	w.rec.UpdatedAt = time.Now().UTC()
 	if err := w.a.putRecord(ctx, w.rec); err != nil {
 		w.log.Warn("write instance record", "phase", phase, "error", err)

@@ -4,9 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -226,6 +230,60 @@ func TestAgentRestart(t *testing.T) {
 	stop2()
 	if e.node.has("keep") {
 		t.Error("container left running by an agent with StopOnExit")
+	}
+}
+
+// A container that exits before it is ever ready fails the instance with
+// its exit code and the end of its log, as a pod's lastState.terminated
+// says (terminationMessagePolicy FallbackToLogsOnError); an incarnation
+// that comes up clears them.
+func TestExitBeforeReadyRecordsCodeAndLog(t *testing.T) {
+	e := newUnitEnv(t, true)
+	e.node.crashOnStart("crashy", 5, "Started...\nCrashed...\n")
+	e.run(t, e.cfg)
+	e.place(t, "crashy", e.spec(t, "hello-00001"))
+	inst := e.waitRecord(t, "crashy", "failed", func(i cluster.Instance) bool { return i.Phase == cluster.PhaseFailed })
+	if inst.Reason != "ContainerExited" || inst.ExitCode == nil || *inst.ExitCode != 5 || inst.Ready {
+		t.Fatalf("record %+v, want Failed/ContainerExited with exit code 5", inst)
+	}
+	if inst.TerminationMessage != "Started...\nCrashed..." {
+		t.Fatalf("termination message %q", inst.TerminationMessage)
+	}
+	e.node.mu.Lock()
+	delete(e.node.crashing, "crashy")
+	e.node.mu.Unlock()
+	e.waitRecord(t, "crashy", "running without the last exit", func(i cluster.Instance) bool {
+		return running(i) && i.ExitCode == nil && i.TerminationMessage == ""
+	})
+}
+
+func TestTerminationMessage(t *testing.T) {
+	var many strings.Builder
+	for i := range 100 {
+		fmt.Fprintf(&many, "line %d\n", i)
+	}
+	long := strings.Repeat("x", 3000)
+	for _, tc := range []struct {
+		name, log, want string
+	}{
+		{"empty", "", ""},
+		{"one line without newline", "Crashed...", "Crashed..."},
+		{"the final newline goes", "a\nb\n\n", "a\nb"},
+		{"the last 80 lines", many.String(), strings.TrimSuffix(strings.Join(strings.SplitAfter(many.String(), "\n")[20:100], ""), "\n")},
+		{"the last 2048 bytes", long + "\n", long[len(long)-2047:]},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(t.TempDir(), "c.log")
+			if err := os.WriteFile(p, []byte(tc.log), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if got := terminationMessage(p); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	if got := terminationMessage(filepath.Join(t.TempDir(), "missing.log")); got != "" {
+		t.Fatalf("missing log: %q", got)
 	}
 }
 

@@ -211,7 +211,13 @@ type Instance struct {
 	ContainerDigests map[string]string `json:"containerDigests,omitempty"`
 	Message          string            `json:"message,omitempty"`
 	Reason           string            `json:"reason,omitempty"`
-	UpdatedAt        time.Time         `json:"updatedAt"`
+	// ExitCode is set (optional) when Reason is ContainerExited: the code the
+	// container that ended the incarnation exited with.
+	ExitCode *int32 `json:"exitCode,omitempty"`
+	// TerminationMessage goes with ExitCode (optional): the last lines the
+	// container logged, as Kubernetes's FallbackToLogsOnError reports them.
+	TerminationMessage string    `json:"terminationMessage,omitempty"`
+	UpdatedAt          time.Time `json:"updatedAt"`
 }
 
 // PodRequests is what one instance of s reserves on a node: the serving

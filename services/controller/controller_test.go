@@ -147,7 +147,10 @@ func TestFailedRevisionSurfaces(t *testing.T) {
 	testenv.Eventually(t, "service Ready=False", 0, func() bool {
 		svc, _ := reg.Services().Get(ctx, "default", "bad")
 		c := svc.Status.GetCondition("Ready")
-		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionFailed"
+		// Knative's: the Route, whose only target failed, gives the reason.
+		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionMissing" &&
+			c.Message == `Configuration "bad" does not have any ready Revision.` &&
+			isFalse(&svc.Status.Status, v1.ServiceConditionRoutesReady) && isFalse(&svc.Status.Status, v1.ServiceConditionConfigurationsReady)
 	})
 }
 

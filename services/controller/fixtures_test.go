@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -204,6 +205,17 @@ func withCfgReady(rev string) func(*v1.Configuration) {
 	}
 }
 
+// withCfgFailed says the configuration observed its generation and its
+// latest created revision, rev, failed with msg.
+func withCfgFailed(rev, msg string) func(*v1.Configuration) {
+	return func(c *v1.Configuration) {
+		c.Status.ObservedGeneration = c.Metadata.Generation
+		c.Status.LatestCreatedRevisionName = rev
+		c.Status.SetCondition(cond(v1.ConfigurationConditionReady, metav1.ConditionFalse, "RevisionFailed",
+			fmt.Sprintf("Revision %q failed with message: %s.", rev, msg)), testNow)
+	}
+}
+
 func withCfgOwner(uid string) func(*v1.Configuration) {
 	return func(c *v1.Configuration) { c.Metadata.OwnerReferences[0].UID = uid }
 }
@@ -255,6 +267,16 @@ func withRevFailed(msg string) func(*v1.Revision) {
 	}
 }
 
+// withRevContainerFailed says the revision's container failed, as the
+// revision reconciler marks it.
+func withRevContainerFailed(reason, msg string) func(*v1.Revision) {
+	return func(r *v1.Revision) {
+		r.Status.ObservedGeneration = 1
+		r.Status.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionFalse, reason, msg), testNow)
+		r.Status.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, msg), testNow)
+	}
+}
+
 func withRevCreated(t time.Time) func(*v1.Revision) {
 	return func(r *v1.Revision) { r.Metadata.CreationTimestamp = metav1.NewTime(t) }
 }
@@ -299,6 +321,19 @@ func ready(digest string) func(*cluster.Instance) {
 
 func failed(reason, msg string) func(*cluster.Instance) {
 	return func(in *cluster.Instance) { in.Phase, in.Reason, in.Message = cluster.PhaseFailed, reason, msg }
+}
+
+// exited says the instance failed because its container exited with code,
+// having logged logTail last.
+func exited(code int32, logTail string) func(*cluster.Instance) {
+	return func(in *cluster.Instance) {
+		in.Phase, in.Reason, in.Message = cluster.PhaseFailed, "ContainerExited", fmt.Sprintf("exited with code %d before becoming ready", code)
+		in.ExitCode, in.TerminationMessage = &code, logTail
+	}
+}
+
+func phase(p string) func(*cluster.Instance) {
+	return func(in *cluster.Instance) { in.Phase = p }
 }
 
 func domainMapping(ns, name string, opts ...func(*v1beta1.DomainMapping)) *v1beta1.DomainMapping {

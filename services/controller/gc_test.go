@@ -154,9 +154,10 @@ func TestProgressDeadlineExceeded(t *testing.T) {
 	skew.Store(int64(time.Minute))
 	testenv.Eventually(t, "service Ready=False", 0, func() bool {
 		svc, _ := reg.Services().Get(ctx, "default", "slow")
-		c := svc.Status.GetCondition("Ready")
+		c := svc.Status.GetCondition(v1.ServiceConditionConfigurationsReady)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == "RevisionFailed" &&
-			c.Message == `Revision "slow-00001" failed with message: Unable to create pods for more than 30 seconds..`
+			c.Message == `Revision "slow-00001" failed with message: Unable to create pods for more than 30 seconds..` &&
+			isFalse(&svc.Status.Status, v1.ServiceConditionReady)
 	})
 	rev, _ = reg.Revisions().Get(ctx, "default", "slow-00001")
 	if c := rev.Status.GetCondition(v1.RevisionConditionResourcesAvailable); c == nil || c.Reason != "ProgressDeadlineExceeded" {

@@ -97,11 +97,13 @@ func (r *reconciler) reconcileService(ctx context.Context, ns, name string) ([]w
 	}
 	st.SetCondition(cfgCond, now)
 	st.SetCondition(routeCond, now)
+	// Knative marks the Configuration's condition, then the Route's: of
+	// two that failed, the Route's reason is the Service's.
 	ready := cond(v1.ServiceConditionReady, metav1.ConditionTrue, "", "")
 	for _, cc := range []metav1.Condition{cfgCond, routeCond} {
 		if cc.Status == metav1.ConditionFalse {
 			ready = cond(v1.ServiceConditionReady, metav1.ConditionFalse, cc.Reason, cc.Message)
-			break
+			continue
 		}
 		if cc.Status == metav1.ConditionUnknown && ready.Status == metav1.ConditionTrue {
 			ready = cond(v1.ServiceConditionReady, metav1.ConditionUnknown, cc.Reason, cc.Message)
@@ -275,21 +277,27 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 		st.SetCondition(active, now)
 		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionTrue, "", ""), now)
 	case failed != nil && !wasReady:
-		reason := failed.Reason
-		if reason == "ImagePullFailed" {
-			reason = "ContainerMissing"
-		}
-		if reason == "" {
-			reason = "ExitCode"
-		}
-		st.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionFalse, reason, failed.Message), now)
-		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, failed.Message), now)
+		reason, msg := containerFailure(failed)
+		st.SetCondition(cond(v1.RevisionConditionContainerHealthy, metav1.ConditionFalse, reason, msg), now)
+		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, msg), now)
 	case wasReady:
 		// Scaled to zero (or between instances): still Ready, not Active.
 		// Active is informational in Knative: a revision at zero is healthy.
 		active := cond(v1.RevisionConditionActive, metav1.ConditionFalse, "NoTraffic", "The target is not receiving traffic.")
 		active.Severity = "Info"
 		st.SetCondition(active, now)
+	case isFalse(&st.Status, v1.RevisionConditionContainerHealthy):
+		// Restarting after a failure (the agent retries with backoff, as a
+		// kubelet does): the failure stands until an instance is ready, as
+		// Knative keeps ContainerHealthy=False through a CrashLoopBackOff.
+		ra := cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionUnknown, "Deploying", "")
+		if over, d := r.progressDeadlineExceeded(rev, now); over {
+			ra = cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, "ProgressDeadlineExceeded",
+				fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds())))
+		}
+		st.SetCondition(ra, now)
+		hc := st.GetCondition(v1.RevisionConditionContainerHealthy)
+		st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, hc.Reason, hc.Message), now)
 	default:
 		if over, d := r.progressDeadlineExceeded(rev, now); over {
 			// Knative gives up on a revision that never became ready within
@@ -310,26 +318,51 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	return nil, err
 }
 
+// containerFailure is the reason and message Knative's revision reconciler
+// gives a failed container: ExitCode<N> and "Container failed with: " its
+// termination message for one that exited, ContainerMissing for an image
+// that cannot be pulled.
+func containerFailure(in *cluster.Instance) (reason, msg string) {
+	switch {
+	case in.ExitCode != nil:
+		m := in.TerminationMessage
+		if *in.ExitCode == 0 && m == "" {
+			m = "container exited with no error"
+		}
+		return fmt.Sprint("ExitCode", *in.ExitCode), "Container failed with: " + m
+	case in.Reason == "ImagePullFailed":
+		return "ContainerMissing", in.Message
+	case in.Reason == "":
+		return "ExitCode", in.Message
+	}
+	return in.Reason, in.Message
+}
+
 // routeResolver answers traffic questions from the caches.
 type routeResolver struct {
 	r  *reconciler
 	ns string
 }
 
-func (rr routeResolver) LatestReady(cfg string) string {
+func (rr routeResolver) LatestReady(cfg string) (string, bool) {
 	got, err := rr.r.configurations.Get(rr.ns, cfg)
 	if err != nil {
-		return ""
+		return "", false
 	}
-	return got.Status.LatestReadyRevisionName
+	return got.Status.LatestReadyRevisionName, isFalse(&got.Status.Status, v1.ConfigurationConditionReady)
 }
 
-func (rr routeResolver) RevisionReady(name string) (bool, bool) {
+func (rr routeResolver) RevisionReady(name string) (bool, bool, bool) {
 	got, err := rr.r.revisions.Get(rr.ns, name)
 	if err != nil {
-		return false, false
+		return false, false, false
 	}
-	return true, got.Status.IsTrue(v1.RevisionConditionReady)
+	return true, got.Status.IsTrue(v1.RevisionConditionReady), isFalse(&got.Status.Status, v1.RevisionConditionReady)
+}
+
+func isFalse(s *metav1.Status, t string) bool {
+	c := s.GetCondition(t)
+	return c != nil && c.Status == metav1.ConditionFalse
 }
 
 // reconcileRoute resolves a Route's traffic to revisions and its URLs.
@@ -363,10 +396,15 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "DomainTemplateError", herr.Error()), now)
 	case terr != nil:
 		// Keep serving the last resolved traffic while the new one is not
-		// resolvable, as Knative does.
-		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, metav1.ConditionUnknown, terr.Reason, terr.Message), now)
+		// resolvable, as Knative does. A target that failed (or is gone)
+		// fails the Route; one still coming up keeps it Unknown.
+		status := metav1.ConditionUnknown
+		if terr.Failed {
+			status = metav1.ConditionFalse
+		}
+		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, status, terr.Reason, terr.Message), now)
 		st.SetCondition(cond(v1.RouteConditionIngressReady, metav1.ConditionUnknown, "", "Ingress has not yet been reconciled."), now)
-		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionUnknown, terr.Reason, terr.Message), now)
+		st.SetCondition(cond(v1.RouteConditionReady, status, terr.Reason, terr.Message), now)
 	default:
 		st.Traffic = traffic
 		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, metav1.ConditionTrue, "", ""), now)

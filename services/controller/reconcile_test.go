@@ -166,6 +166,23 @@ func TestReconcileService(t *testing.T) {
 			wantConds(t, "service", f.service(t, "hello").Status.Status, "ConfigurationsReady=True Ready=Unknown/TrafficNotMigrated RoutesReady=Unknown/TrafficNotMigrated")
 		},
 	}, {
+		name: "a failed first revision fails the service, with the route's reason",
+		objs: []any{hello, cfgFor(hello, withCfgFailed("hello-00001", "Container failed with: Crashed...")), routeFor(hello, func(r *v1.Route) {
+			r.Status.ObservedGeneration = 1
+			r.Status.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "RevisionMissing", `Configuration "hello" does not have any ready Revision.`), testNow)
+		})},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			s := f.service(t, "hello")
+			wantConds(t, "service", s.Status.Status, "ConfigurationsReady=False/RevisionFailed Ready=False/RevisionMissing RoutesReady=False/RevisionMissing")
+			if m := s.Status.GetCondition(v1.ServiceConditionRoutesReady).Message; m != `Configuration "hello" does not have any ready Revision.` {
+				t.Fatalf("RoutesReady message = %q", m)
+			}
+			if m := s.Status.GetCondition(v1.ServiceConditionConfigurationsReady).Message; m != `Revision "hello-00001" failed with message: Container failed with: Crashed....` {
+				t.Fatalf("ConfigurationsReady message = %q", m)
+			}
+		},
+	}, {
 		name: "a configuration the service does not own",
 		objs: []any{hello, cfgFor(hello, withCfgOwner("someone-else"))},
 		key:  "hello",
@@ -420,6 +437,55 @@ func TestReconcileRevision(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a container that exits before ready: ExitCode with its last log lines",
+		objs: []any{cfg, rev, instance("hello-00001", "a", exited(5, "Started...\nCrashed..."))},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			wantConds(t, "revision", r.Status.Status, "ContainerHealthy=False/ExitCode5 Ready=False/ExitCode5")
+			if m := r.Status.GetCondition("Ready").Message; m != "Container failed with: Started...\nCrashed..." {
+				t.Fatalf("message = %q", m)
+			}
+		},
+	}, {
+		name: "a container that exits 0 having logged nothing",
+		objs: []any{cfg, rev, instance("hello-00001", "a", exited(0, ""))},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			wantConds(t, "revision", r.Status.Status, "ContainerHealthy=False/ExitCode0 Ready=False/ExitCode0")
+			if m := r.Status.GetCondition("ContainerHealthy").Message; m != "Container failed with: container exited with no error" {
+				t.Fatalf("message = %q", m)
+			}
+		},
+	}, {
+		name: "restarting after a failure stays failed",
+		objs: []any{cfg, revFor(cfg, withRevContainerFailed("ExitCode5", "Container failed with: Crashed...")), instance("hello-00001", "a", phase(cluster.PhaseStarting))},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			wantConds(t, "revision", r.Status.Status, "ContainerHealthy=False/ExitCode5 Ready=False/ExitCode5 ResourcesAvailable=Unknown/Deploying")
+			if m := r.Status.GetCondition("Ready").Message; m != "Container failed with: Crashed..." {
+				t.Fatalf("message = %q", m)
+			}
+		},
+	}, {
+		name: "crashing past the progress deadline keeps the container's reason",
+		objs: []any{cfg, revFor(cfg, withRevContainerFailed("ExitCode5", "Container failed with: Crashed..."))},
+		opts: []func(*Options){withConfigs(map[string]map[string]string{config.NameDeployment: {"progress-deadline": "30s"}})},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			wantConds(t, "revision", f.revision(t, "hello-00001").Status.Status,
+				"ContainerHealthy=False/ExitCode5 Ready=False/ExitCode5 ResourcesAvailable=False/ProgressDeadlineExceeded")
+		},
+	}, {
+		name: "a ready instance after a failure makes it ready",
+		objs: []any{cfg, revFor(cfg, withRevContainerFailed("ExitCode5", "Container failed with: Crashed...")), instance("hello-00001", "a", ready(digestA))},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			wantConds(t, "revision", f.revision(t, "hello-00001").Status.Status, "Active=True ContainerHealthy=True Ready=True ResourcesAvailable=True")
+		},
+	}, {
 		name: "a ready revision at zero stays ready, not active",
 		objs: []any{cfg, revFor(cfg, withRevReady)},
 		key:  "hello-00001",
@@ -522,6 +588,41 @@ func TestReconcileRoute(t *testing.T) {
 			wantConds(t, "route", r.Status.Status, "AllTrafficAssigned=Unknown/RevisionMissing IngressReady=Unknown Ready=Unknown/RevisionMissing")
 			if len(r.Status.Traffic) != 0 {
 				t.Fatalf("traffic = %+v", r.Status.Traffic)
+			}
+		},
+	}, {
+		name: "a configuration that failed without a ready revision fails the route",
+		objs: []any{hello, cfgFor(hello, withCfgFailed("hello-00001", "boom")), revFor(cfgFor(hello), withRevContainerFailed("ExitCode1", "boom")), routeFor(hello)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			r := f.route(t, "hello")
+			wantConds(t, "route", r.Status.Status, "AllTrafficAssigned=False/RevisionMissing IngressReady=Unknown Ready=False/RevisionMissing")
+			if m := r.Status.GetCondition("Ready").Message; m != `Configuration "hello" does not have any ready Revision.` {
+				t.Fatalf("message = %q", m)
+			}
+		},
+	}, {
+		name: "a failed configuration keeps serving its latest ready revision",
+		objs: []any{hello, cfgFor(hello, withCfgReady("hello-00001"), withCfgFailed("hello-00002", "boom")), readyRev, routeFor(hello)},
+		key:  "hello",
+		check: func(t *testing.T, f *fixture) {
+			r := f.route(t, "hello")
+			wantConds(t, "route", r.Status.Status, "AllTrafficAssigned=True IngressReady=True Ready=True")
+			if len(r.Status.Traffic) != 1 || r.Status.Traffic[0].RevisionName != "hello-00001" {
+				t.Fatalf("traffic = %+v", r.Status.Traffic)
+			}
+		},
+	}, {
+		name: "a pinned revision that failed fails the route",
+		objs: []any{hello, readyCfg, revFor(readyCfg, withRevContainerFailed("ExitCode1", "boom")), routeFor(svc("hello", withTraffic(
+			v1.TrafficTarget{RevisionName: "hello-00001", Percent: ptr[int64](100)},
+		)))},
+		key: "hello",
+		check: func(t *testing.T, f *fixture) {
+			r := f.route(t, "hello")
+			wantConds(t, "route", r.Status.Status, "AllTrafficAssigned=False/RevisionMissing IngressReady=Unknown Ready=False/RevisionMissing")
+			if m := r.Status.GetCondition("Ready").Message; m != `Revision "hello-00001" failed to become ready.` {
+				t.Fatalf("message = %q", m)
 			}
 		},
 	}, {

@@ -179,52 +179,64 @@ func render(tpl string, data any) (string, error) {
 // Resolver answers what the Route needs about its targets.
 type Resolver interface {
 	// LatestReady returns the latest ready revision of a configuration, or
-	// "" when it has none (or the configuration does not exist).
-	LatestReady(configuration string) string
-	// RevisionReady reports whether the named revision exists and is Ready.
-	RevisionReady(revision string) (exists, ready bool)
+	// "" when it has none (or the configuration does not exist), and
+	// whether the configuration has failed (Ready=False).
+	LatestReady(configuration string) (revision string, failed bool)
+	// RevisionReady reports whether the named revision exists, is Ready,
+	// and has failed (Ready=False).
+	RevisionReady(revision string) (exists, ready, failed bool)
 }
 
-// TrafficError explains why traffic could not be resolved.
+// TrafficError explains why traffic could not be resolved. Failed means it
+// will not resolve by waiting (a target failed): Knative's Route then goes
+// AllTrafficAssigned=False rather than Unknown.
 type TrafficError struct {
 	Reason, Message string
+	Failed          bool
 }
 
 func (e *TrafficError) Error() string { return e.Reason + ": " + e.Message }
 
 // ResolveTraffic turns a Route's spec.traffic into status.traffic with
-// concrete revision names and tag URLs.
+// concrete revision names and tag URLs. Its errors carry Knative's route
+// reasons and messages (RouteStatus.MarkRevisionFailed and friends).
 func ResolveTraffic(r *v1.Route, dc DomainConfig, res Resolver) ([]v1.TrafficTarget, *TrafficError) {
 	var out []v1.TrafficTarget
 	for _, t := range r.Spec.Traffic {
 		st := v1.TrafficTarget{Tag: t.Tag, Percent: t.Percent, LatestRevision: t.LatestRevision}
 		switch {
 		case t.RevisionName != "":
-			exists, ready := res.RevisionReady(t.RevisionName)
+			exists, ready, failed := res.RevisionReady(t.RevisionName)
 			if !exists {
-				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Revision %q referenced in traffic not found.", t.RevisionName)}
+				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Revision %q referenced in traffic not found.", t.RevisionName), true}
+			}
+			if failed {
+				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Revision %q failed to become ready.", t.RevisionName), true}
 			}
 			if !ready {
-				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Revision %q is not yet ready.", t.RevisionName)}
+				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Revision %q is not yet ready.", t.RevisionName), false}
 			}
 			st.RevisionName = t.RevisionName
 			if st.LatestRevision == nil {
 				st.LatestRevision = boolPtr(false)
 			}
 		case t.ConfigurationName != "":
-			rev := res.LatestReady(t.ConfigurationName)
+			rev, failed := res.LatestReady(t.ConfigurationName)
+			if rev == "" && failed {
+				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Configuration %q does not have any ready Revision.", t.ConfigurationName), true}
+			}
 			if rev == "" {
-				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", t.ConfigurationName)}
+				return nil, &TrafficError{"RevisionMissing", fmt.Sprintf("Configuration %q is waiting for a Revision to become ready.", t.ConfigurationName), false}
 			}
 			st.RevisionName = rev
 			st.LatestRevision = boolPtr(true)
 		default:
-			return nil, &TrafficError{"RevisionMissing", "traffic target names neither a revision nor a configuration"}
+			return nil, &TrafficError{"RevisionMissing", "traffic target names neither a revision nor a configuration", true}
 		}
 		if t.Tag != "" {
 			h, err := dc.Host(r.Metadata.Name, r.Metadata.Namespace, t.Tag)
 			if err != nil {
-				return nil, &TrafficError{"DomainTemplateError", err.Error()}
+				return nil, &TrafficError{"DomainTemplateError", err.Error(), true}
 			}
 			st.URL = dc.WithDefaults().Scheme + "://" + h
 		}

@@ -149,26 +149,34 @@ func TestMakeRevision(t *testing.T) {
 }
 
 // resolver is a fake Resolver: configurations → latest ready revision,
-// revisions → ready.
+// revisions → Ready status ("True", "False", "Unknown"); configurations in
+// failed are Ready=False.
 type resolver struct {
 	latest map[string]string
-	revs   map[string]bool
+	revs   map[string]string
+	failed map[string]bool
 }
 
-func (r resolver) LatestReady(cfg string) string { return r.latest[cfg] }
-func (r resolver) RevisionReady(name string) (bool, bool) {
-	ready, ok := r.revs[name]
-	return ok, ready
+func (r resolver) LatestReady(cfg string) (string, bool) { return r.latest[cfg], r.failed[cfg] }
+func (r resolver) RevisionReady(name string) (bool, bool, bool) {
+	st, ok := r.revs[name]
+	return ok, st == "True", st == "False"
 }
 
 func TestResolveTraffic(t *testing.T) {
-	res := resolver{latest: map[string]string{"hello": "hello-00002"}, revs: map[string]bool{"hello-00001": true, "hello-00002": true, "hello-00003": false}}
+	res := resolver{
+		latest: map[string]string{"hello": "hello-00002", "broken-but-served": "broken-but-served-00001"},
+		revs:   map[string]string{"hello-00001": "True", "hello-00002": "True", "hello-00003": "Unknown", "hello-00004": "False"},
+		failed: map[string]bool{"broken": true, "broken-but-served": true},
+	}
 	for _, tc := range []struct {
 		name    string
 		traffic []v1.TrafficTarget
 		dc      DomainConfig
 		want    []v1.TrafficTarget
 		reason  string
+		message string
+		failed  bool
 	}{{
 		name:    "configuration to its latest ready revision",
 		traffic: []v1.TrafficTarget{{ConfigurationName: "hello", LatestRevision: ptr(true), Percent: ptr[int64](100)}},
@@ -194,17 +202,37 @@ func TestResolveTraffic(t *testing.T) {
 		dc:      ForVisibility(DomainConfig{Scheme: "https"}, map[string]string{v1.VisibilityLabelKey: v1.VisibilityClusterLocal}),
 		want:    []v1.TrafficTarget{{RevisionName: "hello-00001", LatestRevision: ptr(false), Percent: ptr[int64](100), Tag: "blue", URL: "http://blue-r.default.svc.cluster.local"}},
 	}, {
-		name:    "a missing revision",
+		name:    "a missing revision fails",
 		traffic: []v1.TrafficTarget{{RevisionName: "nope", Percent: ptr[int64](100)}},
 		reason:  "RevisionMissing",
+		message: `Revision "nope" referenced in traffic not found.`,
+		failed:  true,
 	}, {
-		name:    "a revision not ready yet",
+		name:    "a revision not ready yet is waited for",
 		traffic: []v1.TrafficTarget{{RevisionName: "hello-00003", Percent: ptr[int64](100)}},
 		reason:  "RevisionMissing",
+		message: `Revision "hello-00003" is not yet ready.`,
 	}, {
-		name:    "a configuration without a ready revision",
+		name:    "a failed revision fails",
+		traffic: []v1.TrafficTarget{{RevisionName: "hello-00004", Percent: ptr[int64](100)}},
+		reason:  "RevisionMissing",
+		message: `Revision "hello-00004" failed to become ready.`,
+		failed:  true,
+	}, {
+		name:    "a configuration without a ready revision is waited for",
 		traffic: []v1.TrafficTarget{{ConfigurationName: "other", Percent: ptr[int64](100)}},
 		reason:  "RevisionMissing",
+		message: `Configuration "other" is waiting for a Revision to become ready.`,
+	}, {
+		name:    "a failed configuration without a ready revision fails",
+		traffic: []v1.TrafficTarget{{ConfigurationName: "broken", Percent: ptr[int64](100)}},
+		reason:  "RevisionMissing",
+		message: `Configuration "broken" does not have any ready Revision.`,
+		failed:  true,
+	}, {
+		name:    "a failed configuration still serves its latest ready revision",
+		traffic: []v1.TrafficTarget{{ConfigurationName: "broken-but-served", LatestRevision: ptr(true), Percent: ptr[int64](100)}},
+		want:    []v1.TrafficTarget{{RevisionName: "broken-but-served-00001", LatestRevision: ptr(true), Percent: ptr[int64](100)}},
 	}, {
 		name:    "a target naming nothing",
 		traffic: []v1.TrafficTarget{{Percent: ptr[int64](100)}},
@@ -222,6 +250,9 @@ func TestResolveTraffic(t *testing.T) {
 			if tc.reason != "" {
 				if err == nil || err.Reason != tc.reason {
 					t.Fatalf("err = %v, want reason %s", err, tc.reason)
+				}
+				if tc.message != "" && (err.Message != tc.message || err.Failed != tc.failed) {
+					t.Fatalf("err = %q (failed %v), want %q (failed %v)", err.Message, err.Failed, tc.message, tc.failed)
 				}
 				return
 			}
