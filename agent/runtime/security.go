@@ -10,11 +10,13 @@ import (
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Security hardens one container. The zero value is kiln's default:
 // containerd's RuntimeDefault seccomp profile, DefaultCapabilities,
-// no_new_privs, the image's user and a writable root filesystem.
+// no_new_privs, the image's user, a writable root filesystem and a
+// read-only /sys/fs/cgroup.
 type Security struct {
 	// UID and GID replace the image's user when set; a UID without a GID
 	// runs with gid 0, as Kubernetes does.
@@ -53,7 +55,7 @@ var DefaultCapabilities = []string{
 // default profile allows syscalls by the capabilities left.
 func hardening(s Spec) []oci.SpecOpts {
 	sec := s.Security
-	opts := []oci.SpecOpts{withUser(sec)}
+	opts := []oci.SpecOpts{withUser(sec), oci.WithMounts([]specs.Mount{cgroupMount})}
 	if sec.RunAsNonRoot {
 		opts = append(opts, refuseRoot)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func u32(v uint32) *uint32 { return &v }
@@ -57,6 +58,10 @@ func TestHardeningSpec(t *testing.T) {
 			}
 			if sp.Root.Readonly || p.User.UID != 0 {
 				t.Errorf("readonly %v uid %d", sp.Root.Readonly, p.User.UID)
+			}
+			i := slices.IndexFunc(sp.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
+			if i < 0 || sp.Mounts[i].Type != "cgroup" || !slices.Contains(sp.Mounts[i].Options, "ro") {
+				t.Errorf("no read-only cgroup mount at /sys/fs/cgroup: %+v", sp.Mounts)
 			}
 		}},
 		{name: "limits", spec: Spec{MilliCPU: 500, MemoryMiB: 256}, check: func(t *testing.T, sp *oci.Spec) {
