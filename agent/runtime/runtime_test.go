@@ -165,6 +165,24 @@ func TestRunHostNetwork(t *testing.T) {
 	if err := rt.Remove(ctx, "hello-1", time.Second); err != nil {
 		t.Errorf("Remove of a missing container: %v", err)
 	}
+
+	// runAsUser: the uid has no entry in the image's /etc/passwd, so the
+	// process runs with gid 0, as under the kubelet.
+	task, err = rt.Start(ctx, Spec{ID: "hello-2", Image: img, Env: []string{fmt.Sprintf("PORT=%d", port)},
+		Security: Security{UID: u32(2020)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Remove(context.WithoutCancel(ctx), "hello-2", 0)
+	status, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", task.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`(?m)^Uid:\s+2020\s+2020\s+2020\s+2020$`, `(?m)^Gid:\s+0\s+0\s+0\s+0$`} {
+		if !regexp.MustCompile(want).Match(status) {
+			t.Errorf("runAsUser 2020: /proc/<pid>/status does not match %s:\n%s", want, status)
+		}
+	}
 }
 
 func TestPullFailure(t *testing.T) {
