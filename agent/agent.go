@@ -289,12 +289,12 @@ func (a *Agent) liveWorkers() []string {
 // Run; workers decide for themselves whether an adoption works.
 func (a *Agent) act(wctx context.Context, placements *store.Cache[placed], do actions) {
 	for _, c := range do.Remove {
-		a.log.Info("removing container without placement", "instance", c.ID)
+		a.log.Info("removing container without placement", "container", c.ID, "instance", instanceOf(c))
 		a.wg.Go(func() { a.removeOrphan(wctx, c) })
 	}
 	for _, c := range do.Adopt {
-		if p, ok := placements.Get(store.PlacementKey(a.cfg.NodeName, c.ID)); ok {
-			a.ensure(wctx, c.ID, p.Placement, &c)
+		if p, ok := placements.Get(store.PlacementKey(a.cfg.NodeName, instanceOf(c))); ok {
+			a.ensure(wctx, instanceOf(c), p.Placement, &c)
 		}
 	}
 	for _, name := range do.Start {
@@ -346,17 +346,18 @@ func (a *Agent) remove(name string) {
 }
 
 func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
-	log := a.log.With("instance", c.ID, "revision", c.Labels[labelRevision])
+	inst := instanceOf(c)
+	log := a.log.With("instance", inst, "container", c.ID, "revision", c.Labels[labelRevision])
 	if err := a.rt.Remove(ctx, c.ID, 10*time.Second); err != nil {
 		log.Error("remove orphan container", "error", err)
 	}
 	if ns := c.Labels[labelNetNS]; ns != "" && a.net != nil {
-		if err := a.net.Teardown(ctx, c.ID, ns); err != nil {
+		if err := a.net.Teardown(ctx, inst, ns); err != nil {
 			log.Warn("tear down orphan network", "error", err)
 		}
 	}
 	if c.Labels[labelPod] == "" {
-		if err := a.removeVolumes(c.ID); err != nil {
+		if err := a.removeVolumes(inst); err != nil {
 			log.Warn("remove orphan volumes", "error", err)
 		}
 	}

@@ -311,30 +311,36 @@ func TestInstanceLifecycle(t *testing.T) {
 	}
 }
 
+// The instance names hold "--", which containerd refuses in an ID: the
+// containers get hashed IDs and are adopted and removed by their labels.
 func TestReadoption(t *testing.T) {
+	const keep, drop = "hello--keep-x7k2p", "hello--drop-x7k2p"
+	if containerID(keep) == keep {
+		t.Fatalf("containerID(%q) kept the name containerd refuses", keep)
+	}
 	e := newTestEnv(t, false)
 	stop1 := e.startAgent(t, e.cfg) // StopOnExit false: containers survive
-	e.place(t, "keep", e.spec("hello-00001"))
-	e.place(t, "drop", e.spec("hello-00001"))
-	before := e.waitInstance(t, "keep", running)
-	e.waitInstance(t, "drop", running)
-	pid := e.taskPID(t, "keep")
+	e.place(t, keep, e.spec("hello-00001"))
+	e.place(t, drop, e.spec("hello-00001"))
+	before := e.waitInstance(t, keep, running)
+	e.waitInstance(t, drop, running)
+	pid := e.taskPID(t, containerID(keep))
 
 	stop1()
 	// The lease is revoked: the records go, the containers stay.
-	e.waitGone(t, store.InstanceKey(node, "keep"))
-	if got := e.taskPID(t, "keep"); got != pid {
+	e.waitGone(t, store.InstanceKey(node, keep))
+	if got := e.taskPID(t, containerID(keep)); got != pid {
 		t.Fatalf("task restarted while no agent ran: pid %d -> %d", pid, got)
 	}
-	e.unplace(t, "drop")
+	e.unplace(t, drop)
 
 	cfg := e.cfg
 	cfg.StopOnExit = true
 	t0 := time.Now()
 	e.startAgent(t, cfg)
-	after := e.waitInstance(t, "keep", running)
+	after := e.waitInstance(t, keep, running)
 	t.Logf("agent start to adopted instance ready: %s", time.Since(t0))
-	if got := e.taskPID(t, "keep"); got != pid {
+	if got := e.taskPID(t, containerID(keep)); got != pid {
 		t.Errorf("adoption restarted the task: pid %d -> %d", pid, got)
 	}
 	if after.Endpoint != before.Endpoint {
@@ -345,7 +351,7 @@ func TestReadoption(t *testing.T) {
 	}
 	// The container whose placement went away meanwhile is removed.
 	testenv.Eventually(t, "the orphan container to be removed", 30*time.Second, func() bool {
-		_, err := e.ctd.LoadContainer(e.nsCtx(), "drop")
+		_, err := e.ctd.LoadContainer(e.nsCtx(), containerID(drop))
 		return err != nil
 	})
 }

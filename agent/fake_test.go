@@ -15,6 +15,7 @@ import (
 	"time"
 
 	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/identifiers"
 	"github.com/opencontainers/go-digest"
 
 	"github.com/kiln-serving/kiln/agent/runtime"
@@ -87,6 +88,10 @@ func fakeDigest(ref string) string {
 func (f *fakeNode) Unpacked(context.Context, runtime.Image) bool { return true }
 
 func (f *fakeNode) Start(ctx context.Context, s runtime.Spec) (*runtime.Task, error) {
+	// containerd refuses IDs it would not accept as file names.
+	if err := identifiers.Validate(s.ID); err != nil {
+		return nil, fmt.Errorf("create container: %w", err)
+	}
 	if err := f.Remove(ctx, s.ID, 0); err != nil {
 		return nil, err
 	}

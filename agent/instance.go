@@ -232,7 +232,7 @@ func (w *worker) create(ctx context.Context) error {
 	}
 
 	w.task, err = a.rt.Start(ctx, runtime.Spec{
-		ID:         w.name,
+		ID:         containerID(w.name),
 		Image:      img,
 		Env:        containerEnv(spec, w.appPort),
 		Command:    spec.Command,
@@ -330,7 +330,7 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 			return w.fail(ctx, "PortAllocationFailed", err)
 		}
 	}
-	w.task, err = a.rt.Attach(ctx, w.name)
+	w.task, err = a.rt.Attach(ctx, c.ID)
 	if err != nil {
 		return err
 	}
@@ -569,7 +569,7 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 	} else if w.queueLn != nil {
 		_ = w.queueLn.Close()
 	}
-	if err := a.rt.Remove(ctx, w.name, stopGrace); err != nil {
+	if err := a.rt.Remove(ctx, containerID(w.name), stopGrace); err != nil {
 		w.log.Error("remove container", "error", err)
 	}
 	w.removePod(ctx)

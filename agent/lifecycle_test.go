@@ -203,33 +203,40 @@ func TestAgentAdoptsAtStart(t *testing.T) {
 }
 
 // An agent that stops leaves its containers running and its records gone
-// (lease revoked); the next one adopts them; with StopOnExit it stops them.
+// (lease revoked); the next one adopts them, by their labels; with
+// StopOnExit it stops them. Knative names containerd would not take as an
+// ID ("--", or too long with a container name) work the same.
 func TestAgentRestart(t *testing.T) {
-	e := newUnitEnv(t, true)
-	stop1 := e.run(t, e.cfg)
-	e.place(t, "keep", e.spec(t, "hello-00001"))
-	before := e.waitRecord(t, "keep", "running", running)
-	stop1()
-	if _, ok := e.record(t, "keep"); ok {
-		t.Error("instance record outlived its agent's lease")
-	}
-	if !e.node.has("keep") {
-		t.Fatal("container stopped with the agent")
-	}
+	for _, name := range []string{"keep", "hello--world-00001-x7k2p", strings.Repeat("r", 63)} {
+		t.Run(name, func(t *testing.T) {
+			e := newUnitEnv(t, true)
+			id := containerID(name)
+			stop1 := e.run(t, e.cfg)
+			e.place(t, name, e.spec(t, "hello-00001"))
+			before := e.waitRecord(t, name, "running", running)
+			stop1()
+			if _, ok := e.record(t, name); ok {
+				t.Error("instance record outlived its agent's lease")
+			}
+			if !e.node.has(id) {
+				t.Fatal("container stopped with the agent")
+			}
 
-	cfg := e.cfg
-	cfg.StopOnExit = true
-	stop2 := e.run(t, cfg)
-	after := e.waitRecord(t, "keep", "adopted", running)
-	if n := e.node.startCount("keep"); n != 1 {
-		t.Errorf("container started %d times, want once (adopted, not restarted)", n)
-	}
-	if after.Endpoint != before.Endpoint {
-		t.Errorf("endpoint changed on adoption: %s -> %s", before.Endpoint, after.Endpoint)
-	}
-	stop2()
-	if e.node.has("keep") {
-		t.Error("container left running by an agent with StopOnExit")
+			cfg := e.cfg
+			cfg.StopOnExit = true
+			stop2 := e.run(t, cfg)
+			after := e.waitRecord(t, name, "adopted", running)
+			if n := e.node.startCount(id); n != 1 {
+				t.Errorf("container started %d times, want once (adopted, not restarted)", n)
+			}
+			if after.Endpoint != before.Endpoint {
+				t.Errorf("endpoint changed on adoption: %s -> %s", before.Endpoint, after.Endpoint)
+			}
+			stop2()
+			if e.node.has(id) {
+				t.Error("container left running by an agent with StopOnExit")
+			}
+		})
 	}
 }
 

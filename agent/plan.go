@@ -12,7 +12,7 @@ type actions struct {
 	// Remove lists containers that neither a placement nor a live worker
 	// accounts for: left by an earlier agent for a placement since deleted.
 	Remove []runtime.Container
-	// Adopt lists, by instance, the containers an earlier agent left for
+	// Adopt lists, by container ID, the containers an earlier agent left for
 	// placed instances that have no worker yet. Whether a container can
 	// really be adopted (task running, same revision and network mode) is
 	// the worker's to find out; if not, it recreates the instance.
@@ -27,8 +27,8 @@ type actions struct {
 // plan compares the instances placed on this node with what runs on it:
 // the instances with a live worker (one not already stopping) and the
 // containers found in containerd, which the agent lists only when it
-// starts (nil afterwards). A container belongs to an instance by its ID
-// (the serving container) or by its labelPod label (sidecars and init
+// starts (nil afterwards). A container belongs to an instance by its
+// labelInstance label (the serving container; see instanceOf) or by its labelPod label (sidecars and init
 // containers, which their instance's worker adopts or removes). It does no
 // I/O; every list it returns is sorted.
 func plan(placed, live []string, found []runtime.Container) actions {
@@ -37,12 +37,17 @@ func plan(placed, live []string, found []runtime.Container) actions {
 	var do actions
 	adopting := map[string]bool{}
 	for _, c := range found {
+		pod := c.Labels[labelPod]
+		inst := ""
+		if pod == "" {
+			inst = instanceOf(c)
+		}
 		switch {
-		case isLive[c.ID] || isLive[c.Labels[labelPod]]:
+		case isLive[inst] || isLive[pod]:
 			// Its worker owns it.
-		case isPlaced[c.ID]:
+		case isPlaced[inst]:
 			do.Adopt = append(do.Adopt, c)
-			adopting[c.ID] = true
+			adopting[inst] = true
 		case isPlaced[c.Labels[labelPod]]:
 			// A sidecar or init container of an instance being adopted
 			// or started: its worker takes care of it.

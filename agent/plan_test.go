@@ -12,6 +12,11 @@ func ctr(id string) runtime.Container {
 	return runtime.Container{ID: id, Running: true, Labels: map[string]string{labelInstance: id, labelRevision: "r-1"}}
 }
 
+// labelled is a serving container whose ID is not its instance's name.
+func labelled(id, instance string) runtime.Container {
+	return runtime.Container{ID: id, Running: true, Labels: map[string]string{labelInstance: instance, labelRevision: "r-1"}}
+}
+
 // podCtr is a sidecar or init container of instance.
 func podCtr(id, instance string) runtime.Container {
 	return runtime.Container{ID: id, Running: true, Labels: map[string]string{labelPod: instance}}
@@ -55,6 +60,18 @@ func TestPlan(t *testing.T) {
 			placed: []string{"keep", "new"},
 			found:  []runtime.Container{ctr("keep")},
 			want:   actions{Adopt: []runtime.Container{ctr("keep")}, Start: []string{"new"}},
+		},
+		{
+			name:   "restart adopts a container with a hashed ID by its instance label",
+			placed: []string{"a--b"},
+			found:  []runtime.Container{labelled(containerID("a--b"), "a--b")},
+			want:   actions{Adopt: []runtime.Container{labelled(containerID("a--b"), "a--b")}},
+		},
+		{
+			name:  "restart removes a hashed-ID container whose placement went away",
+			live:  []string{"a--b"},
+			found: []runtime.Container{labelled(containerID("a--c"), "a--c")},
+			want:  actions{Remove: []runtime.Container{labelled(containerID("a--c"), "a--c")}, Stop: []string{"a--b"}},
 		},
 		{
 			name:   "restart removes containers whose placement went away",

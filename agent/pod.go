@@ -11,10 +11,10 @@ import (
 	"github.com/kiln-serving/kiln/internal/cluster"
 )
 
-// An instance is one pod: the serving container (containerd ID = instance
-// name, as before), its sidecars (ID <instance>.<name>) and its init
-// containers (ID <instance>.init.<name>; containerd IDs allow no "--" and
-// instance names no "."), all in the instance's network
+// An instance is one pod: the serving container (containerd ID from the
+// instance name), its sidecars (from <instance>.<name>) and its init
+// containers (from <instance>.init.<name>; instance names have no "."),
+// each made a valid containerd ID by containerID, all in the instance's network
 // namespace and sharing its volumes. Only the serving container carries the
 // instance labels the agent adopts by; the others carry labelPod so a
 // restarted agent leaves them to the instance's worker instead of removing
@@ -23,8 +23,8 @@ import (
 // labelPod names the instance a sidecar or init container belongs to.
 const labelPod = "kiln.dev/pod"
 
-func sidecarID(instance, name string) string { return instance + "." + name }
-func initID(instance, name string) string    { return instance + ".init." + name }
+func sidecarID(instance, name string) string { return containerID(instance + "." + name) }
+func initID(instance, name string) string    { return containerID(instance + ".init." + name) }
 
 // sidecarExit is a sidecar's task ending.
 type sidecarExit struct {

@@ -34,3 +34,15 @@ func withMounts(ms []Mount) oci.SpecOpts {
 		return oci.WithMounts(out)(ctx, c, ctr, s)
 	}
 }
+
+// cgroupMount shows the container its own cgroups at /sys/fs/cgroup,
+// read-only, as Knative's runtime contract asks and the kubelet does: runc
+// mounts the container's cgroup there (on cgroup v1 each controller's,
+// read-only, in a tmpfs that holds only their mount points).
+// containerd's default spec has none, leaving an empty directory.
+var cgroupMount = specs.Mount{
+	Destination: "/sys/fs/cgroup",
+	Type:        "cgroup",
+	Source:      "cgroup",
+	Options:     []string{"nosuid", "noexec", "nodev", "relatime", "ro"},
+}

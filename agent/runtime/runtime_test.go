@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -108,6 +109,29 @@ func TestRunHostNetwork(t *testing.T) {
 			t.Errorf("default container: /proc/<pid>/status does not match %s:\n%s", want, status)
 		}
 	}
+	// Knative's runtime contract: the container sees its cgroups at
+	// /sys/fs/cgroup, read-only. (On cgroup v1 runc holds the controllers
+	// in a tmpfs it leaves writable; it holds mount points only.)
+	mountinfo, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", task.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cgroupMounts := 0
+	for line := range strings.Lines(string(mountinfo)) {
+		pre, post, _ := strings.Cut(line, " - ")
+		f, fs := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 6 || len(fs) < 1 || (f[4] != "/sys/fs/cgroup" && !strings.HasPrefix(f[4], "/sys/fs/cgroup/")) ||
+			(fs[0] != "cgroup" && fs[0] != "cgroup2") {
+			continue
+		}
+		cgroupMounts++
+		if !slices.Contains(strings.Split(f[5], ","), "ro") {
+			t.Errorf("cgroup mount is not read-only: %s", line)
+		}
+	}
+	if cgroupMounts == 0 {
+		t.Errorf("no cgroup mounted at /sys/fs/cgroup:\n%s", mountinfo)
+	}
 	if body != "hi from runtime\n" {
 		t.Fatalf("body %q", body)
 	}
@@ -140,6 +164,24 @@ func TestRunHostNetwork(t *testing.T) {
 	}
 	if err := rt.Remove(ctx, "hello-1", time.Second); err != nil {
 		t.Errorf("Remove of a missing container: %v", err)
+	}
+
+	// runAsUser: the uid has no entry in the image's /etc/passwd, so the
+	// process runs with gid 0, as under the kubelet.
+	task, err = rt.Start(ctx, Spec{ID: "hello-2", Image: img, Env: []string{fmt.Sprintf("PORT=%d", port)},
+		Security: Security{UID: u32(2020)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Remove(context.WithoutCancel(ctx), "hello-2", 0)
+	status, err = os.ReadFile(fmt.Sprintf("/proc/%d/status", task.PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`(?m)^Uid:\s+2020\s+2020\s+2020\s+2020$`, `(?m)^Gid:\s+0\s+0\s+0\s+0$`} {
+		if !regexp.MustCompile(want).Match(status) {
+			t.Errorf("runAsUser 2020: /proc/<pid>/status does not match %s:\n%s", want, status)
+		}
 	}
 }
 

@@ -10,14 +10,17 @@ import (
 	"github.com/containerd/containerd/v2/contrib/seccomp"
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 // Security hardens one container. The zero value is kiln's default:
 // containerd's RuntimeDefault seccomp profile, DefaultCapabilities,
-// no_new_privs, the image's user and a writable root filesystem.
+// no_new_privs, the image's user, a writable root filesystem and a
+// read-only /sys/fs/cgroup.
 type Security struct {
 	// UID and GID replace the image's user when set; a UID without a GID
-	// runs with gid 0, as Kubernetes does.
+	// runs with that uid's group in the image's /etc/passwd, or gid 0, as
+	// Kubernetes does.
 	UID, GID *uint32
 	// AdditionalGIDs are added to the process's supplementary groups.
 	AdditionalGIDs []uint32
@@ -53,7 +56,11 @@ var DefaultCapabilities = []string{
 // default profile allows syscalls by the capabilities left.
 func hardening(s Spec) []oci.SpecOpts {
 	sec := s.Security
-	opts := []oci.SpecOpts{withUser(sec)}
+	var opts []oci.SpecOpts
+	if sec.UID != nil {
+		opts = append(opts, oci.WithUserID(*sec.UID))
+	}
+	opts = append(opts, withUser(sec), oci.WithMounts([]specs.Mount{cgroupMount}))
 	if sec.RunAsNonRoot {
 		opts = append(opts, refuseRoot)
 	}
@@ -83,11 +90,14 @@ func hardening(s Spec) []oci.SpecOpts {
 	return opts
 }
 
+// withUser applies runAsGroup and the supplementary groups. A runAsUser
+// went before it through oci.WithUserID, which takes the user's group from
+// the image's /etc/passwd (0 when the uid has no entry), as containerd's
+// CRI does for the kubelet.
 func withUser(sec Security) oci.SpecOpts {
 	return func(_ context.Context, _ oci.Client, _ *containers.Container, sp *oci.Spec) error {
 		u := &sp.Process.User
 		if sec.UID != nil {
-			u.UID, u.GID = *sec.UID, 0
 			// The image's groups were those of the image's user.
 			u.AdditionalGids = nil
 		}

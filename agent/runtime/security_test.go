@@ -3,22 +3,35 @@ package runtime
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/containerd/containerd/v2/core/containers"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"github.com/containerd/containerd/v2/pkg/oci"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
 func u32(v uint32) *uint32 { return &v }
 
 // specFor builds the OCI spec Start would give a container whose image
-// runs as imageUID, without containerd.
+// runs as imageUID, without containerd. The image's /etc/passwd has user
+// app, uid 2020, group 3030.
 func specFor(t *testing.T, s Spec, imageUID uint32) (*oci.Spec, error) {
 	t.Helper()
 	ctx := namespaces.WithNamespace(context.Background(), "kiln-test")
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	passwd := "root:x:0:0:root:/root:/bin/sh\napp:x:2020:3030::/home/app:/bin/sh\n"
+	if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte(passwd), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	imageUser := func(_ context.Context, _ oci.Client, _ *containers.Container, sp *oci.Spec) error {
+		sp.Root.Path = root
 		sp.Process.User.UID, sp.Process.User.GID = imageUID, imageUID
 		sp.Process.User.AdditionalGids = []uint32{imageUID, 10}
 		return nil
@@ -58,6 +71,10 @@ func TestHardeningSpec(t *testing.T) {
 			if sp.Root.Readonly || p.User.UID != 0 {
 				t.Errorf("readonly %v uid %d", sp.Root.Readonly, p.User.UID)
 			}
+			i := slices.IndexFunc(sp.Mounts, func(m specs.Mount) bool { return m.Destination == "/sys/fs/cgroup" })
+			if i < 0 || sp.Mounts[i].Type != "cgroup" || !slices.Contains(sp.Mounts[i].Options, "ro") {
+				t.Errorf("no read-only cgroup mount at /sys/fs/cgroup: %+v", sp.Mounts)
+			}
 		}},
 		{name: "limits", spec: Spec{MilliCPU: 500, MemoryMiB: 256}, check: func(t *testing.T, sp *oci.Spec) {
 			r := sp.Linux.Resources
@@ -77,6 +94,18 @@ func TestHardeningSpec(t *testing.T) {
 				}
 				if !sp.Root.Readonly || sp.Process.NoNewPrivileges {
 					t.Errorf("readonly %v nnp %v", sp.Root.Readonly, sp.Process.NoNewPrivileges)
+				}
+			}},
+		{name: "uid of an image user runs with that user's group", spec: Spec{Security: Security{UID: u32(2020)}}, imageUID: 7,
+			check: func(t *testing.T, sp *oci.Spec) {
+				if u := sp.Process.User; u.UID != 2020 || u.GID != 3030 || !slices.Equal(u.AdditionalGids, []uint32{3030}) {
+					t.Errorf("user = %+v, want 2020:3030 from the image's passwd", u)
+				}
+			}},
+		{name: "uid and gid of an image user: gid wins", spec: Spec{Security: Security{UID: u32(2020), GID: u32(4040)}}, imageUID: 7,
+			check: func(t *testing.T, sp *oci.Spec) {
+				if u := sp.Process.User; u.UID != 2020 || u.GID != 4040 || !slices.Equal(u.AdditionalGids, []uint32{4040}) {
+					t.Errorf("user = %+v, want 2020:4040", u)
 				}
 			}},
 		{name: "uid alone runs with gid 0", spec: Spec{Security: Security{UID: u32(1000)}}, imageUID: 7,

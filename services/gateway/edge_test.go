@@ -129,7 +129,8 @@ func TestGatewayEdgeListeners(t *testing.T) {
 
 	t.Run("mapped domain over https by SNI", func(t *testing.T) {
 		r := eventuallyVia(t, "https", https, mapped, pool, func(r reply) bool { return r.status == 200 })
-		if r.body != "hello" || r.header.Get("X-Seen-Host") != "hello.default.svc.cluster.local" || r.header.Get("X-Seen-XFP") != "https" {
+		if r.body != "hello" || r.header.Get("X-Seen-Host") != "hello.default.svc.cluster.local" || r.header.Get("X-Seen-XFP") != "https" ||
+			r.header.Get("X-Seen-Forwarded") != "for=127.0.0.1;proto=https" {
 			t.Fatalf("reply %q, headers %v", r.body, r.header)
 		}
 		// No certificate for an unknown server name (and no default one).

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"sort"
 	"strconv"
 	"strings"
@@ -425,6 +426,13 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 				proto = "https"
 			}
 			pr.Out.Header.Set("X-Forwarded-Proto", proto)
+			// RFC 7239 Forwarded, as Knative's ingress sets it: the
+			// client's element appended to what came in.
+			fwd := forwardedElement(pr.In.RemoteAddr, proto)
+			if prior := pr.In.Header.Values("Forwarded"); len(prior) > 0 {
+				fwd = strings.Join(prior, ", ") + ", " + fwd
+			}
+			pr.Out.Header.Set("Forwarded", fwd)
 			for _, h := range internalHeaders {
 				pr.Out.Header.Del(h)
 			}
@@ -446,4 +454,22 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 			localReply(w, http.StatusServiceUnavailable, "upstream connect error or disconnect/reset before headers. reset reason: connection failure")
 		},
 	}
+}
+
+// forwardedElement is the RFC 7239 Forwarded element of one hop: the
+// client at remoteAddr (an IPv6 address quoted and bracketed, as section 6
+// asks; "unknown" when it cannot be told) using proto.
+func forwardedElement(remoteAddr, proto string) string {
+	node := "unknown"
+	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {
+		if ip, err := netip.ParseAddr(host); err == nil {
+			ip = ip.Unmap()
+			if ip.Is4() {
+				node = ip.String()
+			} else {
+				node = `"[` + ip.String() + `]"`
+			}
+		}
+	}
+	return "for=" + node + ";proto=" + proto
 }

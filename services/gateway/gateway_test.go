@@ -37,6 +37,7 @@ func backend(t *testing.T, name string, delay time.Duration) *httptest.Server {
 		w.Header().Set("X-Seen-Host", r.Host)
 		w.Header().Set("X-Seen-XFF", r.Header.Get("X-Forwarded-For"))
 		w.Header().Set("X-Seen-XFP", r.Header.Get("X-Forwarded-Proto"))
+		w.Header().Set("X-Seen-Forwarded", strings.Join(r.Header.Values("Forwarded"), " | "))
 		w.Header().Set("X-Seen-Internal", fmt.Sprintf("rev=%q ns=%q proxy=%q probe=%q",
 			r.Header.Values(xds.HeaderRevision), r.Header.Values(xds.HeaderNamespace),
 			r.Header.Values("K-Proxy-Request"), r.Header.Values("K-Network-Probe")))
@@ -196,7 +197,8 @@ func TestGateway(t *testing.T) {
 
 	t.Run("host routing and added headers", func(t *testing.T) {
 		// A client cannot pick the revision by sending the header itself.
-		r := e.get(t, tagHost, map[string]string{xds.HeaderRevision: "spoofed", "X-Forwarded-For": "203.0.113.9"})
+		r := e.get(t, tagHost, map[string]string{xds.HeaderRevision: "spoofed", "X-Forwarded-For": "203.0.113.9",
+			"Forwarded": "for=203.0.113.9;proto=https"})
 		if r.status != 200 || r.body != "rev2" {
 			t.Fatalf("tag host: %d %q", r.status, r.body)
 		}
@@ -206,6 +208,7 @@ func TestGateway(t *testing.T) {
 			"X-Seen-Host":      tagHost,
 			"X-Seen-XFF":       "203.0.113.9, 127.0.0.1",
 			"X-Seen-XFP":       "http",
+			"X-Seen-Forwarded": "for=203.0.113.9;proto=https, for=127.0.0.1;proto=http",
 		}
 		for k, v := range want {
 			if got := r.header.Get(k); got != v {
