@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -13,10 +14,7 @@ import (
 // the test ends.
 func StartEtcd(t testing.TB) *etcdstore.Store {
 	t.Helper()
-	srv, err := embedetcd.Start(t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("embedded etcd: %v", err)
-	}
+	srv := startEmbedded(t)
 	st, err := etcdstore.Dial([]string{srv.Endpoint}, 5*time.Second)
 	if err != nil {
 		srv.Close()
@@ -33,10 +31,23 @@ func StartEtcd(t testing.TB) *etcdstore.Store {
 // tests that start kiln binaries as separate processes.
 func EtcdEndpoint(t testing.TB) string {
 	t.Helper()
-	srv, err := embedetcd.Start(t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("embedded etcd: %v", err)
-	}
+	srv := startEmbedded(t)
 	t.Cleanup(srv.Close)
 	return srv.Endpoint
+}
+
+// startEmbedded starts an embedded etcd on free ports. A port picked free
+// can be taken by another test process before etcd binds it; such a start
+// is tried again, in a fresh directory, on other ports.
+func startEmbedded(t testing.TB) *embedetcd.Server {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		srv, err := embedetcd.Start(t.TempDir(), "127.0.0.1:0")
+		if err == nil {
+			return srv
+		}
+		if attempt == 5 || !strings.Contains(err.Error(), "address already in use") {
+			t.Fatalf("embedded etcd: %v", err)
+		}
+	}
 }
