@@ -216,7 +216,8 @@ func validatePVC(c *corev1.PersistentVolumeClaim) field.ErrorList {
 			errs = append(errs, field.NotSupported(modes, m, sets.List(pvcAccessModes)))
 		}
 	}
-	if len(c.Spec.AccessModes) > 1 && sets.New(c.Spec.AccessModes...).Has(corev1.ReadWriteOncePod) {
+	if given := sets.New(c.Spec.AccessModes...); given.Has(corev1.ReadWriteOncePod) &&
+		given.HasAny(corev1.ReadWriteOnce, corev1.ReadOnlyMany, corev1.ReadWriteMany) {
 		errs = append(errs, field.Forbidden(modes, "may not use ReadWriteOncePod with other access modes"))
 	}
 	if c.Spec.VolumeMode != nil && !pvcVolumeModes.Has(*c.Spec.VolumeMode) {
@@ -234,8 +235,8 @@ func validatePVC(c *corev1.PersistentVolumeClaim) field.ErrorList {
 }
 
 // validatePVCUpdate is Kubernetes' rule for a bound claim: the spec is
-// immutable except resources.requests, and the storage request may only
-// grow.
+// immutable except resources.requests, and the storage request may not
+// fall below status.capacity (which kiln keeps at the request).
 func validatePVCUpdate(c, old *corev1.PersistentVolumeClaim) field.ErrorList {
 	var errs field.ErrorList
 	newSpec, oldSpec := c.Spec.DeepCopy(), old.Spec.DeepCopy()
@@ -247,7 +248,7 @@ func validatePVCUpdate(c, old *corev1.PersistentVolumeClaim) field.ErrorList {
 	q, ok := c.Spec.Resources.Requests[corev1.ResourceStorage]
 	was := old.Spec.Resources.Requests[corev1.ResourceStorage]
 	if ok && q.Cmp(was) < 0 {
-		errs = append(errs, field.Forbidden(field.NewPath("spec", "resources", "requests", "storage"), "field can not be less than previous value"))
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "resources", "requests", "storage"), "field can not be less than status.capacity"))
 	}
 	return errs
 }

@@ -145,8 +145,10 @@ func TestPersistentVolumeClaimValidation(t *testing.T) {
 		{"name", pvcBody("Bad_Name", "1Gi", "ReadWriteOnce"), []string{"FieldValueInvalid metadata.name"}},
 		{"no access modes", pvcBody("a", "1Gi"), []string{"FieldValueRequired spec.accessModes"}},
 		{"unknown access mode", pvcBody("a", "1Gi", "ReadSometimes"), []string{"FieldValueNotSupported spec.accessModes"}},
+		{"ReadWriteOncePod with an unknown mode", pvcBody("a", "1Gi", "ReadWriteOncePod", "ReadSometimes"), []string{"FieldValueNotSupported spec.accessModes"}},
 		{"ReadWriteOncePod with others", pvcBody("a", "1Gi", "ReadWriteOncePod", "ReadWriteOnce"), []string{"FieldValueForbidden spec.accessModes"}},
 		{"no storage", `{"metadata":{"name":"a"},"spec":{"accessModes":["ReadWriteOnce"]}}`, []string{"FieldValueRequired spec.resources[storage]"}},
+		{"several", pvcBody("a", "0", "ReadSometimes"), []string{"FieldValueNotSupported spec.accessModes", "FieldValueInvalid spec.resources[storage]"}},
 		{"zero storage", pvcBody("a", "0", "ReadWriteOnce"), []string{"FieldValueInvalid spec.resources[storage]"}},
 		{"volume mode", `{"metadata":{"name":"a"},"spec":{"accessModes":["ReadWriteOnce"],"volumeMode":"Tape","resources":{"requests":{"storage":"1Gi"}}}}`,
 			[]string{"FieldValueNotSupported spec.volumeMode"}},
@@ -167,14 +169,18 @@ func TestPersistentVolumeClaimValidation(t *testing.T) {
 		})
 	}
 
+	code, b := do(t, srv, http.MethodPost, devPVCs, pvcBody("a", "1Gi", "ReadSometimes"))
+	wantK8sStatus(t, code, b, http.StatusUnprocessableEntity, k8smeta.StatusReasonInvalid,
+		`PersistentVolumeClaim "a" is invalid: spec.accessModes: Unsupported value: "ReadSometimes": supported values: "ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod"`)
+
 	// The spec is immutable except a growing storage request.
-	code, b := do(t, srv, http.MethodPost, devPVCs, pvcBody("fixed", "1Gi", "ReadWriteOnce"))
+	code, b = do(t, srv, http.MethodPost, devPVCs, pvcBody("fixed", "1Gi", "ReadWriteOnce"))
 	decodePVCBody(t, code, http.StatusCreated, b)
 	for _, tc := range []struct{ name, patch, msg string }{
 		{"access modes", `{"spec":{"accessModes":["ReadWriteMany"]}}`,
 			`PersistentVolumeClaim "fixed" is invalid: spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims`},
 		{"shrink", `{"spec":{"resources":{"requests":{"storage":"512Mi"}}}}`,
-			`PersistentVolumeClaim "fixed" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than previous value`},
+			`PersistentVolumeClaim "fixed" is invalid: spec.resources.requests.storage: Forbidden: field can not be less than status.capacity`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, b := doCT(t, srv, http.MethodPatch, devPVCs+"/fixed", "application/merge-patch+json", tc.patch)
