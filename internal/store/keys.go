@@ -52,6 +52,12 @@ const (
 	// ConfigMapsPrefix: one list or watch of it sees every ConfigMap the
 	// API serves, in revision order.
 	ConfigMapSourcesPrefix = Root + "config"
+	// PersistentVolumeClaimsPrefix holds core/v1 PersistentVolumeClaims
+	// (persistentvolumeclaims/<namespace>/<name>: the claim as JSON,
+	// without its resourceVersion, which is the key's mod revision),
+	// written by the apiserver only. The claim's data is the node
+	// directory VOLUME-ROOT/<namespace>/<name>, not a record here.
+	PersistentVolumeClaimsPrefix = Root + "persistentvolumeclaims/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -108,6 +114,20 @@ func ConfigMapListPrefix(namespace string) string {
 		return ConfigMapsPrefix
 	}
 	return ConfigMapsPrefix + namespace + "/"
+}
+
+// PersistentVolumeClaimKey is persistentvolumeclaims/<namespace>/<name>.
+func PersistentVolumeClaimKey(namespace, name string) string {
+	return PersistentVolumeClaimsPrefix + namespace + "/" + name
+}
+
+// PersistentVolumeClaimListPrefix lists claims in one namespace, or all
+// when namespace is "".
+func PersistentVolumeClaimListPrefix(namespace string) string {
+	if namespace == "" {
+		return PersistentVolumeClaimsPrefix
+	}
+	return PersistentVolumeClaimsPrefix + namespace + "/"
 }
 
 // DomainClaimKey is domainclaims/<domain>.

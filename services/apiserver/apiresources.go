@@ -121,6 +121,9 @@ var coreAPIResources = []apiResource{
 	{Version: "v1", Resource: "namespaces", Singular: "namespace", Kind: "Namespace", Namespaced: false,
 		ShortNames: []string{"ns"}, Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
 		Columns: []printerColumn{{Name: "Status", Type: "string", JSONPath: ".status.phase", Description: "The status of the namespace"}, ageColumn}},
+	{Version: "v1", Resource: "persistentvolumeclaims", Singular: "persistentvolumeclaim", Kind: "PersistentVolumeClaim", Namespaced: true,
+		ShortNames: []string{"pvc"}, Verbs: []string{"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"},
+		Columns: pvcColumns},
 	{Version: "v1", Resource: "secrets", Singular: "secret", Kind: "Secret", Namespaced: true,
 		Verbs: []string{"create", "delete", "get", "list", "patch", "update", "watch"},
 		Columns: []printerColumn{{Name: "Type", Type: "string", JSONPath: ".type", Description: corev1.Secret{}.SwaggerDoc()["type"]},
@@ -149,6 +152,29 @@ var (
 	configMapDataColumn = withDescription(dataColumn, corev1.ConfigMap{}.SwaggerDoc()["data"])
 	secretDataColumn    = withDescription(dataColumn, corev1.Secret{}.SwaggerDoc()["data"])
 )
+
+// pvcColumns are kubectl's columns of a PersistentVolumeClaim.
+var pvcColumns = []printerColumn{
+	{Name: "Status", Type: "string", JSONPath: ".status.phase", Description: "phase represents the current phase of PersistentVolumeClaim."},
+	{Name: "Volume", Type: "string", JSONPath: ".spec.volumeName", Description: "volumeName is the binding reference to the PersistentVolume backing this claim.",
+		Value: func(obj map[string]any) any { return lookupString(obj, "spec", "volumeName") }},
+	{Name: "Capacity", Type: "string", JSONPath: ".status.capacity.storage", Description: "capacity represents the actual resources of the underlying volume."},
+	{Name: "Access Modes", Type: "string", JSONPath: ".status.accessModes",
+		Description: "accessModes contains the actual access modes the volume backing the PVC has. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1",
+		Value:       pvcAccessModesCell},
+	{Name: "StorageClass", Type: "string", JSONPath: ".spec.storageClassName", Description: "StorageClass of the pvc",
+		Value: func(obj map[string]any) any { return lookupString(obj, "spec", "storageClassName") }},
+	{Name: "VolumeAttributesClass", Type: "string", JSONPath: ".spec.volumeAttributesClassName", Description: "VolumeAttributesClass of the pvc",
+		Value: func(obj map[string]any) any {
+			if c := lookupString(obj, "spec", "volumeAttributesClassName"); c != "" {
+				return c
+			}
+			return "<unset>"
+		}},
+	ageColumn,
+	{Name: "VolumeMode", Type: "string", JSONPath: ".spec.volumeMode", Priority: 1,
+		Description: "volumeMode defines what type of volume is required by the claim. Value of Filesystem is implied when not included in claim spec."},
+}
 
 func withDescription(c printerColumn, d string) printerColumn {
 	c.Description = d

@@ -189,8 +189,9 @@ func registryOrder(resource string) int {
 }
 
 // finish deletes every object in a Terminating namespace — serving objects
-// of every kind under registry/, domain mappings, secrets and ConfigMaps —
-// and then its record. It is idempotent: an apiserver that stopped half-way
+// of every kind under registry/, domain mappings, secrets, ConfigMaps and
+// PersistentVolumeClaims (not their node directories) — and then its
+// record. It is idempotent: an apiserver that stopped half-way
 // leaves the record Terminating, and the next sweep calls finish again. A
 // pass that finds nothing left ends it, so a create that passed the
 // Terminating check just before the namespace was marked is caught by the
@@ -234,7 +235,7 @@ func (n *namespaceStore) deleteContents(ctx context.Context, ns string) (int, er
 		}
 	}
 	sort.SliceStable(objs, func(i, j int) bool { return objs[i].order < objs[j].order })
-	for _, prefix := range []string{store.SecretListPrefix(ns), store.ConfigMapListPrefix(ns)} {
+	for _, prefix := range []string{store.SecretListPrefix(ns), store.ConfigMapListPrefix(ns), store.PersistentVolumeClaimListPrefix(ns)} {
 		kvs, _, err := n.st.List(ctx, prefix)
 		if err != nil {
 			return 0, err

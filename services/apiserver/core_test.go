@@ -172,7 +172,8 @@ func TestNamespaceCRUD(t *testing.T) {
 	wantK8sStatus(t, code, b, http.StatusNotFound, k8smeta.StatusReasonNotFound, "")
 }
 
-// seedNamespace puts a Service, a DomainMapping and a TLS secret into ns.
+// seedNamespace puts a Service, a DomainMapping, a TLS secret, a ConfigMap
+// and a PersistentVolumeClaim into ns.
 func seedNamespace(t *testing.T, reg *registry.Registry, ns string) {
 	t.Helper()
 	ctx := context.Background()
@@ -195,14 +196,18 @@ func seedNamespace(t *testing.T, reg *registry.Registry, ns string) {
 	if _, err := reg.Store().Put(ctx, store.ConfigMapKey(ns, "settings"), []byte(cm), store.IfRevision(0)); err != nil {
 		t.Fatal(err)
 	}
+	pvc := `{"metadata":{"name":"data","namespace":"` + ns + `"},"spec":{"accessModes":["ReadWriteOnce"],"resources":{"requests":{"storage":"1Gi"}}}}`
+	if _, err := reg.Store().Put(ctx, store.PersistentVolumeClaimKey(ns, "data"), []byte(pvc), store.IfRevision(0)); err != nil {
+		t.Fatal(err)
+	}
 }
 
-// contents lists the keys left in ns under registry/, secrets/ and
-// configmaps/.
+// contents lists the keys left in ns under registry/, secrets/,
+// configmaps/ and persistentvolumeclaims/.
 func contents(t *testing.T, st store.Store, ns string) []string {
 	t.Helper()
 	var out []string
-	for _, p := range []string{store.RegistryPrefix, store.SecretsPrefix, store.ConfigMapsPrefix} {
+	for _, p := range []string{store.RegistryPrefix, store.SecretsPrefix, store.ConfigMapsPrefix, store.PersistentVolumeClaimsPrefix} {
 		kvs, _, err := st.List(context.Background(), p)
 		if err != nil {
 			t.Fatal(err)
@@ -223,7 +228,7 @@ func TestNamespaceDeleteCascades(t *testing.T) {
 	}
 	seedNamespace(t, reg, "gone")
 	seedNamespace(t, reg, "kept")
-	if len(contents(t, reg.Store(), "gone")) != 4 {
+	if len(contents(t, reg.Store(), "gone")) != 5 {
 		t.Fatalf("seeded: %v", contents(t, reg.Store(), "gone"))
 	}
 	if code, b := do(t, srv, http.MethodDelete, CorePath+"/namespaces/gone", ""); code != http.StatusOK {
@@ -232,7 +237,7 @@ func TestNamespaceDeleteCascades(t *testing.T) {
 	if left := contents(t, reg.Store(), "gone"); len(left) != 0 {
 		t.Fatalf("left in deleted namespace: %v", left)
 	}
-	if left := contents(t, reg.Store(), "kept"); len(left) != 4 {
+	if left := contents(t, reg.Store(), "kept"); len(left) != 5 {
 		t.Fatalf("other namespace touched: %v", left)
 	}
 	// The namespace can be created again, empty.

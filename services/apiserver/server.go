@@ -86,6 +86,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	s.registerTokens(mux)
 	nss := s.registerNamespaces(mux)
 	s.registerConfigMaps(mux)
+	s.registerPersistentVolumeClaims(mux)
 	mux.Handle(CorePath+"/", s.auth(s.handleCoreUnknown))
 	s.registerDiscovery(mux)
 	return guardInput(s.namespaceGuard(nss, mux))
