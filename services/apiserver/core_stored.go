@@ -420,12 +420,7 @@ func (h *objectHandlers[T, PT]) patch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	fail := func(err error) { h.s.coreFail(w, r, err, h.gr, name) }
-	dry, err := dryRun(r)
-	if err != nil {
-		fail(err)
-		return
-	}
-	pt, body, err := readPatch(r)
+	dry, pt, body, err := readDryRunPatch(r)
 	if err != nil {
 		fail(err)
 		return
