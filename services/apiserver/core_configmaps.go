@@ -13,8 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/fields"
-	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
@@ -217,78 +216,30 @@ func (b clusterConfigMaps) delete(ctx context.Context, ns, name string) error {
 	return nil
 }
 
-// registerConfigMaps serves /api/v1/[namespaces/{ns}/]configmaps.
+// registerConfigMaps serves /api/v1/[namespaces/{ns}/]configmaps. A
+// deletecollection deletes users' ConfigMaps only: kiln's config-*
+// ConfigMaps always exist and are reset one at a time, by a cluster-admin.
 func (s *server) registerConfigMaps(mux *http.ServeMux) {
-	user := userConfigMaps{st: s.st}
-	h := &configMapHandlers{s: s, b: configMaps{st: s.st, cluster: clusterConfigMaps{s: s}, user: user}, user: user}
-	ns := CorePath + "/namespaces/{ns}/configmaps"
-	mux.Handle("GET "+CorePath+"/configmaps", s.auth(h.list))
-	mux.Handle("GET "+ns, s.auth(h.list))
-	mux.Handle("POST "+ns, s.auth(h.create))
-	mux.Handle("DELETE "+ns, s.auth(h.deleteCollection))
-	mux.Handle("GET "+ns+"/{name}", s.auth(h.get))
-	mux.Handle("PUT "+ns+"/{name}", s.auth(h.update))
-	mux.Handle("PATCH "+ns+"/{name}", s.auth(h.patch))
-	mux.Handle("DELETE "+ns+"/{name}", s.auth(h.delete))
-}
-
-type configMapHandlers struct {
-	s    *server
-	b    configMapBackend
-	user userConfigMaps
-}
-
-func (h *configMapHandlers) get(w http.ResponseWriter, r *http.Request) {
-	if isWatch(r) {
-		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st, r.PathValue("ns")))
-		return
+	user := newUserConfigMaps(s.st)
+	b := configMaps{st: s.st, cluster: clusterConfigMaps{s: s}, user: user}
+	h := &objectHandlers[corev1.ConfigMap, *corev1.ConfigMap]{
+		s: s, resource: "configmaps", gr: configMapsGR, kind: "ConfigMap", b: b,
+		all: func(ctx context.Context, ns string) (int64, []corev1.ConfigMap, error) {
+			list, err := b.list(ctx, ns)
+			if err != nil {
+				return 0, nil, err
+			}
+			return mustRev(list.ResourceVersion), list.Items, nil
+		},
+		newList: func(rev int64, items []corev1.ConfigMap) runtime.Object {
+			out := configMapList(rev)
+			out.Items = items
+			return out
+		},
+		stored:      user.storedObjects,
+		watchSource: func(ns string) watchSource { return configMapSource(s.st, ns) },
 	}
-	cm, err := h.b.get(r.Context(), r.PathValue("ns"), r.PathValue("name"))
-	if err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, r.PathValue("name"))
-		return
-	}
-	writeCore(w, r, http.StatusOK, cm)
-}
-
-func (h *configMapHandlers) list(w http.ResponseWriter, r *http.Request) {
-	if isWatch(r) {
-		h.s.serveCoreWatch(w, r, "configmaps", configMapSource(h.s.st, r.PathValue("ns")))
-		return
-	}
-	ls, fs, err := selectors(r)
-	if err == nil {
-		err = checkFields(fs, "metadata.name", "metadata.namespace")
-	}
-	if err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, "")
-		return
-	}
-	list, err := h.b.list(r.Context(), r.PathValue("ns"))
-	if err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, "")
-		return
-	}
-	items := list.Items[:0]
-	for _, cm := range list.Items {
-		if ls.Matches(labels.Set(cm.Labels)) && fs.Matches(fields.Set{"metadata.name": cm.Name, "metadata.namespace": cm.Namespace}) {
-			items = append(items, cm)
-		}
-	}
-	list.Items = items
-	writeCore(w, r, http.StatusOK, list)
-}
-
-// readConfigMap decodes a ConfigMap body and checks it against the URL.
-func readConfigMap(r *http.Request, name string) (*corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{}
-	if err := readCoreObject(r, cm, "configmaps"); err != nil {
-		return nil, err
-	}
-	if err := checkTarget(&cm.ObjectMeta, r.PathValue("ns"), name); err != nil {
-		return nil, err
-	}
-	return cm, nil
+	h.register(mux)
 }
 
 // checkTarget fills the namespace from the URL and refuses a body naming
@@ -306,162 +257,7 @@ func checkTarget(m *metav1.ObjectMeta, ns, name string) error {
 	return nil
 }
 
-func (h *configMapHandlers) create(w http.ResponseWriter, r *http.Request) {
-	dry, err := dryRun(r)
-	var cm, out *corev1.ConfigMap
-	if err == nil {
-		cm, err = readConfigMap(r, "")
-	}
-	if err == nil {
-		out, err = h.b.create(r.Context(), cm, dry)
-	}
-	if err != nil {
-		name := ""
-		if cm != nil {
-			name = cm.Name
-		}
-		h.s.coreFail(w, r, err, configMapsGR, name)
-		return
-	}
-	if !dry {
-		h.s.log.Info("created", "kind", "ConfigMap", "namespace", out.Namespace, "name", out.Name, "resource_version", out.ResourceVersion)
-	}
-	writeCore(w, r, http.StatusCreated, out)
-}
-
-func (h *configMapHandlers) update(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("name")
-	dry, err := dryRun(r)
-	if err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, name)
-		return
-	}
-	cm, err := readConfigMap(r, name)
-	if err == nil {
-		cm, err = h.write(r.Context(), cm, dry)
-	}
-	if err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, name)
-		return
-	}
-	writeCore(w, r, http.StatusOK, cm)
-}
-
-// write updates cm, or with dry only validates it and answers what would be
-// stored.
-func (h *configMapHandlers) write(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
-	out, err := h.b.update(ctx, cm, dry)
-	if err == nil && !dry {
-		h.s.log.Info("updated", "kind", "ConfigMap", "namespace", cm.Namespace, "name", cm.Name, "resource_version", out.ResourceVersion)
-	}
-	return out, err
-}
-
 func mustRev(rv string) int64 {
 	n, _ := strconv.ParseInt(rv, 10, 64)
 	return n
-}
-
-// patch applies a strategic merge, JSON merge or JSON patch to the current
-// ConfigMap and writes the result with a compare-and-swap on the revision it
-// read, replaying on a concurrent change unless the patch itself carries a
-// resourceVersion (a precondition, as in Kubernetes).
-func (h *configMapHandlers) patch(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	ns, name := r.PathValue("ns"), r.PathValue("name")
-	fail := func(err error) { h.s.coreFail(w, r, err, configMapsGR, name) }
-	dry, err := dryRun(r)
-	if err != nil {
-		fail(err)
-		return
-	}
-	pt, body, err := readPatch(r)
-	if err != nil {
-		fail(err)
-		return
-	}
-	for attempt := 0; ; attempt++ {
-		cur, err := h.b.get(ctx, ns, name)
-		if err != nil {
-			fail(err)
-			return
-		}
-		cm, err := patchCore[corev1.ConfigMap](pt, cur, body, "ConfigMap")
-		if err != nil {
-			fail(err)
-			return
-		}
-		if err := checkTarget(&cm.ObjectMeta, ns, name); err != nil {
-			fail(err)
-			return
-		}
-		pinned := cm.ResourceVersion != cur.ResourceVersion
-		out, err := h.write(ctx, cm, dry)
-		if apierrors.IsConflict(err) && !pinned && attempt < patchRetries {
-			continue
-		}
-		if err != nil {
-			fail(err)
-			return
-		}
-		writeCore(w, r, http.StatusOK, out)
-		return
-	}
-}
-
-func (h *configMapHandlers) delete(w http.ResponseWriter, r *http.Request) {
-	ns, name := r.PathValue("ns"), r.PathValue("name")
-	if err := h.b.delete(r.Context(), ns, name); err != nil {
-		h.s.coreFail(w, r, err, configMapsGR, name)
-		return
-	}
-	h.s.log.Info("deleted", "kind", "ConfigMap", "namespace", ns, "name", name)
-	writeCore(w, r, http.StatusOK, deleted(configMapsGR, name))
-}
-
-// deleteCollection deletes the users' ConfigMaps of the namespace that the
-// label and field selectors match and answers them as they were, as
-// Kubernetes does. kiln's config-* ConfigMaps always exist and are left
-// alone: a config is reset one at a time, by a cluster-admin.
-func (h *configMapHandlers) deleteCollection(w http.ResponseWriter, r *http.Request) {
-	ctx, ns := r.Context(), r.PathValue("ns")
-	fail := func(err error) { h.s.coreFail(w, r, err, configMapsGR, "") }
-	dry, err := dryRun(r)
-	if err != nil {
-		fail(err)
-		return
-	}
-	ls, fs, err := selectors(r)
-	if err == nil {
-		err = checkFields(fs, "metadata.name", "metadata.namespace")
-	}
-	if err != nil {
-		fail(err)
-		return
-	}
-	list, err := h.user.list(ctx, ns)
-	if err != nil {
-		fail(err)
-		return
-	}
-	items := list.Items[:0]
-	for _, cm := range list.Items {
-		if !ls.Matches(labels.Set(cm.Labels)) || !fs.Matches(fields.Set{"metadata.name": cm.Name, "metadata.namespace": cm.Namespace}) {
-			continue
-		}
-		if !dry {
-			err := h.user.delete(ctx, ns, cm.Name)
-			if apierrors.IsNotFound(err) {
-				continue
-			}
-			if err != nil {
-				fail(err)
-				return
-			}
-			h.s.log.Info("deleted", "kind", "ConfigMap", "namespace", ns, "name", cm.Name)
-		}
-		items = append(items, cm)
-	}
-	list.Items = items
-	writeCore(w, r, http.StatusOK, list)
 }

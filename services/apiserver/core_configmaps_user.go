@@ -2,34 +2,22 @@ package apiserver
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apivalidation "k8s.io/apimachinery/pkg/api/validation"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
-	"github.com/kiln-serving/kiln/api/errdefs"
-	kilnmeta "github.com/kiln-serving/kiln/api/meta/v1"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
 // maxConfigMapSize is Kubernetes' limit on a ConfigMap's data and
 // binaryData together (its MaxSecretSize).
 const maxConfigMapSize = 1 << 20
-
-var configMapGK = schema.GroupKind{Kind: "ConfigMap"}
 
 // configMaps serves every ConfigMap: kiln's config-* names in
 // knative-serving from its cluster configs, every other name from the
@@ -86,14 +74,7 @@ func (c configMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList,
 	return out, nil
 }
 
-func sortConfigMaps(items []corev1.ConfigMap) {
-	sort.Slice(items, func(i, j int) bool {
-		if items[i].Namespace != items[j].Namespace {
-			return items[i].Namespace < items[j].Namespace
-		}
-		return items[i].Name < items[j].Name
-	})
-}
+func sortConfigMaps(items []corev1.ConfigMap) { sortObjects[corev1.ConfigMap](items) }
 
 func (c configMaps) create(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
 	return c.pick(cm.Namespace, cm.Name).create(ctx, cm, dry)
@@ -110,148 +91,39 @@ func (c configMaps) delete(ctx context.Context, ns, name string) error {
 // userConfigMaps are users' ConfigMaps, stored as core/v1 JSON under
 // configmaps/<namespace>/<name>, with Kubernetes' validation: uid and
 // creationTimestamp are the server's, resourceVersion the record's mod
-// revision, and an immutable ConfigMap's data never changes.
-type userConfigMaps struct{ st store.Store }
+// revision, and an immutable ConfigMap's data never changes. kiln's
+// config-* names are taken by its cluster configs.
+type userConfigMaps struct {
+	storedObjects[corev1.ConfigMap, *corev1.ConfigMap]
+}
 
 var _ configMapBackend = userConfigMaps{}
 
-// decodeConfigMap reads a record under configmaps/.
-func decodeConfigMap(kv store.KV) (*corev1.ConfigMap, error) {
-	cm := &corev1.ConfigMap{}
-	if err := json.Unmarshal(kv.Value, cm); err != nil {
-		return nil, fmt.Errorf("stored ConfigMap %s is not a ConfigMap: %v", strings.TrimPrefix(kv.Key, store.ConfigMapsPrefix), err)
-	}
-	cm.APIVersion, cm.Kind = "v1", "ConfigMap"
-	cm.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
-	return cm, nil
+func newUserConfigMaps(st store.Store) userConfigMaps {
+	return userConfigMaps{storedObjects[corev1.ConfigMap, *corev1.ConfigMap]{
+		st: st, gr: configMapsGR, kind: "ConfigMap",
+		root: store.ConfigMapsPrefix, listPrefix: store.ConfigMapListPrefix, key: store.ConfigMapKey,
+		validate: validateConfigMap, validateUpdate: validateConfigMapUpdate,
+		reserved: func(ns, name string) bool { return configName(ns, name) != "" },
+	}}
 }
 
-func (b userConfigMaps) get(ctx context.Context, ns, name string) (*corev1.ConfigMap, error) {
-	kv, err := b.st.Get(ctx, store.ConfigMapKey(ns, name))
-	if errdefs.IsNotFound(err) {
-		return nil, apierrors.NewNotFound(configMapsGR, name)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return decodeConfigMap(kv)
+// decodeConfigMap reads a record under configmaps/.
+func decodeConfigMap(kv store.KV) (*corev1.ConfigMap, error) {
+	return newUserConfigMaps(nil).decode(kv)
 }
 
 func (b userConfigMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList, error) {
-	kvs, rev, err := b.st.List(ctx, store.ConfigMapListPrefix(ns))
+	rev, items, err := b.items(ctx, ns)
 	if err != nil {
 		return nil, err
 	}
 	out := configMapList(rev)
-	for _, kv := range kvs {
-		cm, err := decodeConfigMap(kv)
-		if err != nil {
-			return nil, err
-		}
-		out.Items = append(out.Items, *cm)
-	}
-	sortConfigMaps(out.Items)
+	out.Items = items
 	return out, nil
-}
-
-// put stores cm with the condition rev (0 = create only) and answers it
-// with its new resourceVersion.
-func (b userConfigMaps) put(ctx context.Context, cm *corev1.ConfigMap, rev int64) (*corev1.ConfigMap, error) {
-	rec := cm.DeepCopy()
-	rec.TypeMeta, rec.ResourceVersion = metav1.TypeMeta{}, ""
-	body, err := json.Marshal(rec)
-	if err != nil {
-		return nil, err
-	}
-	at, err := b.st.Put(ctx, store.ConfigMapKey(cm.Namespace, cm.Name), body, store.IfRevision(rev))
-	if err != nil {
-		return nil, err
-	}
-	out := cm.DeepCopy()
-	out.APIVersion, out.Kind = "v1", "ConfigMap"
-	out.ResourceVersion = strconv.FormatInt(at, 10)
-	return out, nil
-}
-
-func (b userConfigMaps) create(ctx context.Context, in *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
-	generate := in.Name == "" && in.GenerateName != ""
-	for attempt := 0; ; attempt++ {
-		cm := in.DeepCopy()
-		if generate {
-			cm.Name = generatedName(cm.GenerateName)
-		}
-		cm.UID = types.UID(kilnmeta.NewUID())
-		cm.CreationTimestamp = metav1.NewTime(time.Now().UTC().Truncate(time.Second))
-		cm.ResourceVersion, cm.Generation, cm.DeletionTimestamp, cm.DeletionGracePeriodSeconds = "", 0, nil, nil
-		if errs := validateConfigMap(cm); len(errs) > 0 {
-			return nil, apierrors.NewInvalid(configMapGK, cm.Name, errs)
-		}
-		if configName(cm.Namespace, cm.Name) != "" {
-			return nil, apierrors.NewAlreadyExists(configMapsGR, cm.Name)
-		}
-		if dry {
-			if _, err := b.get(ctx, cm.Namespace, cm.Name); err == nil {
-				return nil, apierrors.NewAlreadyExists(configMapsGR, cm.Name)
-			}
-			cm.APIVersion, cm.Kind = "v1", "ConfigMap"
-			return cm, nil
-		}
-		out, err := b.put(ctx, cm, 0)
-		if errdefs.IsAlreadyExists(err) || errdefs.IsConflict(err) {
-			if generate && attempt < generateNameRetries {
-				continue
-			}
-			return nil, apierrors.NewAlreadyExists(configMapsGR, cm.Name)
-		}
-		return out, err
-	}
 }
 
 var errModified = errors.New("the object has been modified; please apply your changes to the latest version and try again")
-
-func (b userConfigMaps) update(ctx context.Context, in *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error) {
-	if err := checkResourceVersion(in.ResourceVersion); err != nil {
-		return nil, err
-	}
-	cur, err := b.get(ctx, in.Namespace, in.Name)
-	if err != nil {
-		return nil, err
-	}
-	if in.ResourceVersion != "" && in.ResourceVersion != cur.ResourceVersion {
-		return nil, apierrors.NewConflict(configMapsGR, in.Name, errModified)
-	}
-	cm := in.DeepCopy()
-	if cm.UID == "" {
-		cm.UID = cur.UID
-	}
-	cm.CreationTimestamp, cm.ResourceVersion = cur.CreationTimestamp, cur.ResourceVersion
-	errs := apivalidation.ValidateObjectMetaUpdate(&cm.ObjectMeta, &cur.ObjectMeta, field.NewPath("metadata"))
-	errs = append(errs, validateConfigMapUpdate(cm, cur)...)
-	errs = append(errs, validateConfigMap(cm)...)
-	if len(errs) > 0 {
-		return nil, apierrors.NewInvalid(configMapGK, cm.Name, errs)
-	}
-	if dry {
-		cm.APIVersion, cm.Kind = "v1", "ConfigMap"
-		return cm, nil
-	}
-	out, err := b.put(ctx, cm, mustRev(cur.ResourceVersion))
-	switch {
-	case errdefs.IsConflict(err) || errdefs.IsAlreadyExists(err):
-		return nil, apierrors.NewConflict(configMapsGR, cm.Name, errModified)
-	case errdefs.IsNotFound(err):
-		return nil, apierrors.NewNotFound(configMapsGR, cm.Name)
-	}
-	return out, err
-}
-
-func (b userConfigMaps) delete(ctx context.Context, ns, name string) error {
-	err := b.st.Delete(ctx, store.ConfigMapKey(ns, name))
-	if errdefs.IsNotFound(err) {
-		return apierrors.NewNotFound(configMapsGR, name)
-	}
-	return err
-}
 
 // validateConfigMap is Kubernetes' ValidateConfigMap: object metadata (a
 // DNS-subdomain name), keys that are valid ConfigMap keys, no data key

@@ -18,6 +18,15 @@ import (
 // sends strategic merge patches for them. Server-side apply is not served.
 var corePatchTypes = []string{string(types.JSONPatchType), string(types.MergePatchType), string(types.StrategicMergePatchType)}
 
+// readDryRunPatch reads a PATCH's dryRun option, its type and its body.
+func readDryRunPatch(r *http.Request) (dry bool, pt types.PatchType, body []byte, err error) {
+	if dry, err = dryRun(r); err != nil {
+		return false, "", nil, err
+	}
+	pt, body, err = readPatch(r)
+	return dry, pt, body, err
+}
+
 // readPatch reads a PATCH body and its type: 415 for a type not served, as
 // a kube-apiserver answers.
 func readPatch(r *http.Request) (types.PatchType, []byte, error) {

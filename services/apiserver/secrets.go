@@ -266,12 +266,7 @@ func (h *secretHandlers) patch(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	fail := func(err error) { h.s.coreFail(w, r, err, secretsGR, name) }
-	dry, err := dryRun(r)
-	if err != nil {
-		fail(err)
-		return
-	}
-	pt, body, err := readPatch(r)
+	dry, pt, body, err := readDryRunPatch(r)
 	if err != nil {
 		fail(err)
 		return
