@@ -23,22 +23,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// TestAdminTokensOverHTTPS issues a namespace-scoped token with `kiln admin
-// token create` against an HTTPS apiserver trusted through
-// --certificate-authority, uses it in its namespace and elsewhere, and
-// revokes it; then authenticates with a client certificate instead.
-func TestAdminTokensOverHTTPS(t *testing.T) {
-	dir := t.TempDir()
+// httpsAPI starts an apiserver over HTTPS with a certificate of a new test
+// CA (client certificates of the CA accepted) and returns it, the CA, the
+// server's files and a runner of the kiln CLI pointed at it.
+func httpsAPI(t *testing.T, dir string) (*httptest.Server, *pki.CA, pki.Files, func(args ...string) (string, string, int)) {
+	t.Helper()
 	now := time.Now()
 	ca, _, err := pki.NewCA("test CA", time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srvFiles, err := ca.IssueFiles(dir, "apiserver", pki.Identity{Role: pki.RoleAPIServer}, []string{"127.0.0.1"}, time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	userFiles, err := ca.IssueFiles(dir, "alice", pki.Identity{Role: pki.RoleUser, Name: "alice"}, nil, time.Hour, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,12 +47,25 @@ func TestAdminTokensOverHTTPS(t *testing.T) {
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}, ClientCAs: pool, ClientAuth: tls.VerifyClientCertIfGiven}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-
 	run := func(args ...string) (string, string, int) {
 		var out, errw bytes.Buffer
 		full := append([]string{"kiln", "--server", srv.URL, "--certificate-authority", srvFiles.CA}, args...)
 		code := kcli.Run(context.Background(), full, nil, &out, &errw)
 		return out.String(), errw.String(), code
+	}
+	return srv, ca, srvFiles, run
+}
+
+// TestAdminTokensOverHTTPS issues a namespace-scoped token with `kiln admin
+// token create` against an HTTPS apiserver trusted through
+// --certificate-authority, uses it in its namespace and elsewhere, and
+// revokes it; then authenticates with a client certificate instead.
+func TestAdminTokensOverHTTPS(t *testing.T) {
+	dir := t.TempDir()
+	srv, ca, _, run := httpsAPI(t, dir)
+	userFiles, err := ca.IssueFiles(dir, "alice", pki.Identity{Role: pki.RoleUser, Name: "alice"}, nil, time.Hour, time.Now())
+	if err != nil {
+		t.Fatal(err)
 	}
 	out, errw, code := run("--token", token, "--namespace", "dev", "admin", "token", "create", "--role", "edit", "--subject", "alice", "--ttl", "1h")
 	if code != 0 || !strings.Contains(errw, `created for subject "alice": role edit in namespace "dev"`) {
@@ -111,29 +119,7 @@ func TestAdminTokensOverHTTPS(t *testing.T) {
 // then a new namespace-scoped token.
 func TestAdminKubeconfig(t *testing.T) {
 	dir := t.TempDir()
-	now := time.Now()
-	ca, _, err := pki.NewCA("test CA", time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srvFiles, err := ca.IssueFiles(dir, "apiserver", pki.Identity{Role: pki.RoleAPIServer}, []string{"127.0.0.1"}, time.Hour, now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pair, err := tls.LoadX509KeyPair(srvFiles.Cert, srvFiles.Key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(apiserver.New(registry.New(memstore.New()), apiserver.Options{Token: token}, slog.New(slog.NewTextHandler(io.Discard, nil))))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
-	srv.StartTLS()
-	t.Cleanup(srv.Close)
-	run := func(args ...string) (string, string, int) {
-		var out, errw bytes.Buffer
-		full := append([]string{"kiln", "--server", srv.URL, "--certificate-authority", srvFiles.CA}, args...)
-		code := kcli.Run(context.Background(), full, nil, &out, &errw)
-		return out.String(), errw.String(), code
-	}
+	_, _, _, run := httpsAPI(t, dir)
 	// get lists services in ns with the kubeconfig, as kubectl would.
 	get := func(kubeconfig, ns string) (int, string) {
 		t.Helper()
