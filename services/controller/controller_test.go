@@ -154,6 +154,36 @@ func TestFailedRevisionSurfaces(t *testing.T) {
 	})
 }
 
+// An instance that never passed its readiness probe is not a failed
+// container: the revision keeps deploying, as a Knative pod that is not ready.
+func TestProbeTimeoutKeepsDeploying(t *testing.T) {
+	ctx, st, reg := setup(t)
+	s := &v1.Service{Metadata: metav1.ObjectMeta{Name: "slow", Namespace: "default"}}
+	s.Spec.Template.Spec.Containers = []v1.Container{{Name: "user-container", Image: "img:1"}}
+	reg.Services().Create(ctx, s)
+	testenv.Eventually(t, "revision", 0, func() bool {
+		_, err := reg.Revisions().Get(ctx, "default", "slow-00001")
+		return err == nil
+	})
+	b, _ := json.Marshal(cluster.Instance{Instance: "slow-00001-x", Namespace: "default", Revision: "slow-00001", Phase: cluster.PhaseFailed,
+		Reason: "ProbeTimeout", Message: "not ready after 1m0s (probing 10.0.0.2:8080)"})
+	st.Put(ctx, store.InstanceKey("n1", "slow-00001-x"), b)
+	testenv.Eventually(t, "revision Deploying", 0, func() bool {
+		rev, _ := reg.Revisions().Get(ctx, "default", "slow-00001")
+		c := rev.Status.GetCondition(v1.RevisionConditionReady)
+		return c != nil && c.Status == metav1.ConditionUnknown && c.Reason == "Deploying" &&
+			!isFalse(&rev.Status.Status, v1.RevisionConditionContainerHealthy)
+	})
+	// A failed container next to it does fail the revision.
+	b, _ = json.Marshal(cluster.Instance{Instance: "slow-00001-y", Namespace: "default", Revision: "slow-00001", Phase: cluster.PhaseFailed,
+		Reason: "ImagePullFailed", Message: "pull img:1: not found"})
+	st.Put(ctx, store.InstanceKey("n1", "slow-00001-y"), b)
+	testenv.Eventually(t, "revision failed", 0, func() bool {
+		rev, _ := reg.Revisions().Get(ctx, "default", "slow-00001")
+		return isFalse(&rev.Status.Status, v1.RevisionConditionContainerHealthy)
+	})
+}
+
 func TestRevisionName(t *testing.T) {
 	c := &v1.Configuration{Metadata: metav1.ObjectMeta{Name: "hello", Generation: 12}}
 	if got := resources.RevisionName(c); got != "hello-00012" {

@@ -255,7 +255,7 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 		if in.Ready {
 			ready++
 			readyInstances = append(readyInstances, in)
-		} else if in.Phase == cluster.PhaseFailed {
+		} else if in.Phase == cluster.PhaseFailed && in.Reason != probeTimeout {
 			inCopy := in
 			failed = &inCopy
 		}
@@ -322,6 +322,13 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 // gives a failed container: ExitCode<N> and "Container failed with: " its
 // termination message for one that exited, ContainerMissing for an image
 // that cannot be pulled.
+// probeTimeout is the reason of an instance whose container ran but never
+// passed its readiness probe in the agent's start window. As on Knative,
+// where a pod that is not ready is still deploying, that is no container
+// failure: the revision stays Deploying (the agent retries) until an
+// instance is ready or config-deployment's progress-deadline passes.
+const probeTimeout = "ProbeTimeout"
+
 func containerFailure(in *cluster.Instance) (reason, msg string) {
 	switch {
 	case in.ExitCode != nil:
