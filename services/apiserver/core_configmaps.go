@@ -24,30 +24,13 @@ import (
 
 var configMapsGR = schema.GroupResource{Resource: "configmaps"}
 
-// configMapBackend is where one family of ConfigMaps lives: kiln's cluster
-// configs, shown as Knative's config-* ConfigMaps in knative-serving
-// (clusterConfigMaps), or users' ConfigMaps in every namespace
-// (userConfigMaps); configMaps picks one by namespace and name.
-type configMapBackend interface {
-	// get returns ns/name. Errors: a Kubernetes NotFound.
-	get(ctx context.Context, ns, name string) (*corev1.ConfigMap, error)
-	// list returns the ConfigMaps of ns ("" = every namespace), sorted.
-	list(ctx context.Context, ns string) (*corev1.ConfigMapList, error)
-	// create stores a new ConfigMap, or with dry only validates it and
-	// answers what would be stored. Errors: Kubernetes AlreadyExists,
-	// Invalid.
-	create(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error)
-	// update replaces ns/name (with dry, only validates); a set
-	// resourceVersion is a compare-and-swap. Errors: Kubernetes NotFound,
-	// Conflict, Invalid.
-	update(ctx context.Context, cm *corev1.ConfigMap, dry bool) (*corev1.ConfigMap, error)
-	// delete removes ns/name. Errors: a Kubernetes NotFound.
-	delete(ctx context.Context, ns, name string) error
-}
-
 // configPrefix is how Knative names its config ConfigMaps: config-<name>.
 const configPrefix = "config-"
 
+// ConfigMaps come in two families, each an objectBackend: kiln's cluster
+// configs (clusterConfigMaps) and users' ConfigMaps in every namespace
+// (userConfigMaps); configMaps picks one by namespace and name.
+//
 // clusterConfigMaps shows kiln's cluster configs (config/<name>) as the
 // ConfigMaps config-<name> in knative-serving: data is the stored document
 // (empty when every key is at its default), resourceVersion the config's
@@ -56,7 +39,7 @@ const configPrefix = "config-"
 // puts every key back at its default; the ConfigMap itself always exists.
 type clusterConfigMaps struct{ s *server }
 
-var _ configMapBackend = clusterConfigMaps{}
+var _ objectBackend[*corev1.ConfigMap] = clusterConfigMaps{}
 
 // configName maps ns/name to a kiln config name, or "" when ns/name is not
 // one of kiln's config ConfigMaps.
@@ -92,21 +75,6 @@ func (b clusterConfigMaps) get(ctx context.Context, ns, name string) (*corev1.Co
 		return nil, err
 	}
 	return configMap(n, data, rev), nil
-}
-
-func (b clusterConfigMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList, error) {
-	kvs, rev, err := b.s.st.List(ctx, store.ConfigPrefix)
-	if err != nil {
-		return nil, err
-	}
-	out := configMapList(rev)
-	if ns != "" && ns != servingNamespace {
-		return out, nil
-	}
-	if out.Items, err = clusterItems(kvs); err != nil {
-		return nil, err
-	}
-	return out, nil
 }
 
 func configMapList(rev int64) *corev1.ConfigMapList {
@@ -224,13 +192,7 @@ func (s *server) registerConfigMaps(mux *http.ServeMux) {
 	b := configMaps{st: s.st, cluster: clusterConfigMaps{s: s}, user: user}
 	h := &objectHandlers[corev1.ConfigMap, *corev1.ConfigMap]{
 		s: s, resource: "configmaps", gr: configMapsGR, kind: "ConfigMap", b: b,
-		all: func(ctx context.Context, ns string) (int64, []corev1.ConfigMap, error) {
-			list, err := b.list(ctx, ns)
-			if err != nil {
-				return 0, nil, err
-			}
-			return mustRev(list.ResourceVersion), list.Items, nil
-		},
+		all: b.items,
 		newList: func(rev int64, items []corev1.ConfigMap) runtime.Object {
 			out := configMapList(rev)
 			out.Items = items

@@ -28,9 +28,9 @@ type configMaps struct {
 	user    userConfigMaps
 }
 
-var _ configMapBackend = configMaps{}
+var _ objectBackend[*corev1.ConfigMap] = configMaps{}
 
-func (c configMaps) pick(ns, name string) configMapBackend {
+func (c configMaps) pick(ns, name string) objectBackend[*corev1.ConfigMap] {
 	if configName(ns, name) != "" {
 		return c.cluster
 	}
@@ -41,14 +41,15 @@ func (c configMaps) get(ctx context.Context, ns, name string) (*corev1.ConfigMap
 	return c.pick(ns, name).get(ctx, ns, name)
 }
 
-// list reads both families in one list of their common prefix, so the
-// answer is one revision's state.
-func (c configMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList, error) {
+// items reads both families in one list of their common prefix, so the
+// answer is one revision's state: the ConfigMaps of ns ("" = every
+// namespace), sorted, and the revision read at.
+func (c configMaps) items(ctx context.Context, ns string) (int64, []corev1.ConfigMap, error) {
 	kvs, rev, err := c.st.List(ctx, store.ConfigMapSourcesPrefix)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
-	out := configMapList(rev)
+	out := []corev1.ConfigMap{}
 	var configs []store.KV
 	userPrefix := store.ConfigMapListPrefix(ns)
 	for _, kv := range kvs {
@@ -58,20 +59,20 @@ func (c configMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList,
 		case strings.HasPrefix(kv.Key, userPrefix):
 			cm, err := decodeConfigMap(kv)
 			if err != nil {
-				return nil, err
+				return 0, nil, err
 			}
-			out.Items = append(out.Items, *cm)
+			out = append(out, *cm)
 		}
 	}
 	if ns == "" || ns == servingNamespace {
 		items, err := clusterItems(configs)
 		if err != nil {
-			return nil, err
+			return 0, nil, err
 		}
-		out.Items = append(out.Items, items...)
+		out = append(out, items...)
 	}
-	sortConfigMaps(out.Items)
-	return out, nil
+	sortConfigMaps(out)
+	return rev, out, nil
 }
 
 func sortConfigMaps(items []corev1.ConfigMap) { sortObjects[corev1.ConfigMap](items) }
@@ -97,7 +98,7 @@ type userConfigMaps struct {
 	storedObjects[corev1.ConfigMap, *corev1.ConfigMap]
 }
 
-var _ configMapBackend = userConfigMaps{}
+var _ objectBackend[*corev1.ConfigMap] = userConfigMaps{}
 
 func newUserConfigMaps(st store.Store) userConfigMaps {
 	return userConfigMaps{storedObjects[corev1.ConfigMap, *corev1.ConfigMap]{
@@ -111,16 +112,6 @@ func newUserConfigMaps(st store.Store) userConfigMaps {
 // decodeConfigMap reads a record under configmaps/.
 func decodeConfigMap(kv store.KV) (*corev1.ConfigMap, error) {
 	return newUserConfigMaps(nil).decode(kv)
-}
-
-func (b userConfigMaps) list(ctx context.Context, ns string) (*corev1.ConfigMapList, error) {
-	rev, items, err := b.items(ctx, ns)
-	if err != nil {
-		return nil, err
-	}
-	out := configMapList(rev)
-	out.Items = items
-	return out, nil
 }
 
 var errModified = errors.New("the object has been modified; please apply your changes to the latest version and try again")

@@ -253,9 +253,17 @@ func (b storedObjects[T, PT]) source() storeSource {
 // objectBackend is where the handlers of one kind read and write single
 // objects: a storedObjects, or one that serves some names from elsewhere.
 type objectBackend[PT any] interface {
+	// get returns ns/name. Errors: a Kubernetes NotFound.
 	get(ctx context.Context, ns, name string) (PT, error)
+	// create stores a new object, or with dry only validates it and
+	// answers what would be stored. Errors: Kubernetes AlreadyExists,
+	// Invalid.
 	create(ctx context.Context, o PT, dry bool) (PT, error)
+	// update replaces ns/name (with dry, only validates); a set
+	// resourceVersion is a compare-and-swap. Errors: Kubernetes NotFound,
+	// Conflict, Invalid.
 	update(ctx context.Context, o PT, dry bool) (PT, error)
+	// delete removes ns/name. Errors: a Kubernetes NotFound.
 	delete(ctx context.Context, ns, name string) error
 }
 
