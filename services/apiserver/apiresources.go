@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
 // apiResource describes one served resource the way Kubernetes' discovery,
@@ -49,13 +50,11 @@ func (a apiResource) GroupVersion() string {
 	return a.Group + "/" + a.Version
 }
 
-// GroupResource is "resource.group" ("secrets" for the core group), the
-// spelling of Kubernetes' error messages: services.serving.knative.dev "x" not found.
-func (a apiResource) GroupResource() string {
-	if a.Group == "" {
-		return a.Resource
-	}
-	return a.Resource + "." + a.Group
+// GroupResource names the resource as Kubernetes' errors do: its String
+// is "resource.group" ("secrets" for the core group), as in
+// services.serving.knative.dev "x" not found.
+func (a apiResource) GroupResource() schema.GroupResource {
+	return schema.GroupResource{Group: a.Group, Resource: a.Resource}
 }
 
 // BasePath is the URL prefix of the resource's group version.

@@ -90,7 +90,7 @@ func patchObject(a apiResource, live []byte, contentType string, patch []byte, m
 			return nil, apierrors.NewBadRequest("invalid JSON patch")
 		}
 		if liveObj == nil {
-			return nil, apierrors.NewNotFound(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "")
+			return nil, apierrors.NewNotFound(a.GroupResource(), "")
 		}
 		doc, err := liveObj.MarshalJSON()
 		if err != nil {
@@ -270,7 +270,7 @@ func keepServerFields(a apiResource, live, out *unstructured.Unstructured) error
 		}
 		return nil
 	}
-	gr := schema.GroupResource{Group: a.Group, Resource: a.Resource}
+	gr := a.GroupResource()
 	if out.GetName() != live.GetName() {
 		return apierrors.NewBadRequest(fmt.Sprintf("the name of the object (%s) does not match the name on the URL (%s)", out.GetName(), live.GetName()))
 	}

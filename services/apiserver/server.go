@@ -14,7 +14,6 @@ import (
 
 	k8serrors "k8s.io/apimachinery/pkg/api/errors"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
@@ -328,7 +327,7 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !res.userWritable() && !createdByClients(res) {
-		s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "create"), a, "")
+		s.failFor(w, r, k8serrors.NewMethodNotSupported(a.GroupResource(), "create"), a, "")
 		return
 	}
 	dry, err := dryRun(r)
@@ -424,7 +423,7 @@ func (s *server) handleUpdate(w http.ResponseWriter, r *http.Request) {
 	}
 	name := r.PathValue("name")
 	if !res.userWritable() {
-		s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "update"), a, name)
+		s.failFor(w, r, k8serrors.NewMethodNotSupported(a.GroupResource(), "update"), a, name)
 		return
 	}
 	dry, err := dryRun(r)

@@ -41,10 +41,6 @@ func badRequest(err error) error {
 	return &httpError{code: http.StatusBadRequest, reason: "BadRequest", err: err}
 }
 
-func methodNotAllowed(err error) error {
-	return &httpError{code: http.StatusMethodNotAllowed, reason: "MethodNotAllowed", err: err}
-}
-
 // successStatus is the body of a delete that answers a Status.
 func successStatus(group, kind, name string) Status {
 	return Status{TypeMeta: k8smeta.TypeMeta{APIVersion: "v1", Kind: "Status"}, Status: k8smeta.StatusSuccess,
@@ -95,7 +91,7 @@ func statusForResource(err error, a apiResource, name string) Status {
 	var se k8serrors.APIStatus
 	var he *httpError
 	var fe *v1.FieldError
-	gr := schema.GroupResource{Group: a.Group, Resource: a.Resource}
+	gr := a.GroupResource()
 	var k *k8serrors.StatusError
 	switch {
 	case errors.As(err, &se), errors.As(err, &he):

@@ -379,7 +379,7 @@ func (s *server) handlePatch(w http.ResponseWriter, r *http.Request) {
 	}
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	if !res.userWritable() {
-		s.failFor(w, r, k8serrors.NewMethodNotSupported(schema.GroupResource{Group: a.Group, Resource: a.Resource}, "patch"), a, name)
+		s.failFor(w, r, k8serrors.NewMethodNotSupported(a.GroupResource(), "patch"), a, name)
 		return
 	}
 	dry, err := dryRun(r)
