@@ -267,11 +267,7 @@ func (c *cluster) stop(name string) {
 	cmd.Wait()
 }
 
-func (c *cluster) waitHTTP(url string, d time.Duration) {
-	c.t.Helper()
-	c.waitHTTPWith(http.DefaultClient, url, d)
-}
-
+// waitHTTPWith waits until url answers 200 through client.
 func (c *cluster) waitHTTPWith(client *http.Client, url string, d time.Duration) {
 	c.t.Helper()
 	testenv.EventuallyNil(c.t, d, func() error {
