@@ -3,6 +3,7 @@ package apiserver
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -98,6 +99,9 @@ func statusForResource(err error, a apiResource, name string) Status {
 		return statusFor(err, a.Resource, name)
 	case errors.As(err, &fe):
 		k = k8serrors.NewInvalid(schema.GroupKind{Group: a.Group, Kind: a.Kind}, name, fieldErrors(fe))
+		// kubectl prints the causes; kn and client-go print the message,
+		// which says what Knative's validation says, in its words.
+		k.ErrStatus.Message = fmt.Sprintf("%s.%s %q is invalid: validation failed: %s", a.Kind, a.Group, name, fe.Error())
 	case errdefs.IsNotFound(err):
 		k = k8serrors.NewNotFound(gr, name)
 	case errdefs.IsAlreadyExists(err):

@@ -55,13 +55,15 @@ func ErrDisallowedFields(paths ...string) *FieldError {
 	return ErrGeneric("must not set the field(s)", paths...)
 }
 
-// ErrInvalidValue reports a field whose value is wrong, with why when given.
+// ErrInvalidValue reports a field whose value is wrong; details, when
+// given, say why and are printed on the next line, as Knative's
+// apis.ErrInvalidValue does.
 func ErrInvalidValue(value any, path string, details ...string) *FieldError {
-	msg := fmt.Sprintf("invalid value: %v", value)
-	if len(details) > 0 && details[0] != "" {
-		msg += ", " + strings.Join(details, ", ")
+	fe := ErrGeneric(fmt.Sprintf("invalid value: %v", value), path)
+	if d := strings.Join(details, ", "); d != "" {
+		return fe.WithDetails(d)
 	}
-	return ErrGeneric(msg, path)
+	return fe
 }
 
 // ErrOutOfBoundsValue reports a number outside [lower, upper].
@@ -173,31 +175,30 @@ func (e *FieldError) Error() string {
 	if e == nil {
 		return ""
 	}
-	var order []string
-	paths := map[string][]string{}
-	details := map[string]string{}
+	// Causes with the same message and details share a line, as
+	// Knative merges them.
+	type key struct{ msg, details string }
+	var order []key
+	paths := map[key][]string{}
 	for _, c := range e.Causes() {
-		if _, ok := paths[c.Message]; !ok {
-			order = append(order, c.Message)
-		}
-		if c.Details != "" {
-			details[c.Message] = c.Details
+		k := key{c.Message, c.Details}
+		if _, ok := paths[k]; !ok {
+			order = append(order, k)
+			paths[k] = []string{}
 		}
 		if c.Field != "" {
-			paths[c.Message] = append(paths[c.Message], c.Field)
-		} else if paths[c.Message] == nil {
-			paths[c.Message] = []string{}
+			paths[k] = append(paths[k], c.Field)
 		}
 	}
 	lines := make([]string, 0, len(order))
-	for _, m := range order {
-		if ps := paths[m]; len(ps) > 0 {
-			lines = append(lines, m+": "+strings.Join(dedupe(ps), ", "))
+	for _, k := range order {
+		if ps := paths[k]; len(ps) > 0 {
+			lines = append(lines, k.msg+": "+strings.Join(dedupe(ps), ", "))
 		} else {
-			lines = append(lines, m)
+			lines = append(lines, k.msg)
 		}
-		if d := details[m]; d != "" {
-			lines = append(lines, d)
+		if k.details != "" {
+			lines = append(lines, k.details)
 		}
 	}
 	return strings.Join(lines, "\n")

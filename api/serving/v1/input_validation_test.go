@@ -65,7 +65,7 @@ func TestInputValidation(t *testing.T) {
 				return
 			}
 			for _, c := range fe.Causes() {
-				if c.Field == tc.wantField && strings.Contains(c.Message, tc.wantMsg) {
+				if c.Field == tc.wantField && strings.Contains(c.Message+"\n"+c.Details, tc.wantMsg) {
 					return
 				}
 			}

@@ -2,54 +2,41 @@ package v1
 
 import (
 	"fmt"
-	"regexp"
 	"strconv"
 	"time"
+
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 )
 
-const maxLabelLength = 63
+// The name checks are apimachinery's; each complaint is a FieldError with
+// its explanation as details, as Knative's validation reports them.
 
-var (
-	dns1035Label = regexp.MustCompile(`^[a-z]([-a-z0-9]*[a-z0-9])?$`)
-	dns1123Label = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`)
-)
+// invalidEach turns apimachinery's complaints about value into
+// "invalid value" errors at path.
+func invalidEach(value, path string, complaints []string) *FieldError {
+	var errs *FieldError
+	for _, c := range complaints {
+		errs = errs.Also(ErrInvalidValue(value, path, c))
+	}
+	return errs
+}
 
 // validateDNS1035Label checks a name that must be usable as a DNS label and
 // start with a letter (Service, Route, Revision names, traffic tags), at path.
 func validateDNS1035Label(value, path string) *FieldError {
-	if len(value) > maxLabelLength {
-		return ErrInvalidValue(value, path, "must be no more than 63 characters")
-	}
-	if !dns1035Label.MatchString(value) {
-		return ErrInvalidValue(value, path,
-			"a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character")
-	}
-	return nil
+	return invalidEach(value, path, validation.IsDNS1035Label(value))
 }
 
 // validateDNS1123Label checks a namespace or container name.
 func validateDNS1123Label(value, path string) *FieldError {
-	if len(value) > maxLabelLength {
-		return ErrInvalidValue(value, path, "must be no more than 63 characters")
-	}
-	if !dns1123Label.MatchString(value) {
-		return ErrInvalidValue(value, path,
-			"a DNS-1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character")
-	}
-	return nil
+	return invalidEach(value, path, validation.IsDNS1123Label(value))
 }
-
-var dns1123Subdomain = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
 
 // validateDNS1123Subdomain checks a name like a service account's.
 func validateDNS1123Subdomain(value, path string) *FieldError {
-	if len(value) > 253 || !dns1123Subdomain.MatchString(value) {
-		return ErrInvalidValue(value, path,
-			"a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character")
-	}
-	return nil
+	return invalidEach(value, path, validation.IsDNS1123Subdomain(value))
 }
 
 // validateObjectMeta checks a top-level object's metadata; paths are

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 type svcOpt func(*Service)
@@ -196,5 +197,24 @@ func TestFieldErrorMessage(t *testing.T) {
 	var none *FieldError
 	if none.Also(nil) != nil {
 		t.Fatal("Also of nothing must stay nil")
+	}
+}
+
+// A service account name that is not a DNS-1123 subdomain is reported as
+// Knative's webhook reports it: the value and path, then apimachinery's
+// explanation on the next line.
+func TestServiceAccountNameMessage(t *testing.T) {
+	ctx := context.Background()
+	svc := &Service{
+		Metadata: metav1.ObjectMeta{Name: "sa", Namespace: "default"},
+	}
+	svc.Spec.Template.Spec.Containers = []Container{{Image: "example.com/app"}}
+	svc.Spec.Template.Spec.ServiceAccountName = "foo@bar.baz"
+	svc.SetDefaults(ctx)
+	fe := svc.Validate(ctx)
+	want := "invalid value: foo@bar.baz: spec.template.spec.serviceAccountName\n" +
+		strings.Join(validation.IsDNS1123Subdomain("foo@bar.baz"), "\n")
+	if fe == nil || !strings.Contains(fe.Error(), want) {
+		t.Fatalf("Validate = %v, want it to contain %q", fe, want)
 	}
 }
