@@ -386,8 +386,9 @@ func TestImagePullFailure(t *testing.T) {
 	spec.Image = e.regURL + "/does/not/exist:latest"
 	e.place(t, "missing", spec)
 	inst := e.waitInstance(t, "missing", func(i cluster.Instance) bool { return i.Phase == cluster.PhaseFailed })
-	if inst.Reason != "ImagePullFailed" || inst.Ready || inst.Message == "" {
-		t.Errorf("record %+v, want Failed/ImagePullFailed with a message", inst)
+	want := `Unable to fetch image "` + spec.Image + `": `
+	if inst.Reason != "ImagePullFailed" || inst.Ready || !strings.HasPrefix(inst.Message, want) {
+		t.Errorf("record %+v, want Failed/ImagePullFailed with a message starting %q", inst, want)
 	}
 }
 

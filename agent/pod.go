@@ -32,6 +32,19 @@ type sidecarExit struct {
 	code uint32
 }
 
+// pullError is an image that could not be pulled, worded as Knative's
+// revision reconciler reports it (ContainerMissing).
+type pullError struct {
+	ref string
+	err error
+}
+
+func (e *pullError) Error() string {
+	return "Unable to fetch image " + strconv.Quote(e.ref) + ": " + e.err.Error()
+}
+
+func (e *pullError) Unwrap() error { return e.err }
+
 // pullAll makes every image of the instance available, serving image
 // first. It returns the pulled images by reference.
 func (w *worker) pullAll(ctx context.Context) (map[string]runtime.Image, error) {
@@ -47,7 +60,7 @@ func (w *worker) pullAll(ctx context.Context) (map[string]runtime.Image, error) 
 		}
 		img, err := w.a.ensureImage(ctx, spec.Namespace, spec.Revision, ref)
 		if err != nil {
-			return nil, err
+			return nil, &pullError{ref: ref, err: err}
 		}
 		imgs[ref] = img
 	}
