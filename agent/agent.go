@@ -372,6 +372,7 @@ func (a *Agent) register(ctx, leaseCtx context.Context) (<-chan struct{}, error)
 	node := cluster.Node{
 		Name:              a.cfg.NodeName,
 		Address:           a.cfg.Address,
+		APIAddress:        a.cfg.APIAddress,
 		CapacityMilliCPU:  int64(goruntime.NumCPU()) * 1000,
 		CapacityMemoryMiB: memTotalMiB(),
 		MaxInstances:      a.cfg.MaxInstances,

@@ -67,6 +67,11 @@ type Config struct {
 	// admitting only gateways and activators. Optional: nil serves plain
 	// HTTP.
 	QueueTLS *tls.Config
+	// APIAddress is the host:port the apiserver reaches this node's API
+	// (container logs, LogsHandler) at, published in the node record.
+	// Optional: empty publishes none, and logs of this node's instances
+	// cannot be read through the API.
+	APIAddress string
 	// AutoscalerCreds is the transport credential to the autoscaler.
 	// Optional: nil means plain gRPC.
 	AutoscalerCreds grpc.DialOption

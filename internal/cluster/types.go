@@ -7,6 +7,10 @@ type Node struct {
 	Name string `json:"name"`
 	// Address is the host address the node's queue-proxies listen on.
 	Address string `json:"address"`
+	// APIAddress is host:port of the agent's node API (container logs),
+	// which the apiserver calls; optional: empty when the agent serves
+	// none.
+	APIAddress string `json:"apiAddress,omitempty"`
 	// CapacityMilliCPU and CapacityMemoryMiB are what the node offers to
 	// instances. Instances counts the slots (max instances) the node runs.
 	CapacityMilliCPU  int64             `json:"capacityMilliCPU"`
@@ -216,8 +220,11 @@ type Instance struct {
 	ExitCode *int32 `json:"exitCode,omitempty"`
 	// TerminationMessage goes with ExitCode (optional): the last lines the
 	// container logged, as Kubernetes's FallbackToLogsOnError reports them.
-	TerminationMessage string    `json:"terminationMessage,omitempty"`
-	UpdatedAt          time.Time `json:"updatedAt"`
+	TerminationMessage string `json:"terminationMessage,omitempty"`
+	// RestartCount is how many times the agent restarted the instance's
+	// serving container in place; optional (0).
+	RestartCount int32     `json:"restartCount,omitempty"`
+	UpdatedAt    time.Time `json:"updatedAt"`
 }
 
 // PodRequests is what one instance of s reserves on a node: the serving

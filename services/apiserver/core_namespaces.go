@@ -711,8 +711,8 @@ func bodyName(r *http.Request) string {
 
 // handleCoreUnknown answers every /api/v1 request no handler serves: 405
 // for a method a served resource does not take (e.g. writes to the
-// read-only serviceaccounts), Kubernetes' 404 for anything else (pods,
-// services, events, ... are not served), never a silent success.
+// read-only serviceaccounts), Kubernetes' 404 for anything else (events,
+// endpoints, ... are not served), never a silent success.
 func (s *server) handleCoreUnknown(w http.ResponseWriter, r *http.Request) {
 	a := requestAttributes(r)
 	if _, ok := findAPIResource("", "v1", a.Resource); ok {

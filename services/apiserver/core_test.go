@@ -337,9 +337,9 @@ func TestUnservedCoreKinds(t *testing.T) {
 		wantK8sStatus(t, code, b, http.StatusMethodNotAllowed, k8smeta.StatusReasonMethodNotAllowed, "")
 	}
 	for _, tc := range []struct{ method, path string }{
-		{http.MethodGet, CorePath + "/namespaces/default/pods"},
-		{http.MethodPost, CorePath + "/namespaces/default/pods"},
-		{http.MethodGet, CorePath + "/namespaces/default/services/x"},
+		{http.MethodGet, CorePath + "/namespaces/default/events"},
+		{http.MethodPost, CorePath + "/namespaces/default/replicationcontrollers"},
+		{http.MethodGet, CorePath + "/namespaces/default/nodes/x"},
 		{http.MethodDelete, CorePath + "/namespaces/default/events/x"},
 		{http.MethodGet, CorePath + "/endpoints"},
 	} {
@@ -581,8 +581,11 @@ func TestProtobufClient(t *testing.T) {
 	if stored, _ := storedConfig(t, reg, "network"); stored["http-protocol"] != "redirected" {
 		t.Fatalf("config not written: %v", stored)
 	}
-	if _, err := cs.CoreV1().Pods("proto").List(ctx, k8smeta.ListOptions{}); !apierrors.IsNotFound(err) {
-		t.Fatalf("pods: %v", err)
+	if _, err := cs.CoreV1().Events("proto").List(ctx, k8smeta.ListOptions{}); !apierrors.IsNotFound(err) {
+		t.Fatalf("events: %v", err)
+	}
+	if pods, err := cs.CoreV1().Pods("proto").List(ctx, k8smeta.ListOptions{}); err != nil || len(pods.Items) != 0 {
+		t.Fatalf("pods: %v, %v", pods, err)
 	}
 
 	// A protobuf body, as client-go encodes it, decodes.

@@ -236,7 +236,7 @@ func resourceList(group, ver string) k8smeta.APIResourceList {
 		})
 		for _, sub := range a.Subresources {
 			l.APIResources = append(l.APIResources, k8smeta.APIResource{
-				Name: a.Resource + "/" + sub, Namespaced: a.Namespaced, Kind: a.Kind, Verbs: statusSubresourceVerbs,
+				Name: a.Resource + "/" + sub, Namespaced: a.Namespaced, Kind: subresourceKind(a, sub), Verbs: subresourceVerbs(sub),
 			})
 		}
 	}
@@ -283,8 +283,12 @@ func aggregatedList(group string) apidiscoveryv2.APIGroupDiscoveryList {
 				rd := apidiscoveryv2.APIResourceDiscovery{Resource: a.Resource, ResponseKind: kind, Scope: scope,
 					SingularResource: a.Singular, Verbs: a.Verbs, ShortNames: a.ShortNames, Categories: a.Categories}
 				for _, sub := range a.Subresources {
+					sk := kind
+					if sub != "status" {
+						sk = &k8smeta.GroupVersionKind{Kind: subresourceKind(a, sub)}
+					}
 					rd.Subresources = append(rd.Subresources, apidiscoveryv2.APISubresourceDiscovery{
-						Subresource: sub, ResponseKind: kind, Verbs: statusSubresourceVerbs})
+						Subresource: sub, ResponseKind: sk, Verbs: subresourceVerbs(sub)})
 				}
 				vd.Resources = append(vd.Resources, rd)
 			}
@@ -293,4 +297,22 @@ func aggregatedList(group string) apidiscoveryv2.APIGroupDiscoveryList {
 		l.Items = append(l.Items, item)
 	}
 	return l
+}
+
+// subresourceVerbs are the verbs of a subresource: status is read and
+// written, a pod's log only read.
+func subresourceVerbs(sub string) []string {
+	if sub == "log" {
+		return []string{"get"}
+	}
+	return statusSubresourceVerbs
+}
+
+// subresourceKind is what a subresource answers, as Kubernetes' discovery
+// names it: the object for status, a plain string for a pod's log.
+func subresourceKind(a apiResource, sub string) string {
+	if sub == "log" {
+		return "Pod"
+	}
+	return a.Kind
 }

@@ -61,6 +61,8 @@ func TestDiscoveryClient(t *testing.T) {
 		"v1 secrets Secret ",
 		"v1 configmaps ConfigMap cm",
 		"v1 serviceaccounts ServiceAccount sa",
+		"v1 services Service svc",
+		"v1 pods Pod po",
 	} {
 		if !found[want] {
 			t.Errorf("discovery lacks %q", want)
@@ -93,7 +95,7 @@ func TestRESTMapper(t *testing.T) {
 			}
 		})
 	}
-	for _, tc := range []struct{ in, group string }{{"sa", ""}, {"ns", ""}, {"cm", ""}} {
+	for _, tc := range []struct{ in, group string }{{"sa", ""}, {"ns", ""}, {"cm", ""}, {"svc", ""}, {"services", ""}, {"po", ""}, {"pods", ""}} {
 		gvr, err := m.ResourceFor(k8sschema.GroupVersionResource{Resource: tc.in})
 		if err != nil || gvr.Group != tc.group {
 			t.Errorf("%s → %v, %v", tc.in, gvr, err)

@@ -297,6 +297,9 @@ func resourcePaths(g *schemaGen, a apiResource) map[string]any {
 	}
 	p.add(paths, item, ops, a.Namespaced, true)
 	for _, sub := range a.Subresources {
+		if sub != "status" {
+			continue // a pod's log is text, not an object
+		}
 		suffix := strings.ToUpper(sub[:1]) + sub[1:]
 		p.add(paths, item+"/"+sub, map[string]any{
 			"get":   p.op("get", id("read", scope+a.Kind+suffix), nil, nil, 200, kind),

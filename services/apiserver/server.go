@@ -2,6 +2,7 @@ package apiserver
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,6 +46,13 @@ type Options struct {
 	// SecretKeys seal secrets at rest. Optional: nil stores them in plain
 	// text.
 	SecretKeys *encryption.Keys
+	// Gateway is the edge the knative-serving/kiln-gateway Service
+	// describes. Optional: nil serves no such Service.
+	Gateway *GatewayEndpoint
+	// NodeTLS is the client TLS config for the agents' node API (pod
+	// logs), presenting the apiserver's certificate. Optional: nil calls
+	// it over plain HTTP.
+	NodeTLS *tls.Config
 }
 
 type server struct {
@@ -52,12 +60,15 @@ type server struct {
 	st   store.Store         // config/ documents only (configs.go)
 	opts Options
 	log  *slog.Logger
+	// nodeClient calls the agents' node API.
+	nodeClient *http.Client
 }
 
 // New returns the API handler. With an empty Token and Insecure unset every
 // request is refused, so a misconfigured server fails closed.
 func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
-	s := &server{res: resources(reg), st: reg.Store(), opts: opts, log: log.With("component", "apiserver")}
+	s := &server{res: resources(reg), st: reg.Store(), opts: opts, log: log.With("component", "apiserver"),
+		nodeClient: &http.Client{Transport: &http.Transport{TLSClientConfig: opts.NodeTLS, ResponseHeaderTimeout: 30 * time.Second}}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
@@ -86,6 +97,7 @@ func New(reg *registry.Registry, opts Options, log *slog.Logger) http.Handler {
 	nss := s.registerNamespaces(mux)
 	s.registerConfigMaps(mux)
 	s.registerPersistentVolumeClaims(mux)
+	s.registerViews(mux)
 	mux.Handle(CorePath+"/", s.auth(s.handleCoreUnknown))
 	s.registerDiscovery(mux)
 	return guardInput(s.namespaceGuard(nss, mux))

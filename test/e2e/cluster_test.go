@@ -137,8 +137,13 @@ func startCluster(t testing.TB) *cluster {
 	c.gatewayHTTPS, c.gatewayInternal = fmt.Sprintf("127.0.0.1:%d", httpsPort), fmt.Sprintf("127.0.0.1:%d", internalPort)
 	c.activator = fmt.Sprintf("127.0.0.1:%d", actPort)
 	c.activators = []string{c.activator, fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
+	// The API describes the edge as knative-serving/kiln-gateway and reads
+	// pod logs from the agent's node API as the apiserver role.
+	nodeClient := c.issue("apiserver-client", pki.Identity{Role: pki.RoleAPIServer})
 	c.start("apiserver", "apiserver", "--listen", fmt.Sprintf("127.0.0.1:%d", apiPort), "--token-file", c.tokenFile,
-		"--tls-cert-file", apiTLS.Cert, "--tls-key-file", apiTLS.Key, "--client-ca-file", apiTLS.CA, "--encryption-key-file", c.keyFile)
+		"--tls-cert-file", apiTLS.Cert, "--tls-key-file", apiTLS.Key, "--client-ca-file", apiTLS.CA, "--encryption-key-file", c.keyFile,
+		"--gateway-endpoint", fmt.Sprintf("http=127.0.0.1:%d,https=127.0.0.1:%d", gwPort, httpsPort),
+		"--node-ca-file", nodeClient.CA, "--node-cert-file", nodeClient.Cert, "--node-key-file", nodeClient.Key)
 	// Two of each singleton: only the leader may act.
 	c.autoscalers = []string{fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))}
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
@@ -164,7 +169,8 @@ func startCluster(t testing.TB) *cluster {
 	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
 	c.subnet = subnet
 	c.start("agent", "agent", c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
-		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit")...)
+		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit",
+		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))...)
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", bridge).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly

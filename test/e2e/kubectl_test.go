@@ -115,6 +115,35 @@ func TestKubectl(t *testing.T) {
 	}
 	fails(`services.serving.knative.dev "nope" not found`, "get", "ksvc", "nope")
 
+	// The core/v1 views: the edge's Service (Knative's conformance tests map
+	// port 80 to its nodePort), the Route's Service, the instance's Pod and
+	// its log.
+	gwPort := c.gateway[strings.LastIndex(c.gateway, ":")+1:]
+	if out := must("", nil, "get", "svc", "-n", "knative-serving", "kiln-gateway", "-o=jsonpath={.spec.ports[?(@.port==80)].nodePort}"); out != gwPort {
+		t.Fatalf("gateway nodePort %q, want %s", out, gwPort)
+	}
+	if out := must("", nil, "get", "svc", "hello", "-o=jsonpath={.metadata.labels.serving\\.knative\\.dev/route} {.metadata.labels.serving\\.knative\\.dev/service} {.spec.type}"); out != "hello hello ExternalName" {
+		t.Fatalf("route service: %q", out)
+	}
+	if out := must("", nil, "get", "svc"); !hasRowPrefix(out, "hello", "ExternalName", "<none>", "hello.default.svc.cluster.local", "80/TCP") {
+		t.Fatalf("get svc:\n%s", out)
+	}
+	out = must("", nil, "get", "pods", "-l", "serving.knative.dev/service=hello")
+	if !hasRowPrefix(out, "hello-00001-deployment-", "2/2", "Running", "0") {
+		t.Fatalf("get pods:\n%s", out)
+	}
+	pod := must("", nil, "get", "pods", "-l", "serving.knative.dev/service=hello", "-o=jsonpath={.items[0].metadata.name}")
+	if !strings.HasPrefix(pod, "hello-00001-deployment-") {
+		t.Fatalf("pod name %q", pod)
+	}
+	if out := must("", nil, "logs", pod, "--tail", "5"); !strings.Contains(out, "hello: serving on :") {
+		t.Fatalf("kubectl logs %s:\n%s", pod, out)
+	}
+	if out := must("", nil, "logs", pod, "-c", "user-container"); !strings.Contains(out, "hello: serving on :") {
+		t.Fatalf("kubectl logs -c user-container %s:\n%s", pod, out)
+	}
+	fails("MethodNotAllowed", "delete", "pod", pod)
+
 	// A second client-side apply changes the app; patch, replace and
 	// server-side apply each make a new revision that serves.
 	must("", nil, "apply", "-f", ksvc("applied twice"))
@@ -239,4 +268,23 @@ if grep -q '^data:' "$1"; then sed -i 's/^data:.*/data:\n  stable-window: 75s/' 
 		}
 		return nil
 	})
+}
+
+// hasRowPrefix reports whether a line of table starts with cells, the
+// first matched as a prefix (a generated name), the others exactly.
+func hasRowPrefix(table string, cells ...string) bool {
+	for _, line := range strings.Split(table, "\n") {
+		f := strings.Fields(line)
+		if len(f) < len(cells) || !strings.HasPrefix(f[0], cells[0]) {
+			continue
+		}
+		match := true
+		for i := 1; i < len(cells); i++ {
+			match = match && f[i] == cells[i]
+		}
+		if match {
+			return true
+		}
+	}
+	return false
 }

@@ -46,6 +46,8 @@ func devFlags() []cli.Flag {
 		case "state-dir":
 			// derived from --data-dir unless given
 			flags = append(flags, &cli.StringFlag{Name: "state-dir", Usage: "agent state (default DATA-DIR/agent)"})
+		case "node-api-listen":
+			flags = append(flags, &cli.StringFlag{Name: "node-api-listen", Usage: "agent node API (pod logs) address", Value: "127.0.0.1:10250"})
 		case "volume-root":
 			flags = append(flags, &cli.StringFlag{Name: "volume-root", Usage: "persistent volume claims, DIR/NAMESPACE/CLAIM (default DATA-DIR/volumes)"})
 		default:
@@ -155,6 +157,15 @@ func runDev(c *cli.Context) error {
 	if agentCfg.VolumeRoot == "" {
 		agentCfg.VolumeRoot = filepath.Join(dataDir, "volumes")
 	}
+	// The API describes this process's gateway as knative-serving/kiln-gateway
+	// and reads pod logs from the agent as the apiserver role.
+	gwEndpoint := fmt.Sprintf("http=%s", net.JoinHostPort(c.String("gateway-listen-host"), fmt.Sprint(c.Uint("http-port"))))
+	if c.Uint("https-port") != 0 {
+		gwEndpoint += fmt.Sprintf(",https=%s", net.JoinHostPort(c.String("gateway-listen-host"), fmt.Sprint(c.Uint("https-port"))))
+	}
+	if err := apiserverViews(&apiOpts, gwEndpoint, certs[pki.RoleAPIServer]); err != nil {
+		return err
+	}
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
 	xdsOpts.SecretKeys = apiOpts.SecretKeys
@@ -201,7 +212,7 @@ func runDev(c *cli.Context) error {
 		return runGateway(ctx, gwCfg, certs[pki.RoleGateway], l, ready)
 	})
 	run("agent", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runAgent(ctx, st, agentCfg, certs[pki.RoleAgent], l, ready)
+		return runAgent(ctx, st, agentCfg, c.String("node-api-listen"), certs[pki.RoleAgent], l, ready)
 	})
 
 	// Every role marks itself ready when it serves or when it exits, so
@@ -226,10 +237,16 @@ func runDev(c *cli.Context) error {
 // between roles with mutual TLS like a real one. The agent's names its
 // node: the autoscaler takes its metrics only for that node.
 func (p *devPKI) roleCerts(node string) (map[string]pki.Files, error) {
-	ids := []pki.Identity{{Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: node}}
+	ids := []pki.Identity{{Role: pki.RoleAPIServer}, {Role: pki.RoleAutoscaler}, {Role: pki.RoleActivator}, {Role: pki.RoleXDS}, {Role: pki.RoleGateway}, {Role: pki.RoleAgent, Name: node}}
 	out := map[string]pki.Files{}
 	for _, id := range ids {
-		f, err := p.Issue(id.Role, id)
+		base := id.Role
+		if id.Role == pki.RoleAPIServer {
+			// apiserver.crt is the API's serving certificate (apiTLS);
+			// this one is its client certificate to the agents.
+			base = "apiserver-client"
+		}
+		f, err := p.Issue(base, id)
 		if err != nil {
 			return nil, err
 		}

@@ -71,6 +71,10 @@ var apiserverFlags = []cli.Flag{
 	&cli.StringFlag{Name: "tls-key-file", Usage: "private key of --tls-cert-file", EnvVars: []string{"KILN_TLS_KEY_FILE"}},
 	&cli.StringFlag{Name: "client-ca-file", Usage: "also accept client certificates issued by this CA (the kiln CA): a user identity's name is the subject", EnvVars: []string{"KILN_CLIENT_CA_FILE"}},
 	&cli.BoolFlag{Name: "insecure", Usage: "serve plain HTTP without authentication (loopback addresses only, for development)"},
+	&cli.StringFlag{Name: "gateway-endpoint", Usage: "the edge as the knative-serving/kiln-gateway Service shows it: http=HOST:PORT[,https=HOST:PORT] (no such Service when empty)", EnvVars: []string{"KILN_GATEWAY_ENDPOINT"}},
+	&cli.StringFlag{Name: "node-ca-file", Usage: "kiln CA the agents' node API (pod logs) is verified with; with --node-cert-file and --node-key-file, calls it with mutual TLS", EnvVars: []string{"KILN_NODE_CA_FILE"}},
+	&cli.StringFlag{Name: "node-cert-file", Usage: "apiserver certificate (kiln admin tls cert create --role apiserver) presented to the agents' node API", EnvVars: []string{"KILN_NODE_CERT_FILE"}},
+	&cli.StringFlag{Name: "node-key-file", Usage: "private key of --node-cert-file", EnvVars: []string{"KILN_NODE_KEY_FILE"}},
 	encryptionKeyFlag,
 }
 
@@ -94,6 +98,10 @@ var apiserverCommand = &cli.Command{
 		}
 		tlsCfg, err := apiserverTLS(c.String("tls-cert-file"), c.String("tls-key-file"), c.String("client-ca-file"))
 		if err != nil {
+			return err
+		}
+		if err := apiserverViews(&opts, c.String("gateway-endpoint"),
+			pki.Files{CA: c.String("node-ca-file"), Cert: c.String("node-cert-file"), Key: c.String("node-key-file")}); err != nil {
 			return err
 		}
 		return runRole(c, "apiserver", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
@@ -121,6 +129,24 @@ func apiserverOptions(tokenFile string, insecure bool) (apiserver.Options, error
 		return apiserver.Options{}, fmt.Errorf("--token-file %s is empty", tokenFile)
 	}
 	return apiserver.Options{Token: tok}, nil
+}
+
+// apiserverViews sets what the core/v1 views need: the edge the gateway
+// Service describes and the TLS to the agents' node API (plain when tf is
+// empty).
+func apiserverViews(opts *apiserver.Options, gateway string, tf pki.Files) error {
+	if gateway != "" {
+		ep, err := apiserver.ParseGatewayEndpoint(gateway)
+		if err != nil {
+			return fmt.Errorf("--gateway-endpoint: %w", err)
+		}
+		opts.Gateway = ep
+	}
+	var err error
+	if opts.NodeTLS, err = mtls.ClientTLS(tf, pki.RoleAgent); err != nil {
+		return fmt.Errorf("--node-ca-file/--node-cert-file/--node-key-file: %w", err)
+	}
+	return nil
 }
 
 // checkInsecure refuses to serve the API without authentication anywhere
@@ -483,6 +509,7 @@ var agentFlags = []cli.Flag{
 	&cli.IntFlag{Name: "max-instances", Usage: "instances this node runs at most", Value: 100},
 	&cli.StringSliceFlag{Name: "plain-http-registry", Usage: "registry host pulled over plain HTTP (repeatable; localhost is always allowed)", EnvVars: []string{"KILN_PLAIN_HTTP_REGISTRIES"}},
 	&cli.Int64Flag{Name: "pids-limit", Usage: "processes and threads each container may have (pids cgroup); negative for no limit", Value: 1024, EnvVars: []string{"KILN_PIDS_LIMIT"}},
+	&cli.StringFlag{Name: "node-api-listen", Usage: "address of the node API the apiserver reads container logs from (mutual TLS admitting the apiserver only, with --tls-*); advertised as --address and its port; off when empty", Value: ":10250", EnvVars: []string{"KILN_NODE_API_LISTEN"}},
 	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
 }
 
@@ -500,6 +527,9 @@ func agentConfig(c *cli.Context) agent.Config {
 	}
 }
 
+// nodeAPICallers may call the agent's node API: the apiserver.
+var nodeAPICallers = pki.Allow(pki.RoleAPIServer)
+
 var agentCommand = &cli.Command{
 	Name:  "agent",
 	Usage: "run placed instances on this node with containerd (one per worker VM)",
@@ -511,7 +541,7 @@ var agentCommand = &cli.Command{
 			return err
 		}
 		return runRole(c, "agent", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runAgent(ctx, st, cfg, tf, log, ready)
+			return runAgent(ctx, st, cfg, c.String("node-api-listen"), tf, log, ready)
 		})
 	},
 }
@@ -520,7 +550,7 @@ var agentCommand = &cli.Command{
 // (edges and activators only) and it reports to the autoscaler with tf. The
 // certificate's name must be the node's: the autoscaler takes an agent's
 // metrics only as agent/<its certificate's name>.
-func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, tf pki.Files, log *slog.Logger, ready func()) error {
+func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, apiListen string, tf pki.Files, log *slog.Logger, ready func()) error {
 	mtls.WarnPlain(log, tf)
 	var err error
 	if cfg.QueueTLS, err = mtls.ServerTLS(tf); err != nil {
@@ -539,12 +569,20 @@ func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, tf pki
 		return err
 	}
 	cfg.AutoscalerLeaders = autoscalerLeaders(st)
+	g, ctx := errgroup.WithContext(ctx)
+	if apiListen != "" {
+		addr, err := serveHTTPMutual(ctx, g, apiListen, agent.LogsHandler(cfg.StateDir), tf, nodeAPICallers, log)
+		if err != nil {
+			return fmt.Errorf("--node-api-listen: %w", err)
+		}
+		_, port, _ := net.SplitHostPort(addr.String())
+		cfg.APIAddress = net.JoinHostPort(cfg.Address, port)
+	}
 	a, err := agent.New(cfg, st, log)
 	if err != nil {
 		return err
 	}
 	cw := liveconfig.NewWatcher(st, log)
-	g, ctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return cw.Run(ctx) })
 	g.Go(func() error { return followNamespaceTraffic(ctx, cw, a, log) })
 	ready()
