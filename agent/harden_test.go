@@ -71,8 +71,8 @@ func TestValidatePlacement(t *testing.T) {
 	}
 }
 
-// The agent runs containers with the cgroup limits from limits (requests
-// only place), its pids limit and the placement's securityContext.
+// The agent runs containers with the cgroup limits from limits, CPU shares
+// from the CPU request, its pids limit and the placement's securityContext.
 func TestAgentAppliesLimitsAndSecurity(t *testing.T) {
 	e := newUnitEnv(t, false)
 	e.run(t, e.cfg)
@@ -84,8 +84,8 @@ func TestAgentAppliesLimitsAndSecurity(t *testing.T) {
 	e.place(t, "hello-a", s)
 	e.waitRecord(t, "hello-a", "running", running)
 	got, _ := e.node.spec("hello-a")
-	if got.MilliCPU != 500 || got.MemoryMiB != 256 || got.PidsLimit != 1024 {
-		t.Errorf("cgroup: cpu %dm memory %dMi pids %d", got.MilliCPU, got.MemoryMiB, got.PidsLimit)
+	if got.MilliCPU != 500 || got.MemoryMiB != 256 || got.PidsLimit != 1024 || got.RequestMilliCPU != 100 {
+		t.Errorf("cgroup: cpu %dm (request %dm) memory %dMi pids %d", got.MilliCPU, got.RequestMilliCPU, got.MemoryMiB, got.PidsLimit)
 	}
 	sec := got.Security
 	if sec.UID == nil || *sec.UID != 1000 || sec.GID == nil || *sec.GID != 2000 || !slices.Equal(sec.AdditionalGIDs, []uint32{7}) ||

@@ -79,7 +79,7 @@ func (w *worker) podSpec(id string, c cluster.ContainerSpec, img runtime.Image, 
 	return runtime.Spec{
 		ID: id, Image: img, Env: podEnv(c), Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
 		NetNSPath: w.netnsPath, LogPath: filepath.Join(w.a.cfg.StateDir, "logs", id+".log"),
-		MilliCPU: c.LimitMilliCPU, MemoryMiB: c.LimitMemoryMiB, Mounts: mounts,
+		MilliCPU: c.LimitMilliCPU, MemoryMiB: c.LimitMemoryMiB, RequestMilliCPU: c.MilliCPU, Mounts: mounts,
 		PidsLimit: max(w.a.cfg.PidsLimit, 0), Security: runtimeSecurity(c.Security),
 		Labels: map[string]string{
 			labelPod:       w.name,

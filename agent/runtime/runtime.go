@@ -158,6 +158,10 @@ type Spec struct {
 	// 0 means none.
 	MilliCPU  int64
 	MemoryMiB int64
+	// RequestMilliCPU (resources.requests.cpu) weighs the container's CPU
+	// share against others' as the kubelet does (cpu.shares =
+	// milliCPU*1024/1000, at least 2); 0 keeps the runtime's default.
+	RequestMilliCPU int64
 	// PidsLimit caps the container's processes and threads; 0 means none.
 	PidsLimit int64
 	// Security is the container's hardening; the zero value is the

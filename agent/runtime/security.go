@@ -75,6 +75,9 @@ func hardening(s Spec) []oci.SpecOpts {
 	if s.PidsLimit > 0 {
 		opts = append(opts, oci.WithPidsLimit(s.PidsLimit))
 	}
+	if s.RequestMilliCPU > 0 {
+		opts = append(opts, oci.WithCPUShares(CPUShares(s.RequestMilliCPU)))
+	}
 	if s.MilliCPU > 0 {
 		const period = 100_000
 		opts = append(opts, oci.WithCPUCFS(s.MilliCPU*period/1000, period))
@@ -159,4 +162,11 @@ func withCaps(sec Security) oci.SpecOpts {
 		}
 		return nil
 	}
+}
+
+// CPUShares is the kubelet's conversion of a CPU request to cgroup
+// cpu.shares: 1024 per core, at least 2 (runc maps it to cpu.weight on
+// cgroup v2).
+func CPUShares(milliCPU int64) uint64 {
+	return uint64(max(milliCPU*1024/1000, 2))
 }

@@ -78,11 +78,16 @@ func TestHardeningSpec(t *testing.T) {
 		}},
 		{name: "limits", spec: Spec{MilliCPU: 500, MemoryMiB: 256}, check: func(t *testing.T, sp *oci.Spec) {
 			r := sp.Linux.Resources
-			if r.CPU == nil || *r.CPU.Quota != 50_000 || *r.CPU.Period != 100_000 {
+			if r.CPU == nil || *r.CPU.Quota != 50_000 || *r.CPU.Period != 100_000 || r.CPU.Shares != nil {
 				t.Errorf("cpu = %+v", r.CPU)
 			}
 			if r.Memory == nil || *r.Memory.Limit != 256<<20 {
 				t.Errorf("memory = %+v", r.Memory)
+			}
+		}},
+		{name: "cpu request as shares", spec: Spec{RequestMilliCPU: 125, MilliCPU: 250}, check: func(t *testing.T, sp *oci.Spec) {
+			if r := sp.Linux.Resources; r.CPU == nil || r.CPU.Shares == nil || *r.CPU.Shares != 128 || *r.CPU.Quota != 25_000 {
+				t.Errorf("cpu = %+v, want shares 128 (125m) and quota 25000", r.CPU)
 			}
 		}},
 		{name: "user, group, readonly, escalation", spec: Spec{Security: Security{
@@ -156,5 +161,13 @@ func TestHardeningSpec(t *testing.T) {
 				tc.check(t, sp)
 			}
 		})
+	}
+}
+
+func TestCPUShares(t *testing.T) {
+	for milli, want := range map[int64]uint64{1: 2, 1000: 1024, 125: 128, 2500: 2560} {
+		if got := CPUShares(milli); got != want {
+			t.Errorf("CPUShares(%d) = %d, want %d", milli, got, want)
+		}
 	}
 }
