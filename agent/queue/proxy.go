@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/deadline"
+	"github.com/kiln-serving/kiln/internal/forwarded"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/mtls"
 )
@@ -112,7 +113,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
 			r.Out.Host = r.In.Host
-			r.SetXForwarded()
+			forwarded.Keep(r)
 		},
 		Transport:     transport,
 		FlushInterval: -1, // stream responses (SSE, chunked) without buffering

@@ -18,6 +18,7 @@ import (
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/deadline"
+	"github.com/kiln-serving/kiln/internal/forwarded"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"google.golang.org/grpc"
 
@@ -126,7 +127,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 			pr.Out.URL.Host = f.endpoint
 			// The original Host stays: the app may route on it.
 			pr.Out.Host = pr.In.Host
-			pr.SetXForwarded()
+			forwarded.Keep(pr)
 			// The queue-proxy counts this request as proxied, so the
 			// autoscaler does not count it twice.
 			pr.Out.Header.Set(meter.ProxyHeaderName, meter.ProxyHeaderValue)
