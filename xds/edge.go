@@ -323,7 +323,8 @@ func (e *edge) redirectVHost(vh *routev3.VirtualHost) *routev3.VirtualHost {
 func (e *edge) listenersAndRoutes(public, internal []*routev3.VirtualHost) ([]*listenerv3.Listener, []*routev3.RouteConfiguration, []*tlsv3.Secret) {
 	routeConfig := func(name string, vhs []*routev3.VirtualHost) *routev3.RouteConfiguration {
 		return &routev3.RouteConfiguration{Name: name, VirtualHosts: vhs, ValidateClusters: wrapperspb.Bool(false),
-			RequestHeadersToRemove: slices.Clone(InternalHeaders), MostSpecificHeaderMutationsWins: true}
+			RequestHeadersToRemove: slices.Clone(InternalHeaders), MostSpecificHeaderMutationsWins: true,
+			RequestHeadersToAdd: []*corev3.HeaderValueOption{forwardedHeader()}}
 	}
 	listeners := []*listenerv3.Listener{
 		makeListener(e.opts),
@@ -438,4 +439,16 @@ func tlsTransport(secret string) *corev3.TransportSocket {
 	}}
 	a, _ := anypb.New(ctx)
 	return &corev3.TransportSocket{Name: transportSocketTLS, ConfigType: &corev3.TransportSocket_TypedConfig{TypedConfig: a}}
+}
+
+// forwardedHeader appends this edge's RFC 7239 Forwarded element (the
+// client's address, quoted, and the scheme it used) to what the client
+// sent, as the kilnd gateway does, so the container sees the runtime
+// contract's Forwarded header behind Envoy too.
+func forwardedHeader() *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header: &corev3.HeaderValue{Key: "Forwarded",
+			Value: `for="%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%";proto=%REQ(X-FORWARDED-PROTO)%`},
+		AppendAction: corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD,
+	}
 }

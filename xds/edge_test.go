@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -253,6 +254,10 @@ func TestEdgeRemovesInternalHeaders(t *testing.T) {
 			if !slices.Contains(rc.RequestHeadersToRemove, h) {
 				t.Errorf("route configuration %s does not remove %s: %v", rc.Name, h, rc.RequestHeadersToRemove)
 			}
+		}
+		if hs := rc.RequestHeadersToAdd; len(hs) != 1 || hs[0].GetHeader().GetKey() != "Forwarded" ||
+			hs[0].AppendAction != corev3.HeaderValueOption_APPEND_IF_EXISTS_OR_ADD {
+			t.Errorf("route configuration %s does not append a Forwarded element: %v", rc.Name, hs)
 		}
 		if !rc.MostSpecificHeaderMutationsWins {
 			t.Errorf("route configuration %s: the removal would run after the weighted clusters add the revision headers", rc.Name)

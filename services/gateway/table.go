@@ -397,9 +397,18 @@ func healthyEndpoints(cla *endpointv3.ClusterLoadAssignment) []string {
 	return byPriority[best]
 }
 
+// envoyOperator finds an Envoy command operator (%DOWNSTREAM_REMOTE_ADDRESS%,
+// %REQ(X-FORWARDED-PROTO)%) in a header value.
+var envoyOperator = regexp.MustCompile(`%[A-Z_]+(\([^)]*\))?%`)
+
 func toHeaderOps(add []*corev3.HeaderValueOption, remove []string) headerOps {
 	ops := headerOps{remove: remove}
 	for _, h := range add {
+		if envoyOperator.MatchString(h.GetHeader().GetValue()) {
+			// A value computed by Envoy's command operators, such as
+			// the Forwarded element: the gateway adds its own.
+			continue
+		}
 		op := headerOp{key: h.GetHeader().GetKey(), value: h.GetHeader().GetValue(), action: h.GetAppendAction()}
 		// The deprecated append flag wins when set, as in Envoy.
 		if a := h.GetAppend(); a != nil {
