@@ -13,8 +13,8 @@ import (
 
 // SpecFromRevision builds what an agent needs to run one instance of rev.
 // The container with a port (or the only one) serves; the others become
-// sidecars (see addPodExtras). Env entries with
-// valueFrom are skipped: kiln has no Secrets or ConfigMaps yet.
+// sidecars (see addPodExtras). ConfigMaps and Secrets are carried by name
+// only (env sources, volumes): the agent reads their values.
 // Errors: errdefs.ErrInvalidArgument when rev has no container or an
 // unparsable resource quantity.
 func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
@@ -36,7 +36,7 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 		Port:           v1.DefaultUserPort,
 		TimeoutSeconds: v1.DefaultTimeoutSeconds,
 	}
-	spec.Env, spec.EnvOrder = envOf(c)
+	spec.Env, spec.EnvOrder, spec.EnvRefs, spec.EnvFrom = envOf(c)
 	if len(c.Ports) > 0 && c.Ports[0].ContainerPort > 0 {
 		spec.Port = c.Ports[0].ContainerPort
 	}

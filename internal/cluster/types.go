@@ -99,6 +99,35 @@ type InstanceSpec struct {
 	InitContainers []ContainerSpec `json:"initContainers,omitempty"`
 	// Volumes are what the mounts refer to.
 	Volumes []Volume `json:"volumes,omitempty"`
+
+	// EnvFrom and EnvRefs are the serving container's env sources (see
+	// ContainerSpec). ServiceAccountName names the identity of projected
+	// service account tokens ("" = default). All optional.
+	EnvFrom            []EnvFromSource      `json:"envFrom,omitempty"`
+	EnvRefs            map[string]EnvKeyRef `json:"envRefs,omitempty"`
+	ServiceAccountName string               `json:"serviceAccountName,omitempty"`
+}
+
+// EnvFromSource imports every key of a ConfigMap or Secret (exactly one of
+// the two is named) as a variable, Prefix prepended. Only references
+// travel in placements: the agent reads the values when it starts the
+// container, as a kubelet does.
+type EnvFromSource struct {
+	Prefix    string `json:"prefix,omitempty"`
+	ConfigMap string `json:"configMap,omitempty"`
+	Secret    string `json:"secret,omitempty"`
+	// Optional starts the container even when the object is missing.
+	Optional bool `json:"optional,omitempty"`
+}
+
+// EnvKeyRef is a variable's value held in one key of a ConfigMap or Secret
+// (exactly one is named).
+type EnvKeyRef struct {
+	ConfigMap string `json:"configMap,omitempty"`
+	Secret    string `json:"secret,omitempty"`
+	Key       string `json:"key"`
+	// Optional leaves the variable unset when the object or key is missing.
+	Optional bool `json:"optional,omitempty"`
 }
 
 // ContainerSpec is a sidecar or init container of an instance.
@@ -110,9 +139,13 @@ type ContainerSpec struct {
 	WorkingDir string            `json:"workingDir,omitempty"`
 	Env        map[string]string `json:"env,omitempty"`
 	EnvOrder   []string          `json:"envOrder,omitempty"`
-	Mounts     []VolumeMount     `json:"mounts,omitempty"`
-	MilliCPU   int64             `json:"milliCPU,omitempty"`
-	MemoryMiB  int64             `json:"memoryMiB,omitempty"`
+	// EnvFrom is imported first; then the variables of EnvOrder, each from
+	// Env or EnvRefs, override it (Kubernetes' precedence).
+	EnvFrom   []EnvFromSource      `json:"envFrom,omitempty"`
+	EnvRefs   map[string]EnvKeyRef `json:"envRefs,omitempty"`
+	Mounts    []VolumeMount        `json:"mounts,omitempty"`
+	MilliCPU  int64                `json:"milliCPU,omitempty"`
+	MemoryMiB int64                `json:"memoryMiB,omitempty"`
 	// Limits and Security as on InstanceSpec.
 	LimitMilliCPU  int64     `json:"limitMilliCPU,omitempty"`
 	LimitMemoryMiB int64     `json:"limitMemoryMiB,omitempty"`
@@ -159,6 +192,54 @@ type Volume struct {
 	// PersistentVolumeClaim is a directory on the node that outlives
 	// instances (see the agent's --volume-root).
 	PersistentVolumeClaim *ClaimVolume `json:"persistentVolumeClaim,omitempty"`
+	// Secret and ConfigMap write an object's keys as files; Projected
+	// merges several sources into one directory. The agent writes them
+	// when the instance starts (not again when the object changes) on a
+	// tmpfs removed with the instance; containers see them read-only.
+	Secret    *KeysVolume      `json:"secret,omitempty"`
+	ConfigMap *KeysVolume      `json:"configMap,omitempty"`
+	Projected *ProjectedVolume `json:"projected,omitempty"`
+}
+
+// KeysVolume is the keys of the ConfigMap or Secret Name as files.
+type KeysVolume struct {
+	Name string `json:"name"`
+	// Items picks keys and their paths; empty means every key under its
+	// own name.
+	Items []KeyToPath `json:"items,omitempty"`
+	// DefaultMode is the files' mode; nil means 0644 (a projected
+	// volume's own DefaultMode applies to its sources).
+	DefaultMode *int32 `json:"defaultMode,omitempty"`
+	// Optional starts the instance even when the object, or a key of
+	// Items, is missing.
+	Optional bool `json:"optional,omitempty"`
+}
+
+// KeyToPath puts one key in the file Path (relative) of the volume.
+type KeyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+	Mode *int32 `json:"mode,omitempty"`
+}
+
+// ProjectedVolume merges Sources, in order, into one directory.
+type ProjectedVolume struct {
+	Sources     []Projection `json:"sources"`
+	DefaultMode *int32       `json:"defaultMode,omitempty"`
+}
+
+// Projection is one source of a projected volume; exactly one is set.
+type Projection struct {
+	Secret              *KeysVolume      `json:"secret,omitempty"`
+	ConfigMap           *KeysVolume      `json:"configMap,omitempty"`
+	ServiceAccountToken *TokenProjection `json:"serviceAccountToken,omitempty"`
+}
+
+// TokenProjection is a signed JWT naming the instance's service account.
+type TokenProjection struct {
+	Audience          string `json:"audience,omitempty"`
+	ExpirationSeconds int64  `json:"expirationSeconds,omitempty"`
+	Path              string `json:"path"`
 }
 
 // EmptyDirVolume is Kubernetes' emptyDir.

@@ -119,6 +119,12 @@ func validateContainerCommon(ctx context.Context, c *Container, vols map[string]
 			if (e.ValueFrom.SecretKeyRef == nil) == (e.ValueFrom.ConfigMapKeyRef == nil) {
 				errs = errs.Also(ErrGeneric("expected exactly one, got both or neither", "secretKeyRef", "configMapKeyRef").ViaField("valueFrom").ViaFieldIndex("env", i))
 			}
+			if k := e.ValueFrom.SecretKeyRef; k != nil {
+				errs = errs.Also(validateKeyRef(k).ViaField("secretKeyRef").ViaField("valueFrom").ViaFieldIndex("env", i))
+			}
+			if k := e.ValueFrom.ConfigMapKeyRef; k != nil {
+				errs = errs.Also(validateKeyRef(k).ViaField("configMapKeyRef").ViaField("valueFrom").ViaFieldIndex("env", i))
+			}
 		}
 	}
 	for i, e := range c.EnvFrom {
@@ -128,6 +134,7 @@ func validateContainerCommon(ctx context.Context, c *Container, vols map[string]
 		case e.SecretRef == nil && e.ConfigMapRef == nil:
 			errs = errs.Also(ErrMissingOneOf("configMapRef", "secretRef").ViaFieldIndex("envFrom", i))
 		}
+		errs = errs.Also(validateEnvFrom(e).ViaFieldIndex("envFrom", i))
 	}
 	errs = errs.Also(validateResources(&c.Resources).ViaField("resources"))
 	errs = errs.Also(validateVolumeMounts(c.VolumeMounts, vols).ViaField("volumeMounts"))
@@ -352,9 +359,15 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 		var set []string
 		if v.Secret != nil {
 			set = append(set, "secret")
+			e = e.Also(validateSecretVolume(v.Secret).ViaField("secret"))
 		}
 		if v.ConfigMap != nil {
 			set = append(set, "configMap")
+			e = e.Also(validateConfigMapVolume(v.ConfigMap).ViaField("configMap"))
+		}
+		if v.Projected != nil {
+			set = append(set, "projected")
+			e = e.Also(validateProjectedVolume(v.Projected).ViaField("projected"))
 		}
 		if v.EmptyDir != nil {
 			set = append(set, "emptyDir")
@@ -381,7 +394,7 @@ func validateVolumes(ctx context.Context, vs []Volume, mounted map[string]bool) 
 		}
 		switch {
 		case len(set) == 0:
-			alts := []string{"secret", "configMap"}
+			alts := []string{"secret", "configMap", "projected"}
 			if features.Enabled(config.FeatureEmptyDir) {
 				alts = append(alts, "emptyDir")
 			}

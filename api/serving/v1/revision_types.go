@@ -92,11 +92,21 @@ type KeySelector struct {
 	Optional *bool  `json:"optional,omitempty"`
 }
 
-// EnvFromSource imports a whole Secret or ConfigMap.
+// EnvFromSource imports a whole Secret or ConfigMap; exactly one of
+// SecretRef and ConfigMapRef is set.
 type EnvFromSource struct {
-	Prefix       string                `json:"prefix,omitempty"`
-	SecretRef    *LocalObjectReference `json:"secretRef,omitempty"`
-	ConfigMapRef *LocalObjectReference `json:"configMapRef,omitempty"`
+	// Prefix is prepended to every imported key. Optional.
+	Prefix       string        `json:"prefix,omitempty"`
+	SecretRef    *EnvSourceRef `json:"secretRef,omitempty"`
+	ConfigMapRef *EnvSourceRef `json:"configMapRef,omitempty"`
+}
+
+// EnvSourceRef names the Secret or ConfigMap an EnvFromSource imports
+// (Kubernetes' SecretEnvSource and ConfigMapEnvSource).
+type EnvSourceRef struct {
+	Name string `json:"name,omitempty"`
+	// Optional lets the container start when the object is missing.
+	Optional *bool `json:"optional,omitempty"`
 }
 
 // ResourceRequirements holds limits and requests as Kubernetes quantities.
@@ -115,11 +125,12 @@ type VolumeMount struct {
 
 // Volume is a named volume source.
 type Volume struct {
-	Name                  string                `json:"name"`
-	EmptyDir              *EmptyDirVolumeSource `json:"emptyDir,omitempty"`
-	Secret                *SecretVolumeSource   `json:"secret,omitempty"`
-	ConfigMap             *LocalObjectReference `json:"configMap,omitempty"`
-	PersistentVolumeClaim *PVCVolumeSource      `json:"persistentVolumeClaim,omitempty"`
+	Name                  string                 `json:"name"`
+	EmptyDir              *EmptyDirVolumeSource  `json:"emptyDir,omitempty"`
+	Secret                *SecretVolumeSource    `json:"secret,omitempty"`
+	ConfigMap             *ConfigMapVolumeSource `json:"configMap,omitempty"`
+	Projected             *ProjectedVolumeSource `json:"projected,omitempty"`
+	PersistentVolumeClaim *PVCVolumeSource       `json:"persistentVolumeClaim,omitempty"`
 }
 
 // EmptyDirVolumeSource is a scratch directory living as long as the instance.
@@ -128,9 +139,67 @@ type EmptyDirVolumeSource struct {
 	SizeLimit string `json:"sizeLimit,omitempty"`
 }
 
-// SecretVolumeSource mounts a secret.
+// SecretVolumeSource mounts a Secret's keys as files.
 type SecretVolumeSource struct {
 	SecretName string `json:"secretName,omitempty"`
+	// Items picks keys and names their files; empty means every key, each
+	// in a file of its name. Optional.
+	Items []KeyToPath `json:"items,omitempty"`
+	// DefaultMode is the files' mode (default 0644). Optional.
+	DefaultMode *int32 `json:"defaultMode,omitempty"`
+	// Optional lets the container start when the Secret (or a key of
+	// Items) is missing.
+	Optional *bool `json:"optional,omitempty"`
+}
+
+// ConfigMapVolumeSource mounts a ConfigMap's keys as files; fields as in
+// SecretVolumeSource.
+type ConfigMapVolumeSource struct {
+	Name        string      `json:"name,omitempty"`
+	Items       []KeyToPath `json:"items,omitempty"`
+	DefaultMode *int32      `json:"defaultMode,omitempty"`
+	Optional    *bool       `json:"optional,omitempty"`
+}
+
+// KeyToPath puts one key in the file at Path (relative to the volume).
+type KeyToPath struct {
+	Key  string `json:"key"`
+	Path string `json:"path"`
+	// Mode is the file's mode; default the volume's defaultMode. Optional.
+	Mode *int32 `json:"mode,omitempty"`
+}
+
+// ProjectedVolumeSource merges several sources into one directory; a path
+// given by two sources holds the later one's file.
+type ProjectedVolumeSource struct {
+	Sources     []VolumeProjection `json:"sources"`
+	DefaultMode *int32             `json:"defaultMode,omitempty"`
+}
+
+// VolumeProjection is one source of a projected volume; exactly one field
+// is set.
+type VolumeProjection struct {
+	Secret              *ProjectionSource              `json:"secret,omitempty"`
+	ConfigMap           *ProjectionSource              `json:"configMap,omitempty"`
+	ServiceAccountToken *ServiceAccountTokenProjection `json:"serviceAccountToken,omitempty"`
+}
+
+// ProjectionSource is a Secret or ConfigMap in a projected volume
+// (Kubernetes' SecretProjection and ConfigMapProjection).
+type ProjectionSource struct {
+	Name     string      `json:"name,omitempty"`
+	Items    []KeyToPath `json:"items,omitempty"`
+	Optional *bool       `json:"optional,omitempty"`
+}
+
+// ServiceAccountTokenProjection writes a signed token naming the
+// revision's service account into Path.
+type ServiceAccountTokenProjection struct {
+	// Audience is the token's aud claim. Optional.
+	Audience string `json:"audience,omitempty"`
+	// ExpirationSeconds is the token's lifetime (default 3600). Optional.
+	ExpirationSeconds *int64 `json:"expirationSeconds,omitempty"`
+	Path              string `json:"path"`
 }
 
 // PVCVolumeSource references a persistent volume claim.
