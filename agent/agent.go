@@ -55,6 +55,10 @@ type Agent struct {
 	net   podNetwork // nil with HostNetwork
 	ports *portPool
 	pins  imagePins
+	// objs reads the ConfigMaps and Secrets instances refer to; tokens
+	// signs their service account tokens.
+	objs   objectSource
+	tokens *tokenSigner
 
 	// leaseMu is held for writing while the lease is replaced and every
 	// record rewritten on it, so no record is written on a dead lease.
@@ -110,6 +114,10 @@ func newAgent(cfg Config, st store.Store, log *slog.Logger, rt containers, pn po
 	if err := os.MkdirAll(filepath.Join(cfg.StateDir, "logs"), 0o700); err != nil {
 		return nil, fmt.Errorf("agent state dir: %w", err)
 	}
+	tokens, err := loadTokenSigner(filepath.Join(cfg.StateDir, "serviceaccount"))
+	if err != nil {
+		return nil, fmt.Errorf("agent service account signing key: %w", err)
+	}
 	return &Agent{
 		cfg:     cfg,
 		st:      st,
@@ -117,6 +125,8 @@ func newAgent(cfg Config, st store.Store, log *slog.Logger, rt containers, pn po
 		rt:      rt,
 		net:     pn,
 		ports:   newPortPool(cfg.PortMin, cfg.PortMax),
+		objs:    storeObjects{st: st, keys: cfg.SecretKeys},
+		tokens:  tokens,
 		workers: map[string]*worker{},
 		records: map[string]cluster.Instance{},
 	}, nil

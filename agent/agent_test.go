@@ -412,7 +412,11 @@ func TestContainerEnv(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := containerEnv(tc.spec, 9); !slices.Equal(got, tc.want) {
+			user, err := resolveEnv(context.Background(), newObjectCache(nil, ""), servingEnvSpec(tc.spec))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := containerEnv(tc.spec, 9, user); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

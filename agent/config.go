@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 )
 
 // Config configures an Agent. NodeName is required; every other field has
@@ -75,6 +76,10 @@ type Config struct {
 	// AutoscalerCreds is the transport credential to the autoscaler.
 	// Optional: nil means plain gRPC.
 	AutoscalerCreds grpc.DialOption
+	// SecretKeys opens the Secrets instances refer to (the apiserver's
+	// --encryption-key-file). Optional: nil reads only Secrets stored in
+	// plain text.
+	SecretKeys *encryption.Keys
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool

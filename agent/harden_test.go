@@ -44,6 +44,31 @@ func TestValidatePlacement(t *testing.T) {
 		{name: "mount on /", mut: func(p *cluster.Placement) { p.Spec.Mounts[0].Path = "/" }, want: "reserved"},
 		{name: "unknown volume", mut: func(p *cluster.Placement) { p.Spec.Mounts[0].Volume = "nope" }, want: "no volume"},
 		{name: "claim name", mut: func(p *cluster.Placement) { p.Spec.Volumes[1].PersistentVolumeClaim.ClaimName = ".." }, want: "claim name"},
+		{name: "valid object sources", mut: func(p *cluster.Placement) {
+			p.Spec.Volumes = append(p.Spec.Volumes, cluster.Volume{Name: "p", Projected: &cluster.ProjectedVolume{Sources: []cluster.Projection{
+				{Secret: &cluster.KeysVolume{Name: "s", Items: []cluster.KeyToPath{{Key: "k", Path: "a/b"}}}},
+				{ServiceAccountToken: &cluster.TokenProjection{Path: "token"}}}}})
+			p.Spec.EnvRefs = map[string]cluster.EnvKeyRef{"B": {ConfigMap: "cm.x", Key: "k"}}
+			p.Spec.EnvFrom = []cluster.EnvFromSource{{Secret: "s", Prefix: "P_"}}
+		}},
+		{name: "secret name reaching another namespace", mut: func(p *cluster.Placement) {
+			p.Spec.Volumes[0] = cluster.Volume{Name: "data", Secret: &cluster.KeysVolume{Name: "../kube-system/s"}}
+		}, want: `invalid ConfigMap or Secret name "../kube-system/s"`},
+		{name: "item path out of the volume", mut: func(p *cluster.Placement) {
+			p.Spec.Volumes[0] = cluster.Volume{Name: "data", ConfigMap: &cluster.KeysVolume{Name: "c", Items: []cluster.KeyToPath{{Key: "k", Path: "../../etc/x"}}}}
+		}, want: `file path "../../etc/x"`},
+		{name: "token path absolute", mut: func(p *cluster.Placement) {
+			p.Spec.Volumes[0] = cluster.Volume{Name: "data", Projected: &cluster.ProjectedVolume{Sources: []cluster.Projection{{ServiceAccountToken: &cluster.TokenProjection{Path: "/etc/token"}}}}}
+		}, want: `file path "/etc/token"`},
+		{name: "two volume sources", mut: func(p *cluster.Placement) {
+			p.Spec.Volumes[0].ConfigMap = &cluster.KeysVolume{Name: "c"}
+		}, want: "two sources"},
+		{name: "env ref naming both", mut: func(p *cluster.Placement) {
+			p.Spec.EnvRefs = map[string]cluster.EnvKeyRef{"B": {ConfigMap: "c", Secret: "s", Key: "k"}}
+		}, want: "one ConfigMap or Secret"},
+		{name: "envFrom object name", mut: func(p *cluster.Placement) {
+			p.Spec.Sidecars[0].EnvFrom = []cluster.EnvFromSource{{ConfigMap: "a/b"}}
+		}, want: `invalid ConfigMap or Secret name "a/b"`},
 		{name: "SYS_ADMIN", mut: func(p *cluster.Placement) { p.Spec.Security.CapAdd = []string{"SYS_ADMIN"} }, want: `"SYS_ADMIN" cannot be added`},
 		{name: "sidecar SYS_ADMIN", mut: func(p *cluster.Placement) {
 			p.Spec.Sidecars[0].Security = &cluster.Security{CapAdd: []string{"SYS_ADMIN"}}

@@ -68,7 +68,8 @@ type worker struct {
 	target    string
 	proxy     *queue.Proxy
 	task      *runtime.Task
-	sideExit  chan sidecarExit // sidecars' ends (pod.go); nil without sidecars
+	sideExit  chan sidecarExit    // sidecars' ends (pod.go); nil without sidecars
+	env       map[string][]string // user env by container name (resolveEnvs)
 	// serving joins the queue-proxy's Serve; waiters joins the sidecar
 	// watchers (pod.go), which end with their task or with run's ctx.
 	serving, waiters sync.WaitGroup
@@ -219,9 +220,13 @@ func (w *worker) create(ctx context.Context) error {
 		w.target = net.JoinHostPort(w.ip, strconv.Itoa(w.appPort))
 	}
 	tNet := time.Now()
-	vols, err := a.prepareVolumes(w.name, spec)
+	objs := newObjectCache(a.objs, spec.Namespace)
+	vols, err := a.prepareVolumes(ctx, w.name, spec, objs)
 	if err != nil {
-		return w.fail(ctx, "VolumeSetupFailed", err)
+		return w.fail(ctx, configFailure(err, "VolumeSetupFailed"), err)
+	}
+	if err := w.resolveEnvs(ctx, objs); err != nil {
+		return w.fail(ctx, reasonConfigError, err)
 	}
 	mounts, err := containerMounts(vols, spec.Mounts, filepath.Join(a.subPathRoot(w.name), w.name))
 	if err != nil {
@@ -234,7 +239,7 @@ func (w *worker) create(ctx context.Context) error {
 	w.task, err = a.rt.Start(ctx, runtime.Spec{
 		ID:              containerID(w.name),
 		Image:           img,
-		Env:             containerEnv(spec, w.appPort),
+		Env:             containerEnv(spec, w.appPort, w.env[spec.ContainerName]),
 		Command:         spec.Command,
 		Args:            spec.Args,
 		WorkingDir:      spec.WorkingDir,
@@ -605,9 +610,9 @@ func (w *worker) releasePorts() {
 }
 
 // containerEnv is what kiln adds to the image's environment: PORT and the
-// K_* variables, then the user's variables in their declared order (so the
-// user can override, as in Knative).
-func containerEnv(spec cluster.InstanceSpec, port int) []string {
+// K_* variables, then the user's (resolveEnvs), so the user can override,
+// as in Knative.
+func containerEnv(spec cluster.InstanceSpec, port int, user []string) []string {
 	env := []string{"PORT=" + strconv.Itoa(port)}
 	for _, kv := range [][2]string{
 		{"K_SERVICE", spec.Service},
@@ -618,7 +623,7 @@ func containerEnv(spec cluster.InstanceSpec, port int) []string {
 			env = append(env, kv[0]+"="+kv[1])
 		}
 	}
-	return appendUserEnv(env, spec.Env, spec.EnvOrder)
+	return append(env, user...)
 }
 
 // appendUserEnv appends the user's variables as NAME=value: those named in

@@ -67,17 +67,13 @@ func (w *worker) pullAll(ctx context.Context) (map[string]runtime.Image, error) 
 	return imgs, nil
 }
 
-// podEnv is a sidecar's or init container's environment: only what the
-// user declared, in order, as Knative gives it (PORT and K_* are the
-// serving container's).
-func podEnv(c cluster.ContainerSpec) []string {
-	return appendUserEnv(nil, c.Env, c.EnvOrder)
-}
-
+// podSpec is a sidecar's or init container's spec; its environment is
+// only what the user declared (resolveEnvs), as Knative gives it (PORT and
+// K_* are the serving container's).
 func (w *worker) podSpec(id string, c cluster.ContainerSpec, img runtime.Image, mounts []runtime.Mount) runtime.Spec {
 	spec := w.p.Spec
 	return runtime.Spec{
-		ID: id, Image: img, Env: podEnv(c), Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
+		ID: id, Image: img, Env: w.env[c.Name], Command: c.Command, Args: c.Args, WorkingDir: c.WorkingDir,
 		NetNSPath: w.netnsPath, LogPath: filepath.Join(w.a.cfg.StateDir, "logs", id+".log"),
 		MilliCPU: c.LimitMilliCPU, MemoryMiB: c.LimitMemoryMiB, RequestMilliCPU: c.MilliCPU, Mounts: mounts,
 		PidsLimit: max(w.a.cfg.PidsLimit, 0), Security: runtimeSecurity(c.Security),

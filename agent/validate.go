@@ -79,7 +79,7 @@ func validatePlacement(name string, p cluster.Placement) error {
 	}
 	serving := cluster.ContainerSpec{
 		Name: s.ContainerName, Image: s.Image, Command: s.Command, Args: s.Args, WorkingDir: s.WorkingDir,
-		Env: s.Env, Mounts: s.Mounts, MilliCPU: s.MilliCPU, MemoryMiB: s.MemoryMiB,
+		Env: s.Env, EnvRefs: s.EnvRefs, EnvFrom: s.EnvFrom, Mounts: s.Mounts, MilliCPU: s.MilliCPU, MemoryMiB: s.MemoryMiB,
 		LimitMilliCPU: s.LimitMilliCPU, LimitMemoryMiB: s.LimitMemoryMiB, Security: s.Security,
 	}
 	add(checkContainer("serving container", serving, vols))
@@ -102,9 +102,34 @@ func checkVolume(v cluster.Volume) error {
 	if err := checkLabel("volume", v.Name); err != nil {
 		return err
 	}
+	n := 0
+	for _, set := range []bool{v.EmptyDir != nil, v.PersistentVolumeClaim != nil, v.Secret != nil, v.ConfigMap != nil, v.Projected != nil} {
+		if set {
+			n++
+		}
+	}
 	switch {
-	case v.EmptyDir != nil && v.PersistentVolumeClaim != nil:
+	case n > 1:
 		return fmt.Errorf("volume %q has two sources", v.Name)
+	case v.Secret != nil:
+		return checkKeysVolume(v.Name, v.Secret)
+	case v.ConfigMap != nil:
+		return checkKeysVolume(v.Name, v.ConfigMap)
+	case v.Projected != nil:
+		var errs []error
+		for _, src := range v.Projected.Sources {
+			switch {
+			case src.Secret != nil:
+				errs = append(errs, checkKeysVolume(v.Name, src.Secret))
+			case src.ConfigMap != nil:
+				errs = append(errs, checkKeysVolume(v.Name, src.ConfigMap))
+			case src.ServiceAccountToken != nil:
+				errs = append(errs, checkFilePath(v.Name, src.ServiceAccountToken.Path))
+			default:
+				errs = append(errs, fmt.Errorf("volume %q: a projected source names nothing", v.Name))
+			}
+		}
+		return errors.Join(errs...)
 	case v.EmptyDir != nil:
 		if m := v.EmptyDir.Medium; m != "" && m != "Memory" {
 			return fmt.Errorf("volume %q: emptyDir medium %q", v.Name, m)
@@ -119,6 +144,60 @@ func checkVolume(v cluster.Volume) error {
 		}
 	}
 	return nil
+}
+
+// checkObjectName accepts a ConfigMap or Secret name: a DNS-1123
+// subdomain, so that it names one key under configmaps/<ns>/ or
+// secrets/<ns>/ and nothing beside it.
+func checkObjectName(what, name string) error {
+	if len(name) > 253 || !claimName.MatchString(name) {
+		return fmt.Errorf("%s: invalid ConfigMap or Secret name %q", what, name)
+	}
+	return nil
+}
+
+func checkKeysVolume(vol string, kv *cluster.KeysVolume) error {
+	errs := []error{checkObjectName(fmt.Sprintf("volume %q", vol), kv.Name)}
+	for _, it := range kv.Items {
+		errs = append(errs, checkFilePath(vol, it.Path))
+	}
+	return errors.Join(errs...)
+}
+
+// checkFilePath accepts a file path of a secret, configMap or projected
+// volume: relative, inside the volume.
+func checkFilePath(vol, p string) error {
+	if p == "" || checkSubPath(p) != nil || path.Clean(p) == "." {
+		return fmt.Errorf("volume %q: file path %q must be a relative path inside the volume", vol, p)
+	}
+	return nil
+}
+
+// checkEnvSources checks the ConfigMaps and Secrets a container's
+// environment names.
+func checkEnvSources(c cluster.ContainerSpec) error {
+	var errs []error
+	for k, r := range c.EnvRefs {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			errs = append(errs, fmt.Errorf("environment variable %q", k))
+		}
+		if (r.ConfigMap == "") == (r.Secret == "") {
+			errs = append(errs, fmt.Errorf("environment variable %q must name one ConfigMap or Secret", k))
+			continue
+		}
+		errs = append(errs, checkObjectName(fmt.Sprintf("environment variable %q", k), r.ConfigMap+r.Secret))
+	}
+	for _, f := range c.EnvFrom {
+		if (f.ConfigMap == "") == (f.Secret == "") {
+			errs = append(errs, errors.New("envFrom must name one ConfigMap or Secret"))
+			continue
+		}
+		errs = append(errs, checkObjectName("envFrom", f.ConfigMap+f.Secret))
+		if strings.ContainsAny(f.Prefix, "=\x00") {
+			errs = append(errs, fmt.Errorf("envFrom prefix %q", f.Prefix))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func checkContainer(what string, c cluster.ContainerSpec, vols map[string]cluster.Volume) error {
@@ -141,6 +220,9 @@ func checkContainer(what string, c cluster.ContainerSpec, vols map[string]cluste
 		if strings.ContainsRune(a, 0) {
 			bad("command or argument holds a NUL byte")
 		}
+	}
+	if err := checkEnvSources(c); err != nil {
+		bad("%v", err)
 	}
 	if c.MilliCPU < 0 || c.MemoryMiB < 0 || c.LimitMilliCPU < 0 || c.LimitMemoryMiB < 0 {
 		bad("negative resources")

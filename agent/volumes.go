@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/kiln-serving/kiln/agent/runtime"
 	"github.com/kiln-serving/kiln/internal/cluster"
@@ -20,6 +22,8 @@ import (
 //     removed with the instance, so every container of one instance shares
 //     it and nothing outlives it. medium: Memory mounts a tmpfs there
 //     (sizeLimit becomes its size).
+//   - secret, configMap, projected: a tmpfs at the same place as an
+//     emptyDir, holding the files keyvolumes.go writes, always read-only.
 //   - persistentVolumeClaim: VOLUME-ROOT/<namespace>/<claimName>, created on
 //     first use and never removed by kiln: the claim is the directory, and
 //     whatever provisions it (a local disk, an NFS or CephFS mount placed
@@ -42,10 +46,30 @@ func (a *Agent) emptyDirRoot(instance string) string {
 
 // prepareVolumes creates (or, for an adopted instance, finds) the host side
 // of every volume of spec. Errors name the volume.
-func (a *Agent) prepareVolumes(instance string, spec cluster.InstanceSpec) (map[string]hostVolume, error) {
+// Secret, configMap and projected volumes are read through objs (see
+// keyvolumes.go); their errors are errConfig.
+func (a *Agent) prepareVolumes(ctx context.Context, instance string, spec cluster.InstanceSpec, objs *objectCache) (map[string]hostVolume, error) {
 	vols := map[string]hostVolume{}
 	for _, v := range spec.Volumes {
 		switch {
+		case keysVolume(v):
+			files, err := volumeFiles(ctx, objs, a.tokens, spec, v, time.Now())
+			if err != nil {
+				return nil, err
+			}
+			dir := filepath.Join(a.emptyDirRoot(instance), v.Name)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			if !isMountPoint(dir) {
+				if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV|syscall.MS_NOEXEC, "mode=0755"); err != nil {
+					return nil, fmt.Errorf("volume %s: mount tmpfs: %w", v.Name, err)
+				}
+			}
+			if err := writeVolumeFiles(dir, files); err != nil {
+				return nil, fmt.Errorf("volume %s: %w", v.Name, err)
+			}
+			vols[v.Name] = hostVolume{path: dir, readOnly: true}
 		case v.EmptyDir != nil:
 			dir := filepath.Join(a.emptyDirRoot(instance), v.Name)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
