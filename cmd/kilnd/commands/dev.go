@@ -169,6 +169,7 @@ func runDev(c *cli.Context) error {
 	xdsOpts := xdsOptions(c)
 	xdsOpts.ActivatorAddress = c.String("activator-listen")
 	xdsOpts.SecretKeys = apiOpts.SecretKeys
+	agentCfg.SecretKeys = apiOpts.SecretKeys
 	gwCfg := gatewayConfigDev(c)
 
 	// One group owns every role: the first role to fail stops the rest,

@@ -19,7 +19,7 @@ import (
 )
 
 // encryptionKeyFlag is taken by every role that reads or writes secrets/
-// (apiserver, xds). All of them need the same keys; see 'kilnd admin'.
+// (apiserver, xds, agent). All of them need the same keys; see 'kilnd admin'.
 var encryptionKeyFlag = &cli.StringFlag{Name: "encryption-key-file",
 	Usage:   "key file sealing TLS secrets in etcd (AES-256-GCM; the first key encrypts, all decrypt); create one with 'kilnd admin encryption-key create'. Without it secrets are stored in plain text",
 	EnvVars: []string{"KILN_ENCRYPTION_KEY_FILE"}}

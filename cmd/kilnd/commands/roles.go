@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/registry"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/sdnotify"
+	"github.com/kiln-serving/kiln/internal/secret/encryption"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 	"github.com/kiln-serving/kiln/scheduler"
 	"github.com/kiln-serving/kiln/services/activator"
@@ -533,12 +535,19 @@ var nodeAPICallers = pki.Allow(pki.RoleAPIServer)
 var agentCommand = &cli.Command{
 	Name:  "agent",
 	Usage: "run placed instances on this node with containerd (one per worker VM)",
-	Flags: withTLSFlags(agentFlags),
+	Flags: withTLSFlags(append(slices.Clip(agentFlags), encryptionKeyFlag)),
 	Action: func(c *cli.Context) error {
 		cfg := agentConfig(c)
 		tf, err := roleTLS(c)
 		if err != nil {
 			return err
+		}
+		// The agent opens the Secrets its instances refer to with the
+		// apiserver's keys; without them it reads only plain ones.
+		if p := c.String("encryption-key-file"); p != "" {
+			if cfg.SecretKeys, err = encryption.Load(p); err != nil {
+				return fmt.Errorf("--encryption-key-file: %w", err)
+			}
 		}
 		return runRole(c, "agent", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
 			return runAgent(ctx, st, cfg, c.String("node-api-listen"), tf, log, ready)
