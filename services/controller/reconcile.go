@@ -249,13 +249,17 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 		return nil, ignoreNotFound(r.revisions.Delete(ctx, ns, name))
 	}
 	var ready int32
-	var failed *cluster.Instance
+	var failed, waiting *cluster.Instance
 	var readyInstances []cluster.Instance
 	for _, in := range r.instances.ForRevision(ns, name) {
-		if in.Ready {
+		switch {
+		case in.Ready:
 			ready++
 			readyInstances = append(readyInstances, in)
-		} else if in.Phase == cluster.PhaseFailed && in.Reason != probeTimeout {
+		case in.Phase == cluster.PhaseFailed && in.Reason == configError:
+			inCopy := in
+			waiting = &inCopy
+		case in.Phase == cluster.PhaseFailed && in.Reason != probeTimeout:
 			inCopy := in
 			failed = &inCopy
 		}
@@ -301,10 +305,14 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 	default:
 		if over, d := r.progressDeadlineExceeded(rev, now); over {
 			// Knative gives up on a revision that never became ready within
-			// config-deployment's progress-deadline.
-			msg := fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds()))
-			st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, "ProgressDeadlineExceeded", msg), now)
-			st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, "ProgressDeadlineExceeded", msg), now)
+			// config-deployment's progress-deadline, naming why its
+			// container is still waiting when it knows.
+			reason, msg := "ProgressDeadlineExceeded", fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds()))
+			if waiting != nil {
+				reason, msg = waiting.Reason, waiting.Message
+			}
+			st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, reason, msg), now)
+			st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, msg), now)
 			break
 		}
 		st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionUnknown, "Deploying", ""), now)
@@ -328,6 +336,14 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 // failure: the revision stays Deploying (the agent retries) until an
 // instance is ready or config-deployment's progress-deadline passes.
 const probeTimeout = "ProbeTimeout"
+
+// configError is the reason of an instance whose container could not be
+// configured: a ConfigMap or Secret (or a key of one) it needs is missing.
+// Like a pod waiting in CreateContainerConfigError, the revision keeps
+// Deploying (the agent retries, so creating the object lets it start)
+// until progress-deadline; then Knative marks it ResourcesAvailable=False
+// with the waiting container's reason and message.
+const configError = "CreateContainerConfigError"
 
 func containerFailure(in *cluster.Instance) (reason, msg string) {
 	switch {

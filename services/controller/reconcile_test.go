@@ -505,6 +505,26 @@ func TestReconcileRevision(t *testing.T) {
 			}
 		},
 	}, {
+		name: "a container waiting for a missing ConfigMap keeps deploying",
+		objs: []any{cfg, rev, instance("hello-00001", "a", failed("CreateContainerConfigError", `configmap "cfg" not found`))},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			wantConds(t, "revision", f.revision(t, "hello-00001").Status.Status, "Ready=Unknown/Deploying ResourcesAvailable=Unknown/Deploying")
+		},
+	}, {
+		name: "waiting for a missing ConfigMap past the progress deadline says why",
+		objs: []any{cfg, revFor(cfg, withRevCreated(testNow.Add(-time.Minute))),
+			instance("hello-00001", "a", failed("CreateContainerConfigError", `configmap "cfg" not found`))},
+		opts: []func(*Options){withConfigs(map[string]map[string]string{config.NameDeployment: {"progress-deadline": "30s"}})},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			r := f.revision(t, "hello-00001")
+			wantConds(t, "revision", r.Status.Status, "Ready=False/CreateContainerConfigError ResourcesAvailable=False/CreateContainerConfigError")
+			if m := r.Status.GetCondition("ResourcesAvailable").Message; m != `configmap "cfg" not found` {
+				t.Fatalf("message = %q", m)
+			}
+		},
+	}, {
 		name: "the revision of a deleted configuration goes",
 		objs: []any{rev},
 		key:  "hello-00001",
