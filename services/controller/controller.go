@@ -108,6 +108,11 @@ type reconciler struct {
 	domainMappings objects[v1beta1.DomainMapping]
 	instances      instanceLister
 	claims         domainClaims
+
+	// waiting is, by namespace/revision, the last instance seen waiting
+	// in CreateContainerConfigError while the revision has none ready;
+	// owned by the leader's goroutine, lost with the term.
+	waiting map[string]cluster.Instance
 }
 
 // newLeader builds the caches over fenced (reads follow the plain store;

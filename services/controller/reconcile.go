@@ -237,6 +237,7 @@ func ignoreNotFound(err error) error {
 func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]workKey, error) {
 	rev, err := r.revisions.Get(ns, name)
 	if errdefs.IsNotFound(err) {
+		delete(r.waiting, ns+"/"+name)
 		return nil, nil
 	}
 	if err != nil {
@@ -262,6 +263,22 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 		case in.Phase == cluster.PhaseFailed && in.Reason != probeTimeout:
 			inCopy := in
 			failed = &inCopy
+		}
+	}
+	// An instance waiting for its configuration may be gone (replaced,
+	// or scaled away) by the time progress-deadline passes: the last one
+	// seen still says why the revision never came up.
+	switch key := ns + "/" + name; {
+	case ready > 0:
+		delete(r.waiting, key)
+	case waiting != nil:
+		if r.waiting == nil {
+			r.waiting = map[string]cluster.Instance{}
+		}
+		r.waiting[key] = *waiting
+	default:
+		if w, ok := r.waiting[key]; ok {
+			waiting = &w
 		}
 	}
 	now := r.opts.Now()
@@ -310,6 +327,10 @@ func (r *reconciler) reconcileRevision(ctx context.Context, ns, name string) ([]
 			reason, msg := "ProgressDeadlineExceeded", fmt.Sprintf("Unable to create pods for more than %d seconds.", int(d.Seconds()))
 			if waiting != nil {
 				reason, msg = waiting.Reason, waiting.Message
+			} else if ra := st.GetCondition(v1.RevisionConditionResourcesAvailable); ra != nil && ra.Status == metav1.ConditionFalse && ra.Reason == configError {
+				// Scaled to zero since (no instance waits any more): the
+				// last known cause stands.
+				reason, msg = ra.Reason, ra.Message
 			}
 			st.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, reason, msg), now)
 			st.SetCondition(cond(v1.RevisionConditionReady, metav1.ConditionFalse, reason, msg), now)

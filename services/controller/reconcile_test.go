@@ -525,6 +525,16 @@ func TestReconcileRevision(t *testing.T) {
 			}
 		},
 	}, {
+		name: "the missing ConfigMap stays the reason after the instance went",
+		objs: []any{cfg, revFor(cfg, withRevCreated(testNow.Add(-time.Minute)), func(r *v1.Revision) {
+			r.Status.SetCondition(cond(v1.RevisionConditionResourcesAvailable, metav1.ConditionFalse, "CreateContainerConfigError", `configmap "cfg" not found`), testNow)
+		})},
+		opts: []func(*Options){withConfigs(map[string]map[string]string{config.NameDeployment: {"progress-deadline": "30s"}})},
+		key:  "hello-00001",
+		check: func(t *testing.T, f *fixture) {
+			wantConds(t, "revision", f.revision(t, "hello-00001").Status.Status, "Ready=False/CreateContainerConfigError ResourcesAvailable=False/CreateContainerConfigError")
+		},
+	}, {
 		name: "the revision of a deleted configuration goes",
 		objs: []any{rev},
 		key:  "hello-00001",

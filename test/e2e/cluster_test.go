@@ -170,7 +170,7 @@ func startCluster(t testing.TB) *cluster {
 	c.subnet = subnet
 	c.start("agent", "agent", c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
 		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit",
-		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)))...)
+		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile)...)
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", bridge).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly

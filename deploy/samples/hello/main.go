@@ -7,6 +7,12 @@
 // duration, default none) or for ?sleep=DURATION on the request. Every
 // answer carries X-Concurrent (requests in this process when it arrived,
 // itself included) and X-Max-Concurrent (the most ever seen at once).
+//
+// To show what a revision was given, two opt-in endpoints: with
+// $FILES_DIR set, GET /files/PATH answers the file FILES_DIR/PATH (mounted
+// ConfigMaps, Secrets, tokens), read on each request; with $SHOW_ENV=true,
+// GET /env/NAME answers the variable NAME. Both answer 404 for what is not
+// there. Leave them unset in anything but a test: they show secrets.
 package main
 
 import (
@@ -16,7 +22,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -30,10 +38,29 @@ func main() {
 		log.Fatalf("hello: DELAY: %v", err)
 	}
 	var cur, most atomic.Int64
+	filesDir, showEnv := os.Getenv("FILES_DIR"), os.Getenv("SHOW_ENV") == "true"
 
 	srv := &http.Server{
 		Addr: ":" + port,
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if rel, ok := strings.CutPrefix(r.URL.Path, "/files/"); ok && filesDir != "" {
+				b, err := os.ReadFile(filepath.Join(filesDir, filepath.Clean("/"+rel)))
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusNotFound)
+					return
+				}
+				_, _ = w.Write(b)
+				return
+			}
+			if name, ok := strings.CutPrefix(r.URL.Path, "/env/"); ok && showEnv {
+				v, set := os.LookupEnv(name)
+				if !set {
+					http.Error(w, name+" is not set", http.StatusNotFound)
+					return
+				}
+				_, _ = w.Write([]byte(v))
+				return
+			}
 			n := cur.Add(1)
 			defer cur.Add(-1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
