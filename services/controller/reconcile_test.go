@@ -914,3 +914,38 @@ func TestResyncQueuesFromTheCaches(t *testing.T) {
 		t.Fatalf("resync queued %v, want %v", got, want)
 	}
 }
+
+// The instance that waited for its ConfigMap may be gone when the
+// progress deadline passes; the revision still fails with its reason.
+func TestReconcileRevisionRemembersWaiting(t *testing.T) {
+	hello := svc("hello")
+	cfg := cfgFor(hello)
+	f := newFixture(t, []any{cfg, revFor(cfg, withRevCreated(testNow.Add(-20*time.Second)))},
+		withConfigs(map[string]map[string]string{config.NameDeployment: {"progress-deadline": "30s"}}))
+	in := instance("hello-00001", "a", failed("CreateContainerConfigError", `secret "s" not found`))
+	f.seed(t, in)
+	kvs, rev, _ := f.st.List(f.ctx, store.InstancePrefix)
+	f.l.insts.Apply(store.Feed{Puts: kvs, Rev: rev})
+	if _, err := f.l.reconcileRevision(f.ctx, "default", "hello-00001"); err != nil {
+		t.Fatal(err)
+	}
+	wantConds(t, "revision", f.revision(t, "hello-00001").Status.Status, "Ready=Unknown/Deploying ResourcesAvailable=Unknown/Deploying")
+
+	if err := f.st.Delete(f.ctx, store.InstanceKey("n1", in.Instance)); err != nil {
+		t.Fatal(err)
+	}
+	f.l.insts.Apply(store.Feed{Dels: []string{store.InstanceKey("n1", in.Instance)}, Rev: rev + 1})
+	f.l.revs.cache.Apply(func() store.Feed {
+		kvs, rev, _ := f.st.List(f.ctx, f.reg.Revisions().Key("default", "hello-00001"))
+		return store.Feed{Puts: kvs, Rev: rev}
+	}())
+	f.l.reconciler.opts.Now = func() time.Time { return testNow.Add(time.Minute) }
+	if _, err := f.l.reconcileRevision(f.ctx, "default", "hello-00001"); err != nil {
+		t.Fatal(err)
+	}
+	r := f.revision(t, "hello-00001")
+	wantConds(t, "revision", r.Status.Status, "Ready=False/CreateContainerConfigError ResourcesAvailable=False/CreateContainerConfigError")
+	if m := r.Status.GetCondition("ResourcesAvailable").Message; m != `secret "s" not found` {
+		t.Fatalf("message = %q", m)
+	}
+}
