@@ -20,6 +20,17 @@
 // network namespace, sharing emptyDir volumes (removed with the instance)
 // and claim directories under the volume root (kept).
 //
+// ConfigMaps and Secrets reach an instance as a kubelet gives them
+// (sources.go, env.go, keyvolumes.go): placements name them, and the agent
+// reads configmaps/<ns>/ and secrets/<ns>/ (opened with the encryption key
+// file) read-only when it creates the instance: envFrom and env
+// valueFrom, and secret, configMap and projected volumes written once on a
+// per-instance tmpfs and mounted read-only. A projected service account
+// token is a JWT signed with the agent's own key (token.go). A missing
+// object or key that is not optional fails the instance with
+// CreateContainerConfigError before any container starts; the incarnation
+// retry picks the object up once it exists.
+//
 // It trusts no placement (validate.go): names, image references, paths,
 // ports and capabilities are checked before anything is created, and a bad
 // placement fails its own instance with reason InvalidPlacement. A subPath
@@ -55,6 +66,7 @@
 // creating another under a new name.
 //
 // It writes only nodes/<self> and instances/<self>/...; it never writes
-// placements (the scheduler's) and never reads the Knative registry: a
-// placement carries everything needed to run an instance.
+// placements (the scheduler's), never writes configmaps/ or secrets/, and
+// never reads the Knative registry: a placement carries everything needed
+// to run an instance but the values of the objects it names.
 package agent
