@@ -50,7 +50,7 @@ spec:
               secretRef: {name: app-secret}
             - configMapRef: {name: absent, optional: true}
           volumeMounts:
-            - {name: cm, mountPath: /etc/cm, readOnly: true}
+            - {name: cm, mountPath: /etc/cm}  # read-only by default, as Knative makes it
             - {name: sec, mountPath: /etc/sec, readOnly: true}
             - {name: proj, mountPath: /etc/proj, readOnly: true}
             - {name: proj, mountPath: /sa/token, subPath: token, readOnly: true}

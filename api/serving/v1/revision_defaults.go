@@ -62,8 +62,21 @@ func (s *RevisionSpec) SetDefaults(ctx context.Context) {
 	if t := d.ContainerNameTemplate; t != "" && !strings.Contains(t, "{{") {
 		base = t
 	}
+	// As Knative: a mount of anything but scratch or claim space (secret,
+	// configMap, projected) is read-only, whether the user said so or not.
+	writable := map[string]bool{}
+	for _, v := range s.Volumes {
+		if v.EmptyDir != nil || v.PersistentVolumeClaim != nil {
+			writable[v.Name] = true
+		}
+	}
 	for i := range s.Containers {
 		c := &s.Containers[i]
+		for j := range c.VolumeMounts {
+			if !writable[c.VolumeMounts[j].Name] {
+				c.VolumeMounts[j].ReadOnly = true
+			}
+		}
 		// Only the serving container is probed; sidecars may not be.
 		if c.ReadinessProbe == nil && (len(s.Containers) == 1 || len(c.Ports) > 0) {
 			c.ReadinessProbe = &Probe{}

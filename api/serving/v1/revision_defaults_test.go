@@ -40,6 +40,15 @@ func TestRevisionSpecDefaults(t *testing.T) {
 			`"readinessProbe":{"tcpSocket":{"port":0},"successThreshold":1}},` +
 			`{"name":"user-container-1","image":"side","resources":{}}],` +
 			`"enableServiceLinks":false,"containerConcurrency":0,"timeoutSeconds":300}`,
+	}, {
+		name: "mounts of secret, configMap and projected volumes are read-only, of emptyDir as the user says",
+		in: `{"containers":[{"image":"img","volumeMounts":[{"name":"cm","mountPath":"/cm"},{"name":"p","mountPath":"/p/t","subPath":"t"},{"name":"scratch","mountPath":"/s"}]}],` +
+			`"volumes":[{"name":"cm","configMap":{"name":"c"}},{"name":"p","projected":{"sources":[{"serviceAccountToken":{"path":"t"}}]}},{"name":"scratch","emptyDir":{}}]}`,
+		want: `{"containers":[{"name":"user-container","image":"img","resources":{},` +
+			`"volumeMounts":[{"name":"cm","mountPath":"/cm","readOnly":true},{"name":"p","mountPath":"/p/t","readOnly":true,"subPath":"t"},{"name":"scratch","mountPath":"/s"}],` +
+			`"readinessProbe":{"tcpSocket":{"port":0},"successThreshold":1}}],` +
+			`"volumes":[{"name":"cm","configMap":{"name":"c"}},{"name":"p","projected":{"sources":[{"serviceAccountToken":{"path":"t"}}]}},{"name":"scratch","emptyDir":{}}],` +
+			`"enableServiceLinks":false,"containerConcurrency":0,"timeoutSeconds":300}`,
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
 			var s RevisionSpec
