@@ -40,6 +40,12 @@ const (
 	HeaderRevision  = "Knative-Serving-Revision"
 	HeaderNamespace = "Knative-Serving-Namespace"
 
+	// RouteTimeoutGrace is how far past its revisions' timeoutSeconds a
+	// route's own timeout lies. The queue-proxy and the activator end a
+	// request at timeoutSeconds, a response that already started cleanly
+	// (Knative's timeout handler); the edge's bound is a safety net behind
+	// them and must never cut such a response first.
+	RouteTimeoutGrace = 10 * time.Second
 	// DefaultTimeout is Knative's default revision timeoutSeconds.
 	DefaultTimeout = 300 * time.Second
 	// DefaultHTTPPort is the edge's HTTP port.
@@ -352,7 +358,7 @@ func makeVirtualHost(name string, domains []string, targets []weighted, timeouts
 				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
 					WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
 				},
-				Timeout: durationpb.New(timeout),
+				Timeout: durationpb.New(timeout + RouteTimeoutGrace),
 			}},
 		}},
 	}
