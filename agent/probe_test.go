@@ -12,6 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/testenv"
 )
@@ -230,5 +234,29 @@ func TestLivenessFailureRestartsInPlace(t *testing.T) {
 	}
 	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake stuck" {
 		t.Errorf("GET after restart: %d %q", code, body)
+	}
+}
+
+func TestProberGRPC(t *testing.T) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("ready", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus("down", healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+	port := ln.Addr().(*net.TCPAddr).Port
+	for _, tc := range []struct {
+		service string
+		wantErr bool
+	}{{"", false}, {"ready", false}, {"down", true}, {"unknown", true}} {
+		pr := newProber(&cluster.Probe{GRPC: &cluster.GRPCProbe{Service: tc.service}}, "127.0.0.1", port, 8080, "", nil)
+		if err := pr.check(context.Background()); (err != nil) != tc.wantErr {
+			t.Errorf("service %q: check = %v, want error %v", tc.service, err, tc.wantErr)
+		}
 	}
 }

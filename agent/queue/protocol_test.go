@@ -1,12 +1,25 @@
 package queue
 
 import (
+	"context"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	"github.com/kiln-serving/kiln/internal/timeout"
 )
@@ -111,5 +124,64 @@ func TestH2CToContainer(t *testing.T) {
 				t.Errorf("h2c to the queue-proxy: %s %d", resp.Proto, resp.StatusCode)
 			}
 		})
+	}
+}
+
+// A gRPC app on an h2c port answers through the queue-proxy even when the
+// hop before it (an edge or the activator) speaks HTTP/1.1: trailers and
+// "TE: trailers" survive both hops.
+func TestGRPCThroughHTTP1Hop(t *testing.T) {
+	gs := grpc.NewServer()
+	hs := health.NewServer()
+	hs.SetServingStatus("ping", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = gs.Serve(ln) }()
+	defer gs.Stop()
+
+	p, err := New(Config{Target: ln.Addr().String(), H2C: true}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.SetReady(true)
+	qln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.Serve(qln) }()
+	defer p.Close()
+
+	// The edge: h2c in, HTTP/1.1 out.
+	queueURL := &url.URL{Scheme: "http", Host: qln.Addr().String()}
+	edge := httptest.NewUnstartedServer(&httputil.ReverseProxy{
+		Rewrite:       func(r *httputil.ProxyRequest) { r.SetURL(queueURL) },
+		FlushInterval: -1,
+	})
+	edge.Config.Protocols = new(http.Protocols)
+	edge.Config.Protocols.SetHTTP1(true)
+	edge.Config.Protocols.SetUnencryptedHTTP2(true)
+	edge.Start()
+	defer edge.Close()
+
+	conn, err := grpc.NewClient(strings.TrimPrefix(edge.URL, "http://"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "ping"})
+	if err != nil {
+		t.Fatalf("gRPC call through the edge and the queue-proxy: %v", err)
+	}
+	if resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("status %s", resp.GetStatus())
+	}
+	_, err = healthpb.NewHealthClient(conn).Check(ctx, &healthpb.HealthCheckRequest{Service: "nope"})
+	if status.Code(err) != codes.NotFound {
+		t.Errorf("unknown service: %v, want NotFound carried in the trailers", err)
 	}
 }
