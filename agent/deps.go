@@ -27,8 +27,9 @@ type containers interface {
 	// exit code; ctx bounds it.
 	Exec(ctx context.Context, id string, cmd []string) (int, error)
 	// Restart replaces a container's task with a new one (kill, then
-	// start again in the same container); its Task as Start's.
-	Restart(ctx context.Context, id string, grace time.Duration, logPath string) (*runtime.Task, error)
+	// start again in the same container) and sets labels on the
+	// container; its Task as Start's.
+	Restart(ctx context.Context, id string, grace time.Duration, logPath string, labels map[string]string) (*runtime.Task, error)
 	// Remove stops and deletes a container; a missing one is no error.
 	Remove(ctx context.Context, id string, grace time.Duration) error
 	Close() error

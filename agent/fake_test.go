@@ -351,7 +351,7 @@ func (f *fakeNode) Exec(_ context.Context, id string, cmd []string) (int, error)
 
 // Restart kills the container's task and starts a new one in it: a new
 // app on the same address, healthy again.
-func (f *fakeNode) Restart(ctx context.Context, id string, _ time.Duration, logPath string) (*runtime.Task, error) {
+func (f *fakeNode) Restart(ctx context.Context, id string, _ time.Duration, logPath string, labels map[string]string) (*runtime.Task, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	old, ok := f.ctrs[id]
@@ -364,7 +364,14 @@ func (f *fakeNode) Restart(ctx context.Context, id string, _ time.Duration, logP
 	}
 	old.kill(137)
 	f.sick[id] = false
-	c := &fakeCtr{labels: old.labels, digest: old.digest, dead: make(chan struct{})}
+	merged := map[string]string{}
+	for k, v := range old.labels {
+		merged[k] = v
+	}
+	for k, v := range labels {
+		merged[k] = v
+	}
+	c := &fakeCtr{labels: merged, digest: old.digest, dead: make(chan struct{})}
 	if addr != "" {
 		ln, err := net.Listen("tcp", addr)
 		if err != nil {

@@ -323,6 +323,9 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if n := w.p.Spec.ContainerName; n != "" && w.rec.ImageDigest != "" {
 		w.rec.ContainerDigests = map[string]string{n: w.rec.ImageDigest}
 	}
+	if n, err := strconv.Atoi(c.Labels[labelRestarts]); err == nil && n > 0 {
+		w.rec.RestartCount = int32(n)
+	}
 	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
 	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
@@ -565,7 +568,8 @@ func (w *worker) restartServing(ctx context.Context, why string) error {
 	}
 	w.restartDelay = min(max(2*w.restartDelay, restartBackoffBase), restartBackoffMax)
 	w.lastRestart = time.Now()
-	task, err := w.a.rt.Restart(ctx, containerID(w.name), stopGrace, filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"))
+	task, err := w.a.rt.Restart(ctx, containerID(w.name), stopGrace, filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"),
+		map[string]string{labelRestarts: strconv.Itoa(int(w.rec.RestartCount))})
 	if err != nil {
 		return w.fail(ctx, "ContainerRestartFailed", err)
 	}

@@ -237,6 +237,23 @@ func TestLivenessFailureRestartsInPlace(t *testing.T) {
 	}
 }
 
+// An agent that adopts a restarted container keeps its RestartCount, as a
+// kubelet keeps a pod's.
+func TestRestartCountSurvivesAdoption(t *testing.T) {
+	e := newUnitEnv(t, true)
+	stop1 := e.run(t, e.cfg)
+	e.place(t, "counted", e.spec(t, "hello-00001"))
+	e.waitRecord(t, "counted", "running", running)
+	e.node.crash("counted")
+	e.waitRecord(t, "counted", "restarted", func(i cluster.Instance) bool { return running(i) && i.RestartCount == 1 })
+	stop1()
+	e.run(t, e.cfg)
+	e.waitRecord(t, "counted", "adopted with its count", func(i cluster.Instance) bool { return running(i) && i.RestartCount == 1 })
+	if n, r := e.node.startCount("counted"), e.node.restartCount("counted"); n != 1 || r != 1 {
+		t.Errorf("container created %d times, restarted %d; want 1 and 1", n, r)
+	}
+}
+
 func TestProberGRPC(t *testing.T) {
 	gs := grpc.NewServer()
 	hs := health.NewServer()

@@ -76,10 +76,11 @@ func (r *Runtime) Exec(ctx context.Context, id string, cmd []string) (int, error
 // Restart kills container id's task (SIGTERM, then SIGKILL after grace)
 // and starts a new one in the same container: same rootfs, mounts and
 // network namespace, as a kubelet restarts a container of a pod. The new
-// task's output is appended to logPath (none when empty). Its Exited
-// fires when it ends or ctx does, as Start's. Errors: errdefs.ErrNotFound
+// task's output is appended to logPath (none when empty) and labels are
+// set on the container (added or replaced) once it runs. Its Exited fires
+// when it ends or ctx does, as Start's. Errors: errdefs.ErrNotFound
 // without the container.
-func (r *Runtime) Restart(ctx context.Context, id string, grace time.Duration, logPath string) (*Task, error) {
+func (r *Runtime) Restart(ctx context.Context, id string, grace time.Duration, logPath string, labels map[string]string) (*Task, error) {
 	ctx = r.ns(ctx)
 	ctr, err := r.client.LoadContainer(ctx, id)
 	if err != nil {
@@ -108,6 +109,11 @@ func (r *Runtime) Restart(ctx context.Context, id string, grace time.Duration, l
 	if err := task.Start(ctx); err != nil {
 		_, _ = task.Delete(context.WithoutCancel(ctx), containerd.WithProcessKill)
 		return nil, fmt.Errorf("start task %s: %w", id, err)
+	}
+	if len(labels) > 0 {
+		if _, err := ctr.SetLabels(ctx, labels); err != nil {
+			r.log.Warn("label restarted container", "container", id, "error", err)
+		}
 	}
 	return &Task{ID: id, PID: task.Pid(), Exited: exited}, nil
 }
