@@ -11,6 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
 	"github.com/kiln-serving/kiln/internal/testenv"
@@ -69,6 +73,9 @@ spec:
           ports:
             - name: h2c
               containerPort: 8080
+          readinessProbe:
+            grpc:
+              port: 8080
 `
 
 // TestProbesRestartsAndTimeouts runs the probes app on real containerd:
@@ -76,7 +83,9 @@ spec:
 // liveness probe restarts the serving container in place (RestartCount 1)
 // and the service serves again; a streaming response that started before
 // timeoutSeconds runs to its end with its 200 while one that never
-// started gets 504; an h2c port gets HTTP/2 from the queue-proxy.
+// started gets 504; an h2c port gets HTTP/2 from the queue-proxy, and a
+// gRPC app on it is probed with the gRPC health protocol and answers gRPC
+// calls through the gateway.
 func TestProbesRestartsAndTimeouts(t *testing.T) {
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -156,6 +165,19 @@ func TestProbesRestartsAndTimeouts(t *testing.T) {
 	code, body, err = c.getPath("streamer.default.example.com", "/stream?first=6s")
 	if err != nil || code != http.StatusGatewayTimeout {
 		t.Errorf("first byte past timeoutSeconds: %d %q %v, want 504", code, body, err)
+	}
+
+	conn, err := grpc.NewClient(strings.TrimPrefix(c.gateway, "http://"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithAuthority("streamer.default.example.com"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	gctx, gcancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer gcancel()
+	resp, err := healthpb.NewHealthClient(conn).Check(gctx, &healthpb.HealthCheckRequest{})
+	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
+		t.Errorf("gRPC health check through the gateway: %v %v", resp, err)
 	}
 }
 

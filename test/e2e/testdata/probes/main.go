@@ -8,6 +8,9 @@
 //	                ?sleep=DURATION later its body
 //	/               "<protocol> ready-after=<READY_DELAY>" (HTTP/1.1 or HTTP/2.0)
 //
+// gRPC requests (HTTP/2, application/grpc) reach a gRPC server with the
+// standard health service, SERVING.
+//
 // READY_DELAY (a Go duration) makes /healthz fail until that long after
 // start. `probes probe` is an exec probe: it exits 0 when /healthz
 // answers 200, 1 otherwise.
@@ -18,8 +21,13 @@ import (
 	"log"
 	"net/http"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 )
 
 func main() {
@@ -72,7 +80,16 @@ func main() {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "%s ready-after=%s\n", r.Proto, delay)
 	})
-	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	gs := grpc.NewServer()
+	healthpb.RegisterHealthServer(gs, health.NewServer())
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+			gs.ServeHTTP(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetUnencryptedHTTP2(true)
