@@ -18,6 +18,7 @@ import (
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/imagebuild"
 	"github.com/kiln-serving/kiln/internal/testenv"
+	"github.com/kiln-serving/kiln/internal/timeout"
 )
 
 const probesYAML = `apiVersion: serving.knative.dev/v1
@@ -82,8 +83,8 @@ spec:
 // an exec readiness probe gates traffic until it passes; a failing
 // liveness probe restarts the serving container in place (RestartCount 1)
 // and the service serves again; a streaming response that started before
-// timeoutSeconds runs to its end with its 200 while one that never
-// started gets 504; an h2c port gets HTTP/2 from the queue-proxy, and a
+// timeoutSeconds keeps its 200 and ends cleanly at the timeout, while one
+// that never started gets 504; an h2c port gets HTTP/2 from the queue-proxy, and a
 // gRPC app on it is probed with the gRPC health protocol and answers gRPC
 // calls through the gateway.
 func TestProbesRestartsAndTimeouts(t *testing.T) {
@@ -156,8 +157,8 @@ func TestProbesRestartsAndTimeouts(t *testing.T) {
 	c.eventuallyBody("streamer.default.example.com", "HTTP/2.0 ready-after=0s", 90*time.Second)
 	start := time.Now()
 	code, body, err := c.getPath("streamer.default.example.com", "/stream?sleep=6s")
-	if err != nil || code != 200 {
-		t.Errorf("stream past timeoutSeconds: %d %q %v, want a clean 200", code, body, err)
+	if err != nil || code != 200 || body != timeout.Message {
+		t.Errorf("stream past timeoutSeconds: %d %q %v, want a clean 200 ending %q", code, body, err, timeout.Message)
 	}
 	if d := time.Since(start); d < 2*time.Second || d > 10*time.Second {
 		t.Errorf("stream past timeoutSeconds ended after %s, want about 3s", d)
