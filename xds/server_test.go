@@ -220,7 +220,7 @@ func TestServerOverEtcd(t *testing.T) {
 	})
 	edge.mu.Lock()
 	rc := edge.resources[resourcev3.RouteType][RouteConfigName].(*routev3.RouteConfiguration)
-	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetTimeout().AsDuration(); got != 30*time.Second+RouteTimeoutGrace {
+	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetTimeout().AsDuration(); got != 30*time.Second+DefaultRouteTimeoutGrace {
 		t.Errorf("route timeout %v, want the revision's 30s and the grace", got)
 	}
 	before := map[string]int{}
