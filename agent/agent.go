@@ -40,6 +40,9 @@ const (
 	labelQueuePort = "kiln.dev/queue-port"
 	labelNetNS     = "kiln.dev/netns"
 	labelIP        = "kiln.dev/ip"
+	// labelRestarts is the instance's RestartCount, so an agent that
+	// adopts the container keeps counting from it.
+	labelRestarts = "kiln.dev/restarts"
 )
 
 // storeTimeout bounds each store write, so a stuck etcd cannot wedge an

@@ -23,6 +23,13 @@ type containers interface {
 	Start(ctx context.Context, s runtime.Spec) (*runtime.Task, error)
 	// Attach fails with errdefs.ErrNotFound without a running task.
 	Attach(ctx context.Context, id string) (*runtime.Task, error)
+	// Exec runs a command in a container's running task and returns its
+	// exit code; ctx bounds it.
+	Exec(ctx context.Context, id string, cmd []string) (int, error)
+	// Restart replaces a container's task with a new one (kill, then
+	// start again in the same container) and sets labels on the
+	// container; its Task as Start's.
+	Restart(ctx context.Context, id string, grace time.Duration, logPath string, labels map[string]string) (*runtime.Task, error)
 	// Remove stops and deletes a container; a missing one is no error.
 	Remove(ctx context.Context, id string, grace time.Duration) error
 	Close() error

@@ -38,6 +38,12 @@ type fakeNode struct {
 	// crashing containers log their line and exit with their code as soon
 	// as they start, before serving anything.
 	crashing map[string]fakeExit
+	// sick containers answer /healthz with 500 and fail exec probes.
+	sick map[string]bool
+	// execs counts exec probes by container ID.
+	execs map[string]int
+	// restarts lists container IDs in Restart order.
+	restarts []string
 }
 
 type fakeExit struct {
@@ -59,7 +65,8 @@ var (
 )
 
 func newFakeNode() *fakeNode {
-	return &fakeNode{ctrs: map[string]*fakeCtr{}, netIP: map[string]string{}, specs: map[string]runtime.Spec{}}
+	return &fakeNode{ctrs: map[string]*fakeCtr{}, netIP: map[string]string{}, specs: map[string]runtime.Spec{},
+		sick: map[string]bool{}, execs: map[string]int{}}
 }
 
 func (f *fakeNode) Ping(context.Context) error { return nil }
@@ -122,7 +129,7 @@ func (f *fakeNode) Start(ctx context.Context, s runtime.Spec) (*runtime.Task, er
 			return nil, fmt.Errorf("fake app of %s: %w", s.ID, err)
 		}
 		c.app = ln
-		go serveFake(ln, s.ID)
+		go f.serveFake(ln, s.ID)
 	}
 	f.ctrs[s.ID] = c
 	f.starts = append(f.starts, s.ID)
@@ -191,7 +198,7 @@ func (f *fakeNode) leave(id string, labels map[string]string) {
 			panic(err)
 		}
 		c.app = ln
-		go serveFake(ln, id)
+		go f.serveFake(ln, id)
 	}
 	f.ctrs[id] = c
 }
@@ -299,10 +306,101 @@ func (c *fakeCtr) task(ctx context.Context, id string) *runtime.Task {
 	return &runtime.Task{ID: id, PID: 1, Exited: exited}
 }
 
-func serveFake(ln net.Listener, id string) {
-	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+func (f *fakeNode) serveFake(ln net.Listener, id string) {
+	_ = http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" && f.isSick(id) {
+			http.Error(w, "sick", http.StatusInternalServerError)
+			return
+		}
 		_, _ = io.WriteString(w, "fake "+id)
 	}))
+}
+
+func (f *fakeNode) isSick(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.sick[id]
+}
+
+// setSick makes container id fail (or pass again) its /healthz and exec
+// probes.
+func (f *fakeNode) setSick(id string, sick bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sick[id] = sick
+}
+
+// Exec passes (0) for a running container that is not sick, 1 for a sick
+// one.
+func (f *fakeNode) Exec(_ context.Context, id string, cmd []string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c, ok := f.ctrs[id]
+	if !ok || !c.running() {
+		return 0, fmt.Errorf("exec in %s: %w", id, errdefs.ErrNotFound)
+	}
+	if len(cmd) == 0 {
+		return 0, fmt.Errorf("exec in %s: empty command", id)
+	}
+	f.execs[id]++
+	if f.sick[id] {
+		return 1, nil
+	}
+	return 0, nil
+}
+
+// Restart kills the container's task and starts a new one in it: a new
+// app on the same address, healthy again.
+func (f *fakeNode) Restart(ctx context.Context, id string, _ time.Duration, logPath string, labels map[string]string) (*runtime.Task, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	old, ok := f.ctrs[id]
+	if !ok {
+		return nil, fmt.Errorf("restart %s: %w", id, errdefs.ErrNotFound)
+	}
+	var addr string
+	if old.app != nil {
+		addr = old.app.Addr().String()
+	}
+	old.kill(137)
+	f.sick[id] = false
+	merged := map[string]string{}
+	for k, v := range old.labels {
+		merged[k] = v
+	}
+	for k, v := range labels {
+		merged[k] = v
+	}
+	c := &fakeCtr{labels: merged, digest: old.digest, dead: make(chan struct{})}
+	if addr != "" {
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("fake app of %s: %w", id, err)
+		}
+		c.app = ln
+		go f.serveFake(ln, id)
+	}
+	f.ctrs[id] = c
+	f.restarts = append(f.restarts, id)
+	return c.task(ctx, id), nil
+}
+
+func (f *fakeNode) restartCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, s := range f.restarts {
+		if s == id {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeNode) execCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.execs[id]
 }
 
 // spec is the Spec container id was last started with.

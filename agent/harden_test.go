@@ -76,6 +76,25 @@ func TestValidatePlacement(t *testing.T) {
 		{name: "negative uid", mut: func(p *cluster.Placement) { p.Spec.Security.RunAsUser = i64p(-1) }, want: "user or group id"},
 		{name: "sidecar name", mut: func(p *cluster.Placement) { p.Spec.Sidecars[0].Name = "a.b" }, want: `container "a.b"`},
 		{name: "negative limit", mut: func(p *cluster.Placement) { p.Spec.LimitMemoryMiB = -1 }, want: "negative resources"},
+		{name: "probes", mut: func(p *cluster.Placement) {
+			p.Spec.Readiness = &cluster.Probe{Exec: []string{"/bin/ready"}, PeriodSeconds: 1}
+			p.Spec.Liveness = &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "/healthz", Scheme: "HTTPS"}, Port: 9090}
+		}},
+		{name: "probe with two actions", mut: func(p *cluster.Placement) {
+			p.Spec.Readiness = &cluster.Probe{Exec: []string{"/bin/ready"}, TCPSocket: true}
+		}, want: "readiness probe: needs exactly one"},
+		{name: "probe without action", mut: func(p *cluster.Placement) { p.Spec.Liveness = &cluster.Probe{} }, want: "liveness probe: needs exactly one"},
+		{name: "relative probe path", mut: func(p *cluster.Placement) {
+			p.Spec.Liveness = &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "healthz"}}
+		}, want: "httpGet.path"},
+		{name: "probe scheme", mut: func(p *cluster.Placement) {
+			p.Spec.Readiness = &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "/", Scheme: "ftp"}}
+		}, want: "httpGet.scheme"},
+		{name: "probe port", mut: func(p *cluster.Placement) { p.Spec.Readiness = &cluster.Probe{TCPSocket: true, Port: 70000} }, want: "readiness probe: port"},
+		{name: "negative probe period", mut: func(p *cluster.Placement) {
+			p.Spec.Liveness = &cluster.Probe{TCPSocket: true, PeriodSeconds: -1}
+		}, want: "must not be negative"},
+		{name: "negative idle timeout", mut: func(p *cluster.Placement) { p.Spec.IdleTimeoutSeconds = -1 }, want: "idleTimeoutSeconds"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -27,10 +27,9 @@ const (
 	startTimeout = 60 * time.Second
 	// startProbeInterval is short because cold starts wait on it.
 	startProbeInterval = 5 * time.Millisecond
-	// probeInterval and probeFailures decide when a running instance
-	// stops being ready.
+	// probeInterval is how often a running instance's readiness is
+	// probed when its probe sets no periodSeconds.
 	probeInterval = time.Second
-	probeFailures = 3
 	// stopGrace is how long an app gets between SIGTERM and SIGKILL.
 	stopGrace = 10 * time.Second
 	// defaultTimeout is Knative's default revision timeout.
@@ -68,8 +67,14 @@ type worker struct {
 	target    string
 	proxy     *queue.Proxy
 	task      *runtime.Task
-	sideExit  chan sidecarExit    // sidecars' ends (pod.go); nil without sidecars
-	env       map[string][]string // user env by container name (resolveEnvs)
+	// taskStarted is when task started (or was adopted): liveness's
+	// initialDelaySeconds counts from it.
+	taskStarted time.Time
+	// restartDelay and lastRestart pace in-place restarts.
+	restartDelay time.Duration
+	lastRestart  time.Time
+	sideExit     chan sidecarExit    // sidecars' ends (pod.go); nil without sidecars
+	env          map[string][]string // user env by container name (resolveEnvs)
 	// serving joins the queue-proxy's Serve; waiters joins the sidecar
 	// watchers (pod.go), which end with their task or with run's ctx.
 	serving, waiters sync.WaitGroup
@@ -264,6 +269,7 @@ func (w *worker) create(ctx context.Context) error {
 	if err != nil {
 		return w.fail(ctx, startFailure(err, "ContainerCreateFailed"), err)
 	}
+	w.taskStarted = time.Now()
 	if err := w.startSidecars(ctx, imgs, vols); err != nil {
 		return err
 	}
@@ -322,6 +328,9 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if n := w.p.Spec.ContainerName; n != "" && w.rec.ImageDigest != "" {
 		w.rec.ContainerDigests = map[string]string{n: w.rec.ImageDigest}
 	}
+	if n, err := strconv.Atoi(c.Labels[labelRestarts]); err == nil && n > 0 {
+		w.rec.RestartCount = int32(n)
+	}
 	w.setPhase(ctx, cluster.PhaseStarting, "", "")
 
 	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
@@ -340,6 +349,7 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if err != nil {
 		return err
 	}
+	w.taskStarted = time.Now()
 	if err := w.attachSidecars(ctx); err != nil {
 		return err
 	}
@@ -365,6 +375,9 @@ func (w *worker) startProxy() error {
 		Target:               w.target,
 		ContainerConcurrency: spec.ContainerConcurrency,
 		Timeout:              timeout,
+		ResponseStart:        time.Duration(spec.ResponseStartTimeoutSeconds) * time.Second,
+		Idle:                 time.Duration(spec.IdleTimeoutSeconds) * time.Second,
+		H2C:                  spec.PortName == "h2c",
 		DrainDelay:           max(w.a.cfg.DrainDelay, 0),
 		TLS:                  w.a.cfg.QueueTLS,
 		Check:                QueueCallers,
@@ -383,15 +396,30 @@ func (w *worker) startProxy() error {
 	return nil
 }
 
-// waitReady probes every few milliseconds until the app answers, the task
-// exits or startTimeout passes.
+// prober is the probe p (nil: a TCP connect to the serving port) of this
+// incarnation's serving container.
+func (w *worker) prober(p *cluster.Probe) prober {
+	host := w.ip
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return newProber(p, host, w.appPort, w.p.Spec.Port, containerID(w.name), w.a.rt)
+}
+
+// waitReady probes readiness until it passes successThreshold times in a
+// row, the task exits or startTimeout (after initialDelaySeconds) passes.
+// Probes start after initialDelaySeconds and come every periodSeconds, or
+// every few milliseconds with periodSeconds 0 (Knative's aggressive
+// startup probing).
 func (w *worker) waitReady(ctx context.Context) error {
-	path := w.p.Spec.ReadinessPath
-	deadline := time.NewTimer(startTimeout)
+	pr := w.prober(readinessProbe(w.p.Spec))
+	deadline := time.NewTimer(startTimeout + pr.initialDelay())
 	defer deadline.Stop()
-	tick := time.NewTicker(startProbeInterval)
-	defer tick.Stop()
-	for !probe(ctx, w.target, path) {
+	next := time.NewTimer(pr.initialDelay())
+	defer next.Stop()
+	st := newStreak(pr)
+	var lastErr error
+	for ready := false; !ready; {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -405,8 +433,12 @@ func (w *worker) waitReady(ctx context.Context) error {
 			return w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
 				fmt.Errorf("%s before the instance became ready", se))
 		case <-deadline.C:
-			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s%s)", startTimeout, w.target, path))
-		case <-tick.C:
+			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s): %v", startTimeout, w.target, lastErr))
+		case <-next.C:
+			lastErr = pr.check(ctx)
+			ok := lastErr == nil
+			ready = st.record(ok) && ok
+			next.Reset(pr.startInterval())
 		}
 	}
 	w.proxy.SetReady(true)
@@ -417,56 +449,138 @@ func (w *worker) waitReady(ctx context.Context) error {
 	return nil
 }
 
-// monitor watches a running instance: task exit fails the incarnation;
-// probeFailures failed probes in a row flip it unready until one passes.
+// Kubelet's crash-loop backoff between in-place restarts: none for the
+// first, then 10s doubling up to 5m; a container that ran 10m is forgiven.
+const (
+	restartBackoffBase  = 10 * time.Second
+	restartBackoffMax   = 5 * time.Minute
+	restartBackoffReset = 10 * time.Minute
+)
+
+// monitor watches a running instance. Readiness is probed every
+// periodSeconds (probeInterval when 0): failureThreshold failures in a row
+// take the instance out of rotation, successThreshold passes bring it
+// back. A failing liveness probe, or a serving container that exits, is
+// restarted in place (restartServing). A sidecar that exits fails the
+// incarnation.
 func (w *worker) monitor(ctx context.Context) error {
-	tick := time.NewTicker(probeInterval)
-	defer tick.Stop()
-	failures := 0
+	for {
+		restart, why, err := w.watch(ctx)
+		if !restart {
+			return err
+		}
+		if err := w.restartServing(ctx, why); err != nil {
+			return err
+		}
+	}
+}
+
+// watch runs the probes of one task of the serving container until ctx
+// ends (false, nil), the incarnation fails (false, err) or the container
+// must be restarted (true, why).
+func (w *worker) watch(ctx context.Context) (restart bool, why string, err error) {
+	ready := w.prober(readinessProbe(w.p.Spec))
+	readyTick := time.NewTicker(ready.period(probeInterval))
+	defer readyTick.Stop()
+	readyRun := newStreak(ready)
+
+	var live prober
+	var liveRun *streak
+	var liveTimer *time.Timer
+	var liveC <-chan time.Time
+	if p := w.p.Spec.Liveness; p != nil {
+		live = w.prober(p)
+		liveRun = newStreak(live)
+		// The first check comes initialDelaySeconds after the task
+		// started, or a period after it became ready if that is later.
+		liveTimer = time.NewTimer(max(live.initialDelay()-time.Since(w.taskStarted), live.period(defaultProbePeriod)))
+		defer liveTimer.Stop()
+		liveC = liveTimer.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return false, "", nil
 		case st := <-w.task.Exited:
 			if ctx.Err() != nil {
-				return nil
+				return false, "", nil
 			}
-			w.proxy.SetReady(false)
-			w.rec.Ready = false
-			return w.exited(ctx, st.ExitCode(), filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"),
-				fmt.Errorf("exited with code %d", st.ExitCode()))
+			w.log.Warn("serving container exited after being ready; restarting it", "exit_code", st.ExitCode())
+			return true, fmt.Sprintf("container exited with code %d", st.ExitCode()), nil
 		case se := <-w.sideExit:
 			if ctx.Err() != nil {
-				return nil
+				return false, "", nil
 			}
 			w.proxy.SetReady(false)
 			w.rec.Ready = false
-			return w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
+			return false, "", w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
 				fmt.Errorf("%s", se))
-		case <-tick.C:
-			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			ok := probe(pctx, w.target, w.p.Spec.ReadinessPath)
-			cancel()
-			switch {
-			case ok:
-				failures = 0
-				if !w.rec.Ready {
-					w.log.Info("instance ready again")
-					w.proxy.SetReady(true)
-					w.rec.Ready = true
-					w.setPhase(ctx, cluster.PhaseRunning, "", "")
-				}
-			case ctx.Err() == nil:
-				failures++
-				if failures >= probeFailures && w.rec.Ready {
-					w.log.Warn("instance failed readiness probes", "failures", failures)
-					w.proxy.SetReady(false)
-					w.rec.Ready = false
-					w.setPhase(ctx, cluster.PhaseRunning, "ProbeFailed", "readiness probe failing")
-				}
+		case <-liveC:
+			err := live.check(ctx)
+			if ctx.Err() != nil {
+				return false, "", nil
 			}
+			if liveRun.record(err == nil) && err != nil {
+				w.log.Warn("liveness probe failed; restarting the serving container", "failures", liveRun.fails, "error", err)
+				return true, fmt.Sprintf("liveness probe failed %d times: %v", liveRun.fails, err), nil
+			}
+			liveTimer.Reset(live.period(defaultProbePeriod))
+		case <-readyTick.C:
+			err := ready.check(ctx)
+			if ctx.Err() != nil {
+				return false, "", nil
+			}
+			ok := err == nil
+			if !readyRun.record(ok) || ok == w.rec.Ready {
+				continue
+			}
+			if ok {
+				w.log.Info("instance ready again")
+				w.proxy.SetReady(true)
+				w.rec.Ready = true
+				w.setPhase(ctx, cluster.PhaseRunning, "", "")
+				continue
+			}
+			w.log.Warn("instance failed readiness probes", "failures", readyRun.fails, "error", err)
+			w.proxy.SetReady(false)
+			w.rec.Ready = false
+			w.setPhase(ctx, cluster.PhaseRunning, "ProbeFailed", "readiness probe failing: "+err.Error())
 		}
 	}
+}
+
+// restartServing restarts the serving container in place, as a kubelet
+// restarts a container of a pod (restartPolicy Always): the instance
+// leaves rotation, the task is killed and a new one started in the same
+// container and network namespace, RestartCount grows, and the instance
+// returns once ready. Repeated restarts back off as kubelet's do.
+func (w *worker) restartServing(ctx context.Context, why string) error {
+	w.proxy.SetReady(false)
+	w.rec.Ready = false
+	if time.Since(w.lastRestart) > restartBackoffReset {
+		w.restartDelay = 0
+	}
+	w.rec.RestartCount++
+	w.setPhase(ctx, cluster.PhaseStarting, "Restarting", why)
+	if d := w.restartDelay; d > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	w.restartDelay = min(max(2*w.restartDelay, restartBackoffBase), restartBackoffMax)
+	w.lastRestart = time.Now()
+	task, err := w.a.rt.Restart(ctx, containerID(w.name), stopGrace, filepath.Join(w.a.cfg.StateDir, "logs", w.name+".log"),
+		map[string]string{labelRestarts: strconv.Itoa(int(w.rec.RestartCount))})
+	if err != nil {
+		return w.fail(ctx, "ContainerRestartFailed", err)
+	}
+	w.task, w.taskStarted = task, time.Now()
+	w.log.Info("serving container restarted in place", "restart_count", w.rec.RestartCount, "pid", task.PID, "reason", why)
+	return w.waitReady(ctx)
 }
 
 // fail records phase Failed with reason and returns errFailed wrapping err.

@@ -294,22 +294,23 @@ func TestTerminationMessage(t *testing.T) {
 	}
 }
 
-// A task that dies fails the instance, and the worker recreates it.
-func TestAgentRecreatesDeadTask(t *testing.T) {
+// A serving container that dies after being ready is restarted in place,
+// as a kubelet restarts a pod's container: same container, RestartCount 1,
+// serving again; the instance is not failed.
+func TestAgentRestartsDeadTaskInPlace(t *testing.T) {
 	e := newUnitEnv(t, true)
 	e.run(t, e.cfg)
 	e.place(t, "crashy", e.spec(t, "hello-00001"))
 	e.waitRecord(t, "crashy", "running", running)
 	e.node.crash("crashy")
-	e.waitRecord(t, "crashy", "failed", func(i cluster.Instance) bool {
-		return i.Phase == cluster.PhaseFailed && i.Reason == "ContainerExited"
+	inst := e.waitRecord(t, "crashy", "running again after a restart", func(i cluster.Instance) bool {
+		return running(i) && i.RestartCount == 1
 	})
-	inst := e.waitRecord(t, "crashy", "running again", running)
-	if n := e.node.startCount("crashy"); n != 2 {
-		t.Errorf("container started %d times, want 2", n)
+	if n, r := e.node.startCount("crashy"), e.node.restartCount("crashy"); n != 1 || r != 1 {
+		t.Errorf("container created %d times and restarted %d, want 1 and 1", n, r)
 	}
 	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake crashy" {
-		t.Errorf("GET after recreate: %d %q", code, body)
+		t.Errorf("GET after restart: %d %q", code, body)
 	}
 }
 

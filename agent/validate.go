@@ -69,6 +69,11 @@ func validatePlacement(name string, p cluster.Placement) error {
 	if s.ReadinessPath != "" && !strings.HasPrefix(s.ReadinessPath, "/") {
 		add(fmt.Errorf("readiness path %q is not absolute", s.ReadinessPath))
 	}
+	if s.ResponseStartTimeoutSeconds < 0 || s.IdleTimeoutSeconds < 0 {
+		add(errors.New("responseStartTimeoutSeconds and idleTimeoutSeconds must not be negative"))
+	}
+	add(checkProbe("readiness", s.Readiness))
+	add(checkProbe("liveness", s.Liveness))
 	vols := map[string]cluster.Volume{}
 	for _, v := range s.Volumes {
 		add(checkVolume(v))
@@ -93,6 +98,44 @@ func validatePlacement(name string, p cluster.Placement) error {
 			}
 			names[c.Name] = true
 			add(checkContainer(what, c, vols))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkProbe checks the probe named what (nil is none): one action, a
+// port in range, an absolute HTTP path with an HTTP or HTTPS scheme, no
+// negative durations or counts. (Header names and values are net/http's
+// to refuse when the probe is sent.)
+func checkProbe(what string, p *cluster.Probe) error {
+	if p == nil {
+		return nil
+	}
+	var errs []error
+	actions := 0
+	for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket, len(p.Exec) > 0, p.GRPC != nil} {
+		if set {
+			actions++
+		}
+	}
+	if actions != 1 {
+		errs = append(errs, fmt.Errorf("%s probe: needs exactly one of httpGet, tcpSocket, exec and grpc, has %d", what, actions))
+	}
+	if p.Port < 0 || p.Port > 65535 {
+		errs = append(errs, fmt.Errorf("%s probe: port %d is outside 0-65535", what, p.Port))
+	}
+	if g := p.HTTPGet; g != nil {
+		if !strings.HasPrefix(g.Path, "/") {
+			errs = append(errs, fmt.Errorf("%s probe: httpGet.path %q is not absolute", what, g.Path))
+		}
+		if sc := strings.ToUpper(g.Scheme); sc != "" && sc != "HTTP" && sc != "HTTPS" {
+			errs = append(errs, fmt.Errorf("%s probe: httpGet.scheme %q is not HTTP or HTTPS", what, g.Scheme))
+		}
+	}
+	for _, n := range []int32{p.InitialDelaySeconds, p.TimeoutSeconds, p.PeriodSeconds, p.SuccessThreshold, p.FailureThreshold} {
+		if n < 0 {
+			errs = append(errs, fmt.Errorf("%s probe: initialDelaySeconds, timeoutSeconds, periodSeconds and thresholds must not be negative", what))
+			break
 		}
 	}
 	return errors.Join(errs...)

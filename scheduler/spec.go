@@ -37,8 +37,11 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 		TimeoutSeconds: v1.DefaultTimeoutSeconds,
 	}
 	spec.Env, spec.EnvOrder, spec.EnvRefs, spec.EnvFrom = envOf(c)
-	if len(c.Ports) > 0 && c.Ports[0].ContainerPort > 0 {
-		spec.Port = c.Ports[0].ContainerPort
+	if len(c.Ports) > 0 {
+		if c.Ports[0].ContainerPort > 0 {
+			spec.Port = c.Ports[0].ContainerPort
+		}
+		spec.PortName = c.Ports[0].Name
 	}
 	if cc := rev.Spec.ContainerConcurrency; cc != nil {
 		spec.ContainerConcurrency = *cc
@@ -46,11 +49,17 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 	if ts := rev.Spec.TimeoutSeconds; ts != nil && *ts > 0 {
 		spec.TimeoutSeconds = *ts
 	}
-	if p := c.ReadinessProbe; p != nil && p.HTTPGet != nil {
-		spec.ReadinessPath = p.HTTPGet.Path
-		if spec.ReadinessPath == "" {
-			spec.ReadinessPath = "/"
-		}
+	if t := rev.Spec.ResponseStartTimeoutSeconds; t != nil && *t > 0 {
+		spec.ResponseStartTimeoutSeconds = *t
+	}
+	if t := rev.Spec.IdleTimeoutSeconds; t != nil && *t > 0 {
+		spec.IdleTimeoutSeconds = *t
+	}
+	spec.Readiness = probeOf(c.ReadinessProbe, spec.Port)
+	spec.Liveness = probeOf(c.LivenessProbe, spec.Port)
+	if r := spec.Readiness; r != nil && r.HTTPGet != nil {
+		// Agents that predate Readiness still probe the right path.
+		spec.ReadinessPath = r.HTTPGet.Path
 	}
 	var err error
 	if spec.MilliCPU, err = request(c.Resources, "cpu", 1000); err != nil {
@@ -67,6 +76,59 @@ func SpecFromRevision(rev *v1.Revision) (cluster.InstanceSpec, error) {
 		return cluster.InstanceSpec{}, fmt.Errorf("revision %s/%s: %w", m.Namespace, m.Name, err)
 	}
 	return spec, nil
+}
+
+// probeOf is what an agent needs of one probe; nil for none. A probe port
+// equal to the serving port (or unset, or named: validation only admits
+// the serving port's name) becomes 0, "the serving port", since the agent
+// may move the serving port (host network).
+func probeOf(p *v1.Probe, servingPort int32) *cluster.Probe {
+	if p == nil {
+		return nil
+	}
+	out := &cluster.Probe{
+		InitialDelaySeconds: p.InitialDelaySeconds,
+		TimeoutSeconds:      p.TimeoutSeconds,
+		PeriodSeconds:       p.PeriodSeconds,
+		SuccessThreshold:    p.SuccessThreshold,
+		FailureThreshold:    p.FailureThreshold,
+	}
+	port := func(v *v1.IntOrString) int32 {
+		if v == nil || v.IsString || v.IntVal == servingPort {
+			return 0
+		}
+		return v.IntVal
+	}
+	switch {
+	case p.HTTPGet != nil:
+		g := p.HTTPGet
+		out.HTTPGet = &cluster.HTTPGetProbe{Path: g.Path, Scheme: strings.ToUpper(g.Scheme)}
+		if out.HTTPGet.Path == "" {
+			out.HTTPGet.Path = "/"
+		} else if !strings.HasPrefix(out.HTTPGet.Path, "/") {
+			out.HTTPGet.Path = "/" + out.HTTPGet.Path
+		}
+		for _, h := range g.HTTPHeaders {
+			out.HTTPGet.Headers = append(out.HTTPGet.Headers, cluster.HTTPHeader{Name: h.Name, Value: h.Value})
+		}
+		out.Port = port(g.Port)
+	case p.Exec != nil:
+		out.Exec = append([]string(nil), p.Exec.Command...)
+	case p.GRPC != nil:
+		out.GRPC = &cluster.GRPCProbe{}
+		if p.GRPC.Service != nil {
+			out.GRPC.Service = *p.GRPC.Service
+		}
+		if p.GRPC.Port != servingPort {
+			out.Port = p.GRPC.Port
+		}
+	default:
+		out.TCPSocket = true
+		if p.TCPSocket != nil {
+			out.Port = port(p.TCPSocket.Port)
+		}
+	}
+	return out
 }
 
 // request returns the resource's request (falling back to its limit, as

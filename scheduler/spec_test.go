@@ -68,7 +68,7 @@ func TestSpecFromRevision(t *testing.T) {
 			v1.ServiceLabelKey: "hello", v1.ConfigurationLabelKey: "hello-cfg"}},
 		Spec: v1.RevisionSpec{ContainerConcurrency: &cc, TimeoutSeconds: &ts, Containers: []v1.Container{{
 			Image: "example.com/hello:1", Args: []string{"-v"},
-			Ports: []v1.ContainerPort{{ContainerPort: 9090}},
+			Ports: []v1.ContainerPort{{Name: "h2c", ContainerPort: 9090}},
 			Env:   []v1.EnvVar{{Name: "B", Value: "2"}, {Name: "A", Value: "1"}, {Name: "S", ValueFrom: &v1.EnvVarSource{}}, {Name: "B", Value: "3"}},
 			Resources: v1.ResourceRequirements{
 				Requests: map[string]string{"cpu": "250m"},
@@ -90,7 +90,8 @@ func TestSpecFromRevision(t *testing.T) {
 	if !slices.Equal(s.EnvOrder, []string{"B", "A"}) || s.Env["B"] != "3" || s.Env["A"] != "1" || len(s.Env) != 2 {
 		t.Errorf("env = %v order %v", s.Env, s.EnvOrder)
 	}
-	if s.ContainerConcurrency != 4 || s.TimeoutSeconds != 60 || s.ReadinessPath != "/ready" {
+	if s.ContainerConcurrency != 4 || s.TimeoutSeconds != 60 || s.ReadinessPath != "/ready" || s.PortName != "h2c" ||
+		s.Readiness == nil || s.Readiness.HTTPGet == nil || s.Readiness.HTTPGet.Path != "/ready" || s.Liveness != nil {
 		t.Errorf("knobs: %+v", s)
 	}
 	// The cpu request wins over its limit; memory falls back to its limit.
@@ -153,6 +154,41 @@ func TestSecurityOf(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := securityOf(tc.pod, tc.c); !reflect.DeepEqual(got, tc.want) {
 				t.Errorf("securityOf = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProbeOf(t *testing.T) {
+	svc := "grpc.health"
+	tests := []struct {
+		name string
+		in   *v1.Probe
+		want *cluster.Probe
+	}{
+		{name: "none"},
+		{name: "defaulted tcp on the serving port", in: &v1.Probe{TCPSocket: &v1.TCPSocketAction{Port: v1.FromInt(0)}, SuccessThreshold: 1},
+			want: &cluster.Probe{TCPSocket: true, SuccessThreshold: 1}},
+		{name: "http with headers, scheme and timing",
+			in: &v1.Probe{HTTPGet: &v1.HTTPGetAction{Path: "healthz", Scheme: "https", Port: v1.FromInt(8080),
+				HTTPHeaders: []v1.HTTPHeader{{Name: "X-A", Value: "1"}}},
+				InitialDelaySeconds: 2, TimeoutSeconds: 3, PeriodSeconds: 4, SuccessThreshold: 1, FailureThreshold: 5},
+			want: &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "/healthz", Scheme: "HTTPS",
+				Headers: []cluster.HTTPHeader{{Name: "X-A", Value: "1"}}},
+				InitialDelaySeconds: 2, TimeoutSeconds: 3, PeriodSeconds: 4, SuccessThreshold: 1, FailureThreshold: 5}},
+		{name: "http on another port", in: &v1.Probe{HTTPGet: &v1.HTTPGetAction{Port: v1.FromInt(9091)}},
+			want: &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "/"}, Port: 9091}},
+		{name: "http on the named serving port", in: &v1.Probe{HTTPGet: &v1.HTTPGetAction{Path: "/r", Port: &v1.IntOrString{IsString: true, StrVal: "http1"}}},
+			want: &cluster.Probe{HTTPGet: &cluster.HTTPGetProbe{Path: "/r"}}},
+		{name: "exec", in: &v1.Probe{Exec: &v1.ExecAction{Command: []string{"/ko-app/readiness", "probe"}}, PeriodSeconds: 1},
+			want: &cluster.Probe{Exec: []string{"/ko-app/readiness", "probe"}, PeriodSeconds: 1}},
+		{name: "grpc", in: &v1.Probe{GRPC: &v1.GRPCAction{Port: 8080, Service: &svc}},
+			want: &cluster.Probe{GRPC: &cluster.GRPCProbe{Service: svc}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := probeOf(tc.in, 8080); !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("probeOf = %+v, want %+v", got, tc.want)
 			}
 		})
 	}

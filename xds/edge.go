@@ -180,7 +180,7 @@ func (e *edge) domainMappingVHosts(claimed map[string]string) []*routev3.Virtual
 		}
 		// Knative's mapping ingress is named after the DomainMapping and
 		// carries its labels and annotations.
-		vh := withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts), objectMetadata{
+		vh := withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts, e.opts.RouteTimeoutGrace), objectMetadata{
 			name: dm.Metadata.Name, namespace: dm.Metadata.Namespace,
 			labels: dm.Metadata.Labels, annotations: dm.Metadata.Annotations,
 		})
@@ -231,7 +231,7 @@ func (e *edge) internalVHosts(routes []servingv1.Route) []*routev3.VirtualHost {
 		for _, t := range targets {
 			e.revisions[t.cluster] = true
 		}
-		out = append(out, withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts), meta))
+		out = append(out, withMetadata(makeVirtualHost(name, domains, targets, e.in.Timeouts, e.opts.RouteTimeoutGrace), meta))
 	}
 	for i := range routes {
 		r := &routes[i]

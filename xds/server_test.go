@@ -220,8 +220,8 @@ func TestServerOverEtcd(t *testing.T) {
 	})
 	edge.mu.Lock()
 	rc := edge.resources[resourcev3.RouteType][RouteConfigName].(*routev3.RouteConfiguration)
-	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetTimeout().AsDuration(); got != 30*time.Second {
-		t.Errorf("route timeout %v, want the revision's 30s", got)
+	if got := rc.VirtualHosts[0].Routes[0].GetRoute().GetTimeout().AsDuration(); got != 30*time.Second+DefaultRouteTimeoutGrace {
+		t.Errorf("route timeout %v, want the revision's 30s and the grace", got)
 	}
 	before := map[string]int{}
 	for k, v := range edge.responses {

@@ -40,6 +40,8 @@ const (
 	HeaderRevision  = "Knative-Serving-Revision"
 	HeaderNamespace = "Knative-Serving-Namespace"
 
+	// DefaultRouteTimeoutGrace is Options.RouteTimeoutGrace's default.
+	DefaultRouteTimeoutGrace = 10 * time.Second
 	// DefaultTimeout is Knative's default revision timeoutSeconds.
 	DefaultTimeout = 300 * time.Second
 	// DefaultHTTPPort is the edge's HTTP port.
@@ -83,9 +85,19 @@ type Options struct {
 	// activators), presenting EdgeClientSecret. Optional: empty keeps
 	// plain HTTP upstream.
 	UpstreamCA []byte
+	// RouteTimeoutGrace is how far past its revisions' longest
+	// timeoutSeconds a route's own timeout lies. The queue-proxy and the
+	// activator end a request at timeoutSeconds, a response that already
+	// started cleanly (Knative's timeout handler); the edge's bound is a
+	// safety net behind them and must not cut such a response first.
+	// Optional, default DefaultRouteTimeoutGrace.
+	RouteTimeoutGrace time.Duration
 }
 
 func (o Options) withDefaults() Options {
+	if o.RouteTimeoutGrace <= 0 {
+		o.RouteTimeoutGrace = DefaultRouteTimeoutGrace
+	}
 	if o.HTTPListenAddress == "" {
 		o.HTTPListenAddress = "0.0.0.0"
 	}
@@ -195,7 +207,7 @@ func Translate(in Input, opts Options) Resources {
 		for _, t := range targets {
 			revisions[t.cluster] = true
 		}
-		vhosts = append(vhosts, withMetadata(makeVirtualHost(name, domains, targets, in.Timeouts), meta))
+		vhosts = append(vhosts, withMetadata(makeVirtualHost(name, domains, targets, in.Timeouts, opts.RouteTimeoutGrace), meta))
 	}
 
 	for _, r := range routes {
@@ -322,7 +334,7 @@ func domainsFor(rawURL string, edgePorts ...uint32) ([]string, error) {
 	return hostDomains(host, ports...), nil
 }
 
-func makeVirtualHost(name string, domains []string, targets []weighted, timeouts map[string]time.Duration) *routev3.VirtualHost {
+func makeVirtualHost(name string, domains []string, targets []weighted, timeouts map[string]time.Duration, grace time.Duration) *routev3.VirtualHost {
 	var timeout time.Duration
 	clusters := make([]*routev3.WeightedCluster_ClusterWeight, 0, len(targets))
 	for _, t := range targets {
@@ -352,7 +364,7 @@ func makeVirtualHost(name string, domains []string, targets []weighted, timeouts
 				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
 					WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
 				},
-				Timeout: durationpb.New(timeout),
+				Timeout: durationpb.New(timeout + grace),
 			}},
 		}},
 	}

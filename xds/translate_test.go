@@ -151,7 +151,7 @@ func TestTranslate(t *testing.T) {
 			Routes:    []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},
 			Instances: []cluster.Instance{inst("default", "hello-00001", "i1", "10.0.0.5:8012", true)},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m10s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": {"10.0.0.5:8012"}},
 	}, {
@@ -167,7 +167,7 @@ func TestTranslate(t *testing.T) {
 			Timeouts: map[string]time.Duration{"default/hello-00002": 600 * time.Second},
 		},
 		opts:     Options{HTTPPort: 80},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":80," + host + ":8443|default/hello-00001=50,default/hello-00002=50|10m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":80," + host + ":8443|default/hello-00001=50,default/hello-00002=50|10m10s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"10.0.0.5:8012"},
@@ -182,9 +182,9 @@ func TestTranslate(t *testing.T) {
 			)},
 		},
 		vhosts: map[string]string{
-			"default/hello":             host + "," + host + ":8080," + host + ":8443|default/hello-00002=100|5m0s",
-			"default/hello/tag/current": "current-hello.default.127.0.0.1.sslip.io,current-hello.default.127.0.0.1.sslip.io:8080,current-hello.default.127.0.0.1.sslip.io:8443|default/hello-00002=100|5m0s",
-			"default/hello/tag/next":    "next-hello.default.127.0.0.1.sslip.io,next-hello.default.127.0.0.1.sslip.io:8080,next-hello.default.127.0.0.1.sslip.io:8443|default/hello-00003=100|5m0s",
+			"default/hello":             host + "," + host + ":8080," + host + ":8443|default/hello-00002=100|5m10s",
+			"default/hello/tag/current": "current-hello.default.127.0.0.1.sslip.io,current-hello.default.127.0.0.1.sslip.io:8080,current-hello.default.127.0.0.1.sslip.io:8443|default/hello-00002=100|5m10s",
+			"default/hello/tag/next":    "next-hello.default.127.0.0.1.sslip.io,next-hello.default.127.0.0.1.sslip.io:8080,next-hello.default.127.0.0.1.sslip.io:8443|default/hello-00003=100|5m10s",
 		},
 		clusters: []string{"default/hello-00002", "default/hello-00003"},
 		eps:      map[string][]string{"default/hello-00002": nil, "default/hello-00003": nil},
@@ -193,7 +193,7 @@ func TestTranslate(t *testing.T) {
 		in: Input{
 			Routes: []servingv1.Route{route("default", "hello", "http://"+host, withTraffic("hello-00001", 100))},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m10s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": nil},
 	}, {
@@ -205,7 +205,7 @@ func TestTranslate(t *testing.T) {
 			},
 		},
 		opts:     Options{ActivatorAddress: ":8012"},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=60,default/hello-00002=40|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=60,default/hello-00002=40|5m10s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"127.0.0.1:8012"},
@@ -222,7 +222,7 @@ func TestTranslate(t *testing.T) {
 			ActivatorInPath: map[string]bool{"default/hello-00001": true, "default/hello-00002": false},
 		},
 		opts:     Options{ActivatorAddress: "10.0.0.1:8012"},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m10s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"10.0.0.1:8012"},
@@ -238,7 +238,7 @@ func TestTranslate(t *testing.T) {
 			Activators: []string{"10.0.0.3:8012", "10.0.0.2:8012"},
 		},
 		opts:     Options{ActivatorAddress: "10.0.0.1:8012"},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=50,default/hello-00002=50|5m10s"},
 		clusters: []string{"default/hello-00001", "default/hello-00002"},
 		eps: map[string][]string{
 			"default/hello-00001": {"10.0.0.2:8012", "10.0.0.3:8012"},
@@ -251,7 +251,7 @@ func TestTranslate(t *testing.T) {
 			Instances:       []cluster.Instance{inst("default", "hello-00001", "i1", "10.0.0.8:8012", true)},
 			ActivatorInPath: map[string]bool{"default/hello-00001": true},
 		},
-		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m0s"},
+		vhosts:   map[string]string{"default/hello": host + "," + host + ":8080," + host + ":8443|default/hello-00001=100|5m10s"},
 		clusters: []string{"default/hello-00001"},
 		eps:      map[string][]string{"default/hello-00001": {"10.0.0.8:8012"}},
 	}, {
@@ -271,9 +271,9 @@ func TestTranslate(t *testing.T) {
 			},
 		},
 		vhosts: map[string]string{
-			"default/hello": host + "," + host + ":8080," + host + ":8443," + host + ":8081|default/hello-00001=100|5m0s",
-			"team-b/api":    "api.team-b.example.com,api.team-b.example.com:8080,api.team-b.example.com:8443|team-b/api-00007=100|5m0s",
-			"team-b/hello":  "hello.team-b.example.com,hello.team-b.example.com:8080,hello.team-b.example.com:8443|team-b/hello-00001=100|5m0s",
+			"default/hello": host + "," + host + ":8080," + host + ":8443," + host + ":8081|default/hello-00001=100|5m10s",
+			"team-b/api":    "api.team-b.example.com,api.team-b.example.com:8080,api.team-b.example.com:8443|team-b/api-00007=100|5m10s",
+			"team-b/hello":  "hello.team-b.example.com,hello.team-b.example.com:8080,hello.team-b.example.com:8443|team-b/hello-00001=100|5m10s",
 		},
 		clusters: []string{"default/hello-00001", "team-b/api-00007", "team-b/hello-00001"},
 		eps: map[string][]string{
@@ -291,7 +291,7 @@ func TestTranslate(t *testing.T) {
 			},
 			Instances: []cluster.Instance{inst("a", "one-00001", "i1", "node1.internal:8012", true)},
 		},
-		vhosts: map[string]string{"a/one": "same.example.com,same.example.com:8080,same.example.com:8443|a/one-00001=100|5m0s"},
+		vhosts: map[string]string{"a/one": "same.example.com,same.example.com:8080,same.example.com:8443|a/one-00001=100|5m10s"},
 		// b/two keeps its cluster-local host on the internal listener.
 		clusters: []string{"a/one-00001", "b/two-00001"},
 		eps:      map[string][]string{"a/one-00001": nil, "b/two-00001": nil},

@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/forwarded"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/mtls"
+	"github.com/kiln-serving/kiln/internal/timeout"
 )
 
 // ProbeHeader is the request header that makes the queue-proxy answer
@@ -36,8 +37,13 @@ type Config struct {
 	// QueueDepth is how many requests may wait for a slot beyond
 	// ContainerConcurrency; default max(10*ContainerConcurrency, 100).
 	QueueDepth int
-	// Timeout bounds each request, queueing included; 0 means none.
-	Timeout time.Duration
+	// Timeout bounds each request, queueing included; ResponseStart the
+	// time to its response's first byte; Idle the time between the
+	// response's writes. 0 means none; see internal/timeout.
+	Timeout, ResponseStart, Idle time.Duration
+	// H2C makes the proxy speak HTTP/2 cleartext to the target (a
+	// serving port named h2c); otherwise it speaks HTTP/1.1.
+	H2C bool
 	// DrainDelay is how long Drain keeps serving after the probe turned
 	// not ready, so edges and activators drop the endpoint before its
 	// listener closes (Knative's drain sleep). Optional, default none.
@@ -66,7 +72,7 @@ type Stats struct {
 // Proxy is one instance's queue-proxy.
 type Proxy struct {
 	log        *slog.Logger
-	timeout    time.Duration
+	limits     timeout.Limits
 	drainDelay time.Duration
 	meter      *meter.Meter
 	now        func() time.Time
@@ -93,7 +99,7 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 	if now == nil {
 		now = time.Now
 	}
-	p := &Proxy{log: log, timeout: cfg.Timeout, drainDelay: cfg.DrainDelay, now: now, created: now()}
+	p := &Proxy{log: log, limits: timeout.Limits{Total: cfg.Timeout, ResponseStart: cfg.ResponseStart, Idle: cfg.Idle}, drainDelay: cfg.DrainDelay, now: now, created: now()}
 	p.meter = meter.NewMeter(p.created)
 	if cfg.ContainerConcurrency > 0 {
 		depth := cfg.QueueDepth
@@ -109,6 +115,10 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
+	if cfg.H2C {
+		transport.Protocols = new(http.Protocols)
+		transport.Protocols.SetUnencryptedHTTP2(true)
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(target)
@@ -118,8 +128,9 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 		Transport:     transport,
 		FlushInterval: -1, // stream responses (SSE, chunked) without buffering
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-				http.Error(w, "kiln queue-proxy: request timed out", http.StatusGatewayTimeout)
+			if r.Context().Err() != nil {
+				// Timed out (the timeout handler answered) or the
+				// client went away: nobody reads an answer.
 				return
 			}
 			p.log.Warn("proxy to container failed", "error", err)
@@ -138,6 +149,12 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 	// timeoutSeconds (up to 600s), which cfg.Timeout bounds per request;
 	// Drop closes a connection whose body the proxy gave up on.
 	p.srv = &http.Server{Handler: deadline.Drop(h), ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute}
+	if cfg.TLS == nil {
+		// Edges may speak h2c to an h2c revision's instances.
+		p.srv.Protocols = new(http.Protocols)
+		p.srv.Protocols.SetHTTP1(true)
+		p.srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	return p, nil
 }
 
@@ -216,14 +233,13 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	proxied := r.Header.Get(meter.ProxyHeaderName) != ""
 	p.meter.In(p.now(), proxied)
 	defer func() { p.meter.Out(p.now(), proxied) }()
+	timeout.Serve(w, r, http.HandlerFunc(p.forward), p.limits)
+}
 
+// forward queues r for a breaker slot and proxies it to the container.
+// The timeout handler around it answers a request that runs out of time.
+func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if p.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, p.timeout)
-		defer cancel()
-		r = r.WithContext(ctx)
-	}
 	if p.breaker != nil {
 		p.queued.Add(1)
 		err := p.breaker.Acquire(ctx)
@@ -232,11 +248,9 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrQueueFull):
 			http.Error(w, "kiln queue-proxy: overloaded: containerConcurrency reached and queue full", http.StatusServiceUnavailable)
 			return
-		case errors.Is(err, context.DeadlineExceeded):
-			http.Error(w, "kiln queue-proxy: request timed out waiting for capacity", http.StatusGatewayTimeout)
-			return
 		case err != nil:
-			// The client went away while queued.
+			// Timed out (answered by the timeout handler) or the
+			// client went away while queued.
 			return
 		}
 		defer p.breaker.Release()

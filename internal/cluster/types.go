@@ -65,11 +65,23 @@ type InstanceSpec struct {
 	Port int32 `json:"port"`
 	// ContainerConcurrency is the hard per-instance limit (0 = unlimited).
 	ContainerConcurrency int64 `json:"containerConcurrency"`
+	// PortName is the serving port's name; "h2c" makes the queue-proxy
+	// speak HTTP/2 cleartext to the app. Optional.
+	PortName string `json:"portName,omitempty"`
 	// TimeoutSeconds bounds requests and the drain on stop.
 	TimeoutSeconds int64 `json:"timeoutSeconds"`
-	// ReadinessPath, when set, is probed with HTTP GET; otherwise readiness
-	// is a TCP connect to Port.
+	// ResponseStartTimeoutSeconds bounds the time to a response's first
+	// byte; IdleTimeoutSeconds the time between its writes. 0 means none.
+	ResponseStartTimeoutSeconds int64 `json:"responseStartTimeoutSeconds,omitempty"`
+	IdleTimeoutSeconds          int64 `json:"idleTimeoutSeconds,omitempty"`
+	// ReadinessPath, when set and Readiness is nil, is probed with HTTP
+	// GET; otherwise readiness is a TCP connect to Port. Records written
+	// before Readiness existed carry only this.
 	ReadinessPath string `json:"readinessPath,omitempty"`
+	// Readiness and Liveness are the serving container's probes; nil
+	// Readiness is a TCP connect to Port, nil Liveness none. Optional.
+	Readiness *Probe `json:"readiness,omitempty"`
+	Liveness  *Probe `json:"liveness,omitempty"`
 	// MilliCPU and MemoryMiB are the requests: placement only.
 	MilliCPU  int64 `json:"milliCPU,omitempty"`
 	MemoryMiB int64 `json:"memoryMiB,omitempty"`
@@ -128,6 +140,47 @@ type EnvKeyRef struct {
 	Key       string `json:"key"`
 	// Optional leaves the variable unset when the object or key is missing.
 	Optional bool `json:"optional,omitempty"`
+}
+
+// Probe is one readiness or liveness check of the serving container, as a
+// Kubernetes probe: exactly one of HTTPGet, TCPSocket, Exec and GRPC.
+// The durations are in seconds; 0 takes the Kubernetes default (timeout 1,
+// success 1, failure 3; period 10, but see the agent for readiness with
+// period 0, Knative's aggressive startup probing).
+type Probe struct {
+	HTTPGet   *HTTPGetProbe `json:"httpGet,omitempty"`
+	TCPSocket bool          `json:"tcpSocket,omitempty"`
+	// Exec is a command run inside the serving container; exit 0 passes.
+	Exec []string   `json:"exec,omitempty"`
+	GRPC *GRPCProbe `json:"grpc,omitempty"`
+	// Port is the container port probed by HTTPGet, TCPSocket and GRPC;
+	// 0 means the serving port.
+	Port                int32 `json:"port,omitempty"`
+	InitialDelaySeconds int32 `json:"initialDelaySeconds,omitempty"`
+	TimeoutSeconds      int32 `json:"timeoutSeconds,omitempty"`
+	PeriodSeconds       int32 `json:"periodSeconds,omitempty"`
+	SuccessThreshold    int32 `json:"successThreshold,omitempty"`
+	FailureThreshold    int32 `json:"failureThreshold,omitempty"`
+}
+
+// HTTPGetProbe passes when a GET of Path answers 2xx or 3xx.
+type HTTPGetProbe struct {
+	Path string `json:"path,omitempty"`
+	// Scheme is HTTP (default) or HTTPS (certificates not verified, as the
+	// kubelet does).
+	Scheme  string       `json:"scheme,omitempty"`
+	Headers []HTTPHeader `json:"headers,omitempty"`
+}
+
+// HTTPHeader is one header an HTTP probe sends.
+type HTTPHeader struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// GRPCProbe passes when the gRPC health service answers SERVING.
+type GRPCProbe struct {
+	Service string `json:"service,omitempty"`
 }
 
 // ContainerSpec is a sidecar or init container of an instance.
@@ -303,7 +356,8 @@ type Instance struct {
 	// container logged, as Kubernetes's FallbackToLogsOnError reports them.
 	TerminationMessage string `json:"terminationMessage,omitempty"`
 	// RestartCount is how many times the agent restarted the instance's
-	// serving container in place; optional (0).
+	// serving container in place (a failing liveness probe, or an exit
+	// after being ready); optional (0).
 	RestartCount int32     `json:"restartCount,omitempty"`
 	UpdatedAt    time.Time `json:"updatedAt"`
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/deadline"
 	"github.com/kiln-serving/kiln/internal/forwarded"
 	"github.com/kiln-serving/kiln/internal/meter"
+	"github.com/kiln-serving/kiln/internal/timeout"
 	"google.golang.org/grpc"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
@@ -143,8 +144,9 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 				f.err = err
 				return
 			}
-			if errors.Is(r.Context().Err(), context.DeadlineExceeded) {
-				http.Error(w, "activator: request timed out", http.StatusGatewayTimeout)
+			if r.Context().Err() != nil {
+				// Timed out (the timeout handler answered) or the
+				// client went away.
 				return
 			}
 			a.log.Warn("forward failed", "endpoint", f.endpoint, "error", err)
@@ -239,9 +241,10 @@ func (a *Activator) newView() *view {
 
 // revSpec is what the activator keeps of a Revision.
 type revSpec struct {
-	key     revKey
-	cc      int64
-	timeout time.Duration
+	key revKey
+	cc  int64
+	// limits.Total is 0 when the revision has no timeoutSeconds.
+	limits timeout.Limits
 }
 
 func decodeRevSpec(kv store.KV) (revSpec, error) {
@@ -253,8 +256,16 @@ func decodeRevSpec(kv store.KV) (revSpec, error) {
 	if r.Spec.ContainerConcurrency != nil {
 		s.cc = max(*r.Spec.ContainerConcurrency, 0)
 	}
-	if r.Spec.TimeoutSeconds != nil && *r.Spec.TimeoutSeconds > 0 {
-		s.timeout = time.Duration(*r.Spec.TimeoutSeconds) * time.Second
+	seconds := func(v *int64) time.Duration {
+		if v == nil || *v <= 0 {
+			return 0
+		}
+		return time.Duration(*v) * time.Second
+	}
+	s.limits = timeout.Limits{
+		Total:         seconds(r.Spec.TimeoutSeconds),
+		ResponseStart: seconds(r.Spec.ResponseStartTimeoutSeconds),
+		Idle:          seconds(r.Spec.IdleTimeoutSeconds),
 	}
 	return s, nil
 }
@@ -296,7 +307,7 @@ func (a *Activator) publish(v *view) {
 			}
 			r = a.newRevision(k)
 		}
-		r.known, r.cc, r.timeout = ok, s.cc, s.timeout
+		r.known, r.cc, r.limits = ok, s.cc, s.limits
 		r.dispatch()
 	}
 	for k := range v.pods {
@@ -394,25 +405,25 @@ func (a *Activator) release(r *revision, p *pod) {
 // names come from request headers, and holding each one open would let
 // anyone grow the activator's state without bound. It waits for the first
 // listing of revisions, at most until ctx ends (synced false then).
-func (a *Activator) revisionFor(ctx context.Context, k revKey) (r *revision, timeout time.Duration, synced bool) {
+func (a *Activator) revisionFor(ctx context.Context, k revKey) (r *revision, limits timeout.Limits, synced bool) {
 	select {
 	case <-a.synced:
 	case <-ctx.Done():
-		return nil, 0, false
+		return nil, limits, false
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	r = a.revs[k]
 	if r == nil || !r.known {
-		return nil, 0, true
+		return nil, limits, true
 	}
 	r.idle = 0
 	a.served[k]++
-	timeout = r.timeout
-	if timeout <= 0 {
-		timeout = a.opts.Timeout
+	limits = r.limits
+	if limits.Total <= 0 {
+		limits.Total = a.opts.Timeout
 	}
-	return r, timeout, true
+	return r, limits, true
 }
 
 // Handler serves /healthz and /metrics (for requests without revision
@@ -440,7 +451,7 @@ func (a *Activator) Handler() http.Handler {
 		}
 		k := revKey{ns, name}
 		wait, cancelWait := context.WithTimeout(req.Context(), a.opts.Timeout)
-		r, timeout, synced := a.revisionFor(wait, k)
+		r, limits, synced := a.revisionFor(wait, k)
 		cancelWait()
 		if !synced {
 			http.Error(w, "activator: revisions not loaded yet", http.StatusServiceUnavailable)
@@ -454,7 +465,7 @@ func (a *Activator) Handler() http.Handler {
 		}
 		r.meter.In(time.Now(), false)
 		defer func() { r.meter.Out(time.Now(), false) }()
-		ctx, cancel := context.WithTimeout(req.Context(), timeout)
+		ctx, cancel := context.WithTimeout(req.Context(), limits.Total)
 		defer cancel()
 
 		body := &onceBody{rc: req.Body}
@@ -469,7 +480,7 @@ func (a *Activator) Handler() http.Handler {
 				http.Error(w, fmt.Sprintf("activator queue full for revision %s (%d requests waiting)", k, a.opts.MaxQueue), http.StatusServiceUnavailable)
 				return
 			case errors.Is(err, errTimeout):
-				http.Error(w, fmt.Sprintf("activator: no ready instance of revision %s after %s", k, timeout), http.StatusServiceUnavailable)
+				http.Error(w, fmt.Sprintf("activator: no ready instance of revision %s after %s", k, limits.Total), http.StatusServiceUnavailable)
 				return
 			default:
 				// The client gave up.
@@ -477,7 +488,15 @@ func (a *Activator) Handler() http.Handler {
 				return
 			}
 			f := &forward{endpoint: p.endpoint, body: body}
-			a.proxy.ServeHTTP(w, req.WithContext(context.WithValue(ctx, forwardKey{}, f)))
+			// The forward gets what is left of the timeout under
+			// Knative's timeout handler, so a response that started
+			// in time ends cleanly rather than being cut.
+			fl := limits
+			dl, _ := ctx.Deadline()
+			if fl.Total = time.Until(dl); fl.Total <= 0 {
+				fl.Total = time.Nanosecond
+			}
+			timeout.Serve(w, req.WithContext(context.WithValue(req.Context(), forwardKey{}, f)), a.proxy, fl)
 			a.release(r, p)
 			if !f.retry {
 				return
@@ -492,7 +511,7 @@ func (a *Activator) Handler() http.Handler {
 			case <-t.C:
 			case <-ctx.Done():
 				t.Stop()
-				http.Error(w, fmt.Sprintf("activator: no instance of revision %s accepted the request within %s: %v", k, timeout, f.err), http.StatusServiceUnavailable)
+				http.Error(w, fmt.Sprintf("activator: no instance of revision %s accepted the request within %s: %v", k, limits.Total, f.err), http.StatusServiceUnavailable)
 				return
 			}
 		}

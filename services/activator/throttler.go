@@ -2,9 +2,9 @@ package activator
 
 import (
 	"slices"
-	"time"
 
 	"github.com/kiln-serving/kiln/internal/meter"
+	"github.com/kiln-serving/kiln/internal/timeout"
 )
 
 // pod is one ready instance as this activator sees it. inFlight counts the
@@ -24,9 +24,9 @@ type waiter struct {
 type revision struct {
 	key revKey
 	// From the registry (zero when the Revision is unknown yet).
-	known   bool
-	cc      int64
-	timeout time.Duration
+	known  bool
+	cc     int64
+	limits timeout.Limits
 	// pods are the ready instances, sorted by endpoint.
 	pods []*pod
 	next int // round-robin cursor for ties

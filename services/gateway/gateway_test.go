@@ -82,7 +82,10 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: uint32(testenv.FreePort(t)), InternalPort: uint32(testenv.FreePort(t)), HTTPSPort: uint32(testenv.FreePort(t))}, testenv.Logger())
+	// A route's timeout is its revision's: the tests here check that the
+	// gateway enforces what xds says, without the queue-proxy's grace.
+	srv := xds.NewServer(st, xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: uint32(testenv.FreePort(t)), InternalPort: uint32(testenv.FreePort(t)), HTTPSPort: uint32(testenv.FreePort(t)),
+		RouteTimeoutGrace: time.Nanosecond}, testenv.Logger())
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
