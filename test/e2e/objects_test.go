@@ -102,8 +102,8 @@ func (c *cluster) getPath(host, path string) (int, string, error) {
 		return 0, "", err
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 // TestConfigMapsAndSecrets runs a Service that reads a ConfigMap and a

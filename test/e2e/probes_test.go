@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -180,17 +179,4 @@ func TestProbesRestartsAndTimeouts(t *testing.T) {
 	if err != nil || resp.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Errorf("gRPC health check through the gateway: %v %v", resp, err)
 	}
-}
-
-// getPath is get for a path other than /.
-func (c *cluster) getPath(host, path string) (int, string, error) {
-	req, _ := http.NewRequest("GET", c.gateway+path, nil)
-	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,8 +16,8 @@ import (
 )
 
 // secureYAML runs the sample as uid/gid 1000 with every capability dropped
-// but NET_BIND_SERVICE, a read-only root filesystem and no privilege
-// escalation; {{IMAGE}} is replaced by the test.
+// but NET_BIND_SERVICE, a read-only root filesystem, no privilege
+// escalation and a CPU request of 125m; {{IMAGE}} is replaced by the test.
 const secureYAML = `apiVersion: serving.knative.dev/v1
 kind: Service
 metadata:
@@ -30,6 +31,9 @@ spec:
           env:
             - name: RESPONSE
               value: "locked down"
+          resources:
+            requests:
+              cpu: 125m
           securityContext:
             runAsUser: 1000
             runAsGroup: 1000
@@ -73,7 +77,7 @@ func TestSecurityContext(t *testing.T) {
 	}
 	c.eventuallyBody("secure.default.example.com", "locked down", 60*time.Second)
 
-	status := procStatus(t, c, "secure")
+	status := procFile(t, c, "secure", "status")
 	for _, want := range []string{
 		`(?m)^Uid:\s+1000\s+1000\s+1000\s+1000$`,
 		`(?m)^Gid:\s+1000\s+1000\s+1000\s+1000$`,
@@ -86,11 +90,31 @@ func TestSecurityContext(t *testing.T) {
 			t.Errorf("/proc/<pid>/status does not match %s:\n%s", want, status)
 		}
 	}
+
+	// The CPU request weighs the container as the kubelet does: 125m is
+	// cpu.shares 128 (cgroup v1), or the weight runc derives from it (v2).
+	cg := procFile(t, c, "secure", "cgroup")
+	file, want := "", ""
+	for _, line := range strings.Split(strings.TrimSpace(cg), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case slices.Contains(strings.Split(parts[1], ","), "cpu"):
+			file, want = filepath.Join("/sys/fs/cgroup", parts[1], parts[2], "cpu.shares"), "128"
+		case parts[0] == "0" && parts[1] == "" && file == "":
+			file, want = filepath.Join("/sys/fs/cgroup", parts[2], "cpu.weight"), "5" // 1 + (128-2)*9999/262142
+		}
+	}
+	if b, err := os.ReadFile(file); err != nil || strings.TrimSpace(string(b)) != want {
+		t.Errorf("%s = %q (%v), want %s for a 125m request; /proc/<pid>/cgroup:\n%s", file, b, err, want, cg)
+	}
 }
 
-// procStatus is /proc/<pid>/status of the serving container of service's
+// procFile is /proc/<pid>/NAME of the serving container of service's
 // first instance, read on the host.
-func procStatus(t *testing.T, c *cluster, service string) string {
+func procFile(t *testing.T, c *cluster, service, name string) string {
 	t.Helper()
 	cl, err := containerd.New(c.ctrdAddress)
 	if err != nil {
@@ -111,7 +135,7 @@ func procStatus(t *testing.T, c *cluster, service string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", task.Pid()))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/%s", task.Pid(), name))
 		if err != nil {
 			t.Fatal(err)
 		}
