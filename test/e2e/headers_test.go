@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,7 +16,8 @@ import (
 
 // TestEdgeDropsInternalHeaders: headers kiln's own hops set and trust
 // (the revision headers, K-Proxy-Request, K-Network-Probe) never reach a
-// container with a client's value, whichever path the request takes.
+// container with a client's value, whichever path the request takes, and
+// the forwarding headers of the runtime contract do, as the edge set them.
 func TestEdgeDropsInternalHeaders(t *testing.T) {
 	c := startCluster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -63,6 +66,22 @@ func TestEdgeDropsInternalHeaders(t *testing.T) {
 			// Set by the activator when it is in the path, never the client's.
 			if value != "" && value != "activator" {
 				t.Errorf("container saw %s", line)
+			}
+		case "Forwarded":
+			// The runtime contract: the edge's RFC 7239 element reaches the
+			// container through the activator and queue-proxy.
+			if !regexp.MustCompile(`^for="?127\.0\.0\.1"?;proto=http$`).MatchString(value) {
+				t.Errorf("container saw %s, want the edge's Forwarded element", line)
+			}
+		case "X-Forwarded-For":
+			for _, ip := range strings.Split(value, ",") {
+				if net.ParseIP(strings.TrimSpace(ip)) == nil {
+					t.Errorf("container saw %s, want a list of addresses", line)
+				}
+			}
+		case "X-Forwarded-Proto":
+			if value != "http" {
+				t.Errorf("container saw %s, want the client's scheme", line)
 			}
 		}
 	}

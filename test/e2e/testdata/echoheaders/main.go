@@ -1,5 +1,5 @@
-// Command echoheaders answers every request with the kiln-internal request
-// headers it received, one "Name=value" per line, so the end-to-end tests
+// Command echoheaders answers every request with the kiln-internal and
+// forwarding request headers it received, one "Name=value" per line, so the end-to-end tests
 // can see what reaches a container. It listens on :$PORT (default 8080).
 package main
 
@@ -12,7 +12,8 @@ import (
 	"time"
 )
 
-var names = []string{"Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Proxy-Request", "K-Network-Probe"}
+var names = []string{"Knative-Serving-Revision", "Knative-Serving-Namespace", "K-Proxy-Request", "K-Network-Probe",
+	"Forwarded", "X-Forwarded-For", "X-Forwarded-Proto"}
 
 func main() {
 	port := os.Getenv("PORT")
