@@ -166,7 +166,10 @@ func startCluster(t testing.TB) *cluster {
 	c.start("gateway", "gateway", c.tlsArgs(pki.RoleGateway, "--xds-address", c.xds, "--listen-host", "127.0.0.1", "--node-id", "e2e-edge",
 		"--admin-listen", c.gatewayAdmin)...)
 	bridge := fmt.Sprintf("ke%d", rand.Intn(100000))
-	subnet := fmt.Sprintf("10.%d.0.0/16", 100+rand.Intn(100))
+	// A subnet no route uses: another cluster's bridge on the same subnet
+	// (a concurrent test, the demo, one a killed run left behind) would
+	// take the instances' traffic.
+	subnet := testenv.FreeSubnet(t)
 	c.subnet = subnet
 	c.start("agent", "agent", c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
 		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit",
