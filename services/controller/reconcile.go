@@ -409,7 +409,8 @@ func isFalse(s *metav1.Status, t string) bool {
 	return c != nil && c.Status == metav1.ConditionFalse
 }
 
-// reconcileRoute resolves a Route's traffic to revisions and its URLs.
+// reconcileRoute resolves a Route's traffic to revisions and its URLs, and
+// keeps its core/v1 Service (gone with the Route).
 func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]workKey, error) {
 	route, err := r.routes.Get(ns, name)
 	if errdefs.IsNotFound(err) {
