@@ -58,6 +58,11 @@ const (
 	// written by the apiserver only. The claim's data is the node
 	// directory VOLUME-ROOT/<namespace>/<name>, not a record here.
 	PersistentVolumeClaimsPrefix = Root + "persistentvolumeclaims/"
+	// ServicesPrefix holds the core/v1 Service each Route keeps
+	// (services/<namespace>/<name>: the Service as JSON, without its
+	// resourceVersion, which is the key's mod revision), written by the
+	// controller only and read by the apiserver's Services view.
+	ServicesPrefix = Root + "services/"
 )
 
 // RegistryKey is registry/<group>/<resource>/<namespace>/<name>.
@@ -128,6 +133,18 @@ func PersistentVolumeClaimListPrefix(namespace string) string {
 		return PersistentVolumeClaimsPrefix
 	}
 	return PersistentVolumeClaimsPrefix + namespace + "/"
+}
+
+// ServiceKey is services/<namespace>/<name>.
+func ServiceKey(namespace, name string) string { return ServicesPrefix + namespace + "/" + name }
+
+// ServiceListPrefix lists Services in one namespace, or all when
+// namespace is "".
+func ServiceListPrefix(namespace string) string {
+	if namespace == "" {
+		return ServicesPrefix
+	}
+	return ServicesPrefix + namespace + "/"
 }
 
 // DomainClaimKey is domainclaims/<domain>.

@@ -23,15 +23,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/kiln-serving/kiln/api/errdefs"
-	kilnmeta "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
-// The read-only core/v1 views: Services and Pods are derived on read from
-// records other roles own (the registry's Routes, instances/ and
-// placements/); nothing is stored for them, and writes answer 405.
+// The read-only core/v1 views of records other roles own: Services are the
+// controller's records under services/ (one per Route) plus the edge's,
+// Pods are derived on read from instances/, placements/ and the registry's
+// Revisions. Writes answer 405.
 
 var (
 	servicesGR = schema.GroupResource{Resource: "services"}
@@ -115,46 +115,11 @@ const (
 	labelRevision     = "serving.knative.dev/revision"
 	labelRevisionUID  = "serving.knative.dev/revisionUID"
 	labelRoutingState = "serving.knative.dev/routingState"
-	labelVisibility   = "networking.knative.dev/visibility"
 	labelApp          = "app"
 	annDefaultCtr     = "kubectl.kubernetes.io/default-container"
 	queueProxyName    = "queue-proxy"
 	userContainerName = "user-container"
 )
-
-// routeService is the Service Knative's route reconciler keeps for a
-// Route: named as the Route, ExternalName to its cluster-local host, with
-// the Route's labels (but visibility) plus serving.knative.dev/route, its
-// annotations, and the Route as controller.
-func routeService(rt *v1.Route, rv int64) *corev1.Service {
-	m := rt.Metadata
-	lbls := map[string]string{}
-	for k, v := range m.Labels {
-		if k != labelVisibility {
-			lbls[k] = v
-		}
-	}
-	lbls[labelRoute] = m.Name
-	host := m.Name + "." + m.Namespace + ".svc.cluster.local"
-	if rt.Status.Address != nil {
-		if u, err := url.Parse(rt.Status.Address.URL); err == nil && u.Hostname() != "" {
-			host = u.Hostname()
-		}
-	}
-	yes := true
-	h2c := "kubernetes.io/h2c"
-	return &corev1.Service{
-		TypeMeta: metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: metav1.ObjectMeta{Name: m.Name, Namespace: m.Namespace, Labels: lbls, Annotations: m.Annotations,
-			UID:               types.UID(derivedUID("service", m.UID)),
-			ResourceVersion:   strconv.FormatInt(rv, 10),
-			CreationTimestamp: k8sTime(m.CreationTimestamp),
-			OwnerReferences: []metav1.OwnerReference{{APIVersion: v1.APIVersion, Kind: "Route", Name: m.Name,
-				UID: types.UID(m.UID), Controller: &yes, BlockOwnerDeletion: &yes}}},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: host, SessionAffinity: corev1.ServiceAffinityNone,
-			Ports: []corev1.ServicePort{{Name: "http2", AppProtocol: &h2c, Protocol: corev1.ProtocolTCP, Port: 80, TargetPort: intstr.FromInt32(80)}}},
-	}
-}
 
 // derivedUID is a stable UID for an object derived from another: the
 // same every read, different from its source's.
@@ -165,28 +130,24 @@ func derivedUID(kind, from string) string {
 	return kind + "-" + from
 }
 
-func k8sTime(t *kilnmeta.Time) metav1.Time {
-	if t == nil {
-		return metav1.Time{}
-	}
-	return metav1.NewTime(t.Time)
-}
-
 func serviceItem(svc *corev1.Service) watchItem {
 	return coreItem(svc, &svc.ObjectMeta, fields.Set{})
 }
 
-// serviceSource lists and watches the Services of ns: one per Route,
-// and the gateway's in knative-serving when the edge is known.
+// serviceSource lists and watches the Services of ns: the one the
+// controller keeps for each Route (services/), and the gateway's in
+// knative-serving when the edge is known.
 func serviceSource(st store.Store, gw *GatewayEndpoint) storeSource {
 	return storeSource{st: st,
-		prefix: func(ns string) (string, bool) { return store.RegistryListPrefix(servingGroup, "routes", ns), true },
+		prefix: func(ns string) (string, bool) { return store.ServiceListPrefix(ns), true },
 		decode: func(kv store.KV) (watchItem, bool, error) {
-			var rt v1.Route
-			if err := json.Unmarshal(kv.Value, &rt); err != nil {
-				return watchItem{}, false, fmt.Errorf("decode route %s: %w", kv.Key, err)
+			svc := &corev1.Service{}
+			if err := json.Unmarshal(kv.Value, svc); err != nil {
+				return watchItem{}, false, fmt.Errorf("decode service %s: %w", kv.Key, err)
 			}
-			return serviceItem(routeService(&rt, kv.ModRevision)), true, nil
+			svc.APIVersion, svc.Kind = "v1", "Service"
+			svc.ResourceVersion = strconv.FormatInt(kv.ModRevision, 10)
+			return serviceItem(svc), true, nil
 		},
 		implicit: func(ns string, recorded map[string]bool) []watchItem {
 			if gw == nil || (ns != "" && ns != servingNamespace) || recorded[servingNamespace+"/"+GatewayServiceName] {

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,7 @@ import (
 	k8scorev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	k8smeta "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
@@ -108,22 +110,28 @@ func TestGatewayService(t *testing.T) {
 	}
 }
 
-func seedRoute(t *testing.T, st store.Store) {
+// seedRouteService stores the Service the controller keeps for Route
+// team/hello.
+func seedRouteService(t *testing.T, st store.Store) {
 	t.Helper()
-	putJSON(t, st, store.RegistryKey(servingGroup, "routes", "team", "hello"), map[string]any{
-		"apiVersion": "serving.knative.dev/v1", "kind": "Route",
-		"metadata": map[string]any{"name": "hello", "namespace": "team", "uid": "route-uid",
-			"labels":      map[string]string{"serving.knative.dev/service": "hello", "networking.knative.dev/visibility": "cluster-local", "juicy": "yes"},
-			"annotations": map[string]string{"serving.knative.dev/creator": "admin", "serving.knative.dev/lastModifier": "admin"}},
-		"status": map[string]any{"address": map[string]any{"url": "http://hello.team.svc.cluster.local"}},
+	putJSON(t, st, store.ServiceKey("team", "hello"), map[string]any{
+		"apiVersion": "v1", "kind": "Service",
+		"metadata": map[string]any{"name": "hello", "namespace": "team", "uid": "svc-uid", "creationTimestamp": "2026-01-02T03:04:05Z",
+			"labels":      map[string]string{"serving.knative.dev/service": "hello", "serving.knative.dev/route": "hello", "juicy": "yes"},
+			"annotations": map[string]string{"serving.knative.dev/creator": "admin", "serving.knative.dev/lastModifier": "admin"},
+			"ownerReferences": []map[string]any{{"apiVersion": "serving.knative.dev/v1", "kind": "Route", "name": "hello", "uid": "route-uid",
+				"controller": true, "blockOwnerDeletion": true}}},
+		"spec": map[string]any{"type": "ExternalName", "externalName": "hello.team.svc.cluster.local", "sessionAffinity": "None",
+			"ports": []map[string]any{{"name": "http2", "appProtocol": "kubernetes.io/h2c", "protocol": "TCP", "port": 80, "targetPort": 80}}},
 	})
 }
 
 // Knative's conformance tests read a Route's Service for the labels and
-// annotations the Route propagates.
+// annotations the Route propagates: the view serves the controller's
+// records as they are stored.
 func TestRouteServices(t *testing.T) {
 	srv, st, cs := newViewServer(t, Options{})
-	seedRoute(t, st)
+	seedRouteService(t, st)
 	ctx := context.Background()
 	svc, err := cs.CoreV1().Services("team").Get(ctx, "hello", k8smeta.GetOptions{})
 	if err != nil {
@@ -131,9 +139,6 @@ func TestRouteServices(t *testing.T) {
 	}
 	if svc.Labels["serving.knative.dev/service"] != "hello" || svc.Labels["serving.knative.dev/route"] != "hello" || svc.Labels["juicy"] != "yes" {
 		t.Errorf("labels: %v", svc.Labels)
-	}
-	if _, ok := svc.Labels["networking.knative.dev/visibility"]; ok {
-		t.Errorf("the visibility label is not propagated: %v", svc.Labels)
 	}
 	if svc.Annotations["serving.knative.dev/creator"] != "admin" || svc.Annotations["serving.knative.dev/lastModifier"] != "admin" {
 		t.Errorf("annotations: %v", svc.Annotations)
@@ -145,8 +150,11 @@ func TestRouteServices(t *testing.T) {
 		svc.OwnerReferences[0].Controller == nil || !*svc.OwnerReferences[0].Controller {
 		t.Errorf("owner: %+v", svc.OwnerReferences)
 	}
-	if svc.ResourceVersion == "" || svc.ResourceVersion == "0" {
-		t.Errorf("resourceVersion %q", svc.ResourceVersion)
+	if kv, err := st.Get(ctx, store.ServiceKey("team", "hello")); err != nil || svc.ResourceVersion != strconv.FormatInt(kv.ModRevision, 10) {
+		t.Errorf("resourceVersion %q, want the record's mod revision (%v)", svc.ResourceVersion, err)
+	}
+	if svc.UID != "svc-uid" || svc.CreationTimestamp.IsZero() {
+		t.Errorf("meta: %+v", svc.ObjectMeta)
 	}
 	l, err := cs.CoreV1().Services("team").List(ctx, k8smeta.ListOptions{LabelSelector: "serving.knative.dev/route=hello"})
 	if err != nil || len(l.Items) != 1 {
@@ -159,6 +167,25 @@ func TestRouteServices(t *testing.T) {
 	if _, err := cs.CoreV1().Services("other").Get(ctx, "hello", k8smeta.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Fatalf("other namespace: %v", err)
 	}
+
+	// A watch sees the controller's writes.
+	w, err := cs.CoreV1().Services("team").Watch(ctx, k8smeta.ListOptions{ResourceVersion: l.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	if err := st.Delete(ctx, store.ServiceKey("team", "hello")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-w.ResultChan():
+		if got, ok := ev.Object.(*k8scorev1.Service); ev.Type != watch.Deleted || !ok || got.Name != "hello" || got.Labels["juicy"] != "yes" {
+			t.Fatalf("event %s %+v", ev.Type, ev.Object)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event for the deleted service")
+	}
+	seedRouteService(t, st)
 
 	code, b := send(t, srv, srv.URL, http.MethodGet, CorePath+"/namespaces/team/services", "", "Accept", tableAccept)
 	var tab k8smeta.Table
@@ -176,7 +203,7 @@ func TestRouteServices(t *testing.T) {
 		t.Errorf("row %v", c)
 	}
 
-	// Writes are refused: Services are the routes' views.
+	// Writes are refused: the controller owns these records.
 	code, b = do(t, srv, http.MethodDelete, CorePath+"/namespaces/team/services/hello", "")
 	wantK8sStatus(t, code, b, http.StatusMethodNotAllowed, k8smeta.StatusReasonMethodNotAllowed, "")
 	code, b = do(t, srv, http.MethodPost, CorePath+"/namespaces/team/services", `{"metadata":{"name":"x"}}`)

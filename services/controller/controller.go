@@ -93,6 +93,7 @@ type leader struct {
 	dms     *cached[v1beta1.DomainMapping]
 	insts   *store.Cache[cluster.Instance]
 	claimsC *store.Cache[claim]
+	k8sSvcs *store.Cache[k8sService]
 }
 
 // reconciler is what the reconcile functions use: reads from listers, writes
@@ -108,6 +109,8 @@ type reconciler struct {
 	domainMappings objects[v1beta1.DomainMapping]
 	instances      instanceLister
 	claims         domainClaims
+	// k8sServices are the core/v1 Services Routes keep (services/).
+	k8sServices k8sServices
 
 	// waiting is, by namespace/revision, the last instance seen waiting
 	// in CreateContainerConfigError while the revision has none ready;
@@ -130,13 +133,15 @@ func newLeader(c *Controller, fenced store.Store, clock func() time.Time) *leade
 		dms:     newCached(reg.DomainMappings(), c.log),
 		insts:   store.NewCache(store.InstancePrefix, store.JSON[cluster.Instance], c.log),
 		claimsC: store.NewCache(store.DomainClaimsPrefix, decodeClaim, c.log),
+		k8sSvcs: store.NewCache(store.ServicesPrefix, decodeK8sService, c.log),
 	}
 	idx := newInstanceIndex()
 	l.reconciler = &reconciler{
 		opts: c.opts, log: c.log,
 		services: l.svcs, configurations: l.cfgs, revisions: l.revs, routes: l.rts, domainMappings: l.dms,
-		instances: idx,
-		claims:    &claimStore{st: fenced, cache: l.claimsC},
+		instances:   idx,
+		claims:      &claimStore{st: fenced, cache: l.claimsC},
+		k8sServices: &k8sServiceStore{st: fenced, cache: l.k8sSvcs},
 	}
 	add := l.q.Add
 	l.svcs.cache.OnChange(func(ch store.Change[*v1.Service]) {
@@ -193,7 +198,14 @@ func newLeader(c *Controller, fenced store.Store, clock func() time.Time) *leade
 			add(workKey{kRevision, ch.New.Namespace, ch.New.Revision})
 		}
 	})
-	l.mirror = store.NewMirror(l.svcs.cache, l.cfgs.cache, l.revs.cache, l.rts.cache, l.dms.cache, l.insts, l.claimsC)
+	// A Route's Service that changed or went (or is listed at the start of
+	// a term, when its Route may have gone meanwhile) is the Route's to
+	// check.
+	l.k8sSvcs.OnChange(func(ch store.Change[k8sService]) {
+		ns, name := store.SplitLast(ch.Key)
+		add(workKey{kRoute, ns, name})
+	})
+	l.mirror = store.NewMirror(l.svcs.cache, l.cfgs.cache, l.revs.cache, l.rts.cache, l.dms.cache, l.insts, l.claimsC, l.k8sSvcs)
 	return l
 }
 

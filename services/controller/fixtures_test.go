@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/kiln-serving/kiln/api/config"
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
@@ -71,7 +73,7 @@ func newFixture(t *testing.T, objs []any, opts ...func(*Options)) *fixture {
 	}
 	c := New(st, o, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	f.l = newLeader(c, store.Fenced(st, &store.Fence{Key: fenceKey, Rev: rev}), func() time.Time { return testNow })
-	for _, src := range []store.Source{f.l.svcs.cache, f.l.cfgs.cache, f.l.revs.cache, f.l.rts.cache, f.l.dms.cache, f.l.insts, f.l.claimsC} {
+	for _, src := range []store.Source{f.l.svcs.cache, f.l.cfgs.cache, f.l.revs.cache, f.l.rts.cache, f.l.dms.cache, f.l.insts, f.l.claimsC, f.l.k8sSvcs} {
 		kvs, rev, err := st.List(ctx, src.Prefix())
 		if err != nil {
 			t.Fatal(err)
@@ -103,6 +105,8 @@ func (f *fixture) seed(t *testing.T, obj any) {
 		key = f.reg.DomainMappings().Key(o.Metadata.Namespace, o.Metadata.Name)
 	case cluster.Instance:
 		key = store.InstanceKey(o.Node, o.Instance)
+	case *corev1.Service:
+		key = store.ServiceKey(o.Namespace, o.Name)
 	case claimFixture:
 		key = store.DomainClaimKey(o.domain)
 		obj = DomainClaim{Namespace: o.ns}

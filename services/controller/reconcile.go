@@ -409,10 +409,14 @@ func isFalse(s *metav1.Status, t string) bool {
 	return c != nil && c.Status == metav1.ConditionFalse
 }
 
-// reconcileRoute resolves a Route's traffic to revisions and its URLs.
+// reconcileRoute resolves a Route's traffic to revisions and its URLs, and
+// keeps its core/v1 Service (gone with the Route).
 func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]workKey, error) {
 	route, err := r.routes.Get(ns, name)
 	if errdefs.IsNotFound(err) {
+		if err := r.deleteK8sService(ctx, ns, name); err != nil {
+			return nil, err
+		}
 		return nil, r.labelRouteTargets(ctx, ns, name, nil)
 	}
 	if err != nil {
@@ -454,6 +458,15 @@ func (r *reconciler) reconcileRoute(ctx context.Context, ns, name string) ([]wor
 		st.SetCondition(cond(v1.RouteConditionAllTrafficAssigned, metav1.ConditionTrue, "", ""), now)
 		st.SetCondition(cond(v1.RouteConditionIngressReady, metav1.ConditionTrue, "", ""), now)
 		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionTrue, "", ""), now)
+	}
+	owned, err := r.reconcileK8sService(ctx, route, now)
+	if err != nil {
+		return nil, err
+	}
+	if !owned {
+		msg := fmt.Sprintf("There is an existing placeholder Service %q that we do not own.", name)
+		st.SetCondition(cond(v1.RouteConditionIngressReady, metav1.ConditionFalse, "NotOwned", msg), now)
+		st.SetCondition(cond(v1.RouteConditionReady, metav1.ConditionFalse, "NotOwned", msg), now)
 	}
 	sortConditions(st.Conditions)
 	if statusJSON(route.Status) != before {

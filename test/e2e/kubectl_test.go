@@ -128,6 +128,38 @@ func TestKubectl(t *testing.T) {
 	if out := must("", nil, "get", "svc"); !hasRowPrefix(out, "hello", "ExternalName", "<none>", "hello.default.svc.cluster.local", "80/TCP") {
 		t.Fatalf("get svc:\n%s", out)
 	}
+	// Knative's TestLabelPropagation and TestAnnotationPropagation: the
+	// Route's Service takes the ksvc's labels and annotations (and its
+	// creator), and keeps a key removed from the ksvc.
+	must("", nil, "label", "ksvc", "hello", "juicy=yes")
+	must("", nil, "annotate", "ksvc", "hello", "juicy=yes")
+	svcMeta := func() string {
+		out, _ := c.kubectl(kc, "", nil, "get", "svc", "hello", "-o=jsonpath={.metadata.labels.juicy} {.metadata.annotations.juicy} "+
+			"{.metadata.labels.color} {.metadata.annotations.color} {.metadata.annotations.serving\\.knative\\.dev/creator}")
+		return out
+	}
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		if f := strings.Fields(svcMeta()); len(f) != 3 || f[0] != "yes" || f[1] != "yes" || f[2] == "" {
+			return fmt.Errorf("route service labels and annotations: %q", svcMeta())
+		}
+		return nil
+	})
+	// Removing juicy and adding color in one change: once color reached the
+	// Service, the change that dropped juicy from the Route reached it too.
+	must("", nil, "label", "ksvc", "hello", "juicy-", "color=blue")
+	must("", nil, "annotate", "ksvc", "hello", "juicy-", "color=blue")
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		if out, _ := c.kubectl(kc, "", nil, "get", "route", "hello", "-o=jsonpath={.metadata.labels.juicy}{.metadata.annotations.juicy}"); out != "" {
+			return fmt.Errorf("juicy still on the route: %q", out)
+		}
+		if f := strings.Fields(svcMeta()); len(f) != 5 || f[2] != "blue" || f[3] != "blue" {
+			return fmt.Errorf("route service labels and annotations: %q", svcMeta())
+		}
+		return nil
+	})
+	if f := strings.Fields(svcMeta()); f[0] != "yes" || f[1] != "yes" {
+		t.Fatalf("juicy left the route's service with the ksvc: %q", svcMeta())
+	}
 	out = must("", nil, "get", "pods", "-l", "serving.knative.dev/service=hello")
 	if !hasRowPrefix(out, "hello-00001-deployment-", "2/2", "Running", "0") {
 		t.Fatalf("get pods:\n%s", out)
@@ -254,9 +286,18 @@ if grep -q '^data:' "$1"; then sed -i 's/^data:.*/data:\n  stable-window: 75s/' 
 	must(strings.ReplaceAll(strings.NewReplacer("{{IMAGE}}", c.image, "{{RESPONSE}}", "team a").Replace(kubectlKsvc), "namespace: default", "namespace: team-a"), nil, "apply", "-f", "-")
 	must("", nil, "wait", "--for=condition=Ready", "ksvc/hello", "-n", "team-a", "--timeout=60s")
 	c.eventuallyBody("hello.team-a.kubectl.test", "team a", 30*time.Second)
+	must("", nil, "get", "svc", "hello", "-n", "team-a")
 	must("", nil, "delete", "namespace", "team-a", "--timeout=60s")
 	fails("NotFound", "get", "ksvc", "hello", "-n", "team-a")
 	fails("NotFound", "get", "cm", "test-cm", "-n", "team-a")
+	// The controller removes the Services of the Routes the namespace's
+	// deletion took.
+	testenv.EventuallyNil(t, 30*time.Second, func() error {
+		if out, err := c.kubectl(kc, "", nil, "get", "svc", "hello", "-n", "team-a"); err == nil || !strings.Contains(out, "NotFound") {
+			return fmt.Errorf("route service of a deleted namespace: %v %s", err, out)
+		}
+		return nil
+	})
 
 	// kubectl delete: the app stops being served.
 	if out := must("", nil, "delete", "ksvc", "hello"); !strings.Contains(out, `service.serving.knative.dev "hello" deleted`) {
