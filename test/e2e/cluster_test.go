@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"io"
 	"math/rand"
 	"net"
 	"net/http"
@@ -318,18 +317,8 @@ func (c *cluster) mustRun(args ...string) string {
 	return out
 }
 
-// get fetches path from the gateway with the given Host header.
-func (c *cluster) get(host string) (int, string, error) {
-	req, _ := http.NewRequest("GET", c.gateway+"/", nil)
-	req.Host = host
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), nil
-}
+// get fetches / from the gateway with the given Host header.
+func (c *cluster) get(host string) (int, string, error) { return c.getPath(host, "/") }
 
 // eventuallyBody waits until host answers 200 with want.
 func (c *cluster) eventuallyBody(host, want string, d time.Duration) {
