@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -125,8 +126,9 @@ func New(cfg Config, log *slog.Logger) (*Proxy, error) {
 			r.Out.Host = r.In.Host
 			forwarded.Keep(r)
 		},
-		Transport:     transport,
-		FlushInterval: -1, // stream responses (SSE, chunked) without buffering
+		Transport:      transport,
+		FlushInterval:  -1, // stream responses (SSE, chunked) without buffering
+		ModifyResponse: grpcStatusToTrailers,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if r.Context().Err() != nil {
 				// Timed out (the timeout handler answered) or the
@@ -258,4 +260,28 @@ func (p *Proxy) forward(w http.ResponseWriter, r *http.Request) {
 	p.inFlight.Add(1)
 	defer p.inFlight.Add(-1)
 	p.rp.ServeHTTP(w, r)
+}
+
+// grpcStatusToTrailers turns a gRPC Trailers-Only response (the status in
+// the headers, no body: how a gRPC server answers an error at once) into
+// headers and trailers when the caller speaks HTTP/1.1, where a status in
+// the headers would be read as headers of a stream that never ends
+// properly. Over HTTP/2 the response passes as it is.
+// res.Request is the outbound clone of the inbound request: its Proto is
+// the caller's.
+func grpcStatusToTrailers(res *http.Response) error {
+	if res.Request == nil || res.Request.ProtoMajor != 1 || res.Header.Get("Grpc-Status") == "" ||
+		!strings.HasPrefix(res.Header.Get("Content-Type"), "application/grpc") {
+		return nil
+	}
+	if res.Trailer == nil {
+		res.Trailer = http.Header{}
+	}
+	for _, k := range []string{"Grpc-Status", "Grpc-Message", "Grpc-Status-Details-Bin"} {
+		if v := res.Header.Values(k); len(v) > 0 {
+			res.Trailer[k] = v
+			res.Header.Del(k)
+		}
+	}
+	return nil
 }
