@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/kiln-serving/kiln/internal/store"
@@ -61,10 +62,35 @@ func FreeSubnet(t testing.TB) string {
 	return ""
 }
 
+var givenPorts = struct {
+	sync.Mutex
+	m map[int]bool
+}{m: map[int]bool{}}
+
 // FreePort is a TCP port on 127.0.0.1 nothing listens on at the moment of
 // the call, for a server a test starts next.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	// Below Linux's ephemeral range (32768-60999 by default): a port taken
+	// from :0 lies in it, and any outgoing connection may take it again
+	// between this check and the process that binds it. Ports are drawn at
+	// random so concurrent test binaries rarely try the same one.
+	// A port is handed out once per test binary.
+	givenPorts.Lock()
+	defer givenPorts.Unlock()
+	for range 200 {
+		port := 20000 + rand.IntN(12000)
+		if givenPorts.m[port] {
+			continue
+		}
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		givenPorts.m[port] = true
+		return port
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
