@@ -5,7 +5,8 @@ BIN := bin
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/kiln-serving/kiln/cmd/kilnd/commands.Version=$(VERSION) -X github.com/kiln-serving/kiln/cmd/kiln/commands.Version=$(VERSION)
 TEST_TIMEOUT ?= 45m
-# Fuzz targets as Name:package; `make fuzz` runs each for FUZZTIME, `make test` briefly.
+# Fuzz targets as Name:package; `make fuzz` runs each for FUZZTIME, `make test` for 10000 inputs
+# each (a count, not a duration: a timed run can end mid-input and report "context deadline exceeded").
 FUZZ_TARGETS := FuzzDecode:./api/serving/v1 FuzzParse:./api/config FuzzTranslate:./xds
 FUZZTIME ?= 2m
 
@@ -22,7 +23,7 @@ build: ## build bin/kiln and bin/kilnd
 test: ## unit, integration and end-to-end tests (e2e needs root: real containerd, runc and CNI)
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
-	@$(MAKE) --no-print-directory fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10000x
 
 unit: ## unit and integration tests only (no containerd)
 	$(GO) test -count=1 -short ./...
