@@ -7,6 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +49,14 @@ func StartContainerd(t testing.TB) string {
 		t.Fatalf("containerd not installed (%v): apt-get install -y containerd runc containernetworking-plugins", err)
 	}
 
-	data := t.TempDir()
+	// Not t.TempDir: a shim that outlives containerd can still be writing
+	// its task directory when the test ends, and TempDir's own removal
+	// would then fail the test. The cleanup below ends the shims first and
+	// removes the directory itself.
+	data, err := os.MkdirTemp("", "kiln-containerd-")
+	if err != nil {
+		t.Fatal(err)
+	}
 	// unix socket paths are limited to 108 bytes; t.TempDir() paths embed
 	// the test name and can be far longer.
 	sockDir, err := os.MkdirTemp("/tmp", "kctd")
@@ -125,8 +135,51 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		if t.Failed() {
 			dumpLog()
 		}
+		killShims(address)
+		if err := removeData(data); err != nil {
+			t.Logf("containerd cleanup: %v", err)
+		}
 	})
 	return address
+}
+
+// killShims ends the runc shims serving the containerd at address: they
+// outlive containerd by design.
+func killShims(address string) {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(b), "\x00")
+		if !strings.Contains(args[0], "containerd-shim") || !slices.Contains(args, address) {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// removeData unmounts what is still mounted under dir (rootfs of tasks
+// the shims left), then removes it, retrying while the killed shims let go.
+func removeData(dir string) error {
+	var err error
+	for range 20 {
+		if mi, rerr := os.ReadFile("/proc/self/mountinfo"); rerr == nil {
+			for _, line := range strings.Split(string(mi), "\n") {
+				if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+					_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
+				}
+			}
+		}
+		if err = os.RemoveAll(dir); err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
 
 func waitContainerd(address string, exited <-chan struct{}, timeout time.Duration) error {
