@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -227,5 +228,37 @@ func TestBadInput(t *testing.T) {
 	out, err = c.run("service", "create", "dup", "--image", c.image, "--no-wait")
 	if err == nil || !strings.Contains(out, "already exists") {
 		t.Fatalf("duplicate create: err=%v\n%s", err, out)
+	}
+}
+
+// TestCLIServerFailover: the CLI given several apiservers uses the next
+// when one cannot be reached, and names each when none can.
+func TestCLIServerFailover(t *testing.T) {
+	c := startCluster(t)
+	dead := fmt.Sprintf("https://127.0.0.1:%d", testenv.FreePort(t))
+	kiln := func(servers string, args ...string) (string, error) {
+		cmd := exec.Command(c.kiln, append([]string{"--server", servers, "--certificate-authority", c.caFile,
+			"--token-file", c.tokenFile}, args...)...)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := kiln(dead+","+c.api, "service", "create", "failover", "--image", c.image); err != nil {
+		t.Fatalf("create with the first apiserver down: %v\n%s", err, out)
+	}
+	if out, err := kiln(dead+","+c.api, "service", "list"); err != nil || !strings.Contains(out, "failover") {
+		t.Fatalf("list with the first apiserver down: %v\n%s", err, out)
+	}
+	t.Setenv("KILN_SERVER", dead+","+c.api)
+	cmd := exec.Command(c.kiln, "--certificate-authority", c.caFile, "--token-file", c.tokenFile, "service", "list")
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "failover") {
+		t.Fatalf("KILN_SERVER as a list: %v\n%s", err, out)
+	}
+	other := fmt.Sprintf("https://127.0.0.1:%d", testenv.FreePort(t))
+	out, err := kiln(dead+","+other, "service", "list")
+	if err == nil || !strings.Contains(out, dead) || !strings.Contains(out, other) {
+		t.Fatalf("every apiserver down: %v, want an error naming both\n%s", err, out)
+	}
+	if out, err := kiln("127.0.0.1:7070", "service", "list"); err == nil || !strings.Contains(out, "--server") {
+		t.Fatalf("a server that is not a URL: %v, want an error naming --server\n%s", err, out)
 	}
 }

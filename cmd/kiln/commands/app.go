@@ -30,7 +30,7 @@ func NewApp() *cli.App {
 		DisableSliceFlagSeparator: true, // --env A=x,y is one value, as in kn
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: client.FlagServer, EnvVars: []string{"KILN_SERVER"}, Value: client.DefaultServer,
-				Usage: "kiln API server URL"},
+				Usage: "kiln API server URL, or several apiservers of one cluster separated by commas: a request that cannot reach one goes to the next"},
 			&cli.StringFlag{Name: client.FlagTokenFile, EnvVars: []string{"KILN_TOKEN_FILE"}, Value: client.DefaultTokenFile(),
 				Usage: "file holding the API bearer token"},
 			&cli.StringFlag{Name: client.FlagToken, EnvVars: []string{"KILN_TOKEN"},

@@ -89,7 +89,11 @@ func writeKubeconfig(c *cli.Context) error {
 			return fmt.Errorf("--output: %w", err)
 		}
 	}
-	server := c.String(client.FlagServer)
+	if err := client.CheckServers(c.String(client.FlagServer)); err != nil {
+		return err
+	}
+	// A kubeconfig names one server: the first of --server.
+	server := client.Servers(c.String(client.FlagServer))[0]
 	var kc kubeconfig
 	kc.APIVersion, kc.Kind, kc.CurrentContext = "v1", "Config", name
 	var cl namedCluster

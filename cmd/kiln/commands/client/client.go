@@ -10,11 +10,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 
 	"github.com/urfave/cli/v2"
 
@@ -68,17 +70,51 @@ func DefaultTokenFile() string {
 	return "/var/lib/kiln/dev/token"
 }
 
-// Client talks to one apiserver. The zero value is not usable; use New.
+// Client talks to the apiservers of one cluster. The zero value is not
+// usable; use New.
 type Client struct {
-	base  string
+	bases []string
+	// cur is the index into bases of the server that last answered: the
+	// next request goes there first.
+	cur   atomic.Int32
 	token string
 	http  *http.Client
 }
 
-// New returns a client for server (e.g. http://127.0.0.1:7070) sending
-// token as a bearer token when non-empty.
+// New returns a client for server (e.g. http://127.0.0.1:7070), or for
+// several apiservers of one cluster separated by commas, sending token as
+// a bearer token when non-empty. A request that cannot reach a server is
+// sent to the next one (see do).
 func New(server, token string) *Client {
-	return &Client{base: strings.TrimRight(server, "/"), token: token, http: &http.Client{}}
+	return &Client{bases: Servers(server), token: token, http: &http.Client{}}
+}
+
+// Servers splits a --server value (URLs separated by commas) into its
+// URLs, without trailing slashes or empty entries.
+func Servers(server string) []string {
+	var out []string
+	for _, s := range strings.Split(server, ",") {
+		if s = strings.TrimRight(strings.TrimSpace(s), "/"); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// CheckServers refuses a --server value that is not a list of http or
+// https URLs with a host, naming the bad entry.
+func CheckServers(server string) error {
+	list := Servers(server)
+	if len(list) == 0 {
+		return fmt.Errorf("--%s: no API server URL given", FlagServer)
+	}
+	for _, s := range list {
+		u, err := url.Parse(s)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--%s: %q is not an http:// or https:// URL of an API server", FlagServer, s)
+		}
+	}
+	return nil
 }
 
 // WithTLS makes c speak HTTPS with cfg (trusted CAs, client certificate).
@@ -123,8 +159,11 @@ func FromContext(c *cli.Context) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := CheckServers(c.String(FlagServer)); err != nil {
+		return nil, err
+	}
 	cl := New(c.String(FlagServer), token)
-	if strings.HasPrefix(c.String(FlagServer), "https:") {
+	if strings.Contains(c.String(FlagServer), "https:") {
 		cfg, err := TLSConfig(c.String(FlagCAFile), c.String(FlagClientCert), c.String(FlagClientKey))
 		if err != nil {
 			return nil, err
@@ -206,42 +245,78 @@ func (c *Client) path(resource, ns, name string) string {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body any) (*http.Response, error) {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		payload = b
 	}
-	u := c.base + path
+	// Try the server that answered last, then the others in order. A
+	// request moves on only when it never reached a server (the dial
+	// failed), or when it reads (GET) and the connection broke: a write
+	// that may have landed is never sent twice.
+	start := int(c.cur.Load())
+	var errs []string
+	var lastErr error
+	for i := range c.bases {
+		idx := (start + i) % len(c.bases)
+		resp, err := c.send(ctx, c.bases[idx], method, path, query, payload)
+		if err == nil {
+			c.cur.Store(int32(idx))
+			if resp.StatusCode >= 300 {
+				defer resp.Body.Close()
+				return nil, decodeError(resp)
+			}
+			return resp, nil
+		}
+		lastErr = err
+		errs = append(errs, fmt.Sprintf("%s: %v", c.bases[idx], err))
+		if ctx.Err() != nil || !(isDialError(err) || method == http.MethodGet) {
+			break
+		}
+	}
+	hint := ""
+	var unknownCA x509.UnknownAuthorityError
+	if errors.As(lastErr, &unknownCA) {
+		hint = fmt.Sprintf(" (trust the CA that signed it with --%s or KILN_CA_FILE)", FlagCAFile)
+	}
+	what := "the kiln API server at " + strings.Join(errs, "")
+	if len(c.bases) > 1 {
+		what = "any kiln API server (" + strings.Join(errs, "; ") + ")"
+	}
+	return nil, fmt.Errorf("cannot reach %s%s: %w", what, hint, errdefs.ErrUnavailable)
+}
+
+// send makes one attempt at base.
+func (c *Client) send(ctx context.Context, base, method, path string, query url.Values, payload []byte) (*http.Response, error) {
+	u := base + path
 	if len(query) > 0 {
 		u += "?" + query.Encode()
+	}
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	if c.token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		hint := ""
-		var unknownCA x509.UnknownAuthorityError
-		if errors.As(err, &unknownCA) {
-			hint = fmt.Sprintf(" (trust the CA that signed it with --%s or KILN_CA_FILE)", FlagCAFile)
-		}
-		return nil, fmt.Errorf("cannot reach the kiln API server at %s: %v%s: %w", c.base, err, hint, errdefs.ErrUnavailable)
-	}
-	if resp.StatusCode >= 300 {
-		defer resp.Body.Close()
-		return nil, decodeError(resp)
-	}
-	return resp, nil
+	return c.http.Do(req)
+}
+
+// isDialError reports a request that never reached a server: the
+// connection could not be opened.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func decodeError(resp *http.Response) error {
