@@ -28,7 +28,7 @@ func adminGet(t *testing.T, g *Gateway, path string) (int, string) {
 }
 
 func TestAdminReadyBeforeConfig(t *testing.T) {
-	g := New(Config{XDSAddress: "127.0.0.1:1"}, testenv.Logger())
+	g := New(Config{XDSAddresses: []string{"127.0.0.1:1"}}, testenv.Logger())
 	w := httptest.NewRecorder()
 	g.adminReady(w, httptest.NewRequest(http.MethodGet, "/ready", nil))
 	if w.Code != http.StatusServiceUnavailable || w.Body.String() != "PRE_INITIALIZING\n" {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,8 +25,9 @@ import (
 
 // Config configures a gateway.
 type Config struct {
-	// XDSAddress is host:port of the kilnd xds role. Required.
-	XDSAddress string
+	// XDSAddresses are host:port of the kilnd xds replicas, tried in turn
+	// when a stream fails. At least one is required.
+	XDSAddresses []string
 	// NodeID identifies this edge to the xds server (logs, NACK reports).
 	// Optional, default the host name.
 	NodeID string
@@ -140,7 +142,7 @@ func (g *Gateway) AddrOf(listener string) net.Addr {
 // serves HTTP until ctx ends. It returns nil on cancellation, or an error
 // when the listener cannot be bound.
 func (g *Gateway) Run(ctx context.Context) error {
-	if g.cfg.XDSAddress == "" {
+	if len(g.cfg.XDSAddresses) == 0 || slices.Contains(g.cfg.XDSAddresses, "") {
 		return errors.New("gateway: no xds address")
 	}
 	ctx, cancel := context.WithCancel(ctx)

@@ -89,7 +89,7 @@ func startEnv(t *testing.T, seed func(st store.Store)) *env {
 	srvDone := make(chan error, 1)
 	go func() { srvDone <- srv.Run(ctx, lis) }()
 
-	gw := New(Config{XDSAddress: lis.Addr().String(), NodeID: "test-edge", ListenHost: "127.0.0.1", AdminListen: "127.0.0.1:0"}, testenv.Logger())
+	gw := New(Config{XDSAddresses: []string{lis.Addr().String()}, NodeID: "test-edge", ListenHost: "127.0.0.1", AdminListen: "127.0.0.1:0"}, testenv.Logger())
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(ctx) }()
 	t.Cleanup(func() {
@@ -351,7 +351,7 @@ func TestGatewayReconnects(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	gw := New(Config{XDSAddress: addr, NodeID: "edge", ListenHost: "127.0.0.1"}, testenv.Logger())
+	gw := New(Config{XDSAddresses: []string{addr}, NodeID: "edge", ListenHost: "127.0.0.1"}, testenv.Logger())
 	gwDone := make(chan error, 1)
 	go func() { gwDone <- gw.Run(ctx) }()
 	select {
@@ -386,4 +386,64 @@ func TestGatewayReconnects(t *testing.T) {
 	}
 	stopSrv2()
 	<-srvDone
+}
+
+// TestGatewayFailsOverBetweenXDSReplicas: with several xds addresses the
+// gateway starts past one that is down, and when the replica it follows
+// stops, takes what changed from another; the failover time is printed.
+func TestGatewayFailsOverBetweenXDSReplicas(t *testing.T) {
+	rev1, rev2 := backend(t, "rev1", 0), backend(t, "rev2", 0)
+	st := testenv.StartEtcd(t)
+	putRoute(t, st, "default", "hello", "http://"+helloHost, servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: pct(100)})
+	putInstance(t, st, "default", "hello-00001", "i1", hostport(rev1))
+
+	opts := xds.Options{HTTPListenAddress: "127.0.0.1", HTTPPort: uint32(testenv.FreePort(t)), InternalPort: uint32(testenv.FreePort(t)), HTTPSPort: uint32(testenv.FreePort(t))}
+	type replica struct {
+		addr string
+		stop context.CancelFunc
+		done chan error
+	}
+	start := func() *replica {
+		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		r := &replica{addr: lis.Addr().String(), stop: cancel, done: make(chan error, 1)}
+		go func() { r.done <- xds.NewServer(st, opts, testenv.Logger()).Run(ctx, lis) }()
+		t.Cleanup(func() { cancel(); <-r.done })
+		return r
+	}
+	a, b := start(), start()
+	dead := fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	gw := New(Config{XDSAddresses: []string{dead, a.addr, b.addr}, NodeID: "edge", ListenHost: "127.0.0.1"}, testenv.Logger())
+	gwDone := make(chan error, 1)
+	go func() { gwDone <- gw.Run(ctx) }()
+	select {
+	case <-gw.Ready():
+	case <-time.After(10 * time.Second):
+		t.Fatal("not ready with the first xds address down")
+	}
+	e := &env{st: st, gw: gw, url: "http://" + gw.Addr().String()}
+	if r := e.get(t, helloHost, nil); r.body != "rev1" {
+		t.Fatalf("first config: %d %q", r.status, r.body)
+	}
+
+	// The gateway follows a (dead was skipped); stop it and change the
+	// route's endpoints: only b can tell.
+	a.stop()
+	<-a.done
+	a.done <- nil // for the cleanup
+	stopped := time.Now()
+	putInstance(t, st, "default", "hello-00001", "i1", hostport(rev2))
+	e.eventually(t, "config from the other replica", helloHost, func(r reply) bool { return r.body == "rev2" })
+	t.Logf("xds failover: the change reached the gateway %v after its replica stopped", time.Since(stopped).Round(time.Millisecond))
+
+	cancel()
+	if err := <-gwDone; err != nil {
+		t.Errorf("gateway Run: %v", err)
+	}
 }

@@ -18,6 +18,7 @@ import (
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
+	grpcbackoff "google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
@@ -67,15 +68,26 @@ func (g *Gateway) runXDS(ctx context.Context) error {
 	if creds == nil {
 		creds = grpc.WithTransportCredentials(insecure.NewCredentials())
 	}
-	conn, err := grpc.NewClient(g.cfg.XDSAddress, creds,
-		// A silent xds server must be noticed, or the edge would keep an
-		// old config forever.
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
-	)
-	if err != nil {
-		return fmt.Errorf("xds client %s: %w", g.cfg.XDSAddress, err)
+	// One connection per xds replica; a stream that fails moves on to the
+	// next replica at once, and only a round in which every replica
+	// failed waits, at most maxXDSBackoff, so the edge resumes within
+	// about a second of any replica being reachable.
+	var clients []discoveryv3.AggregatedDiscoveryServiceClient
+	for _, addr := range g.cfg.XDSAddresses {
+		conn, err := grpc.NewClient(addr, creds,
+			// A silent xds server must be noticed, or the edge would keep
+			// an old config forever.
+			grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 30 * time.Second, Timeout: 10 * time.Second, PermitWithoutStream: true}),
+			// gRPC's own reconnection backoff must not stack on ours.
+			grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcbackoff.Config{BaseDelay: 100 * time.Millisecond,
+				Multiplier: 1.6, Jitter: 0.2, MaxDelay: maxXDSBackoff}, MinConnectTimeout: 5 * time.Second}),
+		)
+		if err != nil {
+			return fmt.Errorf("xds client %s: %w", addr, err)
+		}
+		defer conn.Close()
+		clients = append(clients, discoveryv3.NewAggregatedDiscoveryServiceClient(conn))
 	}
-	defer conn.Close()
 	c := &xdsClient{
 		g:    g,
 		node: &corev3.Node{Id: nodeID, Cluster: "kiln-gateway", UserAgentName: "kiln-gateway"},
@@ -87,11 +99,11 @@ func (g *Gateway) runXDS(ctx context.Context) error {
 			secrets:   map[string]*tlsv3.Secret{},
 		},
 	}
-	client := discoveryv3.NewAggregatedDiscoveryServiceClient(conn)
 	backoff := 100 * time.Millisecond
+	idx, failed := 0, 0 // the replica in use; replicas failed in a row
 	for {
 		start := time.Now()
-		err := c.stream(ctx, client)
+		err := c.stream(ctx, clients[idx])
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -100,19 +112,29 @@ func (g *Gateway) runXDS(ctx context.Context) error {
 			return fatal.err
 		}
 		if time.Since(start) > 30*time.Second {
-			backoff = 100 * time.Millisecond
+			backoff, failed = 100*time.Millisecond, 0
+		}
+		failed++
+		from := g.cfg.XDSAddresses[idx]
+		idx = (idx + 1) % len(clients)
+		if failed%len(clients) != 0 {
+			g.log.Warn("xds stream ended, trying the next xds server", "error", err, "xds", from, "next", g.cfg.XDSAddresses[idx])
+			continue
 		}
 		// Jitter keeps a fleet of edges from reconnecting in lockstep.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		g.log.Warn("xds stream ended, reconnecting", "error", err, "backoff", wait)
+		g.log.Warn("xds stream ended, reconnecting", "error", err, "xds", from, "next", g.cfg.XDSAddresses[idx], "backoff", wait)
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-time.After(wait):
 		}
-		backoff = min(2*backoff, 10*time.Second)
+		backoff = min(2*backoff, maxXDSBackoff)
 	}
 }
+
+// maxXDSBackoff caps the wait between rounds of reconnection attempts.
+const maxXDSBackoff = time.Second
 
 type fatalError struct{ err error }
 

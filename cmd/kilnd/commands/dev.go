@@ -311,7 +311,7 @@ func (p *devPKI) apiTLS() (*tls.Config, error) {
 
 func gatewayConfigDev(c *cli.Context) gatewayCfg {
 	id, _ := os.Hostname()
-	return gatewayCfg{XDSAddress: c.String("xds-listen"), NodeID: id + "-dev", ListenHost: c.String("gateway-listen-host"), PortOverride: int(c.Uint("http-port")),
+	return gatewayCfg{XDSAddresses: []string{c.String("xds-listen")}, NodeID: id + "-dev", ListenHost: c.String("gateway-listen-host"), PortOverride: int(c.Uint("http-port")),
 		AdminListen: devAdminListen(c)}
 }
 

@@ -440,7 +440,7 @@ func runXDS(ctx context.Context, st *etcdstore.Store, addr string, opts xds.Opti
 // --- gateway ---
 
 var gatewayFlags = []cli.Flag{
-	&cli.StringFlag{Name: "xds-address", Usage: "host:port of an xds server", Value: "127.0.0.1:18000", EnvVars: []string{"KILN_XDS_ADDRESS"}},
+	&cli.StringSliceFlag{Name: "xds-address", Usage: "host:port of an xds server; repeat it (or separate with commas) for each replica: a failed stream moves to the next at once", Value: cli.NewStringSlice("127.0.0.1:18000"), EnvVars: []string{"KILN_XDS_ADDRESS"}},
 	&cli.StringFlag{Name: "node-id", Usage: "xDS node id of this edge (default: hostname)"},
 	&cli.StringFlag{Name: "listen-host", Usage: "host the HTTP listener binds", Value: "0.0.0.0"},
 	&cli.IntFlag{Name: "port", Usage: "HTTP port; 0 uses the port the xds listener names"},
@@ -452,7 +452,7 @@ func gatewayConfig(c *cli.Context) gateway.Config {
 	if id == "" {
 		id, _ = os.Hostname()
 	}
-	return gateway.Config{XDSAddress: c.String("xds-address"), NodeID: id, ListenHost: c.String("listen-host"), PortOverride: c.Int("port"), AdminListen: c.String("admin-listen")}
+	return gateway.Config{XDSAddresses: c.StringSlice("xds-address"), NodeID: id, ListenHost: c.String("listen-host"), PortOverride: c.Int("port"), AdminListen: c.String("admin-listen")}
 }
 
 var gatewayCommand = &cli.Command{
