@@ -4,6 +4,7 @@ import (
 	"os"
 	"slices"
 	"testing"
+	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -46,6 +47,10 @@ func TestBootstrap(t *testing.T) {
 		t.Errorf("ads_config %v", ads)
 	}
 
+	if rb := ads.GetGrpcServices()[0].GetEnvoyGrpc().GetRetryPolicy().GetRetryBackOff(); rb.GetMaxInterval().AsDuration() > time.Second {
+		t.Errorf("ADS stream retry back-off %v, want at most 1s", rb)
+	}
+
 	clusters := b.GetStaticResources().GetClusters()
 	if len(clusters) != 1 || clusters[0].GetName() != "kiln-xds" {
 		t.Fatalf("static clusters %v, want kiln-xds", clusters)
@@ -54,6 +59,9 @@ func TestBootstrap(t *testing.T) {
 	sa := xds.GetLoadAssignment().GetEndpoints()[0].GetLbEndpoints()[0].GetEndpoint().GetAddress().GetSocketAddress()
 	if sa.GetAddress() != "127.0.0.1" || sa.GetPortValue() != 18000 {
 		t.Errorf("kiln-xds endpoint %v, want 127.0.0.1:18000", sa)
+	}
+	if od := xds.GetOutlierDetection(); od.GetConsecutiveLocalOriginFailure().GetValue() != 1 || !od.GetSplitExternalLocalOriginErrors() {
+		t.Errorf("kiln-xds outlier detection %v, want a replica ejected at its first refused connection", od)
 	}
 	opts := &httpv3.HttpProtocolOptions{}
 	if err := xds.GetTypedExtensionProtocolOptions()["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"].UnmarshalTo(opts); err != nil {
