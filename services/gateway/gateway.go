@@ -64,6 +64,8 @@ type Gateway struct {
 	applied   atomic.Pointer[applied]
 	adminAddr atomic.Pointer[net.Addr]
 	proxy     *httputil.ReverseProxy
+	// outliers are endpoints left out after refusing a connection.
+	outliers *outliers
 
 	ready     chan struct{}
 	readyOnce sync.Once
@@ -92,6 +94,7 @@ func New(cfg Config, log *slog.Logger) *Gateway {
 		cfg.ListenHost = "0.0.0.0"
 	}
 	g := &Gateway{cfg: cfg, log: log.With("component", "gateway"), ready: make(chan struct{}), servers: map[string]*boundServer{}}
+	g.outliers = newOutliers()
 	g.proxy = g.newProxy()
 	return g
 }
@@ -303,8 +306,9 @@ func (g *Gateway) markReady() {
 // target is what ServeHTTP decided, handed to the proxy's Rewrite.
 type target struct {
 	endpoint       string
-	tls            bool   // the cluster demands mutual TLS
-	host           string // Host to send upstream; "" keeps the client's
+	upstream       *upstream // the cluster, for a retry on another endpoint
+	tls            bool      // the cluster demands mutual TLS
+	host           string    // Host to send upstream; "" keeps the client's
 	connectTimeout time.Duration
 	ops            [4]*headerOps // in the order applied (Envoy's default: cluster first)
 }
@@ -349,7 +353,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		return
 	}
-	ep := wc.upstream.endpoint()
+	ep := wc.upstream.pick(g.outliers, nil)
 	if ep == "" {
 		localReply(w, http.StatusServiceUnavailable, "no healthy upstream")
 		return
@@ -358,7 +362,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, t *table) {
 		localReply(w, http.StatusServiceUnavailable, "upstream requires mutual TLS and this gateway has no certificate (--tls-cert-file)")
 		return
 	}
-	tg := &target{endpoint: ep, tls: wc.upstream.tls, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
+	tg := &target{endpoint: ep, upstream: wc.upstream, tls: wc.upstream.tls, connectTimeout: wc.upstream.connectTimeout, host: rt.hostRewrite,
 		ops: [4]*headerOps{&wc.headers, &rt.headers, &vh.headers, &t.headers}}
 	if t.mostSpecificWins {
 		tg.ops = [4]*headerOps{&t.headers, &vh.headers, &rt.headers, &wc.headers}
@@ -400,7 +404,7 @@ func (g *Gateway) newProxy() *httputil.ReverseProxy {
 		TLSClientConfig:     g.cfg.UpstreamTLS,
 	}
 	return &httputil.ReverseProxy{
-		Transport: transport,
+		Transport: &retryTransport{base: transport, outliers: g.outliers},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			tg := pr.In.Context().Value(targetKey{}).(*target)
 			pr.Out.URL.Scheme = "http"

@@ -522,11 +522,3 @@ func (r *route) pick() *weightedCluster {
 	}
 	return nil
 }
-
-// endpoint returns the next endpoint round robin, or "" when there is none.
-func (u *upstream) endpoint() string {
-	if len(u.endpoints) == 0 {
-		return ""
-	}
-	return u.endpoints[(u.next.Add(1)-1)%uint64(len(u.endpoints))]
-}
