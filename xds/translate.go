@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	previoushostsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/retry/host/previous_hosts/v3"
+
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
@@ -364,9 +366,45 @@ func makeVirtualHost(name string, domains []string, targets []weighted, timeouts
 				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
 					WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
 				},
-				Timeout: durationpb.New(timeout + grace),
+				Timeout:     durationpb.New(timeout + grace),
+				RetryPolicy: connectRetryPolicy(),
 			}},
 		}},
+	}
+}
+
+// connectRetryPolicy retries, on other hosts, only requests that provably
+// never reached an upstream: the connection failed, the stream was refused
+// or reset before the request was sent. Anything else could have run.
+func connectRetryPolicy() *routev3.RetryPolicy {
+	prev, _ := anypb.New(&previoushostsv3.PreviousHostsPredicate{})
+	return &routev3.RetryPolicy{
+		RetryOn:    "connect-failure,refused-stream,reset-before-request",
+		NumRetries: wrapperspb.UInt32(3),
+		RetryHostPredicate: []*routev3.RetryPolicy_RetryHostPredicate{{
+			Name:       "envoy.retry_host_predicates.previous_hosts",
+			ConfigType: &routev3.RetryPolicy_RetryHostPredicate_TypedConfig{TypedConfig: prev},
+		}},
+		HostSelectionRetryMaxAttempts: 3,
+	}
+}
+
+// connectOutlierDetection ejects an endpoint at its first locally detected
+// failure (connection refused or timed out) for 5s, so the next requests
+// skip it before EDS drops it; 5xx answers (an overloaded queue-proxy's
+// 503) eject nothing.
+func connectOutlierDetection() *clusterv3.OutlierDetection {
+	zero := wrapperspb.UInt32(0)
+	return &clusterv3.OutlierDetection{
+		SplitExternalLocalOriginErrors:         true,
+		ConsecutiveLocalOriginFailure:          wrapperspb.UInt32(1),
+		EnforcingConsecutiveLocalOriginFailure: wrapperspb.UInt32(100),
+		EnforcingConsecutive_5Xx:               zero,
+		EnforcingConsecutiveGatewayFailure:     zero,
+		EnforcingSuccessRate:                   zero,
+		EnforcingLocalOriginSuccessRate:        zero,
+		BaseEjectionTime:                       durationpb.New(5 * time.Second),
+		MaxEjectionPercent:                     wrapperspb.UInt32(100),
 	}
 }
 
@@ -432,6 +470,7 @@ func makeCluster(name string) *clusterv3.Cluster {
 		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
 		ConnectTimeout:       durationpb.New(ConnectTimeout),
 		LbPolicy:             clusterv3.Cluster_ROUND_ROBIN,
+		OutlierDetection:     connectOutlierDetection(),
 		CircuitBreakers: &clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
 			MaxConnections:     wrapperspb.UInt32(unlimited),
 			MaxPendingRequests: wrapperspb.UInt32(unlimited),

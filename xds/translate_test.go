@@ -369,3 +369,41 @@ func TestTranslateIsDeterministic(t *testing.T) {
 		t.Fatal("input order changed the output")
 	}
 }
+
+// Every revision route retries, on another host, only a request that never
+// reached an upstream, and every revision cluster ejects an endpoint at its
+// first refused connection but never for its 5xx answers.
+func TestConnectFailuresRetriedAndEjected(t *testing.T) {
+	in := Input{Routes: []servingv1.Route{
+		route("default", "hello", "http://hello.default.example.com", withTraffic("hello-00001", 100)),
+	}}
+	res := Translate(in, Options{})
+	validateAll(t, res)
+	routes := 0
+	for _, rc := range res.Routes {
+		for _, vh := range rc.VirtualHosts {
+			for _, rt := range vh.Routes {
+				ra := rt.GetRoute()
+				if ra == nil {
+					continue
+				}
+				routes++
+				rp := ra.GetRetryPolicy()
+				if rp.GetRetryOn() != "connect-failure,refused-stream,reset-before-request" || rp.GetNumRetries().GetValue() == 0 ||
+					len(rp.GetRetryHostPredicate()) != 1 || rp.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
+					t.Errorf("route %s retry policy %v", rt.GetName(), rp)
+				}
+			}
+		}
+	}
+	if routes == 0 {
+		t.Fatal("no route actions")
+	}
+	for _, c := range res.Clusters {
+		od := c.GetOutlierDetection()
+		if od.GetConsecutiveLocalOriginFailure().GetValue() != 1 || !od.GetSplitExternalLocalOriginErrors() ||
+			od.GetEnforcingConsecutive_5Xx() == nil || od.GetEnforcingConsecutive_5Xx().GetValue() != 0 {
+			t.Errorf("cluster %s outlier detection %v", c.GetName(), od)
+		}
+	}
+}
