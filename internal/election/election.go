@@ -23,8 +23,13 @@ type LeadFunc func(ctx context.Context, fence *store.Fence) error
 type Config struct {
 	Role     string        // required: "controller", "scheduler", "autoscaler"
 	Identity string        // required: unique per process, e.g. hostname-pid
-	TTL      time.Duration // session TTL; default 5s. A dead leader is replaced after about this long.
+	TTL      time.Duration // session TTL, whole seconds; default DefaultTTL. A dead leader is replaced after about this long.
 }
+
+// DefaultTTL is the session TTL when Config.TTL is zero: a crashed leader's
+// successor takes over within about two seconds. etcd may raise a TTL below
+// its minimum (1.5 election timeouts, 1.5s with its defaults).
+const DefaultTTL = 2 * time.Second
 
 // Run campaigns for cfg.Role and runs lead while this process leads,
 // campaigning again after losing. It returns when ctx ends.
@@ -33,7 +38,7 @@ func Run(ctx context.Context, c *clientv3.Client, cfg Config, log *slog.Logger, 
 		return errors.New("election: role and identity are required")
 	}
 	if cfg.TTL <= 0 {
-		cfg.TTL = 5 * time.Second
+		cfg.TTL = DefaultTTL
 	}
 	log = log.With("component", "election", "role", cfg.Role, "identity", cfg.Identity)
 	for ctx.Err() == nil {

@@ -41,6 +41,16 @@ in one process on an embedded etcd for a single-machine setup.`,
 			&cli.StringFlag{Name: "etcd-key", Usage: "client key for etcd", EnvVars: []string{"KILN_ETCD_KEY"}},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info", EnvVars: []string{"KILN_LOG_LEVEL"}},
 			&cli.StringFlag{Name: "log-format", Usage: "text or json", Value: "text", EnvVars: []string{"KILN_LOG_FORMAT"}},
+			&cli.DurationFlag{Name: "leader-ttl", Usage: "leader session TTL of the singleton roles (controller, scheduler, autoscaler), whole seconds: a crashed leader is replaced after about this long",
+				Value: election.DefaultTTL, EnvVars: []string{"KILN_LEADER_TTL"}},
+		},
+		Before: func(c *cli.Context) error {
+			ttl := c.Duration("leader-ttl")
+			if ttl < time.Second || ttl%time.Second != 0 {
+				return fmt.Errorf("--leader-ttl %v: must be a whole number of seconds, at least 1s", ttl)
+			}
+			leaderTTL = ttl
+			return nil
 		},
 		Commands: []*cli.Command{
 			apiserverCommand, controllerCommand, schedulerCommand, autoscalerCommand,
@@ -99,9 +109,12 @@ func identity() string {
 	return fmt.Sprintf("%s-%d", h, os.Getpid())
 }
 
+// leaderTTL is --leader-ttl, set once before any role starts.
+var leaderTTL = election.DefaultTTL
+
 // lead runs fn under leader election for role until ctx ends.
 func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logger, fn election.LeadFunc) error {
-	return election.Run(ctx, st.Client(), election.Config{Role: role, Identity: identity()}, log, fn)
+	return election.Run(ctx, st.Client(), election.Config{Role: role, Identity: identity(), TTL: leaderTTL}, log, fn)
 }
 
 // serveHTTP listens on addr and serves h in g until ctx (g's context)

@@ -304,7 +304,7 @@ func runAutoscaler(ctx context.Context, st *etcdstore.Store, addr, advertise str
 	log.Info("serving autoscaler gRPC", "address", lis.Addr().String(), "advertise", advertise)
 	ready()
 	g.Go(func() error {
-		return election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: advertise}, log, a.Lead)
+		return election.Run(ctx, st.Client(), election.Config{Role: "autoscaler", Identity: advertise, TTL: leaderTTL}, log, a.Lead)
 	})
 	return g.Wait()
 }
