@@ -158,9 +158,11 @@ func serviceSource(st store.Store, gw *GatewayEndpoint) storeSource {
 	}
 }
 
-// podSource lists and watches the Pods of ns: one per instance record,
-// described with its placement and revision when they are still there.
-func podSource(st store.Store, ns string) storeSource {
+// podSource lists and watches the Pods of ns (only the one called name
+// when name is set): one per instance record, described with its
+// placement and revision when they are still there. Those two reads are
+// made only for the instances shown.
+func podSource(st store.Store, ns, name string) storeSource {
 	return storeSource{st: st,
 		prefix: func(string) (string, bool) { return store.InstancePrefix, true },
 		decode: func(kv store.KV) (watchItem, bool, error) {
@@ -168,7 +170,7 @@ func podSource(st store.Store, ns string) storeSource {
 			if err := json.Unmarshal(kv.Value, &in); err != nil {
 				return watchItem{}, false, fmt.Errorf("decode instance %s: %w", kv.Key, err)
 			}
-			if ns != "" && in.Namespace != ns {
+			if (ns != "" && in.Namespace != ns) || (name != "" && podName(&in) != name) {
 				return watchItem{}, false, nil
 			}
 			pod := instancePod(context.Background(), st, &in, kv.ModRevision)
@@ -350,9 +352,10 @@ func containerState(in *cluster.Instance) corev1.ContainerState {
 
 // viewHandlers serve a read-only derived core kind.
 type viewHandlers struct {
-	s      *server
-	gr     schema.GroupResource
-	source func(ns string) storeSource
+	s  *server
+	gr schema.GroupResource
+	// source is the objects of ns; with name set it may hold only that one.
+	source func(ns, name string) storeSource
 	fields []string // field selectors besides metadata.name and metadata.namespace
 	toList func(rv string, objs []any) runtime.Object
 }
@@ -378,7 +381,7 @@ func (v *viewHandlers) refuse(w http.ResponseWriter, r *http.Request) {
 func (v *viewHandlers) list(w http.ResponseWriter, r *http.Request) {
 	ns := r.PathValue("ns")
 	if isWatch(r) {
-		v.s.serveCoreWatch(w, r, v.gr.Resource, v.source(ns), v.fields...)
+		v.s.serveCoreWatch(w, r, v.gr.Resource, v.source(ns, ""), v.fields...)
 		return
 	}
 	ls, fs, err := selectors(r)
@@ -389,7 +392,7 @@ func (v *viewHandlers) list(w http.ResponseWriter, r *http.Request) {
 		v.s.coreFail(w, r, err, v.gr, "")
 		return
 	}
-	items, rev, err := v.source(ns).snapshot(r.Context(), ns, 0)
+	items, rev, err := v.source(ns, "").snapshot(r.Context(), ns, 0)
 	if err != nil {
 		v.s.coreFail(w, r, err, v.gr, "")
 		return
@@ -406,7 +409,7 @@ func (v *viewHandlers) list(w http.ResponseWriter, r *http.Request) {
 func (v *viewHandlers) get(w http.ResponseWriter, r *http.Request) {
 	ns, name := r.PathValue("ns"), r.PathValue("name")
 	if isWatch(r) {
-		v.s.serveCoreWatch(w, r, v.gr.Resource, v.source(ns), v.fields...)
+		v.s.serveCoreWatch(w, r, v.gr.Resource, v.source(ns, ""), v.fields...)
 		return
 	}
 	it, err := v.find(r.Context(), ns, name)
@@ -419,7 +422,7 @@ func (v *viewHandlers) get(w http.ResponseWriter, r *http.Request) {
 
 // find is ns/name's item. Errors: a Kubernetes NotFound.
 func (v *viewHandlers) find(ctx context.Context, ns, name string) (watchItem, error) {
-	items, _, err := v.source(ns).snapshot(ctx, ns, 0)
+	items, _, err := v.source(ns, name).snapshot(ctx, ns, 0)
 	if err != nil {
 		return watchItem{}, err
 	}
@@ -433,7 +436,7 @@ func (v *viewHandlers) find(ctx context.Context, ns, name string) (watchItem, er
 // registerViews serves services and pods (with pods/NAME/log).
 func (s *server) registerViews(mux *http.ServeMux) {
 	svcs := &viewHandlers{s: s, gr: servicesGR,
-		source: func(string) storeSource { return serviceSource(s.st, s.opts.Gateway) },
+		source: func(string, string) storeSource { return serviceSource(s.st, s.opts.Gateway) },
 		toList: func(rv string, objs []any) runtime.Object {
 			l := &corev1.ServiceList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: []corev1.Service{}}
 			for _, o := range objs {
@@ -443,7 +446,7 @@ func (s *server) registerViews(mux *http.ServeMux) {
 		}}
 	svcs.register(mux)
 	pods := &viewHandlers{s: s, gr: podsGR, fields: []string{"spec.nodeName", "status.phase"},
-		source: func(ns string) storeSource { return podSource(s.st, ns) },
+		source: func(ns, name string) storeSource { return podSource(s.st, ns, name) },
 		toList: func(rv string, objs []any) runtime.Object {
 			l := &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: rv}, Items: []corev1.Pod{}}
 			for _, o := range objs {
