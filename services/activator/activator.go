@@ -21,6 +21,7 @@ import (
 	"github.com/kiln-serving/kiln/internal/forwarded"
 	"github.com/kiln-serving/kiln/internal/meter"
 	"github.com/kiln-serving/kiln/internal/timeout"
+	"github.com/kiln-serving/kiln/internal/unsent"
 	"google.golang.org/grpc"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
@@ -137,7 +138,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			f := r.Context().Value(forwardKey{}).(*forward)
-			if isDialError(err) && !f.body.wasRead() && r.Context().Err() == nil {
+			if unsent.Is(err) && !f.body.wasRead() && r.Context().Err() == nil {
 				// Nothing reached the instance: the caller tries again
 				// (an instance just started or just stopping).
 				f.retry = true
@@ -540,10 +541,4 @@ func (b *onceBody) wasRead() bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.read
-}
-
-// isDialError reports whether err happened before a connection existed.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }

@@ -1,13 +1,13 @@
 package gateway
 
 import (
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/unsent"
 )
 
 // Connect-failure retries and outlier ejection, as kiln's Envoy config asks
@@ -100,7 +100,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	tried := []string{req.URL.Host}
 	for {
 		resp, err := rt.base.RoundTrip(req)
-		if err == nil || !isDialError(err) || req.Context().Err() != nil {
+		if err == nil || !unsent.Is(err) || req.Context().Err() != nil {
 			return resp, err
 		}
 		rt.outliers.eject(req.URL.Host)
@@ -121,10 +121,3 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 type keepOpen struct{ io.Reader }
 
 func (keepOpen) Close() error { return nil }
-
-// isDialError reports a connection that could not be opened: nothing of
-// the request reached the endpoint.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
-}

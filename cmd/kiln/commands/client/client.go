@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
+	"github.com/kiln-serving/kiln/internal/unsent"
 )
 
 // Names of the global flags the root command declares.
@@ -273,7 +273,7 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 		}
 		lastErr = err
 		errs = append(errs, fmt.Sprintf("%s: %v", c.bases[idx], err))
-		if ctx.Err() != nil || !(isDialError(err) || method == http.MethodGet) {
+		if ctx.Err() != nil || !(unsent.Is(err) || method == http.MethodGet) {
 			break
 		}
 	}
@@ -310,13 +310,6 @@ func (c *Client) send(ctx context.Context, base, method, path string, query url.
 		req.Header.Set("Authorization", "Bearer "+c.token)
 	}
 	return c.http.Do(req)
-}
-
-// isDialError reports a request that never reached a server: the
-// connection could not be opened.
-func isDialError(err error) bool {
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
 }
 
 func decodeError(resp *http.Response) error {
