@@ -210,6 +210,23 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	return nil
 }
 
+// Shutdown turns the probe not ready and stops accepting at once (the
+// listener closes, so callers get connection refused and try elsewhere),
+// then waits for in-flight requests until ctx ends; then it closes
+// whatever is left.
+func (p *Proxy) Shutdown(ctx context.Context) error {
+	p.ready.Store(false)
+	if err := p.srv.Shutdown(ctx); err != nil {
+		_ = p.srv.Close()
+		return fmt.Errorf("shut down queue-proxy: %w", err)
+	}
+	return nil
+}
+
+// Draining reports whether the proxy is stopping (Drain past its delay,
+// or Close).
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
 // Close stops the proxy at once, cutting in-flight requests.
 func (p *Proxy) Close() error {
 	p.draining.Store(true)

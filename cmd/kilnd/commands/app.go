@@ -54,7 +54,7 @@ in one process on an embedded etcd for a single-machine setup.`,
 		},
 		Commands: []*cli.Command{
 			apiserverCommand, controllerCommand, schedulerCommand, autoscalerCommand,
-			activatorCommand, xdsCommand, gatewayCommand, agentCommand, devCommand,
+			activatorCommand, xdsCommand, gatewayCommand, agentCommand, queueCommand, devCommand,
 			adminCommand,
 		},
 	}
