@@ -149,12 +149,16 @@ func (a *Agent) Stats() []InstanceStats {
 	defer a.mu.Unlock()
 	out := make([]InstanceStats, 0, len(a.workers))
 	for _, w := range a.workers {
-		if p := w.proxyRef.Load(); p != nil {
+		r := w.proxyRef.Load()
+		if r == nil {
+			continue
+		}
+		if st, ok := r.q.Stats(); ok {
 			out = append(out, InstanceStats{
 				Instance:  w.name,
 				Namespace: w.p.Spec.Namespace,
 				Revision:  w.p.Spec.Revision,
-				Stats:     p.Stats(),
+				Stats:     st,
 			})
 		}
 	}
@@ -191,6 +195,13 @@ func (a *Agent) Run(ctx context.Context) error {
 	found, err := a.rt.List(ctx)
 	if err != nil {
 		return err
+	}
+	if len(a.cfg.QueueCommand) > 0 {
+		live := map[string]bool{}
+		for _, c := range found {
+			live[instanceOf(c)] = true
+		}
+		a.stopStrayQueues(live)
 	}
 	wctx, cancelWorkers := context.WithCancel(bg)
 	defer cancelWorkers()
@@ -361,6 +372,9 @@ func (a *Agent) remove(name string) {
 func (a *Agent) removeOrphan(ctx context.Context, c runtime.Container) {
 	inst := instanceOf(c)
 	log := a.log.With("instance", inst, "container", c.ID, "revision", c.Labels[labelRevision])
+	if len(a.cfg.QueueCommand) > 0 && c.Labels[labelPod] == "" {
+		a.stopQueueOf(inst)
+	}
 	if err := a.rt.Remove(ctx, c.ID, 10*time.Second); err != nil {
 		log.Error("remove orphan container", "error", err)
 	}

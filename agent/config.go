@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/reporter"
 	"github.com/kiln-serving/kiln/internal/secret/encryption"
 )
@@ -80,6 +81,21 @@ type Config struct {
 	// --encryption-key-file). Optional: nil reads only Secrets stored in
 	// plain text.
 	SecretKeys *encryption.Keys
+	// QueueCommand, when set, runs each instance's queue-proxy as a
+	// process of its own: QueueCommand followed by kilnd queue's flags
+	// (e.g. ["/usr/local/bin/kilnd", "queue"]). Such a process outlives
+	// the agent, which adopts it again on restart, so requests keep
+	// flowing while the agent is down. Optional: empty runs the
+	// queue-proxies inside the agent (tests).
+	QueueCommand []string
+	// QueueFenceTimeout is how long a queue-proxy process serves without
+	// a word from its agent before it takes the node lease to be lost,
+	// and its instance re-placed, and stops (kilnd queue
+	// --fence-timeout). Optional, default LeaseTTL.
+	QueueFenceTimeout time.Duration
+	// QueueTLSFiles are the files of QueueTLS, handed to queue-proxy
+	// processes. Required with QueueTLS and QueueCommand.
+	QueueTLSFiles pki.Files
 	// StopOnExit stops every instance when Run returns (demo cleanup). By
 	// default containers keep running and the next agent re-adopts them.
 	StopOnExit bool
@@ -119,6 +135,15 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.LeaseTTL == 0 {
 		c.LeaseTTL = 10 * time.Second
+	}
+	if c.QueueFenceTimeout == 0 {
+		c.QueueFenceTimeout = c.LeaseTTL
+	}
+	if c.QueueFenceTimeout < 0 {
+		return c, errors.New("agent: QueueFenceTimeout must be positive")
+	}
+	if len(c.QueueCommand) > 0 && c.QueueTLS != nil && c.QueueTLSFiles.Cert == "" {
+		return c, errors.New("agent: QueueTLSFiles are required with QueueTLS and QueueCommand")
 	}
 	return c, nil
 }

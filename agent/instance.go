@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kiln-serving/kiln/agent/queue"
 	"github.com/kiln-serving/kiln/agent/runtime"
 	"github.com/kiln-serving/kiln/internal/cluster"
 )
@@ -52,7 +50,7 @@ type worker struct {
 	// (placement removed, or StopOnExit) or leave the container running
 	// for the next agent to adopt.
 	stop     atomic.Bool
-	proxyRef atomic.Pointer[queue.Proxy]
+	proxyRef atomic.Pointer[queueRef]
 	removed  bool // guarded by a.mu
 
 	// ---- owned by the worker goroutine ----
@@ -65,7 +63,7 @@ type worker struct {
 	netnsPath string
 	ip        string
 	target    string
-	proxy     *queue.Proxy
+	proxy     queueProxy
 	task      *runtime.Task
 	// taskStarted is when task started (or was adopted): liveness's
 	// initialDelaySeconds counts from it.
@@ -75,9 +73,9 @@ type worker struct {
 	lastRestart  time.Time
 	sideExit     chan sidecarExit    // sidecars' ends (pod.go); nil without sidecars
 	env          map[string][]string // user env by container name (resolveEnvs)
-	// serving joins the queue-proxy's Serve; waiters joins the sidecar
-	// watchers (pod.go), which end with their task or with run's ctx.
-	serving, waiters sync.WaitGroup
+	// waiters joins the sidecar watchers (pod.go), which end with their
+	// task or with run's ctx.
+	waiters sync.WaitGroup
 }
 
 // newWorker returns the worker of one placement; cancel ends the ctx its
@@ -331,16 +329,33 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if n, err := strconv.Atoi(c.Labels[labelRestarts]); err == nil && n > 0 {
 		w.rec.RestartCount = int32(n)
 	}
-	w.setPhase(ctx, cluster.PhaseStarting, "", "")
+	qp, _ := strconv.Atoi(c.Labels[labelQueuePort])
+	if len(a.cfg.QueueCommand) > 0 && qp > 0 {
+		if q := w.adoptProcQueue(qp); q != nil {
+			a.ports.hold(qp)
+			w.queuePort = qp
+			w.setProxy(q)
+		}
+	}
+	if w.proxy != nil && w.proxy.(*procQueue).ready.Load() {
+		// The queue-proxy kept serving while no agent ran: the
+		// instance stays in rotation, and probing resumes.
+		w.rec.Ready = true
+		w.rec.Endpoint = net.JoinHostPort(a.cfg.Address, strconv.Itoa(w.queuePort))
+		w.rec.ContainerIP = w.ip
+		w.setPhase(ctx, cluster.PhaseRunning, "", "")
+	} else {
+		w.setPhase(ctx, cluster.PhaseStarting, "", "")
+	}
 
-	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
+	if w.proxy == nil && qp > 0 {
 		if ln, err := a.ports.listenOn(a.cfg.Address, qp); err == nil {
 			w.queueLn, w.queuePort = ln, qp
 		} else {
 			w.log.Warn("cannot reuse queue port, picking another", "queue_port", qp, "error", err)
 		}
 	}
-	if w.queueLn == nil {
+	if w.proxy == nil && w.queueLn == nil {
 		if w.queueLn, w.queuePort, err = a.ports.listen(a.cfg.Address); err != nil {
 			return w.fail(ctx, "PortAllocationFailed", err)
 		}
@@ -353,10 +368,16 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if err := w.attachSidecars(ctx); err != nil {
 		return err
 	}
-	if err := w.startProxy(); err != nil {
-		return w.fail(ctx, "QueueProxyFailed", err)
+	if w.proxy == nil {
+		if err := w.startProxy(); err != nil {
+			return w.fail(ctx, "QueueProxyFailed", err)
+		}
 	}
 	t0 := time.Now()
+	if w.rec.Ready {
+		w.log.Info("instance adopted with its queue-proxy serving", "pid", w.task.PID, "endpoint", w.rec.Endpoint)
+		return nil
+	}
 	if err := w.waitReady(ctx); err != nil {
 		return err
 	}
@@ -366,34 +387,27 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 }
 
 func (w *worker) startProxy() error {
-	spec := w.p.Spec
-	timeout := time.Duration(spec.TimeoutSeconds) * time.Second
-	if timeout <= 0 {
-		timeout = defaultTimeout
+	ln := w.queueLn
+	w.queueLn = nil
+	var q queueProxy
+	var err error
+	if len(w.a.cfg.QueueCommand) > 0 {
+		q, err = w.startProcQueue(ln)
+	} else {
+		q, err = startInProcQueue(w.queueConfig(), ln, w.log)
 	}
-	p, err := queue.New(queue.Config{
-		Target:               w.target,
-		ContainerConcurrency: spec.ContainerConcurrency,
-		Timeout:              timeout,
-		ResponseStart:        time.Duration(spec.ResponseStartTimeoutSeconds) * time.Second,
-		Idle:                 time.Duration(spec.IdleTimeoutSeconds) * time.Second,
-		H2C:                  spec.PortName == "h2c",
-		DrainDelay:           max(w.a.cfg.DrainDelay, 0),
-		TLS:                  w.a.cfg.QueueTLS,
-		Check:                QueueCallers,
-	}, w.log)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
-	w.proxy = p
-	w.proxyRef.Store(p)
-	ln := w.queueLn
-	w.serving.Go(func() {
-		if err := p.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			w.log.Error("queue-proxy stopped serving", "error", err)
-		}
-	})
+	w.setProxy(q)
 	return nil
+}
+
+// setProxy makes q the instance's queue-proxy.
+func (w *worker) setProxy(q queueProxy) {
+	w.proxy = q
+	w.proxyRef.Store(&queueRef{q: q})
 }
 
 // prober is the probe p (nil: a TCP connect to the serving port) of this
@@ -432,6 +446,8 @@ func (w *worker) waitReady(ctx context.Context) error {
 		case se := <-w.sideExit:
 			return w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
 				fmt.Errorf("%s before the instance became ready", se))
+		case <-w.proxy.Gone():
+			return w.fail(ctx, "QueueProxyExited", errors.New("queue-proxy process exited before the instance became ready"))
 		case <-deadline.C:
 			return w.fail(ctx, "ProbeTimeout", fmt.Errorf("not ready after %s (probing %s): %v", startTimeout, w.target, lastErr))
 		case <-next.C:
@@ -515,6 +531,12 @@ func (w *worker) watch(ctx context.Context) (restart bool, why string, err error
 			w.rec.Ready = false
 			return false, "", w.exited(ctx, se.code, filepath.Join(w.a.cfg.StateDir, "logs", sidecarID(w.name, se.name)+".log"),
 				fmt.Errorf("%s", se))
+		case <-w.proxy.Gone():
+			if ctx.Err() != nil {
+				return false, "", nil
+			}
+			w.rec.Ready = false
+			return false, "", w.fail(ctx, "QueueProxyExited", errors.New("queue-proxy process exited or stopped answering"))
 		case <-liveC:
 			err := live.check(ctx)
 			if ctx.Err() != nil {
@@ -673,11 +695,7 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 	ctx = context.WithoutCancel(ctx)
 	if w.proxy != nil {
 		if drain {
-			timeout := time.Duration(w.p.Spec.TimeoutSeconds) * time.Second
-			if timeout <= 0 {
-				timeout = defaultTimeout
-			}
-			dctx, cancel := context.WithTimeout(ctx, timeout)
+			dctx, cancel := context.WithTimeout(ctx, w.requestTimeout()+queueExitTimeout)
 			if err := w.proxy.Drain(dctx); err != nil {
 				w.log.Warn("drain queue-proxy", "error", err)
 			}
@@ -685,9 +703,14 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 		} else {
 			_ = w.proxy.Close()
 		}
-		w.serving.Wait()
-	} else if w.queueLn != nil {
-		_ = w.queueLn.Close()
+	} else {
+		if w.queueLn != nil {
+			_ = w.queueLn.Close()
+		}
+		if len(a.cfg.QueueCommand) > 0 {
+			// One an earlier agent left that was not adopted.
+			a.stopQueueOf(w.name)
+		}
 	}
 	if err := a.rt.Remove(ctx, containerID(w.name), stopGrace); err != nil {
 		w.log.Error("remove container", "error", err)
@@ -702,11 +725,11 @@ func (w *worker) teardown(ctx context.Context, drain bool) {
 	w.task, w.netnsPath, w.ip, w.target = nil, "", "", ""
 }
 
-// detach lets go of the instance without touching the container.
+// detach lets go of the instance without touching the container; a
+// queue-proxy process keeps serving it for the next agent.
 func (w *worker) detach() {
 	if w.proxy != nil {
-		_ = w.proxy.Close()
-		w.serving.Wait()
+		w.proxy.Detach()
 	} else if w.queueLn != nil {
 		_ = w.queueLn.Close()
 	}

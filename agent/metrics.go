@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kiln-serving/kiln/internal/reporter"
@@ -19,28 +20,52 @@ func (a *Agent) reportMetrics(ctx context.Context) error {
 	return nil
 }
 
-// collectStats closes every queue-proxy's reporting period at now.
+// collectStats closes every queue-proxy's reporting period at now. The
+// queue-proxies are asked together, outside the agent's lock; one that
+// does not answer within the reporting period is left out.
 func (a *Agent) collectStats(now time.Time) []*pb.Stat {
+	type one struct {
+		w *worker
+		q queueProxy
+	}
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	out := make([]*pb.Stat, 0, len(a.workers))
+	qs := make([]one, 0, len(a.workers))
 	for _, w := range a.workers {
-		p := w.proxyRef.Load()
-		if p == nil {
-			continue
+		if r := w.proxyRef.Load(); r != nil {
+			qs = append(qs, one{w, r.q})
 		}
-		r := p.Report(now)
-		out = append(out, &pb.Stat{
-			Namespace:                        w.p.Spec.Namespace,
-			Revision:                         w.p.Spec.Revision,
-			PodName:                          w.name,
-			AverageConcurrentRequests:        r.AverageConcurrency,
-			AverageProxiedConcurrentRequests: r.AverageProxiedConcurrency,
-			RequestCount:                     r.RequestCount,
-			ProxiedRequestCount:              r.ProxiedRequestCount,
-			ProcessUptimeSeconds:             now.Sub(p.Created()).Seconds(),
-			TimestampUnixNano:                now.UnixNano(),
+	}
+	a.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), reporter.DefaultPeriod/2)
+	defer cancel()
+	stats := make([]*pb.Stat, len(qs))
+	var wg sync.WaitGroup
+	for i, o := range qs {
+		wg.Go(func() {
+			r, err := o.q.Report(ctx, now)
+			if err != nil {
+				a.log.Debug("queue-proxy report", "instance", o.w.name, "error", err)
+				return
+			}
+			stats[i] = &pb.Stat{
+				Namespace:                        o.w.p.Spec.Namespace,
+				Revision:                         o.w.p.Spec.Revision,
+				PodName:                          o.w.name,
+				AverageConcurrentRequests:        r.AverageConcurrency,
+				AverageProxiedConcurrentRequests: r.AverageProxiedConcurrency,
+				RequestCount:                     r.RequestCount,
+				ProxiedRequestCount:              r.ProxiedRequestCount,
+				ProcessUptimeSeconds:             now.Sub(r.Created).Seconds(),
+				TimestampUnixNano:                now.UnixNano(),
+			}
 		})
+	}
+	wg.Wait()
+	out := make([]*pb.Stat, 0, len(stats))
+	for _, s := range stats {
+		if s != nil {
+			out = append(out, s)
+		}
 	}
 	return out
 }

@@ -74,7 +74,9 @@ type cluster struct {
 	subnet      string // the agent's instance subnet
 	dir         string
 	procs       map[string]*exec.Cmd
-	mu          sync.Mutex
+	// agentArgs are the agent's arguments, to start it again after a fault.
+	agentArgs []string
+	mu        sync.Mutex
 
 	// gatewayHTTPS and gatewayInternal are host:port of the gateway's
 	// HTTPS and internal (cluster-local) listeners.
@@ -170,9 +172,13 @@ func startCluster(t testing.TB) *cluster {
 	// take the instances' traffic.
 	subnet := testenv.FreeSubnet(t)
 	c.subnet = subnet
-	c.start("agent", "agent", c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
+	c.agentArgs = c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
 		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit",
-		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile)...)
+		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile)
+	// Runs after every agent stopped: queue-proxy processes a killed
+	// agent left would otherwise outlive the test.
+	t.Cleanup(func() { stopQueueProcs(filepath.Join(c.dir, "agent")) })
+	c.start("agent", "agent", c.agentArgs...)
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", bridge).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly

@@ -578,6 +578,13 @@ func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, apiLis
 		return err
 	}
 	cfg.AutoscalerLeaders = autoscalerLeaders(st)
+	// Each instance's queue-proxy is a kilnd queue process of its own,
+	// which outlives this agent and is adopted again by the next one.
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("own executable, to start queue-proxies with: %w", err)
+	}
+	cfg.QueueCommand, cfg.QueueTLSFiles = []string{exe, "queue"}, tf
 	g, ctx := errgroup.WithContext(ctx)
 	if apiListen != "" {
 		addr, err := serveHTTPMutual(ctx, g, apiListen, agent.LogsHandler(cfg.StateDir), tf, nodeAPICallers, log)
