@@ -31,6 +31,15 @@
 // CreateContainerConfigError before any container starts; the incarnation
 // retry picks the object up once it exists.
 //
+// Each instance's queue-proxy (queueproxy.go) is, with Config.QueueCommand,
+// a kilnd queue process of its own in its own session, handed its port
+// from the agent's pool as an inherited listener and called over
+// STATE/queue/<instance>.sock every second (its fencing heartbeat). It
+// outlives the agent: a restarted agent adopts a live queue-proxy serving
+// the same target as it is, keeping the instance in rotation, and stops
+// those whose instance has no container. Without QueueCommand (unit
+// tests) the queue-proxy runs inside the agent.
+//
 // It trusts no placement (validate.go): names, image references, paths,
 // ports and capabilities are checked before anything is created, and a bad
 // placement fails its own instance with reason InvalidPlacement. A subPath
