@@ -170,7 +170,13 @@ func (w *worker) startProcQueue(ln net.Listener) (*procQueue, error) {
 		return nil, fmt.Errorf("queue listener: %w", err)
 	}
 	defer lf.Close()
-	logf, err := os.OpenFile(filepath.Join(a.cfg.StateDir, "logs", w.name+".queue.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	// STATE/logs/queue-proxy/<instance>.log: beside the containers' logs
+	// but out of the node API's reach, and no sidecar's name can meet it.
+	logDir := filepath.Join(a.cfg.StateDir, "logs", "queue-proxy")
+	if err := os.MkdirAll(logDir, 0o700); err != nil {
+		return nil, fmt.Errorf("queue-proxy log: %w", err)
+	}
+	logf, err := os.OpenFile(filepath.Join(logDir, w.name+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("queue-proxy log: %w", err)
 	}
