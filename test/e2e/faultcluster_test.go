@@ -20,6 +20,7 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
@@ -78,6 +79,8 @@ type faultCluster struct {
 	st        *etcdstore.Store
 	pmu       sync.Mutex
 	processes map[string]*proc
+	// load is the steady load, once started.
+	load *steadyLoad
 }
 
 // startFaultCluster starts the fault cluster and waits until both
@@ -179,6 +182,11 @@ func startFaultCluster(t *testing.T) *faultCluster {
 	for _, api := range fc.apis {
 		c.waitHTTPWith(c.apiClient, api+"/healthz", 30*time.Second)
 	}
+	// Both nodes before any placement, so the scheduler can spread.
+	c.waitFor("both nodes registered", 30*time.Second, func() bool {
+		n, err := fc.countKeys(store.NodesPrefix)
+		return err == nil && n == len(fc.nodes)
+	})
 	return fc
 }
 
@@ -303,6 +311,9 @@ func (fc *faultCluster) cleanup() {
 	stop(roles)
 	stop(members)
 	killNaming(fc.dir)
+	// A killed agent leaves its instances' network namespaces mounted
+	// under its state dir (containerd's cleanup then ends their tasks).
+	unmountUnder(fc.dir)
 	for _, br := range fc.bridges {
 		exec.Command("ip", "link", "del", br).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+br).Run()
@@ -329,6 +340,19 @@ func killNaming(s string) {
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
 			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// unmountUnder detaches every mount below dir.
+func unmountUnder(dir string) {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(mi), "\n") {
+		if f := strings.Fields(line); len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			_ = syscall.Unmount(f[4], syscall.MNT_DETACH)
 		}
 	}
 }
@@ -372,15 +396,14 @@ func (fc *faultCluster) etcdHealthy() error {
 }
 
 func (fc *faultCluster) memberStatus(ctx context.Context, ep string) (*clientv3.StatusResponse, error) {
-	if fc.st == nil {
-		cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second})
-		if err != nil {
-			return nil, err
-		}
-		defer cl.Close()
-		return cl.Status(ctx, ep)
+	// A client of that member only: one of all members may answer for
+	// another from a connection it has not noticed is dead.
+	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second})
+	if err != nil {
+		return nil, err
 	}
-	return fc.st.Client().Status(ctx, ep)
+	defer cl.Close()
+	return cl.Status(ctx, ep)
 }
 
 // etcdLeader is the name (etcd-N) of the member leading etcd.
@@ -503,8 +526,8 @@ func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale
 			return fmt.Errorf("xds %s: %w", a, err)
 		}
 	}
-	if n, err := fc.countKeys(store.ActivatorsPrefix); err != nil || n != len(fc.activators) {
-		return fmt.Errorf("%d activators registered (%v), want %d", n, err, len(fc.activators))
+	if err := fc.activatorsRegistered(); err != nil {
+		return err
 	}
 	for _, role := range []string{"controller", "scheduler", "autoscaler"} {
 		if _, err := fc.leaderProc(role); err != nil {
@@ -537,6 +560,38 @@ func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale
 		if total < minScale {
 			return fmt.Errorf("%s has %d ready instances (%v), want %d", rev, total, pl, minScale)
 		}
+	}
+	return nil
+}
+
+// activatorsRegistered: activators/ holds exactly the running activator
+// processes (a killed one's record is gone, its successor's is there).
+func (fc *faultCluster) activatorsRegistered() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	kvs, _, err := fc.st.List(ctx, store.ActivatorsPrefix)
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	want := map[string]bool{}
+	for i := range fc.activators {
+		want[fmt.Sprintf("%s-%d", host, fc.pidOf(fmt.Sprintf("activator-%d", i+1)))] = true
+	}
+	var got []string
+	for _, kv := range kvs {
+		var a kc.Activator
+		if err := json.Unmarshal(kv.Value, &a); err != nil {
+			return fmt.Errorf("%s: %w", kv.Key, err)
+		}
+		got = append(got, a.Identity)
+	}
+	ok := len(got) == len(want)
+	for _, id := range got {
+		ok = ok && want[id]
+	}
+	if !ok {
+		return fmt.Errorf("activators registered %v, want the running ones %v", got, want)
 	}
 	return nil
 }

@@ -43,9 +43,11 @@ func (w *loadWindow) failures() []string {
 // steadyLoad sends a fixed rate of GETs to each host through the gateway
 // from a bounded pool of workers per host, whatever the answers take, and
 // counts them per window. A reply is a success when it is 200 with one of
-// the bodies accepted for its host.
+// the bodies accepted for its host. The app holds every request (hold), so
+// a process killed on the data path always has some in flight.
 type steadyLoad struct {
 	gateway string
+	path    string // "/?sleep=HOLD"
 	client  *http.Client
 	cur     atomic.Pointer[loadWindow]
 	mu      sync.Mutex
@@ -55,9 +57,9 @@ type steadyLoad struct {
 }
 
 // startSteadyLoad sends rate requests per second to each host (bodies:
-// host → first accepted body) until stopped.
-func startSteadyLoad(gateway string, bodies map[string]string, rate, workers int) *steadyLoad {
-	l := &steadyLoad{gateway: gateway, accept: map[string]map[string]bool{}, stop: make(chan struct{}),
+// host → first accepted body), each held hold by the app, until stopped.
+func startSteadyLoad(gateway string, bodies map[string]string, rate, workers int, hold time.Duration) *steadyLoad {
+	l := &steadyLoad{gateway: gateway, path: "/?sleep=" + hold.String(), accept: map[string]map[string]bool{}, stop: make(chan struct{}),
 		client: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: workers * len(bodies)}}}
 	l.cur.Store(&loadWindow{name: "start", start: time.Now()})
 	for host, body := range bodies {
@@ -102,7 +104,7 @@ func (l *steadyLoad) one(host string) {
 	w.sent.Add(1)
 	w.inflight.Add(1)
 	defer w.inflight.Add(-1)
-	req, _ := http.NewRequest("GET", l.gateway+"/", nil)
+	req, _ := http.NewRequest("GET", l.gateway+l.path, nil)
 	req.Host = host
 	resp, err := l.client.Do(req)
 	if err != nil {
