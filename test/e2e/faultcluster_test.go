@@ -19,6 +19,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/election"
@@ -376,11 +377,9 @@ func waitUntil(d time.Duration, check func() error) error {
 
 // etcdHealthy: every member answers and all agree on one leader.
 func (fc *faultCluster) etcdHealthy() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	leaders := map[uint64]bool{}
 	for _, ep := range fc.etcdURLs {
-		s, err := fc.memberStatus(ctx, ep)
+		s, err := fc.memberStatus(ep)
 		if err != nil {
 			return fmt.Errorf("etcd member %s: %w", ep, err)
 		}
@@ -395,10 +394,14 @@ func (fc *faultCluster) etcdHealthy() error {
 	return nil
 }
 
-func (fc *faultCluster) memberStatus(ctx context.Context, ep string) (*clientv3.StatusResponse, error) {
+// memberStatus asks the member at ep for its status, waiting a second at
+// most (a dead member must not use up the others' time).
+func (fc *faultCluster) memberStatus(ep string) (*clientv3.StatusResponse, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
 	// A client of that member only: one of all members may answer for
 	// another from a connection it has not noticed is dead.
-	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: 2 * time.Second})
+	cl, err := clientv3.New(clientv3.Config{Endpoints: []string{ep}, DialTimeout: time.Second, Logger: zap.NewNop()})
 	if err != nil {
 		return nil, err
 	}
@@ -408,10 +411,8 @@ func (fc *faultCluster) memberStatus(ctx context.Context, ep string) (*clientv3.
 
 // etcdLeader is the name (etcd-N) of the member leading etcd.
 func (fc *faultCluster) etcdLeader() (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
 	for i, ep := range fc.etcdURLs {
-		s, err := fc.memberStatus(ctx, ep)
+		s, err := fc.memberStatus(ep)
 		if err == nil && s.Leader == s.Header.MemberId {
 			return fmt.Sprintf("etcd-%d", i+1), nil
 		}
