@@ -104,25 +104,7 @@ func startCluster(t testing.TB) *cluster {
 	c := &cluster{t: t, kiln: kiln, kilnd: kilnd, dir: t.TempDir(), procs: map[string]*exec.Cmd{}, namespace: "kiln-e2e"}
 	c.etcd = testenv.EtcdEndpoint(t)
 	c.ctrdAddress = testenv.StartContainerd(t)
-
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := imagebuild.ServeRegistry(lis)
-	t.Cleanup(func() { reg.Close() })
-	c.registry = lis.Addr().String()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	img, err := imagebuild.BuildGoImage(ctx, "../../deploy/samples/hello")
-	if err != nil {
-		t.Fatalf("build sample image: %v", err)
-	}
-	c.image = c.registry + "/samples/hello:latest"
-	if _, err := imagebuild.Push(ctx, img, c.image); err != nil {
-		t.Fatalf("push sample image: %v", err)
-	}
-
+	c.serveSampleImage()
 	c.issueRoleCerts()
 	c.tokenFile = filepath.Join(c.dir, "token")
 	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
@@ -186,6 +168,29 @@ func startCluster(t testing.TB) *cluster {
 
 	c.waitHTTPWith(c.apiClient, c.api+"/healthz", 30*time.Second)
 	return c
+}
+
+// serveSampleImage serves a local registry until the test ends and pushes
+// the sample app (deploy/samples/hello) to it as c.image.
+func (c *cluster) serveSampleImage() {
+	c.t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	reg := imagebuild.ServeRegistry(lis)
+	c.t.Cleanup(func() { reg.Close() })
+	c.registry = lis.Addr().String()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	img, err := imagebuild.BuildGoImage(ctx, "../../deploy/samples/hello")
+	if err != nil {
+		c.t.Fatalf("build sample image: %v", err)
+	}
+	c.image = c.registry + "/samples/hello:latest"
+	if _, err := imagebuild.Push(ctx, img, c.image); err != nil {
+		c.t.Fatalf("push sample image: %v", err)
+	}
 }
 
 // issueAPICertificate issues the apiserver's certificate for 127.0.0.1 from
