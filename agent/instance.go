@@ -404,6 +404,26 @@ func (w *worker) startProxy() error {
 	return nil
 }
 
+// restartQueue replaces a queue-proxy process that exited or stopped
+// answering while its container runs: a new one on the same port, with
+// the readiness the instance has, so the container is left alone and
+// edges find the endpoint they know.
+func (w *worker) restartQueue() error {
+	old := w.proxy
+	w.log.Warn("queue-proxy process gone; starting it again on its port", "queue_port", w.queuePort)
+	_ = old.Close() // kills one that hangs; releases nothing of the pool
+	ln, err := net.Listen("tcp", net.JoinHostPort(w.a.cfg.Address, strconv.Itoa(w.queuePort)))
+	if err != nil {
+		return err
+	}
+	w.queueLn = ln
+	if err := w.startProxy(); err != nil {
+		return err
+	}
+	w.proxy.SetReady(w.rec.Ready)
+	return nil
+}
+
 // setProxy makes q the instance's queue-proxy.
 func (w *worker) setProxy(q queueProxy) {
 	w.proxy = q
@@ -535,8 +555,10 @@ func (w *worker) watch(ctx context.Context) (restart bool, why string, err error
 			if ctx.Err() != nil {
 				return false, "", nil
 			}
-			w.rec.Ready = false
-			return false, "", w.fail(ctx, "QueueProxyExited", errors.New("queue-proxy process exited or stopped answering"))
+			if err := w.restartQueue(); err != nil {
+				w.rec.Ready = false
+				return false, "", w.fail(ctx, "QueueProxyExited", fmt.Errorf("queue-proxy process exited or stopped answering, and could not be started again: %w", err))
+			}
 		case <-liveC:
 			err := live.check(ctx)
 			if ctx.Err() != nil {

@@ -125,6 +125,24 @@ func TestQueueProxyOutlivesAgent(t *testing.T) {
 		t.Errorf("queue-proxy after the restart: pid %d ready %v, want the same process (pid %d), ready", after.PID, after.Ready, before.PID)
 	}
 
+	// A queue-proxy process that dies under a running agent is started
+	// again on its port, its container left alone.
+	syscall.Kill(after.PID, syscall.SIGKILL)
+	var again queue.State
+	c.waitFor("a new queue-proxy process on the same port, ready", 30*time.Second, func() bool {
+		again, err = queueState(socks[0])
+		return err == nil && again.PID != after.PID && again.Ready && again.Port == after.Port
+	})
+	c.eventuallyBody(host, "steady", 30*time.Second)
+	b, _ := os.ReadFile(filepath.Join(c.dir, "agent-restarted.log"))
+	if strings.Contains(string(b), "QueueProxyExited") || strings.Contains(string(b), "incarnation ended") {
+		t.Errorf("the instance was recreated after its queue-proxy died; agent log:\n%s", b)
+	}
+	if !strings.Contains(string(b), "starting it again on its port") {
+		t.Errorf("the agent did not log the queue-proxy's restart")
+	}
+	before = again
+
 	c.mustRun("service", "delete", "steady")
 	if !waitGone(before.PID, 60*time.Second) {
 		t.Errorf("queue-proxy process %d still runs after its service was deleted", before.PID)
