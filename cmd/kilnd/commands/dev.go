@@ -120,7 +120,10 @@ func runDev(c *cli.Context) error {
 	}
 
 	start := time.Now()
-	agentCfg := agentConfig(c)
+	agentCfg, err := agentConfig(c)
+	if err != nil {
+		return err
+	}
 	certs, err := devCA.roleCerts(agentCfg.NodeName)
 	if err != nil {
 		return err

@@ -513,20 +513,26 @@ var agentFlags = []cli.Flag{
 	&cli.Int64Flag{Name: "pids-limit", Usage: "processes and threads each container may have (pids cgroup); negative for no limit", Value: 1024, EnvVars: []string{"KILN_PIDS_LIMIT"}},
 	&cli.StringFlag{Name: "node-api-listen", Usage: "address of the node API the apiserver reads container logs from (mutual TLS admitting the apiserver only, with --tls-*); advertised as --address and its port; off when empty", Value: ":10250", EnvVars: []string{"KILN_NODE_API_LISTEN"}},
 	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
+	&cli.DurationFlag{Name: "lease-ttl", Usage: "node lease TTL, whole seconds, at least 2s: a node whose agent is gone this long is dropped and its instances placed elsewhere, and an agent cut off from etcd this long stops its instances", Value: agent.DefaultLeaseTTL, EnvVars: []string{"KILN_NODE_LEASE_TTL"}},
 }
 
-func agentConfig(c *cli.Context) agent.Config {
+func agentConfig(c *cli.Context) (agent.Config, error) {
 	name := c.String("node-name")
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	ttl := c.Duration("lease-ttl")
+	if err := agent.CheckLeaseTTL(ttl); err != nil {
+		return agent.Config{}, fmt.Errorf("--lease-ttl %w", err)
+	}
 	return agent.Config{
+		LeaseTTL: ttl,
 		NodeName: name, Address: c.String("address"), ContainerdAddress: c.String("containerd-address"),
 		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), VolumeRoot: c.String("volume-root"), CNIBinDir: c.String("cni-bin-dir"),
 		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"), NetworkIsolation: c.Bool("network-isolation"),
 		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
 		StopOnExit: c.Bool("stop-on-exit"), PidsLimit: c.Int64("pids-limit"),
-	}
+	}, nil
 }
 
 // nodeAPICallers may call the agent's node API: the apiserver.
@@ -537,7 +543,10 @@ var agentCommand = &cli.Command{
 	Usage: "run placed instances on this node with containerd (one per worker VM)",
 	Flags: withTLSFlags(append(slices.Clip(agentFlags), encryptionKeyFlag)),
 	Action: func(c *cli.Context) error {
-		cfg := agentConfig(c)
+		cfg, err := agentConfig(c)
+		if err != nil {
+			return err
+		}
 		tf, err := roleTLS(c)
 		if err != nil {
 			return err
