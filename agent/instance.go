@@ -51,7 +51,11 @@ type worker struct {
 	// stop decides what happens when ctx ends: tear the instance down
 	// (placement removed, or StopOnExit) or leave the container running
 	// for the next agent to adopt.
-	stop     atomic.Bool
+	stop atomic.Bool
+	// fenced (with stop) tears the instance down at once, without
+	// draining or writing records: the node lease and its records are
+	// gone.
+	fenced   atomic.Bool
 	proxyRef atomic.Pointer[queue.Proxy]
 	removed  bool // guarded by a.mu
 
@@ -136,6 +140,11 @@ func (w *worker) run(ctx context.Context) {
 		return
 	}
 	start := time.Now()
+	if w.fenced.Load() {
+		w.teardown(bg, false)
+		w.log.Warn("instance fenced: stopped", "stop_ms", time.Since(start).Milliseconds())
+		return
+	}
 	w.rec.Ready = false
 	w.setPhase(bg, cluster.PhaseStopping, "", "")
 	w.teardown(bg, true)
@@ -331,7 +340,9 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 	if n, err := strconv.Atoi(c.Labels[labelRestarts]); err == nil && n > 0 {
 		w.rec.RestartCount = int32(n)
 	}
-	w.setPhase(ctx, cluster.PhaseStarting, "", "")
+	if !w.resumeRecord(ctx) {
+		w.setPhase(ctx, cluster.PhaseStarting, "", "")
+	}
 
 	if qp, err := strconv.Atoi(c.Labels[labelQueuePort]); err == nil && qp > 0 {
 		if ln, err := a.ports.listenOn(a.cfg.Address, qp); err == nil {
