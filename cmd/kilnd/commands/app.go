@@ -139,6 +139,16 @@ func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.H
 // serveOn is serveHTTP on a listener already bound; scheme names it in logs
 // and errors.
 func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, log *slog.Logger) (net.Addr, error) {
+	return serveOnGrace(ctx, g, lis, scheme, h, shutdownGrace, log)
+}
+
+// shutdownGrace is how long a stopping role's HTTP server lets requests in
+// flight finish (http.Server.Shutdown) before it cuts them.
+const shutdownGrace = 10 * time.Second
+
+// serveOnGrace is serveOn giving requests in flight grace to finish once
+// ctx ends.
+func serveOnGrace(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, grace time.Duration, log *slog.Logger) (net.Addr, error) {
 	// No ReadTimeout: it would end watches (apiserver) and requests the
 	// activator holds for a revision's timeoutSeconds; the handlers bound
 	// bodies themselves (internal/deadline).
@@ -151,7 +161,7 @@ func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme st
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 		defer cancel()
 		return srv.Shutdown(sctx)
 	})
