@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/api/errdefs"
+	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/pki"
 	"github.com/kiln-serving/kiln/internal/store"
@@ -122,4 +122,3 @@ func TestActivatorStopFlags(t *testing.T) {
 		}
 	}
 }
-
