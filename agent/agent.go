@@ -229,7 +229,7 @@ loop:
 			a.fence(wctx, found)
 			found = nil
 			lost = a.reregister(ctx, leaseCtx)
-			if placements.Synced() {
+			if ctx.Err() == nil && placements.Synced() {
 				a.act(wctx, placements, plan(placedNames(placements), a.liveWorkers(), nil))
 			}
 		case f := <-mirror.Feeds():
