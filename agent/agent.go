@@ -166,10 +166,12 @@ func (a *Agent) Stats() []InstanceStats {
 }
 
 // Run registers the node, adopts what is already running and follows this
-// node's placements until ctx ends. Then it leaves containers running (or
-// stops them with StopOnExit) and revokes its lease, which removes the
-// node and instance records. Everything it started has ended when it
-// returns.
+// node's placements until ctx ends. Then it leaves containers running and
+// its records on the lease until the lease runs out, or, with StopOnExit,
+// stops them and revokes its lease, which removes the node and instance
+// records at once. A lost lease fences the node: every instance is
+// stopped, then the node registers again and runs what is placed on it
+// then. Everything it started has ended when it returns.
 func (a *Agent) Run(ctx context.Context) error {
 	defer func() {
 		if cerr := a.rt.Close(); cerr != nil {
@@ -233,7 +235,14 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case <-lost:
+			// The cluster counts this node's instances gone and places
+			// them elsewhere: they must not keep running here as well.
+			a.fence(wctx, found)
+			found = nil
 			lost = a.reregister(ctx, leaseCtx)
+			if ctx.Err() == nil && placements.Synced() {
+				a.act(wctx, placements, plan(placedNames(placements), a.liveWorkers(), nil))
+			}
 		case f := <-mirror.Feeds():
 			mirror.Apply(f)
 			if !placements.Synced() {
@@ -262,15 +271,54 @@ loop:
 		cancel()
 	}
 
-	a.leaseMu.Lock()
-	defer a.leaseMu.Unlock()
-	rctx, cancel := context.WithTimeout(bg, storeTimeout)
-	defer cancel()
-	if err := a.st.RevokeLease(rctx, a.lease); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
-		a.log.Warn("revoke lease", "error", err)
+	if a.cfg.StopOnExit {
+		a.leaseMu.Lock()
+		rctx, cancel := context.WithTimeout(bg, storeTimeout)
+		if err := a.st.RevokeLease(rctx, a.lease); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+			a.log.Warn("revoke lease", "error", err)
+		}
+		cancel()
+		a.leaseMu.Unlock()
 	}
-	a.log.Info("agent stopped", "stopped_instances", a.cfg.StopOnExit)
+	// Otherwise the lease is left to run out (cancelLease ends its
+	// keep-alives): until then edges keep routing to the instances left
+	// running, and an agent started again meanwhile takes them over.
+	a.log.Info("agent stopped", "stopped_instances", a.cfg.StopOnExit, "lease_ttl", a.cfg.LeaseTTL)
 	return g.Wait()
+}
+
+// fence stops every instance of this node, as if its placement had been
+// removed, once the node lease is lost: the cluster has dropped this
+// node's records and may already run the instances elsewhere. Containers
+// found at start and not yet adopted go too. It returns once all of them
+// are gone; the records went with the lease.
+func (a *Agent) fence(wctx context.Context, found []runtime.Container) {
+	a.mu.Lock()
+	n := 0
+	var done []chan struct{}
+	for _, w := range a.workers {
+		if !w.removed {
+			n++
+		}
+		w.removed = true
+		w.fenced.Store(true)
+		w.stop.Store(true)
+		w.cancel()
+		done = append(done, w.done)
+	}
+	a.mu.Unlock()
+	a.log.Warn("node lease lost: stopping every instance of this node", "lease", fmt.Sprintf("%x", a.lease), "instances", n, "containers_found", len(found))
+	var orphans sync.WaitGroup
+	for _, c := range found {
+		orphans.Go(func() { a.removeOrphan(wctx, c) })
+	}
+	orphans.Wait()
+	for _, d := range done {
+		<-d
+	}
+	a.mu.Lock()
+	clear(a.records)
+	a.mu.Unlock()
 }
 
 // placed is a placement as the agent's cache holds it. created (the key's

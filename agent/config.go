@@ -3,6 +3,7 @@ package agent
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"time"
 
 	"google.golang.org/grpc"
@@ -51,7 +52,11 @@ type Config struct {
 	// PlainHTTPRegistries are pulled over plain HTTP (host or host:port);
 	// localhost and loopback addresses always are.
 	PlainHTTPRegistries []string
-	// LeaseTTL is the node lease TTL; default 10s.
+	// LeaseTTL is the node lease TTL: a node whose agent is gone (or cut
+	// off from etcd) this long loses its records and its instances are
+	// placed elsewhere, and an agent that lost its lease stops its
+	// instances (fencing). Whole seconds, at least MinLeaseTTL; default
+	// DefaultLeaseTTL.
 	LeaseTTL time.Duration
 	// AutoscalerLeaders follows the autoscaler leader's address; the agent
 	// streams its instances' metrics there every second. Optional: nil
@@ -101,6 +106,21 @@ type Config struct {
 	StopOnExit bool
 }
 
+// DefaultLeaseTTL and MinLeaseTTL bound Config.LeaseTTL. Below two
+// seconds one late keep-alive would cost a node all its instances.
+const (
+	DefaultLeaseTTL = 5 * time.Second
+	MinLeaseTTL     = 2 * time.Second
+)
+
+// CheckLeaseTTL says why ttl cannot be a node lease TTL (nil if it can).
+func CheckLeaseTTL(ttl time.Duration) error {
+	if ttl < MinLeaseTTL || ttl%time.Second != 0 {
+		return fmt.Errorf("%v: must be a whole number of seconds, at least %v", ttl, MinLeaseTTL)
+	}
+	return nil
+}
+
 func (c Config) withDefaults() (Config, error) {
 	if c.NodeName == "" {
 		return c, errors.New("agent: NodeName is required")
@@ -134,7 +154,10 @@ func (c Config) withDefaults() (Config, error) {
 		c.PidsLimit = 1024
 	}
 	if c.LeaseTTL == 0 {
-		c.LeaseTTL = 10 * time.Second
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if err := CheckLeaseTTL(c.LeaseTTL); err != nil {
+		return c, fmt.Errorf("agent: LeaseTTL %w", err)
 	}
 	if c.QueueFenceTimeout == 0 {
 		c.QueueFenceTimeout = c.LeaseTTL

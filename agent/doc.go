@@ -5,6 +5,14 @@
 // change under instances/<node>/ on its lease, stops instances whose
 // placement goes away, and re-adopts running containers after a restart.
 //
+// The node lease (Config.LeaseTTL, default 5s) is the node's claim on its
+// instances. A graceful stop leaves them running and the lease to run out,
+// so edges keep routing to them and an agent restarted within the TTL
+// takes them over, rewriting each ready record unchanged on its own lease
+// (handoff.go). A lost lease fences the node: the cluster has dropped its
+// records and re-places its instances, so every instance is stopped at
+// once before the node registers again and runs what is placed on it then.
+//
 // One goroutine, Run's, owns the node's view: a store.Cache of
 // placements/<node>/ fed through a store.Mirror. After every feed it asks
 // plan (plan.go, pure: placements, live workers and the containers found

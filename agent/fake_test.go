@@ -410,3 +410,16 @@ func (f *fakeNode) spec(id string) (runtime.Spec, bool) {
 	s, ok := f.specs[id]
 	return s, ok
 }
+
+// removeCount is how often the container id was removed.
+func (f *fakeNode) removeCount(id string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for _, r := range f.removes {
+		if r == id {
+			n++
+		}
+	}
+	return n
+}

@@ -49,7 +49,11 @@ type worker struct {
 	// stop decides what happens when ctx ends: tear the instance down
 	// (placement removed, or StopOnExit) or leave the container running
 	// for the next agent to adopt.
-	stop     atomic.Bool
+	stop atomic.Bool
+	// fenced (with stop) tears the instance down at once, without
+	// draining or writing records: the node lease and its records are
+	// gone.
+	fenced   atomic.Bool
 	proxyRef atomic.Pointer[queueRef]
 	removed  bool // guarded by a.mu
 
@@ -134,6 +138,11 @@ func (w *worker) run(ctx context.Context) {
 		return
 	}
 	start := time.Now()
+	if w.fenced.Load() {
+		w.teardown(bg, false)
+		w.log.Warn("instance fenced: stopped", "stop_ms", time.Since(start).Milliseconds())
+		return
+	}
 	w.rec.Ready = false
 	w.setPhase(bg, cluster.PhaseStopping, "", "")
 	w.teardown(bg, true)
@@ -337,14 +346,14 @@ func (w *worker) adoptContainer(ctx context.Context, c *runtime.Container) error
 			w.setProxy(q)
 		}
 	}
-	if w.proxy != nil && w.proxy.(*procQueue).ready.Load() {
+	if pq, ok := w.proxy.(*procQueue); ok && pq.ready.Load() {
 		// The queue-proxy kept serving while no agent ran: the
 		// instance stays in rotation, and probing resumes.
 		w.rec.Ready = true
 		w.rec.Endpoint = net.JoinHostPort(a.cfg.Address, strconv.Itoa(w.queuePort))
 		w.rec.ContainerIP = w.ip
 		w.setPhase(ctx, cluster.PhaseRunning, "", "")
-	} else {
+	} else if !w.resumeRecord(ctx) {
 		w.setPhase(ctx, cluster.PhaseStarting, "", "")
 	}
 

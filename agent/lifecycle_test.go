@@ -202,10 +202,12 @@ func TestAgentAdoptsAtStart(t *testing.T) {
 	})
 }
 
-// An agent that stops leaves its containers running and its records gone
-// (lease revoked); the next one adopts them, by their labels; with
-// StopOnExit it stops them. Knative names containerd would not take as an
-// ID ("--", or too long with a container name) work the same.
+// An agent that stops leaves its containers running and its records on
+// its lease (left to run out, so edges keep routing there); the next one
+// adopts them, by their labels, and rewrites each record on its own lease
+// without ever taking the instance out of rotation; with StopOnExit it
+// stops them and revokes its lease. Knative names containerd would not
+// take as an ID ("--", or too long with a container name) work the same.
 func TestAgentRestart(t *testing.T) {
 	for _, name := range []string{"keep", "hello--world-00001-x7k2p", strings.Repeat("r", 63)} {
 		t.Run(name, func(t *testing.T) {
@@ -215,17 +217,46 @@ func TestAgentRestart(t *testing.T) {
 			e.place(t, name, e.spec(t, "hello-00001"))
 			before := e.waitRecord(t, name, "running", running)
 			stop1()
-			if _, ok := e.record(t, name); ok {
-				t.Error("instance record outlived its agent's lease")
+			left, err := e.st.Get(context.Background(), store.InstanceKey(node, name))
+			if err != nil {
+				t.Fatalf("instance record gone with a gracefully stopped agent: %v", err)
+			}
+			nodeKV, err := e.st.Get(context.Background(), store.NodeKey(node))
+			if err != nil || nodeKV.Lease != left.Lease {
+				t.Fatalf("node record %+v, %v: want it left on the instance's lease %x", nodeKV, err, left.Lease)
 			}
 			if !e.node.has(id) {
 				t.Fatal("container stopped with the agent")
 			}
 
+			// Every write of the record while the next agent adopts it.
+			wctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			writes := e.st.Watch(wctx, store.InstanceKey(node, name), 0)
 			cfg := e.cfg
 			cfg.StopOnExit = true
 			stop2 := e.run(t, cfg)
-			after := e.waitRecord(t, name, "adopted", running)
+			var after cluster.Instance
+			for after.Phase == "" {
+				select {
+				case wr := <-writes:
+					for _, ev := range wr.Events {
+						var rec cluster.Instance
+						if ev.Type != store.EventPut || json.Unmarshal(ev.KV.Value, &rec) != nil {
+							t.Fatalf("instance record event %+v while adopting", ev)
+						}
+						if !running(rec) {
+							t.Errorf("adopting agent wrote the record out of rotation: phase %s ready %v", rec.Phase, rec.Ready)
+						}
+						if ev.KV.Lease == left.Lease {
+							t.Error("record rewritten on the old agent's lease")
+						}
+						after = rec
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("adopted instance's record not rewritten")
+				}
+			}
 			if n := e.node.startCount(id); n != 1 {
 				t.Errorf("container started %d times, want once (adopted, not restarted)", n)
 			}
@@ -235,6 +266,9 @@ func TestAgentRestart(t *testing.T) {
 			stop2()
 			if e.node.has(id) {
 				t.Error("container left running by an agent with StopOnExit")
+			}
+			if _, ok := e.record(t, name); ok {
+				t.Error("instance record outlived an agent with StopOnExit (lease not revoked)")
 			}
 		})
 	}
@@ -331,5 +365,55 @@ func TestAgentReplacesRecreatedPlacement(t *testing.T) {
 	}
 	if code, body := get(t, inst.Endpoint); code != 200 || body != "fake again" {
 		t.Errorf("GET the new instance: %d %q", code, body)
+	}
+}
+
+// A node lease lost (etcd cut off longer than the TTL, or expired) fences
+// the node: every instance's container is removed and its queue-proxy
+// closed, as the cluster places them elsewhere; the agent then registers a
+// new lease and runs again what placements/ holds for it.
+func TestAgentFencedOnLostLease(t *testing.T) {
+	e := newUnitEnv(t, false)
+	e.run(t, e.cfg)
+	e.place(t, "keep", e.spec(t, "hello-00001"))
+	e.place(t, "moved", e.spec(t, "hello-00001"))
+	keep := e.waitRecord(t, "keep", "running", running)
+	moved := e.waitRecord(t, "moved", "running", running)
+	kv, err := e.st.Get(context.Background(), store.NodeKey(node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scheduler re-placed "moved" elsewhere meanwhile; "keep" stays.
+	e.unplace(t, "moved")
+	removesBefore := e.node.removeCount(containerID("keep"))
+	t0 := time.Now()
+	if err := e.st.ExpireLease(kv.Lease); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, "containers removed", 0, func() bool {
+		return e.node.removeCount(containerID("keep")) > removesBefore && !e.node.has(containerID("moved"))
+	})
+	t.Logf("instances stopped %s after the lease expired", time.Since(t0))
+	if c, err := net.DialTimeout("tcp", moved.Endpoint, time.Second); err == nil {
+		c.Close()
+		t.Error("fenced instance's queue-proxy still listening")
+	}
+
+	after := e.waitRecord(t, "keep", "running again on a new lease", running)
+	t.Logf("placed instance running again %s after the lease expired", time.Since(t0))
+	if kv2, err := e.st.Get(context.Background(), store.InstanceKey(node, "keep")); err != nil || kv2.Lease == kv.Lease {
+		t.Errorf("record %+v, %v: want it on a new lease", kv2, err)
+	}
+	if n := e.node.startCount(containerID("keep")); n != 2 {
+		t.Errorf("kept instance's container started %d times, want 2 (stopped when fenced, then started afresh)", n)
+	}
+	if code, body := get(t, after.Endpoint); code != 200 || body != "fake keep" {
+		t.Errorf("GET after re-registration: %d %q (endpoint was %s)", code, body, keep.Endpoint)
+	}
+	if _, ok := e.record(t, "moved"); ok {
+		t.Error("record of an instance no longer placed here came back")
+	}
+	if e.node.has(containerID("moved")) {
+		t.Error("container of an instance no longer placed here came back")
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/kiln-serving/kiln/internal/shutdown"
 	"k8s.io/apimachinery/pkg/util/validation"
 )
 
@@ -101,7 +102,8 @@ func parseLogOptions(r *http.Request) (LogOptions, error) {
 }
 
 // copyLog writes f from where opts start it, then, following, what is
-// appended until ctx ends or path is removed.
+// appended until ctx ends, its server stops (internal/shutdown) or path
+// is removed.
 func copyLog(ctx context.Context, w io.Writer, f *os.File, path string, opts LogOptions) error {
 	start := int64(0)
 	if opts.TailLines >= 0 {
@@ -136,6 +138,9 @@ func copyLog(ctx context.Context, w io.Writer, f *os.File, path string, opts Log
 		flush()
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-shutdown.Stopping(ctx):
+			// The agent is stopping: the client follows again later.
 			return nil
 		case <-time.After(LogFollowInterval):
 		}

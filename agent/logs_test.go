@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-serving/kiln/internal/shutdown"
 )
 
 func TestTailOffset(t *testing.T) {
@@ -111,5 +113,33 @@ func TestLogsHandler(t *testing.T) {
 	os.Remove(logPath)
 	if rest, err := io.ReadAll(resp.Body); err != nil || len(rest) != 0 {
 		t.Fatalf("after removal: %q, %v", rest, err)
+	}
+}
+
+// A followed log ends when its server begins to stop, so the node API's
+// graceful stop does not wait on followers.
+func TestFollowEndsWhenServerStops(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.log")
+	if err := os.WriteFile(p, []byte("a\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	stopping := make(chan struct{})
+	ctx := shutdown.With(context.Background(), stopping)
+	done := make(chan error, 1)
+	var out strings.Builder
+	go func() { done <- copyLog(ctx, &out, f, p, LogOptions{TailLines: -1, Follow: true}) }()
+	select {
+	case err := <-done:
+		t.Fatalf("follow ended before the server stopped: %v", err)
+	case <-time.After(3 * LogFollowInterval):
+	}
+	close(stopping)
+	if err := <-done; err != nil || out.String() != "a\n" {
+		t.Errorf("follow: %q %v", out.String(), err)
 	}
 }

@@ -85,6 +85,11 @@ type Activator struct {
 	// pokes carries revisions whose requests wait without an instance to
 	// Run, which pokes the autoscaler for them.
 	pokes chan *revision
+	// deregister is closed by Deregister; unregistered once Run holds no
+	// registration any more (or never will).
+	deregister     chan struct{}
+	deregisterOnce sync.Once
+	unregistered   chan struct{}
 }
 
 type revKey struct{ ns, name string }
@@ -121,7 +126,8 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		scheme = "https"
 	}
 	a := &Activator{st: st, opts: opts, log: log.With("component", "activator"), revs: map[revKey]*revision{},
-		peers: &peers{n: 1}, served: map[revKey]int64{}, synced: make(chan struct{}), pokes: make(chan *revision, 256)}
+		peers: &peers{n: 1}, served: map[revKey]int64{}, synced: make(chan struct{}), pokes: make(chan *revision, 256),
+		deregister: make(chan struct{}), unregistered: make(chan struct{})}
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			f := pr.In.Context().Value(forwardKey{}).(*forward)
@@ -172,7 +178,9 @@ type forwardKey struct{}
 
 // Run follows instances/, the registry's revisions and activators/ (and,
 // with an autoscaler, reports metrics and pokes it) until ctx ends. It
-// returns nil then, once every goroutine it started has stopped.
+// returns nil then, once every goroutine it started has stopped. With
+// Advertise it registers this activator until Deregister or ctx end. Run
+// is called once.
 func (a *Activator) Run(ctx context.Context) error {
 	g, ctx := errgroup.WithContext(ctx)
 	v := a.newView()
@@ -181,7 +189,13 @@ func (a *Activator) Run(ctx context.Context) error {
 		g.Go(func() error { return a.rep.Run(ctx) })
 	}
 	if a.opts.Advertise != "" {
-		g.Go(func() error { a.register(ctx); return nil })
+		g.Go(func() error {
+			defer close(a.unregistered)
+			a.register(ctx)
+			return nil
+		})
+	} else {
+		close(a.unregistered)
 	}
 	g.Go(func() error {
 		for {

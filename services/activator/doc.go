@@ -27,8 +27,9 @@
 //
 // Subsetting across replicas (Knative's): with an advertised address the
 // activator registers itself under activators/<identity> on its own lease
-// (its only write; revoked on shutdown, so it vanishes at once, and a dead
-// one vanishes with its lease), and the xds server routes to every
+// (its only write; revoked by Deregister, first thing on a graceful stop
+// while it still serves, so it vanishes at once, and a dead one vanishes
+// with its lease), and the xds server routes to every
 // registered activator. Each follows activators/ and takes, of every
 // instance's containerConcurrency, cc/N slots with N live activators, the
 // remainder going to different activators for different instances, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -11,10 +12,36 @@ import (
 	"github.com/kiln-serving/kiln/internal/store"
 )
 
+// Deregister removes this activator from activators/ (its lease is
+// revoked, so the xds server drops it from every revision's endpoints at
+// once) while it goes on serving and following the cluster: a graceful
+// stop hands off first, then stops accepting. It returns once the record
+// is gone, or with ctx's error; without Advertise it returns at once.
+// Run must be running (or have run) for it to return before ctx ends.
+func (a *Activator) Deregister(ctx context.Context) error {
+	a.deregisterOnce.Do(func() { close(a.deregister) })
+	select {
+	case <-a.unregistered:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("deregister activator %s: %w", a.opts.Identity, ctx.Err())
+	}
+}
+
 // register keeps this activator's record under activators/<identity> on a
-// lease until ctx ends, re-registering when the lease is lost, and revokes
-// the lease on the way out so the xds server stops routing here at once.
+// lease until ctx ends or Deregister is called, re-registering when the
+// lease is lost, and revokes the lease on the way out so the xds server
+// stops routing here at once.
 func (a *Activator) register(ctx context.Context) {
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		select {
+		case <-a.deregister:
+			stop()
+		case <-ctx.Done():
+		}
+	}()
 	rec, _ := json.Marshal(cluster.Activator{Identity: a.opts.Identity, Address: a.opts.Advertise, StartedAt: time.Now().UTC()})
 	key := store.ActivatorKey(a.opts.Identity)
 	backoff := 100 * time.Millisecond

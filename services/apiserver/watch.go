@@ -14,6 +14,7 @@ import (
 	"github.com/kiln-serving/kiln/api/errdefs"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
 	"github.com/kiln-serving/kiln/internal/registry"
+	"github.com/kiln-serving/kiln/internal/shutdown"
 )
 
 // bookmarkInterval is how often a watch with allowWatchBookmarks=true gets
@@ -250,6 +251,11 @@ func (s *server) serveWatch(w http.ResponseWriter, r *http.Request, a apiResourc
 				return
 			}
 		case <-ctx.Done():
+			ended()
+			return
+		case <-shutdown.Stopping(ctx):
+			// This apiserver is stopping: the client resumes from the
+			// last bookmark, on another one.
 			ended()
 			return
 		case ev, ok := <-events:

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kiln-serving/kiln/internal/election"
+	"github.com/kiln-serving/kiln/internal/shutdown"
 	"github.com/kiln-serving/kiln/internal/store/etcdstore"
 )
 
@@ -139,10 +140,24 @@ func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.H
 // serveOn is serveHTTP on a listener already bound; scheme names it in logs
 // and errors.
 func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, log *slog.Logger) (net.Addr, error) {
+	return serveOnGrace(ctx, g, lis, scheme, h, shutdownGrace, log)
+}
+
+// shutdownGrace is how long a stopping role's HTTP server lets requests in
+// flight finish (http.Server.Shutdown) before it cuts them.
+const shutdownGrace = 10 * time.Second
+
+// serveOnGrace is serveOn giving requests in flight grace to finish once
+// ctx ends.
+func serveOnGrace(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, grace time.Duration, log *slog.Logger) (net.Addr, error) {
 	// No ReadTimeout: it would end watches (apiserver) and requests the
 	// activator holds for a revision's timeoutSeconds; the handlers bound
 	// bodies themselves (internal/deadline).
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	// Watches end when stopping closes (internal/shutdown); other
+	// requests get grace to finish.
+	stopping := make(chan struct{})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		BaseContext: func(net.Listener) context.Context { return shutdown.With(context.Background(), stopping) }}
 	g.Go(func() error {
 		if err := srv.Serve(lis); err != http.ErrServerClosed {
 			return fmt.Errorf("serve %s on %s: %w", scheme, lis.Addr(), err)
@@ -151,9 +166,16 @@ func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme st
 	})
 	g.Go(func() error {
 		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		close(stopping)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		if err := srv.Shutdown(sctx); err != nil {
+			// A stop is not a failure of the role: what outlived the
+			// grace is cut.
+			log.Warn("requests still in flight after the shutdown grace; closing their connections", "address", lis.Addr().String(), "grace", grace, "error", err)
+			_ = srv.Close()
+		}
+		return nil
 	})
 	log.Info("serving "+scheme, "address", lis.Addr().String())
 	return lis.Addr(), nil

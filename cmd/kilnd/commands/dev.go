@@ -120,7 +120,10 @@ func runDev(c *cli.Context) error {
 	}
 
 	start := time.Now()
-	agentCfg := agentConfig(c)
+	agentCfg, err := agentConfig(c)
+	if err != nil {
+		return err
+	}
 	certs, err := devCA.roleCerts(agentCfg.NodeName)
 	if err != nil {
 		return err
@@ -204,7 +207,7 @@ func runDev(c *cli.Context) error {
 		return runAutoscaler(ctx, st, c.String("autoscaler-listen"), "", autoscaler.Options{}, certs[pki.RoleAutoscaler], l, ready)
 	})
 	run("activator", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
-		return runActivator(ctx, st, c.String("activator-listen"), "", certs[pki.RoleActivator], l, ready)
+		return runActivator(ctx, st, c.String("activator-listen"), "", devActivatorStop, certs[pki.RoleActivator], l, ready)
 	})
 	run("xds", func(ctx context.Context, st *etcdstore.Store, l *slog.Logger, ready func()) error {
 		return runXDS(ctx, st, c.String("xds-listen"), xdsOpts, certs[pki.RoleXDS], l, ready)
@@ -334,3 +337,8 @@ func devAdminListen(c *cli.Context) string {
 	lis.Close()
 	return addr
 }
+
+// devActivatorStop: the one activator of kilnd dev has no peer to hand
+// off to, so it stops accepting at once and gives requests in flight the
+// usual grace.
+var devActivatorStop = activatorStop{drainDelay: 0, timeout: shutdownGrace}

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -327,6 +328,26 @@ func advertiseAddr(a net.Addr) string {
 var activatorFlags = []cli.Flag{
 	&cli.StringFlag{Name: "listen", Usage: "activator HTTP address", Value: ":8012", EnvVars: []string{"KILN_ACTIVATOR_LISTEN"}},
 	&cli.StringFlag{Name: "advertise", Usage: "host:port edges reach this activator at, registered under activators/ on a lease so the xds server routes to every live activator (default: the listen address; 127.0.0.1 when listening on all interfaces)", EnvVars: []string{"KILN_ACTIVATOR_ADVERTISE"}},
+	&cli.DurationFlag{Name: "drain-delay", Usage: "on SIGTERM, how long the activator keeps accepting requests after deregistering from activators/, while edges move away", Value: 2 * time.Second, EnvVars: []string{"KILN_ACTIVATOR_DRAIN_DELAY"}},
+	&cli.DurationFlag{Name: "shutdown-timeout", Usage: "on SIGTERM, how long requests in flight get to finish once the activator stops accepting (a revision's timeoutSeconds up to it is not cut short)", Value: 5 * time.Minute, EnvVars: []string{"KILN_ACTIVATOR_SHUTDOWN_TIMEOUT"}},
+}
+
+// activatorStop is how a stopping activator hands off: deregister, keep
+// serving for drainDelay, then stop accepting and give requests in flight
+// up to timeout.
+type activatorStop struct {
+	drainDelay, timeout time.Duration
+}
+
+func activatorStopFlags(c *cli.Context) (activatorStop, error) {
+	s := activatorStop{drainDelay: c.Duration("drain-delay"), timeout: c.Duration("shutdown-timeout")}
+	if s.drainDelay < 0 {
+		return s, fmt.Errorf("--drain-delay %v: must not be negative", s.drainDelay)
+	}
+	if s.timeout <= 0 {
+		return s, fmt.Errorf("--shutdown-timeout %v: must be positive", s.timeout)
+	}
+	return s, nil
 }
 
 var activatorCommand = &cli.Command{
@@ -334,12 +355,16 @@ var activatorCommand = &cli.Command{
 	Usage: "buffer requests for revisions without ready capacity (active-active)",
 	Flags: withTLSFlags(activatorFlags),
 	Action: func(c *cli.Context) error {
+		stop, err := activatorStopFlags(c)
+		if err != nil {
+			return err
+		}
 		tf, err := roleTLS(c)
 		if err != nil {
 			return err
 		}
 		return runRole(c, "activator", func(ctx context.Context, st *etcdstore.Store, log *slog.Logger, ready func()) error {
-			return runActivator(ctx, st, c.String("listen"), c.String("advertise"), tf, log, ready)
+			return runActivator(ctx, st, c.String("listen"), c.String("advertise"), stop, tf, log, ready)
 		})
 	},
 }
@@ -348,8 +373,10 @@ var activatorCommand = &cli.Command{
 var activatorCallers = pki.Allow(pki.RoleGateway)
 
 // runActivator serves the activator; with tf only edges may call it, and
-// it presents tf to queue-proxies and the autoscaler.
-func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise string, tf pki.Files, log *slog.Logger, ready func()) error {
+// it presents tf to queue-proxies and the autoscaler. When ctx ends it
+// hands off as stop says, still following the cluster (requests it holds
+// wait for instances) until the last request has left.
+func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise string, stop activatorStop, tf pki.Files, log *slog.Logger, ready func()) error {
 	mtls.WarnPlain(log, tf)
 	upstream, err := mtls.ClientTLS(tf, pki.RoleAgent)
 	if err != nil {
@@ -369,13 +396,50 @@ func runActivator(ctx context.Context, st *etcdstore.Store, addr, advertise stri
 	}
 	a := activator.New(st, activator.Options{Identity: identity(), Autoscaler: autoscalerLeaders(st), Advertise: advertise,
 		UpstreamTLS: upstream, AutoscalerCreds: creds}, log)
-	g, ctx := errgroup.WithContext(ctx)
-	if _, err := serveHTTPMutual(ctx, g, addr, a.Handler(), tf, activatorCallers, log); err != nil {
+	// Run and the server outlive ctx: accepting ends after the hand-off,
+	// Run once the server has shut down.
+	bg := context.WithoutCancel(ctx)
+	accept, stopAccepting := context.WithCancel(bg)
+	defer stopAccepting()
+	// A server that fails ends its group's ctx, and so its shutdown.
+	srv, srvCtx := errgroup.WithContext(accept)
+	if _, err := serveHTTPMutualGrace(srvCtx, srv, addr, a.Handler(), tf, activatorCallers, stop.timeout, log); err != nil {
 		return err
 	}
-	g.Go(func() error { return a.Run(ctx) })
+	served := make(chan error, 1)
+	go func() { served <- srv.Wait() }()
+	runCtx, stopRun := context.WithCancel(bg)
+	defer stopRun()
+	ran := make(chan error, 1)
+	go func() { ran <- a.Run(runCtx) }()
 	ready()
-	return g.Wait()
+	select {
+	case err := <-served:
+		stopRun()
+		return errors.Join(err, <-ran)
+	case err := <-ran:
+		stopAccepting()
+		return errors.Join(err, <-served)
+	case <-ctx.Done():
+	}
+
+	t0 := time.Now()
+	dctx, cancel := context.WithTimeout(bg, 5*time.Second)
+	if err := a.Deregister(dctx); err != nil {
+		log.Warn("deregister activator", "error", err)
+	}
+	cancel()
+	log.Info("activator deregistered; accepting while edges move away", "drain_delay", stop.drainDelay)
+	select {
+	case <-time.After(stop.drainDelay):
+		stopAccepting()
+		err = <-served
+	case err = <-served:
+	}
+	log.Info("activator stopped accepting; requests in flight ended", "handoff_ms", time.Since(t0).Milliseconds())
+	// The last requests are answered: Run may stop following the cluster.
+	stopRun()
+	return errors.Join(err, <-ran)
 }
 
 // --- xds ---
@@ -513,20 +577,26 @@ var agentFlags = []cli.Flag{
 	&cli.Int64Flag{Name: "pids-limit", Usage: "processes and threads each container may have (pids cgroup); negative for no limit", Value: 1024, EnvVars: []string{"KILN_PIDS_LIMIT"}},
 	&cli.StringFlag{Name: "node-api-listen", Usage: "address of the node API the apiserver reads container logs from (mutual TLS admitting the apiserver only, with --tls-*); advertised as --address and its port; off when empty", Value: ":10250", EnvVars: []string{"KILN_NODE_API_LISTEN"}},
 	&cli.BoolFlag{Name: "stop-on-exit", Usage: "stop every instance when the agent exits (default: leave them running and re-adopt them on restart)"},
+	&cli.DurationFlag{Name: "lease-ttl", Usage: "node lease TTL, whole seconds, at least 2s: a node whose agent is gone this long is dropped and its instances placed elsewhere, and an agent cut off from etcd this long stops its instances", Value: agent.DefaultLeaseTTL, EnvVars: []string{"KILN_NODE_LEASE_TTL"}},
 }
 
-func agentConfig(c *cli.Context) agent.Config {
+func agentConfig(c *cli.Context) (agent.Config, error) {
 	name := c.String("node-name")
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	ttl := c.Duration("lease-ttl")
+	if err := agent.CheckLeaseTTL(ttl); err != nil {
+		return agent.Config{}, fmt.Errorf("--lease-ttl %w", err)
+	}
 	return agent.Config{
+		LeaseTTL: ttl,
 		NodeName: name, Address: c.String("address"), ContainerdAddress: c.String("containerd-address"),
 		Namespace: c.String("containerd-namespace"), StateDir: c.String("state-dir"), VolumeRoot: c.String("volume-root"), CNIBinDir: c.String("cni-bin-dir"),
 		BridgeName: c.String("bridge"), Subnet: c.String("subnet"), HostNetwork: c.Bool("host-network"), NetworkIsolation: c.Bool("network-isolation"),
 		MaxInstances: c.Int("max-instances"), PlainHTTPRegistries: c.StringSlice("plain-http-registry"),
 		StopOnExit: c.Bool("stop-on-exit"), PidsLimit: c.Int64("pids-limit"),
-	}
+	}, nil
 }
 
 // nodeAPICallers may call the agent's node API: the apiserver.
@@ -537,7 +607,10 @@ var agentCommand = &cli.Command{
 	Usage: "run placed instances on this node with containerd (one per worker VM)",
 	Flags: withTLSFlags(append(slices.Clip(agentFlags), encryptionKeyFlag)),
 	Action: func(c *cli.Context) error {
-		cfg := agentConfig(c)
+		cfg, err := agentConfig(c)
+		if err != nil {
+			return err
+		}
 		tf, err := roleTLS(c)
 		if err != nil {
 			return err

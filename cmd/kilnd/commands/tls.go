@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"time"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
@@ -44,16 +45,22 @@ func roleTLS(c *cli.Context) (pki.Files, error) {
 // serves mutual TLS and admits only callers passing check; without, plain
 // HTTP to anyone.
 func serveHTTPMutual(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, f pki.Files, check mtls.Check, log *slog.Logger) (net.Addr, error) {
+	return serveHTTPMutualGrace(ctx, g, addr, h, f, check, shutdownGrace, log)
+}
+
+// serveHTTPMutualGrace is serveHTTPMutual giving requests in flight grace
+// to finish once ctx ends.
+func serveHTTPMutualGrace(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, f pki.Files, check mtls.Check, grace time.Duration, log *slog.Logger) (net.Addr, error) {
 	cfg, err := mtls.ServerTLS(f)
 	if err != nil {
 		return nil, err
-	}
-	if cfg == nil {
-		return serveHTTP(ctx, g, addr, h, log)
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
-	return serveOn(ctx, g, tls.NewListener(lis, cfg), "https (mutual TLS)", mtls.Handler(h, check), log)
+	if cfg == nil {
+		return serveOnGrace(ctx, g, lis, "http", h, grace, log)
+	}
+	return serveOnGrace(ctx, g, tls.NewListener(lis, cfg), "https (mutual TLS)", mtls.Handler(h, check), grace, log)
 }
