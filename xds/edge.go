@@ -186,7 +186,9 @@ func (e *edge) domainMappingVHosts(claimed map[string]string) []*routev3.Virtual
 		})
 		if r.Status.Address != nil {
 			if u, err := url.Parse(r.Status.Address.URL); err == nil && u.Host != "" {
-				vh.Routes[0].GetRoute().HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host}
+				for _, rt := range vh.Routes {
+					rt.GetRoute().HostRewriteSpecifier = &routev3.RouteAction_HostRewriteLiteral{HostRewriteLiteral: u.Host}
+				}
 			}
 		}
 		out = append(out, vh)

@@ -20,6 +20,7 @@ import (
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -356,21 +357,54 @@ func makeVirtualHost(name string, domains []string, targets []weighted, timeouts
 			},
 		})
 	}
+	action := func(retry *routev3.RetryPolicy) *routev3.Route_Route {
+		return &routev3.Route_Route{Route: &routev3.RouteAction{
+			ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
+				WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
+			},
+			Timeout:     durationpb.New(timeout + grace),
+			RetryPolicy: retry,
+		}}
+	}
+	// Two entries with the same clusters: requests of an idempotent method
+	// may also be sent again after a reset (an upstream that died
+	// mid-request); every other request only when it never left.
 	return &routev3.VirtualHost{
 		Name:    name,
 		Domains: domains,
 		Routes: []*routev3.Route{{
-			Name:  name,
-			Match: &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
-			Action: &routev3.Route_Route{Route: &routev3.RouteAction{
-				ClusterSpecifier: &routev3.RouteAction_WeightedClusters{
-					WeightedClusters: &routev3.WeightedCluster{Clusters: clusters},
-				},
-				Timeout:     durationpb.New(timeout + grace),
-				RetryPolicy: connectRetryPolicy(),
-			}},
+			Name: name + "/idempotent",
+			Match: &routev3.RouteMatch{
+				PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"},
+				Headers:       []*routev3.HeaderMatcher{idempotentMethods()},
+			},
+			Action: action(resetRetryPolicy()),
+		}, {
+			Name:   name,
+			Match:  &routev3.RouteMatch{PathSpecifier: &routev3.RouteMatch_Prefix{Prefix: "/"}},
+			Action: action(connectRetryPolicy()),
 		}},
 	}
+}
+
+// idempotentMethods matches the requests RFC 9110 (9.2.2) lets a client
+// repeat after a broken connection: GET, HEAD, OPTIONS and TRACE.
+func idempotentMethods() *routev3.HeaderMatcher {
+	return &routev3.HeaderMatcher{
+		Name: ":method",
+		HeaderMatchSpecifier: &routev3.HeaderMatcher_StringMatch{StringMatch: &matcherv3.StringMatcher{
+			MatchPattern: &matcherv3.StringMatcher_SafeRegex{SafeRegex: &matcherv3.RegexMatcher{Regex: "GET|HEAD|OPTIONS|TRACE"}},
+		}},
+	}
+}
+
+// resetRetryPolicy is connectRetryPolicy that also retries a request
+// whose upstream did not answer at all (its connection reset or closed
+// after the request was sent): only for the idempotent methods' route.
+func resetRetryPolicy() *routev3.RetryPolicy {
+	p := connectRetryPolicy()
+	p.RetryOn = "connect-failure,refused-stream,reset"
+	return p
 }
 
 // connectRetryPolicy retries, on other hosts, only requests that provably

@@ -370,16 +370,18 @@ func TestTranslateIsDeterministic(t *testing.T) {
 	}
 }
 
-// Every revision route retries, on another host, only a request that never
-// reached an upstream, and every revision cluster ejects an endpoint at its
-// first refused connection but never for its 5xx answers.
+// Every revision route retries, on another host, a request that never
+// reached an upstream, and an idempotent one (GET, HEAD, OPTIONS, TRACE)
+// also when the upstream broke the connection before answering; every
+// revision cluster ejects an endpoint at its first refused connection but
+// never for its 5xx answers.
 func TestConnectFailuresRetriedAndEjected(t *testing.T) {
 	in := Input{Routes: []servingv1.Route{
 		route("default", "hello", "http://hello.default.example.com", withTraffic("hello-00001", 100)),
 	}}
 	res := Translate(in, Options{})
 	validateAll(t, res)
-	routes := 0
+	routes, idempotent := 0, 0
 	for _, rc := range res.Routes {
 		for _, vh := range rc.VirtualHosts {
 			for _, rt := range vh.Routes {
@@ -389,15 +391,23 @@ func TestConnectFailuresRetriedAndEjected(t *testing.T) {
 				}
 				routes++
 				rp := ra.GetRetryPolicy()
-				if rp.GetRetryOn() != "connect-failure,refused-stream,reset-before-request" || rp.GetNumRetries().GetValue() == 0 ||
+				want := "connect-failure,refused-stream,reset-before-request"
+				if hm := rt.GetMatch().GetHeaders(); len(hm) > 0 {
+					if len(hm) != 1 || hm[0].GetName() != ":method" || hm[0].GetStringMatch().GetSafeRegex().GetRegex() != "GET|HEAD|OPTIONS|TRACE" {
+						t.Errorf("route %s header matchers %v", rt.GetName(), hm)
+					}
+					want = "connect-failure,refused-stream,reset"
+					idempotent++
+				}
+				if rp.GetRetryOn() != want || rp.GetNumRetries().GetValue() == 0 ||
 					len(rp.GetRetryHostPredicate()) != 1 || rp.GetRetryHostPredicate()[0].GetName() != "envoy.retry_host_predicates.previous_hosts" {
 					t.Errorf("route %s retry policy %v", rt.GetName(), rp)
 				}
 			}
 		}
 	}
-	if routes == 0 {
-		t.Fatal("no route actions")
+	if routes == 0 || 2*idempotent != routes {
+		t.Fatalf("%d route actions, %d of them for idempotent methods: want one of those per route", routes, idempotent)
 	}
 	for _, c := range res.Clusters {
 		od := c.GetOutlierDetection()

@@ -1,7 +1,9 @@
 package gateway
 
 import (
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -16,13 +18,21 @@ import (
 // endpoint could not be opened provably never reached it, so it is sent to
 // another endpoint of the same cluster, and the endpoint that refused is
 // left out of every cluster for ejectFor, without waiting for the xds
-// server to drop it.
+// server to drop it. A request of an idempotent method without a body
+// whose connection broke before any answer came (the upstream died
+// mid-request) is sent once more to another endpoint, as retry_on "reset"
+// does for such requests in kiln's Envoy routes.
 
 // ejectFor is how long an endpoint that refused a connection is skipped.
 const ejectFor = 5 * time.Second
 
-// maxConnectRetries bounds the other endpoints one request tries.
-const maxConnectRetries = 3
+// maxConnectRetries bounds the other endpoints one request tries;
+// maxResetRetries how many of those retries follow a connection broken
+// after the request was sent.
+const (
+	maxConnectRetries = 3
+	maxResetRetries   = 1
+)
 
 // outliers are the endpoints currently ejected, host:port → until when.
 type outliers struct {
@@ -98,12 +108,23 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		defer body.Close()
 	}
 	tried := []string{req.URL.Host}
+	resets := 0
 	for {
 		resp, err := rt.base.RoundTrip(req)
-		if err == nil || !unsent.Is(err) || req.Context().Err() != nil {
+		if err == nil || req.Context().Err() != nil {
 			return resp, err
 		}
-		rt.outliers.eject(req.URL.Host)
+		switch {
+		case unsent.Is(err):
+			rt.outliers.eject(req.URL.Host)
+		case replayable(req) && !timedOut(err) && resets < maxResetRetries:
+			// The connection broke before any answer came: the upstream
+			// (an activator or queue-proxy killed mid-request) may have
+			// acted on it, which an idempotent method allows to repeat.
+			resets++
+		default:
+			return nil, err
+		}
 		if len(tried) > maxConnectRetries {
 			return nil, err
 		}
@@ -115,6 +136,24 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context())
 		req.URL.Host = next
 	}
+}
+
+// replayable reports whether req may be sent again after its connection
+// broke before an answer: an idempotent method without a body (RFC 9110
+// 9.2.2), as Envoy's retry_on "reset" is limited to them in kiln's routes.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return req.Body == nil || req.Body == http.NoBody
+	}
+	return false
+}
+
+// timedOut reports an upstream that did not answer in time (not a broken
+// connection): sending it again would only double the wait.
+func timedOut(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // keepOpen hides Close from the transport; the retry loop closes the body.

@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -73,5 +75,59 @@ func TestOutlierEjectionExpires(t *testing.T) {
 	}
 	if !seen["a:1"] || !seen["b:1"] {
 		t.Errorf("after %v both endpoints should take turns again, saw %v", ejectFor, seen)
+	}
+}
+
+// An upstream that dies with a request in flight (a killed activator or
+// queue-proxy) costs no GET: the request, which may be repeated, goes once
+// more to another endpoint. A POST is not sent again: its first attempt
+// may have been acted on.
+func TestBrokenConnectionRetriedForIdempotentRequests(t *testing.T) {
+	live := backend(t, "live", 0)
+	var hits atomic.Int64
+	dying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			c.Close()
+		}
+	}))
+	t.Cleanup(dying.Close)
+	e := startEnv(t, func(st store.Store) {
+		putRoute(t, st, "default", "hello", "http://"+helloHost, servingv1.TrafficTarget{RevisionName: "hello-00001", Percent: pct(100)})
+		putInstance(t, st, "default", "hello-00001", "i1", hostport(dying))
+		putInstance(t, st, "default", "hello-00001", "i2", hostport(live))
+	})
+	e.eventually(t, "both endpoints", helloHost, func(r reply) bool { return r.body == "live" })
+
+	hits.Store(0)
+	for i := range 10 {
+		r := e.get(t, helloHost, nil)
+		if r.status != 200 || r.body != "live" {
+			t.Fatalf("GET %d: %d %q, want it answered by the live instance", i, r.status, r.body)
+		}
+	}
+	if hits.Load() == 0 {
+		t.Fatal("no GET reached the dying instance: the test proves nothing")
+	}
+
+	hits.Store(0)
+	failed := 0
+	for range 10 {
+		req, _ := http.NewRequest(http.MethodPost, e.url+"/", strings.NewReader("payload"))
+		req.Host = helloHost
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			failed++
+		}
+	}
+	if n := hits.Load(); n == 0 || int64(failed) != n {
+		t.Errorf("%d POSTs reached the dying instance and %d failed: each must fail, none be sent again", n, failed)
 	}
 }
