@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -34,5 +36,40 @@ func TestIs(t *testing.T) {
 	}
 	if Is(fmt.Errorf("wrapped: %w", errors.New("other"))) {
 		t.Error("Is of an unrelated error")
+	}
+}
+
+type timeoutErr struct{}
+
+func (timeoutErr) Error() string   { return "i/o timeout" }
+func (timeoutErr) Timeout() bool   { return true }
+func (timeoutErr) Temporary() bool { return true }
+
+func TestReplayable(t *testing.T) {
+	reset := errors.New("read: connection reset by peer")
+	for _, tc := range []struct {
+		method string
+		body   bool
+		err    error
+		want   bool
+	}{
+		{http.MethodGet, false, reset, true},
+		{http.MethodHead, false, reset, true},
+		{http.MethodOptions, false, reset, true},
+		{http.MethodTrace, false, reset, true},
+		{http.MethodGet, true, reset, false},
+		{http.MethodPost, false, reset, false},
+		{http.MethodPut, false, reset, false},
+		{http.MethodDelete, false, reset, false},
+		{http.MethodGet, false, fmt.Errorf("read: %w", timeoutErr{}), false},
+	} {
+		var body io.Reader
+		if tc.body {
+			body = strings.NewReader("x")
+		}
+		req, _ := http.NewRequest(tc.method, "http://peer/", body)
+		if got := Replayable(req, tc.err); got != tc.want {
+			t.Errorf("Replayable(%s, body %v, %v) = %v, want %v", tc.method, tc.body, tc.err, got, tc.want)
+		}
 	}
 }

@@ -53,8 +53,9 @@ type Options struct {
 	// activators/ and takes 1/N of every instance's containerConcurrency
 	// with N live activators (itself counted when unregistered).
 	Advertise string
-	// LeaseTTL is the registration lease's time to live. Optional,
-	// default 10s.
+	// LeaseTTL is the registration lease's time to live: a killed
+	// activator stays registered (edges skip it at its first refused
+	// connection) this long. Optional, default 5s, as a node's lease.
 	LeaseTTL time.Duration
 	// UpstreamTLS is the client config (mutual TLS, internal/mtls) for
 	// queue-proxies. Optional: nil forwards plain HTTP.
@@ -109,7 +110,7 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 		opts.Identity = "activator"
 	}
 	if opts.LeaseTTL <= 0 {
-		opts.LeaseTTL = 10 * time.Second
+		opts.LeaseTTL = 5 * time.Second
 	}
 	if opts.Transport == nil {
 		opts.Transport = &http.Transport{
@@ -151,6 +152,14 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 				f.err = err
 				return
 			}
+			if f.mayReplay && unsent.Replayable(r, err) && r.Context().Err() == nil {
+				// The instance broke the connection before answering (it
+				// died mid-request): a request of an idempotent method
+				// goes once more, to whichever instance is free.
+				f.retry, f.replayed = true, true
+				f.err = err
+				return
+			}
 			if r.Context().Err() != nil {
 				// Timed out (the timeout handler answered) or the
 				// client went away.
@@ -170,11 +179,18 @@ func New(st store.Store, opts Options, log *slog.Logger) *Activator {
 type forward struct {
 	endpoint string
 	body     *onceBody
-	retry    bool
-	err      error
+	// mayReplay allows one more attempt after a broken connection (see
+	// unsent.Replayable); replayed says this attempt used it.
+	mayReplay, replayed bool
+	retry               bool
+	err                 error
 }
 
 type forwardKey struct{}
+
+// maxReplays bounds the attempts one request gets after a broken
+// connection.
+const maxReplays = 1
 
 // Run follows instances/, the registry's revisions and activators/ (and,
 // with an autoscaler, reports metrics and pokes it) until ctx ends. It
@@ -487,6 +503,7 @@ func (a *Activator) Handler() http.Handler {
 		if req.Body != nil && req.Body != http.NoBody {
 			req.Body = body
 		}
+		replays := 0
 		for attempt := 0; ; attempt++ {
 			p, err := a.acquire(ctx, r)
 			switch {
@@ -502,7 +519,7 @@ func (a *Activator) Handler() http.Handler {
 				http.Error(w, fmt.Sprintf("activator: request ended while waiting for a ready instance of revision %s: %v", k, err), http.StatusServiceUnavailable)
 				return
 			}
-			f := &forward{endpoint: p.endpoint, body: body}
+			f := &forward{endpoint: p.endpoint, body: body, mayReplay: replays < maxReplays}
 			// The forward gets what is left of the timeout under
 			// Knative's timeout handler, so a response that started
 			// in time ends cleanly rather than being cut.
@@ -515,6 +532,9 @@ func (a *Activator) Handler() http.Handler {
 			a.release(r, p)
 			if !f.retry {
 				return
+			}
+			if f.replayed {
+				replays++
 			}
 			// Back off a little: the instance record that says it is
 			// gone (or the listener that says it is up) is on its way.

@@ -252,3 +252,62 @@ func TestPokesAndReports(t *testing.T) {
 		return false
 	})
 }
+
+// An instance that dies with a request in flight (its connection broken
+// before any answer) costs no GET: it goes once more, to the other
+// instance. A POST is answered 502: it may have been acted on.
+func TestReplaysIdempotentRequestOnBrokenConnection(t *testing.T) {
+	st := memstore.New()
+	putRevision(t, st, "dying-00001", 1, 0)
+	srv := start(t, st, activator.Options{Timeout: 10 * time.Second})
+	var hits atomic.Int64
+	dying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		io.Copy(io.Discard, r.Body)
+		if c, _, err := w.(http.Hijacker).Hijack(); err == nil {
+			c.Close()
+		}
+	}))
+	t.Cleanup(dying.Close)
+	live := countingBackend(t, 0)
+	putInstance(t, st, "dying-00001-a", "dying-00001", strings.TrimPrefix(dying.URL, "http://"), true)
+	putInstance(t, st, "dying-00001-b", "dying-00001", live.hostport(), true)
+
+	send := func(method string) (int, string) {
+		var body io.Reader
+		if method == http.MethodPost {
+			body = strings.NewReader("payload")
+		}
+		req, _ := http.NewRequest(method, srv.URL+"/", body)
+		req.Header.Set(v1.NamespaceHeaderName, "default")
+		req.Header.Set(v1.RevisionHeaderName, "dying-00001")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	for i := range 10 {
+		if code, b := send(http.MethodGet); code != 200 || b != "ok" {
+			t.Fatalf("GET %d: %d %q, want it served by the live instance", i, code, b)
+		}
+	}
+	if hits.Load() == 0 {
+		t.Fatal("no GET reached the dying instance: the test proves nothing")
+	}
+	hits.Store(0)
+	failed := 0
+	for range 10 {
+		if code, _ := send(http.MethodPost); code != 200 {
+			if code != http.StatusBadGateway {
+				t.Errorf("POST answered %d, want 200 or 502", code)
+			}
+			failed++
+		}
+	}
+	if n := hits.Load(); n == 0 || int64(failed) != n {
+		t.Errorf("%d POSTs reached the dying instance and %d failed: each must fail, none be sent again", n, failed)
+	}
+}

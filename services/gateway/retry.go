@@ -1,9 +1,7 @@
 package gateway
 
 import (
-	"errors"
 	"io"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -117,7 +115,7 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		switch {
 		case unsent.Is(err):
 			rt.outliers.eject(req.URL.Host)
-		case replayable(req) && !timedOut(err) && resets < maxResetRetries:
+		case unsent.Replayable(req, err) && resets < maxResetRetries:
 			// The connection broke before any answer came: the upstream
 			// (an activator or queue-proxy killed mid-request) may have
 			// acted on it, which an idempotent method allows to repeat.
@@ -136,24 +134,6 @@ func (rt *retryTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		req = req.Clone(req.Context())
 		req.URL.Host = next
 	}
-}
-
-// replayable reports whether req may be sent again after its connection
-// broke before an answer: an idempotent method without a body (RFC 9110
-// 9.2.2), as Envoy's retry_on "reset" is limited to them in kiln's routes.
-func replayable(req *http.Request) bool {
-	switch req.Method {
-	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
-		return req.Body == nil || req.Body == http.NoBody
-	}
-	return false
-}
-
-// timedOut reports an upstream that did not answer in time (not a broken
-// connection): sending it again would only double the wait.
-func timedOut(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // keepOpen hides Close from the transport; the retry loop closes the body.
