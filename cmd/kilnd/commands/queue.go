@@ -28,7 +28,7 @@ var queueFlags = []cli.Flag{
 	&cli.BoolFlag{Name: "h2c", Usage: "speak HTTP/2 cleartext to the container (a serving port named h2c)"},
 	&cli.DurationFlag{Name: "drain-delay", Usage: "how long a drain keeps serving after the probe turned not ready"},
 	&cli.StringFlag{Name: "control-socket", Usage: "unix socket of the control API the agent calls (required)"},
-	&cli.DurationFlag{Name: "fence-timeout", Usage: "without any control request for this long the agent is taken to be gone past its node lease: stop accepting, finish requests in flight and exit (the agent passes its node lease TTL)", Value: 10 * time.Second},
+	&cli.DurationFlag{Name: "fence-timeout", Usage: "without any control request for this long the agent is taken to be gone past its node lease: stop accepting, finish requests in flight and exit (the agent passes its node lease TTL)", Value: agent.DefaultLeaseTTL},
 	&cli.IntFlag{Name: "listen-fd", Usage: "inherited file descriptor of the listener to serve on (how the agent hands over a port from its pool); 0 for none"},
 	&cli.StringFlag{Name: "listen", Usage: "host:port to serve on, instead of --listen-fd"},
 }
