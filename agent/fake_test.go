@@ -246,8 +246,13 @@ func (f *fakeNode) has(id string) bool {
 func (f *fakeNode) startCount(id string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	return countOf(f.starts, id)
+}
+
+// countOf is how often id appears in ids.
+func countOf(ids []string, id string) int {
 	n := 0
-	for _, s := range f.starts {
+	for _, s := range ids {
 		if s == id {
 			n++
 		}
@@ -415,11 +420,5 @@ func (f *fakeNode) spec(id string) (runtime.Spec, bool) {
 func (f *fakeNode) removeCount(id string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
-	for _, r := range f.removes {
-		if r == id {
-			n++
-		}
-	}
-	return n
+	return countOf(f.removes, id)
 }
