@@ -118,13 +118,9 @@ func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logge
 	return election.Run(ctx, st.Client(), election.Config{Role: role, Identity: identity(), TTL: leaderTTL}, log, fn)
 }
 
-// serveHTTP listens on addr and serves h in g until ctx (g's context)
-// ends, then shuts down gracefully, giving requests in flight 10s.
-func serveHTTP(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, log *slog.Logger) (net.Addr, error) {
-	return serveHTTPWith(ctx, g, addr, h, nil, log)
-}
-
-// serveHTTPWith is serveHTTP over TLS when tlsCfg is set.
+// serveHTTPWith listens on addr and serves h (over TLS when tlsCfg is
+// set) in g until ctx (g's context) ends, then shuts down gracefully,
+// giving requests in flight shutdownGrace.
 func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, tlsCfg *tls.Config, log *slog.Logger) (net.Addr, error) {
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -137,7 +133,7 @@ func serveHTTPWith(ctx context.Context, g *errgroup.Group, addr string, h http.H
 	return serveOn(ctx, g, lis, scheme, h, log)
 }
 
-// serveOn is serveHTTP on a listener already bound; scheme names it in logs
+// serveOn is serveHTTPWith on a listener already bound; scheme names it in logs
 // and errors.
 func serveOn(ctx context.Context, g *errgroup.Group, lis net.Listener, scheme string, h http.Handler, log *slog.Logger) (net.Addr, error) {
 	return serveOnGrace(ctx, g, lis, scheme, h, shutdownGrace, log)

@@ -41,7 +41,7 @@ func roleTLS(c *cli.Context) (pki.Files, error) {
 	return f, nil
 }
 
-// serveHTTPMutual is serveHTTP for a listener between roles: with f it
+// serveHTTPMutual is serveHTTPWith for a listener between roles: with f it
 // serves mutual TLS and admits only callers passing check; without, plain
 // HTTP to anyone.
 func serveHTTPMutual(ctx context.Context, g *errgroup.Group, addr string, h http.Handler, f pki.Files, check mtls.Check, log *slog.Logger) (net.Addr, error) {
