@@ -21,6 +21,9 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/election"
 	"github.com/kiln-serving/kiln/internal/pki"
@@ -65,8 +68,8 @@ type proc struct {
 }
 
 // faultCluster is a kiln installation for fault tests: three etcd members,
-// two of every role (two agents, node-1 and node-2, each with its own
-// bridge, subnet and containerd namespace on one containerd), one gateway
+// two of every role, three agents (node-1, node-2 and node-3, each with its
+// own bridge, subnet and containerd namespace on one containerd), one gateway
 // reaching both xds replicas and a CLI reaching both apiservers. Every
 // process can be killed (SIGKILL) and started again.
 type faultCluster struct {
@@ -93,7 +96,7 @@ func startFaultCluster(t *testing.T) *faultCluster {
 	member := etcdMemberBinary(t)
 	c := &cluster{t: t, kiln: kiln, kilnd: kilnd, dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
 	fc := &faultCluster{cluster: c, processes: map[string]*proc{}, bridges: map[string]string{}, subnets: map[string]string{},
-		nodes: []string{"node-1", "node-2"}}
+		nodes: []string{"node-1", "node-2", "node-3"}}
 	c.ctrdAddress = testenv.StartContainerd(t)
 	// Registered after containerd's cleanup, so it runs before it: every
 	// process ends (agents stop their instances) before containerd removes
@@ -127,7 +130,9 @@ func startFaultCluster(t *testing.T) *faultCluster {
 
 	c.serveSampleImage()
 	c.issueRoleCerts()
-	c.certs["agent/node-2"] = c.issue("agent-node-2", pki.Identity{Role: pki.RoleAgent, Name: "node-2"})
+	for _, node := range fc.nodes[1:] {
+		c.certs["agent/"+node] = c.issue("agent-"+node, pki.Identity{Role: pki.RoleAgent, Name: node})
+	}
 	c.tokenFile = filepath.Join(c.dir, "token")
 	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
 	c.keyFile = filepath.Join(c.dir, "encryption-keys.yaml")
@@ -175,20 +180,82 @@ func startFaultCluster(t *testing.T) *faultCluster {
 		if node != "node-1" {
 			certs = c.certs["agent/"+node]
 		}
-		fc.kilnd("agent-"+node, "agent", "--node-name", node, "--containerd-address", c.ctrdAddress, "--containerd-namespace", "kiln-faults-"+node,
-			"--state-dir", filepath.Join(c.dir, "agent-"+node), "--bridge", fc.bridges[node], "--subnet", fc.subnets[node], "--stop-on-exit",
+		fc.kilnd("agent-"+node, "agent", "--node-name", node, "--containerd-address", c.ctrdAddress, "--containerd-namespace", fc.nodeNamespace(node),
+			"--state-dir", fc.stateDir(node), "--bridge", fc.bridges[node], "--subnet", fc.subnets[node], "--stop-on-exit",
 			"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile,
 			"--tls-ca-file", certs.CA, "--tls-cert-file", certs.Cert, "--tls-key-file", certs.Key)
 	}
 	for _, api := range fc.apis {
 		c.waitHTTPWith(c.apiClient, api+"/healthz", 30*time.Second)
 	}
-	// Both nodes before any placement, so the scheduler can spread.
-	c.waitFor("both nodes registered", 30*time.Second, func() bool {
+	// Every node before any placement, so the scheduler can spread.
+	c.waitFor("every node registered", 30*time.Second, func() bool {
 		n, err := fc.countKeys(store.NodesPrefix)
 		return err == nil && n == len(fc.nodes)
 	})
 	return fc
+}
+
+// stateDir is the state directory of node's agent.
+func (fc *faultCluster) stateDir(node string) string { return filepath.Join(fc.dir, "agent-"+node) }
+
+// nodeNamespace is the containerd namespace of node's agent.
+func (fc *faultCluster) nodeNamespace(node string) string { return "kiln-faults-" + node }
+
+// killNode kills node whole, at once (SIGKILL): its agent, every process
+// naming its state directory (the instances' queue-proxies) and every task
+// of its containerd namespace, as a machine losing power would. It returns
+// once the agent is gone, with what it killed and when the kills began.
+func (fc *faultCluster) killNode(node string) (what string, at time.Time, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Connected and listed beforehand, so the kills themselves are quick.
+	ctrd, err := containerd.New(fc.ctrdAddress)
+	if err != nil {
+		return "", at, err
+	}
+	defer ctrd.Close()
+	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
+	listTasks := func() ([]containerd.Task, error) {
+		ctrs, err := ctrd.Containers(nctx)
+		if err != nil {
+			return nil, fmt.Errorf("list containers of %s: %w", node, err)
+		}
+		var tasks []containerd.Task
+		for _, ctr := range ctrs {
+			if task, err := ctr.Task(nctx, nil); err == nil {
+				tasks = append(tasks, task)
+			}
+		}
+		return tasks, nil
+	}
+	tasks, err := listTasks()
+	if err != nil {
+		return "", at, err
+	}
+	agent := fc.proc("agent-" + node)
+	var wg sync.WaitGroup
+	var procs int
+	errs := make([]error, len(tasks))
+	at = time.Now()
+	wg.Go(func() { agent.cmd.Process.Kill() })
+	wg.Go(func() { procs = killNaming(fc.stateDir(node)) })
+	for i, task := range tasks {
+		wg.Go(func() { errs[i] = task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll) })
+	}
+	wg.Wait()
+	<-agent.done
+	// A task the agent started while the others were being killed.
+	late, err := listTasks()
+	if err != nil {
+		return "", at, err
+	}
+	for _, task := range late {
+		if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
+			errs = append(errs, task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll))
+		}
+	}
+	return fmt.Sprintf("agent, %d processes naming its state dir, %d tasks", procs, len(tasks)), at, errors.Join(errs...)
 }
 
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.
@@ -281,8 +348,8 @@ func (fc *faultCluster) pidOf(name string) int { return fc.proc(name).cmd.Proces
 
 // cleanup ends every process (kiln's roles first, gracefully, so agents
 // stop their instances; then etcd), anything else whose command line names
-// the cluster's directory, and removes both agents' bridges and nftables
-// tables.
+// the cluster's directory, and removes every agent's bridge and nftables
+// table.
 func (fc *faultCluster) cleanup() {
 	fc.pmu.Lock()
 	var roles, members []*proc
@@ -331,8 +398,9 @@ func (fc *faultCluster) cleanup() {
 }
 
 // killNaming kills every process whose command line contains s (processes
-// a killed agent left, such as per-instance helpers).
-func killNaming(s string) {
+// a killed agent left, such as per-instance helpers) and says how many.
+func killNaming(s string) int {
+	n := 0
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -340,9 +408,12 @@ func killNaming(s string) {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			if syscall.Kill(pid, syscall.SIGKILL) == nil {
+				n++
+			}
 		}
 	}
+	return n
 }
 
 // unmountUnder detaches every mount below dir.
@@ -495,7 +566,7 @@ func dialable(addr string) error {
 // up, etcd with one leader, both apiservers and xds replicas listening, both
 // activators registered, a leader of every singleton, nodes registered, each
 // service answering its body through the gateway from minScale ready
-// instances of its latest revision.
+// instances of its latest revision on nodes.
 func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale int) error {
 	fc.pmu.Lock()
 	for _, p := range fc.processes {
@@ -554,12 +625,8 @@ func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale
 		if err != nil {
 			return err
 		}
-		total := 0
-		for _, n := range pl {
-			total += n
-		}
-		if total < minScale {
-			return fmt.Errorf("%s has %d ready instances (%v), want %d", rev, total, pl, minScale)
+		if total := readyOn(pl, nodes); total < minScale {
+			return fmt.Errorf("%s has %d ready instances on %v (%v), want %d", rev, total, nodes, pl, minScale)
 		}
 	}
 	return nil
@@ -595,6 +662,17 @@ func (fc *faultCluster) activatorsRegistered() error {
 		return fmt.Errorf("activators registered %v, want the running ones %v", got, want)
 	}
 	return nil
+}
+
+// readyOn is how many of a placement's ready instances run on nodes.
+func readyOn(pl map[string]int, nodes []string) int {
+	total := 0
+	for n, c := range pl {
+		if containsStr(nodes, n) {
+			total += c
+		}
+	}
+	return total
 }
 
 func containsStr(ss []string, s string) bool {
