@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -203,59 +204,75 @@ func (fc *faultCluster) stateDir(node string) string { return filepath.Join(fc.d
 func (fc *faultCluster) nodeNamespace(node string) string { return "kiln-faults-" + node }
 
 // killNode kills node whole, at once (SIGKILL): its agent, every process
-// naming its state directory (the instances' queue-proxies) and every task
-// of its containerd namespace, as a machine losing power would. It returns
-// once the agent is gone, with what it killed and when the kills began.
+// naming its state directory (the instances' queue-proxies) and every
+// running task of its containerd namespace, as a machine losing power
+// would. Every pid is found beforehand, so the kills take a moment; then
+// containerd kills what the tasks' first processes left. It returns once
+// the agent is gone and every task stopped, with what it killed and when
+// the kills began.
 func (fc *faultCluster) killNode(node string) (what string, at time.Time, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Connected and listed beforehand, so the kills themselves are quick.
 	ctrd, err := containerd.New(fc.ctrdAddress)
 	if err != nil {
 		return "", at, err
 	}
 	defer ctrd.Close()
 	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
-	listTasks := func() ([]containerd.Task, error) {
+	runningTasks := func() ([]containerd.Task, error) {
 		ctrs, err := ctrd.Containers(nctx)
 		if err != nil {
 			return nil, fmt.Errorf("list containers of %s: %w", node, err)
 		}
 		var tasks []containerd.Task
 		for _, ctr := range ctrs {
-			if task, err := ctr.Task(nctx, nil); err == nil {
+			task, err := ctr.Task(nctx, nil)
+			if err != nil {
+				continue
+			}
+			if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
 				tasks = append(tasks, task)
 			}
 		}
 		return tasks, nil
 	}
-	tasks, err := listTasks()
+	tasks, err := runningTasks()
 	if err != nil {
 		return "", at, err
 	}
 	agent := fc.proc("agent-" + node)
-	var wg sync.WaitGroup
-	var procs int
-	errs := make([]error, len(tasks))
+	// Besides the agent, whose command line names it too.
+	naming := slices.DeleteFunc(pidsNaming(fc.stateDir(node)), func(pid int) bool { return pid == agent.cmd.Process.Pid })
+	pids := append([]int{agent.cmd.Process.Pid}, naming...)
+	for _, task := range tasks {
+		pids = append(pids, int(task.Pid()))
+	}
 	at = time.Now()
-	wg.Go(func() { agent.cmd.Process.Kill() })
-	wg.Go(func() { procs = killNaming(fc.stateDir(node)) })
-	for i, task := range tasks {
-		wg.Go(func() { errs[i] = task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll) })
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	wg.Wait()
 	<-agent.done
-	// A task the agent started while the others were being killed.
-	late, err := listTasks()
-	if err != nil {
-		return "", at, err
-	}
-	for _, task := range late {
-		if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
-			errs = append(errs, task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll))
+	// What the first processes left, a queue-proxy or a task started
+	// while the pids were gathered.
+	killNaming(fc.stateDir(node))
+	var errs []error
+	err = waitUntil(10*time.Second, func() error {
+		left, err := runningTasks()
+		if err != nil {
+			return err
 		}
+		for _, task := range left {
+			_ = task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("%d tasks of %s still running", len(left), node)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
 	}
-	return fmt.Sprintf("agent, %d processes naming its state dir, %d tasks", procs, len(tasks)), at, errors.Join(errs...)
+	return fmt.Sprintf("agent, %d processes naming its state dir, %d running tasks", len(naming), len(tasks)), at, errors.Join(errs...)
 }
 
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.
@@ -398,9 +415,17 @@ func (fc *faultCluster) cleanup() {
 }
 
 // killNaming kills every process whose command line contains s (processes
-// a killed agent left, such as per-instance helpers) and says how many.
-func killNaming(s string) int {
-	n := 0
+// a killed agent left, such as per-instance helpers).
+func killNaming(s string) {
+	for _, pid := range pidsNaming(s) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// pidsNaming lists the processes (not this one) whose command line
+// contains s.
+func pidsNaming(s string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -408,12 +433,10 @@ func killNaming(s string) int {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-			if syscall.Kill(pid, syscall.SIGKILL) == nil {
-				n++
-			}
+			pids = append(pids, pid)
 		}
 	}
-	return n
+	return pids
 }
 
 // unmountUnder detaches every mount below dir.
