@@ -209,13 +209,13 @@ func (fc *faultCluster) nodeNamespace(node string) string { return "kiln-faults-
 // would. Every pid is found beforehand, so the kills take a moment; then
 // containerd kills what the tasks' first processes left. It returns once
 // the agent is gone and every task stopped, with what it killed and when
-// the kills began.
-func (fc *faultCluster) killNode(node string) (what string, at time.Time, err error) {
+// the kills began and were sent.
+func (fc *faultCluster) killNode(node string) (what string, at, sent time.Time, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctrd, err := containerd.New(fc.ctrdAddress)
 	if err != nil {
-		return "", at, err
+		return "", at, sent, err
 	}
 	defer ctrd.Close()
 	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
@@ -238,7 +238,7 @@ func (fc *faultCluster) killNode(node string) (what string, at time.Time, err er
 	}
 	tasks, err := runningTasks()
 	if err != nil {
-		return "", at, err
+		return "", at, sent, err
 	}
 	agent := fc.proc("agent-" + node)
 	// Besides the agent, whose command line names it too.
@@ -251,6 +251,7 @@ func (fc *faultCluster) killNode(node string) (what string, at time.Time, err er
 	for _, pid := range pids {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
+	sent = time.Now()
 	<-agent.done
 	// What the first processes left, a queue-proxy or a task started
 	// while the pids were gathered.
@@ -272,7 +273,7 @@ func (fc *faultCluster) killNode(node string) (what string, at time.Time, err er
 	if err != nil {
 		errs = append(errs, err)
 	}
-	return fmt.Sprintf("agent, %d processes naming its state dir, %d running tasks", len(naming), len(tasks)), at, errors.Join(errs...)
+	return fmt.Sprintf("agent, %d processes naming its state dir, %d running tasks", len(naming), len(tasks)), at, sent, errors.Join(errs...)
 }
 
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.

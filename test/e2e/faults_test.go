@@ -147,15 +147,14 @@ func TestFaults(t *testing.T) {
 				}
 				return
 			}
-			// In flight when the node died: started before the last kill,
-			// not failed before the first.
+			// In flight when the node died: started before all of it was
+			// gone, not failed before the first kill.
 			inFlight := func(lf loadFailure) bool { return lf.start.Before(o.killEnd) && !lf.end.Before(o.killStart) }
 			nIn, firstIn := w.samples(inFlight)
 			nOther, firstOther := w.samples(func(lf loadFailure) bool { return !inFlight(lf) })
 			r := row(w, f.name, strings.TrimPrefix(victim, "agent-")+" whole", nIn, o.timings)
-			t.Logf("%s: killed %s (%s) in %v; %d requests, %d failed, %d of them in flight at the kill (first: %s); %s", f.name,
-				strings.TrimPrefix(victim, "agent-"), o.killed, o.killEnd.Sub(o.killStart).Round(time.Millisecond), r.sent, r.failed, nIn,
-				strings.Join(firstIn, "; "), o.timings)
+			t.Logf("%s: killed %s (%s); %d requests, %d failed, %d of them in flight at the kill %v; %s", f.name,
+				strings.TrimPrefix(victim, "agent-"), o.killed, r.sent, r.failed, nIn, firstIn, o.timings)
 			if nOther > 0 {
 				t.Errorf("losing %s failed %d requests not in flight at the kill (window from %s, kill at +%.1fs), first: %s", victim, nOther,
 					w.start.Format("15:04:05.000"), o.killStart.Sub(w.start).Seconds(), strings.Join(firstOther, "; "))
@@ -202,7 +201,7 @@ type outcome struct {
 	timings string
 	// killStart and killEnd bound the kill (for a whole node, several).
 	killStart, killEnd time.Time
-	// killed says what a whole node's kill hit.
+	// killed says what a whole node's kill hit and how long it took.
 	killed string
 }
 
@@ -224,13 +223,14 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 	var o outcome
 	o.killStart = time.Now()
 	if f.wholeNode {
-		what, at, err := fc.killNode(strings.TrimPrefix(victim, "agent-"))
+		what, at, sent, err := fc.killNode(strings.TrimPrefix(victim, "agent-"))
 		if err != nil {
 			t.Errorf("kill %s whole: %v", victim, err)
 		}
-		o.killed = what
 		if !at.IsZero() {
 			o.killStart = at
+			o.killed = fmt.Sprintf("%s; SIGKILLs sent in %v, all gone after %v", what, sent.Sub(at).Round(time.Microsecond),
+				time.Since(at).Round(time.Millisecond))
 		}
 	} else {
 		fc.kill(victim)
