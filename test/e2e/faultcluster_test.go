@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +21,9 @@ import (
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	containerd "github.com/containerd/containerd/v2/client"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
 
 	kc "github.com/kiln-serving/kiln/internal/cluster"
 	"github.com/kiln-serving/kiln/internal/election"
@@ -65,8 +69,8 @@ type proc struct {
 }
 
 // faultCluster is a kiln installation for fault tests: three etcd members,
-// two of every role (two agents, node-1 and node-2, each with its own
-// bridge, subnet and containerd namespace on one containerd), one gateway
+// two of every role, three agents (node-1, node-2 and node-3, each with its
+// own bridge, subnet and containerd namespace on one containerd), one gateway
 // reaching both xds replicas and a CLI reaching both apiservers. Every
 // process can be killed (SIGKILL) and started again.
 type faultCluster struct {
@@ -93,7 +97,7 @@ func startFaultCluster(t *testing.T) *faultCluster {
 	member := etcdMemberBinary(t)
 	c := &cluster{t: t, kiln: kiln, kilnd: kilnd, dir: t.TempDir(), procs: map[string]*exec.Cmd{}}
 	fc := &faultCluster{cluster: c, processes: map[string]*proc{}, bridges: map[string]string{}, subnets: map[string]string{},
-		nodes: []string{"node-1", "node-2"}}
+		nodes: []string{"node-1", "node-2", "node-3"}}
 	c.ctrdAddress = testenv.StartContainerd(t)
 	// Registered after containerd's cleanup, so it runs before it: every
 	// process ends (agents stop their instances) before containerd removes
@@ -127,7 +131,9 @@ func startFaultCluster(t *testing.T) *faultCluster {
 
 	c.serveSampleImage()
 	c.issueRoleCerts()
-	c.certs["agent/node-2"] = c.issue("agent-node-2", pki.Identity{Role: pki.RoleAgent, Name: "node-2"})
+	for _, node := range fc.nodes[1:] {
+		c.certs["agent/"+node] = c.issue("agent-"+node, pki.Identity{Role: pki.RoleAgent, Name: node})
+	}
 	c.tokenFile = filepath.Join(c.dir, "token")
 	os.WriteFile(c.tokenFile, []byte(fmt.Sprintf("e2e-%d\n", rand.Int63())), 0o600)
 	c.keyFile = filepath.Join(c.dir, "encryption-keys.yaml")
@@ -175,20 +181,99 @@ func startFaultCluster(t *testing.T) *faultCluster {
 		if node != "node-1" {
 			certs = c.certs["agent/"+node]
 		}
-		fc.kilnd("agent-"+node, "agent", "--node-name", node, "--containerd-address", c.ctrdAddress, "--containerd-namespace", "kiln-faults-"+node,
-			"--state-dir", filepath.Join(c.dir, "agent-"+node), "--bridge", fc.bridges[node], "--subnet", fc.subnets[node], "--stop-on-exit",
+		fc.kilnd("agent-"+node, "agent", "--node-name", node, "--containerd-address", c.ctrdAddress, "--containerd-namespace", fc.nodeNamespace(node),
+			"--state-dir", fc.stateDir(node), "--bridge", fc.bridges[node], "--subnet", fc.subnets[node], "--stop-on-exit",
 			"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile,
 			"--tls-ca-file", certs.CA, "--tls-cert-file", certs.Cert, "--tls-key-file", certs.Key)
 	}
 	for _, api := range fc.apis {
 		c.waitHTTPWith(c.apiClient, api+"/healthz", 30*time.Second)
 	}
-	// Both nodes before any placement, so the scheduler can spread.
-	c.waitFor("both nodes registered", 30*time.Second, func() bool {
+	// Every node before any placement, so the scheduler can spread.
+	c.waitFor("every node registered", 30*time.Second, func() bool {
 		n, err := fc.countKeys(store.NodesPrefix)
 		return err == nil && n == len(fc.nodes)
 	})
 	return fc
+}
+
+// stateDir is the state directory of node's agent.
+func (fc *faultCluster) stateDir(node string) string { return filepath.Join(fc.dir, "agent-"+node) }
+
+// nodeNamespace is the containerd namespace of node's agent.
+func (fc *faultCluster) nodeNamespace(node string) string { return "kiln-faults-" + node }
+
+// killNode kills node whole, at once (SIGKILL): its agent, every process
+// naming its state directory (the instances' queue-proxies) and every
+// running task of its containerd namespace, as a machine losing power
+// would. Every pid is found beforehand, so the kills take a moment; then
+// containerd kills what the tasks' first processes left. It returns once
+// the agent is gone and every task stopped, with what it killed and when
+// the kills began and were sent.
+func (fc *faultCluster) killNode(node string) (what string, at, sent time.Time, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctrd, err := containerd.New(fc.ctrdAddress)
+	if err != nil {
+		return "", at, sent, err
+	}
+	defer ctrd.Close()
+	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
+	runningTasks := func() ([]containerd.Task, error) {
+		ctrs, err := ctrd.Containers(nctx)
+		if err != nil {
+			return nil, fmt.Errorf("list containers of %s: %w", node, err)
+		}
+		var tasks []containerd.Task
+		for _, ctr := range ctrs {
+			task, err := ctr.Task(nctx, nil)
+			if err != nil {
+				continue
+			}
+			if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
+				tasks = append(tasks, task)
+			}
+		}
+		return tasks, nil
+	}
+	tasks, err := runningTasks()
+	if err != nil {
+		return "", at, sent, err
+	}
+	agent := fc.proc("agent-" + node)
+	// Besides the agent, whose command line names it too.
+	naming := slices.DeleteFunc(pidsNaming(fc.stateDir(node)), func(pid int) bool { return pid == agent.cmd.Process.Pid })
+	pids := append([]int{agent.cmd.Process.Pid}, naming...)
+	for _, task := range tasks {
+		pids = append(pids, int(task.Pid()))
+	}
+	at = time.Now()
+	for _, pid := range pids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	sent = time.Now()
+	<-agent.done
+	// What the first processes left, a queue-proxy or a task started
+	// while the pids were gathered.
+	killNaming(fc.stateDir(node))
+	var errs []error
+	err = waitUntil(10*time.Second, func() error {
+		left, err := runningTasks()
+		if err != nil {
+			return err
+		}
+		for _, task := range left {
+			_ = task.Kill(nctx, syscall.SIGKILL, containerd.WithKillAll)
+		}
+		if len(left) > 0 {
+			return fmt.Errorf("%d tasks of %s still running", len(left), node)
+		}
+		return nil
+	})
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return fmt.Sprintf("agent, %d processes naming its state dir, %d running tasks", len(naming), len(tasks)), at, sent, errors.Join(errs...)
 }
 
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.
@@ -281,8 +366,8 @@ func (fc *faultCluster) pidOf(name string) int { return fc.proc(name).cmd.Proces
 
 // cleanup ends every process (kiln's roles first, gracefully, so agents
 // stop their instances; then etcd), anything else whose command line names
-// the cluster's directory, and removes both agents' bridges and nftables
-// tables.
+// the cluster's directory, and removes every agent's bridge and nftables
+// table.
 func (fc *faultCluster) cleanup() {
 	fc.pmu.Lock()
 	var roles, members []*proc
@@ -333,6 +418,15 @@ func (fc *faultCluster) cleanup() {
 // killNaming kills every process whose command line contains s (processes
 // a killed agent left, such as per-instance helpers).
 func killNaming(s string) {
+	for _, pid := range pidsNaming(s) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// pidsNaming lists the processes (not this one) whose command line
+// contains s.
+func pidsNaming(s string) []int {
+	var pids []int
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
 		b, err := os.ReadFile(p)
@@ -340,9 +434,10 @@ func killNaming(s string) {
 			continue
 		}
 		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil && pid != os.Getpid() {
-			_ = syscall.Kill(pid, syscall.SIGKILL)
+			pids = append(pids, pid)
 		}
 	}
+	return pids
 }
 
 // unmountUnder detaches every mount below dir.
@@ -495,7 +590,7 @@ func dialable(addr string) error {
 // up, etcd with one leader, both apiservers and xds replicas listening, both
 // activators registered, a leader of every singleton, nodes registered, each
 // service answering its body through the gateway from minScale ready
-// instances of its latest revision.
+// instances of its latest revision on nodes.
 func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale int) error {
 	fc.pmu.Lock()
 	for _, p := range fc.processes {
@@ -554,12 +649,8 @@ func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale
 		if err != nil {
 			return err
 		}
-		total := 0
-		for _, n := range pl {
-			total += n
-		}
-		if total < minScale {
-			return fmt.Errorf("%s has %d ready instances (%v), want %d", rev, total, pl, minScale)
+		if total := readyOn(pl, nodes); total < minScale {
+			return fmt.Errorf("%s has %d ready instances on %v (%v), want %d", rev, total, nodes, pl, minScale)
 		}
 	}
 	return nil
@@ -595,6 +686,17 @@ func (fc *faultCluster) activatorsRegistered() error {
 		return fmt.Errorf("activators registered %v, want the running ones %v", got, want)
 	}
 	return nil
+}
+
+// readyOn is how many of a placement's ready instances run on nodes.
+func readyOn(pl map[string]int, nodes []string) int {
+	total := 0
+	for n, c := range pl {
+		if containsStr(nodes, n) {
+			total += c
+		}
+	}
+	return total
 }
 
 func containsStr(ss []string, s string) bool {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +21,10 @@ type fault struct {
 	restartAfter time.Duration
 	// leader, when set, is the role whose next leader is timed.
 	leader string
+	// wholeNode: the victim, an agent, dies with its node: every
+	// queue-proxy and container of the node is killed at the same moment.
+	// Only requests in flight at that moment may fail.
+	wholeNode bool
 }
 
 func named(name string) func(*faultCluster) (string, error) {
@@ -34,20 +39,27 @@ func leaderOf(role string) func(*faultCluster) (string, error) {
 type faultRow struct {
 	fault, killed         string
 	sent, failed, skipped int64
-	timings               string
+	// inFlight of the failures are of requests in flight when a whole
+	// node died.
+	inFlight int
+	timings  string
 }
 
 // TestFaults: kill -9 of any one process of any role, under steady load
 // through the gateway to a Service served straight by its instances and one
 // with the activator always in its path, fails no request, and a Service
 // update made during the fault converges. Each fault hits a whole, warm
-// cluster (three etcd members, two of every role, two agents): the killed
+// cluster (three etcd members, two of every role, three agents): the killed
 // process is started again and the cluster is whole before the next one,
-// except the last, an agent left dead, whose instances are re-placed on the
-// other node. Timings are printed, never asserted.
+// except two left dead, whose instances are re-placed on the nodes left: a
+// whole node lost at once (agent, queue-proxies and containers), which fails
+// only requests in flight at that moment, and last an agent alone. Timings
+// are printed, never asserted.
 func TestFaults(t *testing.T) {
 	fc := startFaultCluster(t)
-	const minScale = 2
+	// One instance of each service per node (the scheduler spreads a
+	// revision's instances), so the node lost holds some of both.
+	const minScale = 3
 	services := map[string][]string{
 		// Served straight by its instances: with no burst capacity asked
 		// for, the activator leaves its path once instances are ready.
@@ -83,13 +95,15 @@ func TestFaults(t *testing.T) {
 	fc.load = load
 	time.Sleep(5 * time.Second) // warm: connections, the activator's view
 	var rows []faultRow
-	row := func(w *loadWindow, fault, killed, timings string) faultRow {
-		r := faultRow{fault: fault, killed: killed, sent: w.sent.Load(), failed: w.failed.Load(), skipped: w.skipped.Load(), timings: timings}
+	row := func(w *loadWindow, fault, killed string, inFlight int, timings string) faultRow {
+		r := faultRow{fault: fault, killed: killed, sent: w.sent.Load(), failed: w.failed.Load(), skipped: w.skipped.Load(),
+			inFlight: inFlight, timings: timings}
 		rows = append(rows, r)
 		return r
 	}
-	if w := load.window("baseline"); row(w, "(no fault)", "", "").failed > 0 {
-		t.Errorf("without any fault %d of %d requests failed, first: %s", w.failed.Load(), w.sent.Load(), strings.Join(w.failures(), "; "))
+	if w := load.window("baseline"); row(w, "(no fault)", "", 0, "").failed > 0 {
+		_, first := w.samples(nil)
+		t.Errorf("without any fault %d of %d requests failed, first: %s", w.failed.Load(), w.sent.Load(), strings.Join(first, "; "))
 	}
 
 	faults := []fault{
@@ -101,30 +115,52 @@ func TestFaults(t *testing.T) {
 		{name: "autoscaler-leader", victim: leaderOf("autoscaler"), leader: "autoscaler"},
 		{name: "etcd-member", victim: func(fc *faultCluster) (string, error) { return fc.etcdLeader() }},
 		{name: "agent-restarted", victim: named("agent-node-1"), restartAfter: time.Second},
+		{name: "node-lost", victim: named("agent-node-3"), restartAfter: -1, wholeNode: true},
 		{name: "agent-dead", victim: named("agent-node-2"), restartAfter: -1},
 	}
+	// live are the nodes whose agent runs (or is started again).
+	live := slices.Clone(allNodes)
 	for _, f := range faults {
 		ok := t.Run(f.name, func(t *testing.T) {
 			victim, err := f.victim(fc)
 			if err != nil {
 				t.Fatalf("pick the process to kill: %v", err)
 			}
-			nodes := allNodes
-			if f.restartAfter < 0 {
-				nodes = []string{"node-1"}
+			if f.wholeNode {
+				fc.logPlacement(t, "before "+f.name)
+				fc.requireOn(t, strings.TrimPrefix(victim, "agent-"))
 			}
-			timings := fc.inflict(t, f, victim, bodies, nodes, minScale)
+			if f.restartAfter < 0 {
+				live = slices.DeleteFunc(live, func(n string) bool { return n == strings.TrimPrefix(victim, "agent-") })
+			}
+			o := fc.inflict(t, f, victim, bodies, live, minScale)
 			// Late failures (a stale endpoint, a lease running out) still
 			// count for this fault.
 			time.Sleep(3 * time.Second)
 			w := load.window("after " + f.name)
-			r := row(w, f.name, victim, timings)
-			t.Logf("%s: killed %s; %d requests, %d failed; %s", f.name, victim, r.sent, r.failed, timings)
-			if r.failed > 0 {
-				t.Errorf("kill -9 of %s failed %d of %d requests, first: %s", victim, r.failed, r.sent, strings.Join(w.failures(), "; "))
+			if !f.wholeNode {
+				r := row(w, f.name, victim, 0, o.timings)
+				t.Logf("%s: killed %s; %d requests, %d failed; %s", f.name, victim, r.sent, r.failed, o.timings)
+				if r.failed > 0 {
+					_, first := w.samples(nil)
+					t.Errorf("kill -9 of %s failed %d of %d requests, first: %s", victim, r.failed, r.sent, strings.Join(first, "; "))
+				}
+				return
+			}
+			// In flight when the node died: started before all of it was
+			// gone, not failed before the first kill.
+			inFlight := func(lf loadFailure) bool { return lf.start.Before(o.killEnd) && !lf.end.Before(o.killStart) }
+			nIn, firstIn := w.samples(inFlight)
+			nOther, firstOther := w.samples(func(lf loadFailure) bool { return !inFlight(lf) })
+			r := row(w, f.name, strings.TrimPrefix(victim, "agent-")+" whole", nIn, o.timings)
+			t.Logf("%s: killed %s (%s); %d requests, %d failed, %d of them in flight at the kill %v; %s", f.name,
+				strings.TrimPrefix(victim, "agent-"), o.killed, r.sent, r.failed, nIn, firstIn, o.timings)
+			if nOther > 0 {
+				t.Errorf("losing %s failed %d requests not in flight at the kill (window from %s, kill at +%.1fs), first: %s", victim, nOther,
+					w.start.Format("15:04:05.000"), o.killStart.Sub(w.start).Seconds(), strings.Join(firstOther, "; "))
 			}
 		})
-		if !ok && waitUntil(time.Minute, func() error { return fc.whole(nodesAfter(f, allNodes), bodies, minScale) }) != nil {
+		if !ok && waitUntil(time.Minute, func() error { return fc.whole(live, bodies, minScale) }) != nil {
 			// Only go on with a whole cluster: later faults must not pay
 			// for an earlier one.
 			t.Errorf("cluster not whole after %s; later faults skipped", f.name)
@@ -134,28 +170,48 @@ func TestFaults(t *testing.T) {
 	fc.logPlacement(t, "after the faults")
 	var b strings.Builder
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "fault\tkilled\tsent\tfailed\tskipped\ttimings")
+	fmt.Fprintln(tw, "fault\tkilled\tsent\tfailed\t(in flight)\tskipped\ttimings")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\n", r.fault, r.killed, r.sent, r.failed, r.skipped, r.timings)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%s\n", r.fault, r.killed, r.sent, r.failed, r.inFlight, r.skipped, r.timings)
 	}
 	tw.Flush()
 	t.Logf("kill -9 under %d req/s (each held %v) to each of %d services:\n%s", rate, hold, len(services), b.String())
 }
 
-func nodesAfter(f fault, all []string) []string {
-	if f.restartAfter < 0 {
-		return all[:1]
+// requireOn fails t unless node runs a ready instance of every service's
+// latest revision.
+func (fc *faultCluster) requireOn(t *testing.T, node string) {
+	for _, svc := range []string{"direct", "buffered"} {
+		rev, err := fc.latestReady(svc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pl, err := fc.placement(rev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if pl[node] == 0 {
+			t.Errorf("%s (%s) has no ready instance on %s (%s): its loss would test nothing", svc, rev, node, describePlacement(pl))
+		}
 	}
-	return all
 }
 
-// inflict kills victim, updates every service at once, measures what f
-// asks for, brings the victim back as f says and waits until the cluster is
-// whole. It returns the timings, measured from the kill. The load's
-// window of the fault runs from the end of the previous one (nothing
-// between two faults goes uncounted) to a few seconds after the cluster is
-// whole again.
-func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map[string]string, nodes []string, minScale int) string {
+// outcome is what inflict measured.
+type outcome struct {
+	timings string
+	// killStart and killEnd bound the kill (for a whole node, several).
+	killStart, killEnd time.Time
+	// killed says what a whole node's kill hit and how long it took.
+	killed string
+}
+
+// inflict kills victim (with its node when f says so), updates every
+// service at once, measures what f asks for, brings the victim back as f
+// says and waits until the cluster is whole on nodes. Timings are measured
+// from the kill. The load's window of the fault runs from the end of the
+// previous one (nothing between two faults goes uncounted) to a few seconds
+// after the cluster is whole again.
+func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map[string]string, nodes []string, minScale int) outcome {
 	var mu sync.Mutex
 	var timings []string
 	note := func(what string, d time.Duration) {
@@ -164,8 +220,23 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 		timings = append(timings, fmt.Sprintf("%s %.1fs", what, d.Seconds()))
 	}
 	var wg sync.WaitGroup
-	start := time.Now()
-	fc.kill(victim)
+	var o outcome
+	o.killStart = time.Now()
+	if f.wholeNode {
+		what, at, sent, err := fc.killNode(strings.TrimPrefix(victim, "agent-"))
+		if err != nil {
+			t.Errorf("kill %s whole: %v", victim, err)
+		}
+		if !at.IsZero() {
+			o.killStart = at
+			o.killed = fmt.Sprintf("%s; SIGKILLs sent in %v, all gone after %v", what, sent.Sub(at).Round(time.Microsecond),
+				time.Since(at).Round(time.Millisecond))
+		}
+	} else {
+		fc.kill(victim)
+	}
+	o.killEnd = time.Now()
+	start := o.killStart
 	if f.restartAfter > 0 {
 		time.Sleep(f.restartAfter)
 		if err := fc.restart(victim); err != nil {
@@ -223,6 +294,28 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 			}
 			note(node+" instances gone", time.Since(start))
 		})
+		for _, svc := range []string{"direct", "buffered"} {
+			wg.Go(func() {
+				// Re-placed: minScale ready instances of the latest ready
+				// revision (the one before the update or after) on nodes.
+				err := waitUntil(2*time.Minute, func() error {
+					rev, err := fc.latestReady(svc)
+					if err != nil {
+						return err
+					}
+					pl, err := fc.placement(rev)
+					if err == nil && readyOn(pl, nodes) < minScale {
+						err = fmt.Errorf("%s: %s", rev, describePlacement(pl))
+					}
+					return err
+				})
+				if err != nil {
+					t.Errorf("%s never re-placed on %v: %v", svc, nodes, err)
+					return
+				}
+				note(svc+" re-placed", time.Since(start))
+			})
+		}
 	}
 	var hosts []string
 	for host := range bodies {
@@ -279,7 +372,8 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 			}
 		}
 	}
-	return strings.Join(timings, ", ")
+	o.timings = strings.Join(timings, ", ")
+	return o
 }
 
 // logPlacement prints where each service's latest revision runs.

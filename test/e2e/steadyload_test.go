@@ -21,23 +21,37 @@ type loadWindow struct {
 	// inflight are the window's requests not answered yet.
 	inflight atomic.Int64
 	mu       sync.Mutex
-	samples  []string
+	failures []loadFailure
 }
 
-func (w *loadWindow) fail(host, what string) {
+// loadFailure is one failed request: when it started and ended, and why.
+type loadFailure struct {
+	start, end time.Time
+	host, what string
+}
+
+func (w *loadWindow) fail(start time.Time, host, what string) {
 	w.failed.Add(1)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.samples) < 5 {
-		w.samples = append(w.samples, fmt.Sprintf("+%.1fs %s: %s", time.Since(w.start).Seconds(), host, what))
-	}
+	w.failures = append(w.failures, loadFailure{start: start, end: time.Now(), host: host, what: what})
 }
 
-// failures is the first failures seen in the window.
-func (w *loadWindow) failures() []string {
+// samples is the first failures of the window for which keep is true (all
+// when keep is nil), and how many there are.
+func (w *loadWindow) samples(keep func(loadFailure) bool) (n int, first []string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]string(nil), w.samples...)
+	for _, f := range w.failures {
+		if keep != nil && !keep(f) {
+			continue
+		}
+		n++
+		if len(first) < 5 {
+			first = append(first, fmt.Sprintf("+%.1fs..+%.1fs %s: %s", f.start.Sub(w.start).Seconds(), f.end.Sub(w.start).Seconds(), f.host, f.what))
+		}
+	}
+	return n, first
 }
 
 // steadyLoad sends a fixed rate of GETs to each host through the gateway
@@ -101,6 +115,7 @@ func startSteadyLoad(gateway string, bodies map[string]string, rate, workers int
 // it started.
 func (l *steadyLoad) one(host string) {
 	w := l.cur.Load()
+	start := time.Now()
 	w.sent.Add(1)
 	w.inflight.Add(1)
 	defer w.inflight.Add(-1)
@@ -108,7 +123,7 @@ func (l *steadyLoad) one(host string) {
 	req.Host = host
 	resp, err := l.client.Do(req)
 	if err != nil {
-		w.fail(host, err.Error())
+		w.fail(start, host, err.Error())
 		return
 	}
 	b, err := io.ReadAll(resp.Body)
@@ -116,11 +131,11 @@ func (l *steadyLoad) one(host string) {
 	body := strings.TrimSpace(string(b))
 	switch {
 	case err != nil:
-		w.fail(host, fmt.Sprintf("%d, body cut: %v", resp.StatusCode, err))
+		w.fail(start, host, fmt.Sprintf("%d, body cut: %v", resp.StatusCode, err))
 	case resp.StatusCode != http.StatusOK:
-		w.fail(host, fmt.Sprintf("%d %q", resp.StatusCode, truncate(body, 200)))
+		w.fail(start, host, fmt.Sprintf("%d %q", resp.StatusCode, truncate(body, 200)))
 	case !l.accepts(host, body):
-		w.fail(host, fmt.Sprintf("200 with unexpected body %q", truncate(body, 200)))
+		w.fail(start, host, fmt.Sprintf("200 with unexpected body %q", truncate(body, 200)))
 	}
 }
 
