@@ -294,6 +294,23 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 			}
 			note(node+" instances gone", time.Since(start))
 		})
+		if !f.wholeNode {
+			// Fencing: the dead agent's queue-proxies, left serving, stop
+			// once no agent has called them for the node lease.
+			wg.Go(func() {
+				err := waitUntil(60*time.Second, func() error {
+					if pids := pidsNaming(fc.stateDir(node)); len(pids) > 0 {
+						return fmt.Errorf("processes of %s still run: %v", node, pids)
+					}
+					return nil
+				})
+				if err != nil {
+					t.Errorf("%s's queue-proxies never fenced themselves: %v", node, err)
+					return
+				}
+				note(node+" queue-proxies fenced", time.Since(start))
+			})
+		}
 		for _, svc := range []string{"direct", "buffered"} {
 			wg.Go(func() {
 				// Re-placed: minScale ready instances of the latest ready
