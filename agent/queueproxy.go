@@ -195,6 +195,9 @@ func (w *worker) startProcQueue(ln net.Listener) (*procQueue, error) {
 		"--control-socket", sock,
 		"--fence-timeout", a.cfg.QueueFenceTimeout.String(),
 		"--listen-fd", "3",
+		// Fenced, it stops the instance's containers too.
+		"--containerd-address", a.cfg.ContainerdAddress,
+		"--containerd-namespace", a.cfg.Namespace,
 	)
 	if cfg.H2C {
 		args = append(args, "--h2c")

@@ -66,6 +66,10 @@ type Report struct {
 type ControlConfig struct {
 	// Instance and Target name what the proxy fronts, for State.
 	Instance, Target string
+	// OnFence, when set, runs once the proxy has fenced itself and
+	// finished its requests in flight (the agent's StopInstance: the
+	// instance's containers stop too). Optional.
+	OnFence func(context.Context) error
 	// Fence is how long the proxy serves without any control request:
 	// past it, its agent is taken to be gone for longer than its node
 	// lease, the cluster to have re-placed its instances, and the proxy
@@ -124,7 +128,13 @@ func RunControlled(ctx context.Context, p *Proxy, ln, ctl net.Listener, cfg Cont
 				go r.end("fence", func(ctx context.Context) error {
 					log.Error("no word from the agent: assuming its node lease expired and its instances were re-placed; stopping (fencing)",
 						"instance", cfg.Instance, "silent_for", idle.Round(time.Millisecond).String(), "fence_timeout", cfg.Fence.String())
-					return p.Shutdown(ctx)
+					err := p.Shutdown(ctx)
+					if cfg.OnFence != nil {
+						if ferr := cfg.OnFence(ctx); ferr != nil {
+							log.Error("stop the fenced instance", "instance", cfg.Instance, "error", ferr)
+						}
+					}
+					return err
 				})
 			}
 		case err := <-serveErr:

@@ -301,6 +301,31 @@ func (r *Runtime) Remove(ctx context.Context, id string, grace time.Duration) er
 	return nil
 }
 
+// StopTask stops container id's task (SIGTERM, then SIGKILL after grace)
+// and deletes it, keeping the container, whose next owner removes or
+// restarts it. A container without task, or none at all, is not an error.
+func (r *Runtime) StopTask(ctx context.Context, id string, grace time.Duration) error {
+	ctx = r.ns(ctx)
+	ctr, err := r.client.LoadContainer(ctx, id)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load container %s: %w", id, mapErr(err))
+	}
+	task, err := ctr.Task(ctx, nil)
+	if cerrdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("load task %s: %w", id, mapErr(err))
+	}
+	if err := stopTask(ctx, task, grace); err != nil {
+		return fmt.Errorf("stop task %s: %w", id, err)
+	}
+	return nil
+}
+
 func stopTask(ctx context.Context, task containerd.Task, grace time.Duration) error {
 	st, err := task.Status(ctx)
 	if err != nil && !cerrdefs.IsNotFound(err) {

@@ -276,6 +276,32 @@ func (fc *faultCluster) killNode(node string) (what string, at, sent time.Time, 
 	return fmt.Sprintf("agent, %d processes naming its state dir, %d running tasks", len(naming), len(tasks)), at, sent, errors.Join(errs...)
 }
 
+// runningTasks counts the tasks of node's containerd namespace that have
+// not stopped.
+func (fc *faultCluster) runningTasks(node string) (int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctrd, err := containerd.New(fc.ctrdAddress)
+	if err != nil {
+		return 0, err
+	}
+	defer ctrd.Close()
+	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
+	ctrs, err := ctrd.Containers(nctx)
+	if err != nil {
+		return 0, fmt.Errorf("list containers of %s: %w", node, err)
+	}
+	n := 0
+	for _, ctr := range ctrs {
+		if task, err := ctr.Task(nctx, nil); err == nil {
+			if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
+				n++
+			}
+		}
+	}
+	return n, nil
+}
+
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.
 func freeSubnetExcept(t testing.TB, taken map[string]string) string {
 	for {

@@ -296,11 +296,15 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 		})
 		if !f.wholeNode {
 			// Fencing: the dead agent's queue-proxies, left serving, stop
-			// once no agent has called them for the node lease.
+			// once no agent has called them for the node lease, and stop
+			// their instances' containers.
 			wg.Go(func() {
 				err := waitUntil(60*time.Second, func() error {
 					if pids := pidsNaming(fc.stateDir(node)); len(pids) > 0 {
 						return fmt.Errorf("processes of %s still run: %v", node, pids)
+					}
+					if n, err := fc.runningTasks(node); err != nil || n > 0 {
+						return fmt.Errorf("%d tasks of %s still run (%v)", n, node, err)
 					}
 					return nil
 				})
@@ -308,7 +312,7 @@ func (fc *faultCluster) inflict(t *testing.T, f fault, victim string, bodies map
 					t.Errorf("%s's queue-proxies never fenced themselves: %v", node, err)
 					return
 				}
-				note(node+" queue-proxies fenced", time.Since(start))
+				note(node+" queue-proxies and containers fenced", time.Since(start))
 			})
 		}
 		for _, svc := range []string{"direct", "buffered"} {

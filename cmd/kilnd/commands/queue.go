@@ -29,6 +29,8 @@ var queueFlags = []cli.Flag{
 	&cli.DurationFlag{Name: "drain-delay", Usage: "how long a drain keeps serving after the probe turned not ready"},
 	&cli.StringFlag{Name: "control-socket", Usage: "unix socket of the control API the agent calls (required)"},
 	&cli.DurationFlag{Name: "fence-timeout", Usage: "without any control request for this long the agent is taken to be gone past its node lease: stop accepting, finish requests in flight and exit (the agent passes its node lease TTL)", Value: agent.DefaultLeaseTTL},
+	&cli.StringFlag{Name: "containerd-address", Usage: "containerd socket of the instance's containers: a fenced queue-proxy stops them (with --containerd-namespace; none stopped when empty)"},
+	&cli.StringFlag{Name: "containerd-namespace", Usage: "containerd namespace of the instance's containers"},
 	&cli.IntFlag{Name: "listen-fd", Usage: "inherited file descriptor of the listener to serve on (how the agent hands over a port from its pool); 0 for none"},
 	&cli.StringFlag{Name: "listen", Usage: "host:port to serve on, instead of --listen-fd"},
 }
@@ -38,6 +40,9 @@ type queueOptions struct {
 	proxy   queue.Config
 	control queue.ControlConfig
 	socket  string
+	// containerd and namespace find the instance's containers, which a
+	// fenced queue-proxy stops; empty: it stops none.
+	containerd, namespace string
 }
 
 var queueCommand = &cli.Command{
@@ -112,6 +117,12 @@ func queueConfig(c *cli.Context) (queueOptions, error) {
 	o.control = queue.ControlConfig{Instance: c.String("instance"), Target: c.String("target"),
 		Fence: c.Duration("fence-timeout"), DrainTimeout: c.Duration("timeout")}
 	o.socket = c.String("control-socket")
+	if addr, ns := c.String("containerd-address"), c.String("containerd-namespace"); addr != "" || ns != "" {
+		if addr == "" || ns == "" {
+			return o, errors.New("--containerd-address and --containerd-namespace: give both or neither")
+		}
+		o.containerd, o.namespace = addr, ns
+	}
 	return o, nil
 }
 
@@ -165,6 +176,11 @@ func runQueue(ctx context.Context, o queueOptions, ln net.Listener, log *slog.Lo
 				_ = os.Remove(o.socket)
 			}
 		}()
+	}
+	if o.containerd != "" {
+		o.control.OnFence = func(ctx context.Context) error {
+			return agent.StopInstance(ctx, o.containerd, o.namespace, o.control.Instance, log)
+		}
 	}
 	log.Info("queue-proxy serving", "address", ln.Addr().String(), "target", o.proxy.Target,
 		"control_socket", o.socket, "fence_timeout", o.control.Fence.String(), "pid", os.Getpid())

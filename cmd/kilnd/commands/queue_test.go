@@ -266,6 +266,7 @@ func TestQueueFlags(t *testing.T) {
 		{append(slices.Clone(base), "--container-concurrency", "-1", "--listen", "127.0.0.1:0"), "--container-concurrency"},
 		{slices.Clone(base), "--listen-fd or --listen"},
 		{append(slices.Clone(base), "--listen-fd", "3", "--listen", "127.0.0.1:0"), "--listen-fd and --listen"},
+		{append(slices.Clone(base), "--containerd-address", "/run/containerd/containerd.sock", "--listen", "127.0.0.1:0"), "--containerd-namespace"},
 	} {
 		err := NewApp().Run(tc.args)
 		if err == nil || !strings.Contains(err.Error(), tc.flag) {
