@@ -51,6 +51,7 @@ in one process on an embedded etcd for a single-machine setup.`,
 				return fmt.Errorf("--leader-ttl %v: must be a whole number of seconds, at least 1s", ttl)
 			}
 			leaderTTL = ttl
+			logArgs = []string{"--log-level", c.String("log-level"), "--log-format", c.String("log-format")}
 			return nil
 		},
 		Commands: []*cli.Command{
@@ -112,6 +113,11 @@ func identity() string {
 
 // leaderTTL is --leader-ttl, set once before any role starts.
 var leaderTTL = election.DefaultTTL
+
+// logArgs are the global --log-level and --log-format as given, set once
+// before any role starts: the agent passes them on to the kilnd queue
+// processes it starts, so their logs look like its own.
+var logArgs []string
 
 // lead runs fn under leader election for role until ctx ends.
 func lead(ctx context.Context, st *etcdstore.Store, role string, log *slog.Logger, fn election.LeadFunc) error {

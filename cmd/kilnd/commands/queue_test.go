@@ -274,3 +274,13 @@ func TestQueueFlags(t *testing.T) {
 		}
 	}
 }
+
+// The agent starts its queue-proxies with its own --log-level and
+// --log-format.
+func TestQueueProcessesLogAsTheAgent(t *testing.T) {
+	_ = NewApp().Run([]string{"kilnd", "--log-level", "debug", "--log-format", "json", "queue"}) // refused: no flags
+	want := []string{"--log-level", "debug", "--log-format", "json"}
+	if !slices.Equal(logArgs, want) {
+		t.Errorf("logArgs = %v, want %v", logArgs, want)
+	}
+}

@@ -657,7 +657,7 @@ func runAgent(ctx context.Context, st *etcdstore.Store, cfg agent.Config, apiLis
 	if err != nil {
 		return fmt.Errorf("own executable, to start queue-proxies with: %w", err)
 	}
-	cfg.QueueCommand, cfg.QueueTLSFiles = []string{exe, "queue"}, tf
+	cfg.QueueCommand, cfg.QueueTLSFiles = append(append([]string{exe}, logArgs...), "queue"), tf
 	g, ctx := errgroup.WithContext(ctx)
 	if apiListen != "" {
 		addr, err := serveHTTPMutual(ctx, g, apiListen, agent.LogsHandler(cfg.StateDir), tf, nodeAPICallers, log)
