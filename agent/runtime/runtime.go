@@ -280,6 +280,9 @@ func (r *Runtime) Attach(ctx context.Context, id string) (*Task, error) {
 // deletes the task, the container and its snapshot. A missing container is
 // not an error.
 func (r *Runtime) Remove(ctx context.Context, id string, grace time.Duration) error {
+	if err := r.StopTask(ctx, id, grace); err != nil {
+		return err
+	}
 	ctx = r.ns(ctx)
 	ctr, err := r.client.LoadContainer(ctx, id)
 	if cerrdefs.IsNotFound(err) {
@@ -287,13 +290,6 @@ func (r *Runtime) Remove(ctx context.Context, id string, grace time.Duration) er
 	}
 	if err != nil {
 		return fmt.Errorf("load container %s: %w", id, mapErr(err))
-	}
-	if task, err := ctr.Task(ctx, nil); err == nil {
-		if err := stopTask(ctx, task, grace); err != nil {
-			return fmt.Errorf("stop task %s: %w", id, err)
-		}
-	} else if !cerrdefs.IsNotFound(err) {
-		return fmt.Errorf("load task %s: %w", id, mapErr(err))
 	}
 	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, mapErr(err))
