@@ -157,14 +157,16 @@ func startCluster(t testing.TB) *cluster {
 	c.agentArgs = c.tlsArgs(pki.RoleAgent, "--node-name", "node-1", "--containerd-address", c.ctrdAddress, "--containerd-namespace", c.namespace,
 		"--state-dir", filepath.Join(c.dir, "agent"), "--bridge", bridge, "--subnet", subnet, "--stop-on-exit",
 		"--node-api-listen", fmt.Sprintf("127.0.0.1:%d", testenv.FreePort(t)), "--encryption-key-file", c.keyFile)
-	// Runs after every agent stopped: queue-proxy processes a killed
-	// agent left would otherwise outlive the test.
-	t.Cleanup(func() { stopQueueProcs(filepath.Join(c.dir, "agent")) })
-	c.start("agent", "agent", c.agentArgs...)
+	// Cleanups run last registered first: the bridge and the rules go
+	// once every agent stopped (an agent stopping tears its instances'
+	// networks down on the bridge), after the queue-proxy processes a
+	// killed agent left, which would otherwise outlive the test.
 	t.Cleanup(func() {
 		exec.Command("ip", "link", "del", bridge).Run()
 		exec.Command("nft", "delete", "table", "inet", "kiln-"+bridge).Run() // if the agent did not stop cleanly
 	})
+	t.Cleanup(func() { stopQueueProcs(filepath.Join(c.dir, "agent")) })
+	c.start("agent", "agent", c.agentArgs...)
 
 	c.waitHTTPWith(c.apiClient, c.api+"/healthz", 30*time.Second)
 	return c
