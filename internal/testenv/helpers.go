@@ -73,13 +73,15 @@ func FreePort(t testing.TB) int {
 	t.Helper()
 	// Below Linux's ephemeral range (32768-60999 by default): a port taken
 	// from :0 lies in it, and any outgoing connection may take it again
-	// between this check and the process that binds it. Ports are drawn at
-	// random so concurrent test binaries rarely try the same one.
-	// A port is handed out once per test binary.
+	// between this check and the process that binds it. Above the agent's
+	// default queue-proxy pool (20000-29999): a queue-proxy started while
+	// a test's process is down (killed, to be restarted on its port) could
+	// take it. Ports are drawn at random so concurrent test binaries
+	// rarely try the same one. A port is handed out once per test binary.
 	givenPorts.Lock()
 	defer givenPorts.Unlock()
 	for range 200 {
-		port := 20000 + rand.IntN(12000)
+		port := 30000 + rand.IntN(2700)
 		if givenPorts.m[port] {
 			continue
 		}

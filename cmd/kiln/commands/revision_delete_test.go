@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	metav1 "github.com/kiln-serving/kiln/api/meta/v1"
 	v1 "github.com/kiln-serving/kiln/api/serving/v1"
@@ -42,6 +43,18 @@ func TestRevisionDeleteAndPrune(t *testing.T) {
 	if _, err := e.reg.Services().Create(ctx, &v1.Service{Metadata: metav1.ObjectMeta{Name: "a", Namespace: "default"},
 		Spec: v1.ServiceSpec{ConfigurationSpec: v1.ConfigurationSpec{Template: cfg.Spec.Template}}}); err != nil {
 		t.Fatal(err)
+	}
+	// The fake controller stamps a-00001 for the Service before it first
+	// writes its status: wait for that, or its create could land after
+	// the prune below deleted a-00001 and bring it back.
+	for end := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		s, err := e.reg.Services().Get(ctx, "default", "a")
+		if err == nil && s.Status.ObservedGeneration >= 1 {
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the fake controller never observed service a: %v", err)
+		}
 	}
 
 	if out := e.mustRun("revision", "delete", "c-00001", "b-00002"); out != "Revision 'c-00001' deleted in namespace 'default'.\nRevision 'b-00002' deleted in namespace 'default'.\n" {
