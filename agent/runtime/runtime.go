@@ -280,16 +280,13 @@ func (r *Runtime) Attach(ctx context.Context, id string) (*Task, error) {
 // deletes the task, the container and its snapshot. A missing container is
 // not an error.
 func (r *Runtime) Remove(ctx context.Context, id string, grace time.Duration) error {
-	if err := r.StopTask(ctx, id, grace); err != nil {
+	ctx = r.ns(ctx)
+	ctr, err := r.loadContainer(ctx, id)
+	if ctr == nil {
 		return err
 	}
-	ctx = r.ns(ctx)
-	ctr, err := r.client.LoadContainer(ctx, id)
-	if cerrdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load container %s: %w", id, mapErr(err))
+	if err := stopTaskOf(ctx, ctr, id, grace); err != nil {
+		return err
 	}
 	if err := ctr.Delete(ctx, containerd.WithSnapshotCleanup); err != nil && !cerrdefs.IsNotFound(err) {
 		return fmt.Errorf("delete container %s: %w", id, mapErr(err))
@@ -302,13 +299,27 @@ func (r *Runtime) Remove(ctx context.Context, id string, grace time.Duration) er
 // restarts it. A container without task, or none at all, is not an error.
 func (r *Runtime) StopTask(ctx context.Context, id string, grace time.Duration) error {
 	ctx = r.ns(ctx)
+	ctr, err := r.loadContainer(ctx, id)
+	if ctr == nil {
+		return err
+	}
+	return stopTaskOf(ctx, ctr, id, grace)
+}
+
+// loadContainer loads container id; nil and no error when there is none.
+func (r *Runtime) loadContainer(ctx context.Context, id string) (containerd.Container, error) {
 	ctr, err := r.client.LoadContainer(ctx, id)
 	if cerrdefs.IsNotFound(err) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return fmt.Errorf("load container %s: %w", id, mapErr(err))
+		return nil, fmt.Errorf("load container %s: %w", id, mapErr(err))
 	}
+	return ctr, nil
+}
+
+// stopTaskOf stops and deletes ctr's task, if it has one.
+func stopTaskOf(ctx context.Context, ctr containerd.Container, id string, grace time.Duration) error {
 	task, err := ctr.Task(ctx, nil)
 	if cerrdefs.IsNotFound(err) {
 		return nil
