@@ -27,7 +27,7 @@ func StopInstance(ctx context.Context, address, namespace, instance string, log 
 	var errs []error
 	n := 0
 	for _, c := range cs {
-		if c.Labels[labelInstance] != instance || !c.Running {
+		if instanceOf(c) != instance || !c.Running {
 			continue
 		}
 		n++
