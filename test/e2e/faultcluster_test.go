@@ -219,24 +219,7 @@ func (fc *faultCluster) killNode(node string) (what string, at, sent time.Time, 
 	}
 	defer ctrd.Close()
 	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
-	runningTasks := func() ([]containerd.Task, error) {
-		ctrs, err := ctrd.Containers(nctx)
-		if err != nil {
-			return nil, fmt.Errorf("list containers of %s: %w", node, err)
-		}
-		var tasks []containerd.Task
-		for _, ctr := range ctrs {
-			task, err := ctr.Task(nctx, nil)
-			if err != nil {
-				continue
-			}
-			if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
-				tasks = append(tasks, task)
-			}
-		}
-		return tasks, nil
-	}
-	tasks, err := runningTasks()
+	tasks, err := runningTasksIn(nctx, ctrd, node)
 	if err != nil {
 		return "", at, sent, err
 	}
@@ -258,7 +241,7 @@ func (fc *faultCluster) killNode(node string) (what string, at, sent time.Time, 
 	killNaming(fc.stateDir(node))
 	var errs []error
 	err = waitUntil(10*time.Second, func() error {
-		left, err := runningTasks()
+		left, err := runningTasksIn(nctx, ctrd, node)
 		if err != nil {
 			return err
 		}
@@ -286,20 +269,28 @@ func (fc *faultCluster) runningTasks(node string) (int, error) {
 		return 0, err
 	}
 	defer ctrd.Close()
-	nctx := namespaces.WithNamespace(ctx, fc.nodeNamespace(node))
+	tasks, err := runningTasksIn(namespaces.WithNamespace(ctx, fc.nodeNamespace(node)), ctrd, node)
+	return len(tasks), err
+}
+
+// runningTasksIn lists the tasks that have not stopped in the containerd
+// namespace of nctx, node's.
+func runningTasksIn(nctx context.Context, ctrd *containerd.Client, node string) ([]containerd.Task, error) {
 	ctrs, err := ctrd.Containers(nctx)
 	if err != nil {
-		return 0, fmt.Errorf("list containers of %s: %w", node, err)
+		return nil, fmt.Errorf("list containers of %s: %w", node, err)
 	}
-	n := 0
+	var tasks []containerd.Task
 	for _, ctr := range ctrs {
-		if task, err := ctr.Task(nctx, nil); err == nil {
-			if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
-				n++
-			}
+		task, err := ctr.Task(nctx, nil)
+		if err != nil {
+			continue
+		}
+		if st, err := task.Status(nctx); err == nil && st.Status != containerd.Stopped {
+			tasks = append(tasks, task)
 		}
 	}
-	return n, nil
+	return tasks, nil
 }
 
 // freeSubnetExcept is testenv.FreeSubnet, never one of taken.
@@ -622,7 +613,7 @@ func (fc *faultCluster) whole(nodes []string, bodies map[string]string, minScale
 	for _, p := range fc.processes {
 		select {
 		case <-p.done:
-			if !strings.HasPrefix(p.name, "agent-") || containsStr(nodes, strings.TrimPrefix(p.name, "agent-")) {
+			if !strings.HasPrefix(p.name, "agent-") || slices.Contains(nodes, strings.TrimPrefix(p.name, "agent-")) {
 				fc.pmu.Unlock()
 				return fmt.Errorf("%s is not running", p.name)
 			}
@@ -718,20 +709,11 @@ func (fc *faultCluster) activatorsRegistered() error {
 func readyOn(pl map[string]int, nodes []string) int {
 	total := 0
 	for n, c := range pl {
-		if containsStr(nodes, n) {
+		if slices.Contains(nodes, n) {
 			total += c
 		}
 	}
 	return total
-}
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // describePlacement prints rev's ready instances per node, e.g.

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -59,13 +60,14 @@ func alive(pid int) bool {
 	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
 }
 
+// waitGone waits up to d for process pid to end.
 func waitGone(pid int, d time.Duration) bool {
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
-		if !alive(pid) {
-			return true
+	return waitUntil(d, func() error {
+		if alive(pid) {
+			return fmt.Errorf("process %d still runs", pid)
 		}
-	}
-	return !alive(pid)
+		return nil
+	}) == nil
 }
 
 // An agent killed with SIGKILL under steady load fails no request: each
