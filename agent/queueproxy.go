@@ -223,9 +223,7 @@ func (w *worker) startProcQueue(ln net.Listener) (*procQueue, error) {
 	}()
 	deadline := time.Now().Add(queueStartTimeout)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
-		st, err := q.ctl.State(ctx)
-		cancel()
+		st, err := stateOf(q.ctl)
 		if err == nil && st.PID == q.pid {
 			break
 		}
@@ -244,6 +242,14 @@ func (w *worker) startProcQueue(ln net.Listener) (*procQueue, error) {
 	return q, nil
 }
 
+// stateOf asks the queue-proxy process at ctl for its state, waiting at
+// most controlTimeout.
+func stateOf(ctl *queue.ControlClient) (queue.State, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
+	defer cancel()
+	return ctl.State(ctx)
+}
+
 func newProcQueue(log *slog.Logger, ctl *queue.ControlClient, pid int, exited chan struct{}) *procQueue {
 	return &procQueue{log: log, ctl: ctl, pid: pid, exited: exited, gone: make(chan struct{})}
 }
@@ -254,9 +260,7 @@ func newProcQueue(log *slog.Logger, ctl *queue.ControlClient, pid int, exited ch
 // nil.
 func (w *worker) adoptProcQueue(port int) *procQueue {
 	ctl := queue.NewControlClient(w.a.controlSocket(w.name))
-	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
-	defer cancel()
-	st, err := ctl.State(ctx)
+	st, err := stateOf(ctl)
 	if err != nil {
 		ctl.CloseIdle()
 		return nil
@@ -427,9 +431,7 @@ func (a *Agent) stopStrayQueues(live map[string]bool) {
 	socks, _ := filepath.Glob(filepath.Join(a.cfg.StateDir, "queue", "*.sock"))
 	for _, sock := range socks {
 		ctl := queue.NewControlClient(sock)
-		ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
-		st, err := ctl.State(ctx)
-		cancel()
+		st, err := stateOf(ctl)
 		switch {
 		case err != nil:
 			a.log.Info("removing stale queue-proxy control socket", "socket", sock)
@@ -447,9 +449,7 @@ func (a *Agent) stopStrayQueues(live map[string]bool) {
 // answers (an orphan container's).
 func (a *Agent) stopQueueOf(name string) {
 	ctl := queue.NewControlClient(a.controlSocket(name))
-	ctx, cancel := context.WithTimeout(context.Background(), controlTimeout)
-	st, err := ctl.State(ctx)
-	cancel()
+	st, err := stateOf(ctl)
 	if err == nil && st.Instance == name {
 		a.log.Info("stopping queue-proxy process of a removed container", "instance", name, "pid", st.PID)
 		stopProc(ctl, st.PID, nil)
